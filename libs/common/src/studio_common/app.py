@@ -1,0 +1,182 @@
+"""The service application factory shared by every HTTP service.
+
+``create_service_app`` builds nothing at import time: the lifespan connects the
+database, NATS (through a FastStream broker), the JWKS cache, starts the
+outbox relay and the event consumers, and tears them down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from studio_common.auth import JwksCache, JwtVerifier
+from studio_common.consumer import EventConsumers
+from studio_common.db import Database
+from studio_common.errors import ServiceUnavailable, install_problem_handlers, problem_response
+from studio_common.observability import RequestContextMiddleware, RequestMetrics, configure_logging
+from studio_common.outbox import MessagingTables, OutboxRelay, ensure_stream
+from studio_common.settings import ServiceSettings
+
+log = logging.getLogger("studio.app")
+
+
+@dataclass
+class Runtime:
+    """What the lifespan built; reachable as ``app.state.runtime``."""
+
+    settings: ServiceSettings
+    database: Database
+    broker: NatsBroker
+    verifier: JwtVerifier
+    relay: OutboxRelay | None = None
+    consumers: EventConsumers | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.broker.connection.jetstream()
+
+
+ConsumerRegistration = Callable[[EventConsumers], None]
+LifespanHook = Callable[[Runtime, AsyncExitStack], Any]
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    tables: MessagingTables | None = None,
+    register_consumers: ConsumerRegistration | None = None,
+    on_startup: LifespanHook | None = None,
+    description: str = "",
+) -> FastAPI:
+    service = settings.service_name
+    registry = CollectorRegistry()
+    metrics = RequestMetrics(registry, service)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(service, settings.log_level, settings.log_json)
+        async with AsyncExitStack() as stack:
+            database = Database.connect(
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                echo=settings.database_echo,
+            )
+            stack.push_async_callback(database.dispose)
+            broker = NatsBroker(
+                settings.nats_url, logger=logging.getLogger(f"studio.{service}.broker")
+            )
+            jwks = JwksCache(
+                settings.jwks_url,
+                ttl_seconds=settings.jwks_cache_seconds,
+                min_refetch_seconds=settings.jwks_min_refetch_seconds,
+            )
+            verifier = JwtVerifier(
+                jwks,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                authorized_parties=settings.jwt_authorized_parties,
+                role_claim=settings.jwt_role_claim,
+                leeway_seconds=settings.jwt_leeway_seconds,
+            )
+            runtime = Runtime(
+                settings=settings, database=database, broker=broker, verifier=verifier
+            )
+            app.state.runtime = runtime
+            app.state.database = database
+            app.state.verifier = verifier
+            app.state.metrics_registry = registry
+
+            if tables is not None and register_consumers is not None and settings.run_consumers:
+                runtime.consumers = EventConsumers(
+                    broker,
+                    database,
+                    tables,
+                    service=service,
+                    stream=settings.event_stream,
+                    subject_root=settings.event_subject_root,
+                    max_deliver=settings.consumer_max_deliver,
+                )
+                register_consumers(runtime.consumers)
+
+            await broker.connect()
+            stack.push_async_callback(broker.stop)
+            await ensure_stream(runtime.js, settings.event_stream, settings.event_subject_root)
+            await broker.start()
+
+            if tables is not None and settings.run_outbox_relay:
+                runtime.relay = OutboxRelay(
+                    database,
+                    tables,
+                    runtime.js,
+                    subject_root=settings.event_subject_root,
+                    stream=settings.event_stream,
+                    poll_interval=settings.outbox_poll_interval,
+                )
+                runtime.relay.start()
+                stack.push_async_callback(runtime.relay.stop)
+            if on_startup is not None:
+                result = on_startup(runtime, stack)
+                if asyncio.iscoroutine(result):
+                    await result
+            log.info("service started", extra={"service": service})
+            yield
+            log.info("service stopping", extra={"service": service})
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    install_problem_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False, response_model=None)
+    async def readyz(request: Request) -> Response | dict[str, Any]:
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(runtime.database.ping(), 2)
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["nats"] = "ok" if await runtime.broker.ping(1.0) else "error: disconnected"
+        if all(v == "ok" for v in checks.values()):
+            return {"status": "ready", "checks": checks}
+        return problem_response(
+            ServiceUnavailable("A dependency is not reachable.", extra={"checks": checks}), request
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """Run an app's lifespan outside a server (CLI commands, tests)."""
+    async with app.router.lifespan_context(app):
+        yield app

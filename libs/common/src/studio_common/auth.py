@@ -1,0 +1,234 @@
+"""Bearer JWT verification (RS256 from a JWKS URL) and role-based access.
+
+The same code verifies tokens from Clerk in production and from the identity
+service's own issuer in development and tests. ``alg`` is pinned to RS256, so
+``none`` and HS256-with-the-public-key (algorithm confusion) are rejected
+before any key is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+
+from studio_common.errors import Forbidden, Unauthorized
+
+ALGORITHMS = ["RS256"]
+
+
+class Role(enum.IntEnum):
+    viewer = 1
+    editor = 2
+    admin = 3
+
+    @classmethod
+    def parse(cls, value: object) -> Role:
+        if isinstance(value, str) and value in cls.__members__:
+            return cls[value]
+        return cls.viewer
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str
+    role: Role
+    email: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def has_role(self, role: Role) -> bool:
+        return self.role >= role
+
+
+class JwksCache:
+    """Caches a JWKS; an unknown ``kid`` triggers at most one refetch per interval."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl_seconds: float = 300,
+        min_refetch_seconds: float = 10,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.ttl = ttl_seconds
+        self.min_refetch = min_refetch_seconds
+        self._client = client
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.fetch_count = 0
+
+    async def _fetch(self) -> None:
+        client = self._client or httpx.AsyncClient(timeout=5)
+        try:
+            resp = await client.get(self.url)
+            resp.raise_for_status()
+            data = resp.json()
+        finally:
+            if self._client is None:
+                await client.aclose()
+        keys: dict[str, jwt.PyJWK] = {}
+        for jwk in data.get("keys", []):
+            if jwk.get("kty") != "RSA" or jwk.get("use", "sig") != "sig" or "kid" not in jwk:
+                continue
+            keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm="RS256")
+        self._keys = keys
+        self._fetched_at = self._clock()
+        self.fetch_count += 1
+
+    async def get(self, kid: str) -> jwt.PyJWK | None:
+        now = self._clock()
+        fresh = self._fetched_at is not None and now - self._fetched_at < self.ttl
+        if fresh and kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            now = self._clock()
+            stale = self._fetched_at is None or now - self._fetched_at >= self.ttl
+            may_refetch = self._fetched_at is None or now - self._fetched_at >= self.min_refetch
+            if stale or (kid not in self._keys and may_refetch):
+                try:
+                    await self._fetch()
+                except (httpx.HTTPError, ValueError):
+                    if not self._keys:
+                        raise
+            return self._keys.get(kid)
+
+
+class JwtVerifier:
+    def __init__(
+        self,
+        jwks: JwksCache,
+        *,
+        issuer: str,
+        audience: str | None = None,
+        authorized_parties: list[str] | None = None,
+        role_claim: str = "role",
+        leeway_seconds: int = 30,
+    ) -> None:
+        self.jwks = jwks
+        self.issuer = issuer
+        self.audience = audience
+        self.authorized_parties = authorized_parties or []
+        self.role_claim = role_claim.split(".")
+        self.leeway = leeway_seconds
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The token is malformed.") from exc
+        if header.get("alg") not in ALGORITHMS:
+            raise Unauthorized("The token's algorithm is not accepted.")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise Unauthorized("The token names no key.")
+        try:
+            key = await self.jwks.get(kid)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise Unauthorized("The signing keys could not be fetched.") from exc
+        if key is None:
+            raise Unauthorized("The token is signed by an unknown key.")
+        options: dict[str, Any] = {
+            "require": ["exp", "iss", "sub"],
+            "verify_aud": bool(self.audience),
+        }
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=ALGORITHMS,
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options=options,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The token has expired.") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise Unauthorized("The token is not valid yet.") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise Unauthorized("The token's issuer is not trusted.") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthorized("The token is meant for another audience.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The token is invalid.") from exc
+        if self.authorized_parties and claims.get("azp") not in self.authorized_parties:
+            raise Unauthorized("The token was issued to an unknown party.")
+        return Principal(
+            subject=str(claims["sub"]),
+            role=Role.parse(self._role_of(claims)),
+            email=claims.get("email") if isinstance(claims.get("email"), str) else None,
+            claims=claims,
+        )
+
+    def _role_of(self, claims: dict[str, Any]) -> object:
+        node: object = claims
+        for part in self.role_claim:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part)
+        return node
+
+
+def get_verifier(request: Request) -> JwtVerifier:
+    verifier: JwtVerifier = request.app.state.verifier
+    return verifier
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Use the 'Authorization: Bearer <token>' header.")
+    return token.strip()
+
+
+async def optional_user(request: Request) -> Principal | None:
+    token = _bearer(request)
+    if token is None:
+        return None
+    principal = await get_verifier(request).verify(token)
+    request.state.principal = principal
+    return principal
+
+
+async def current_user(request: Request) -> Principal:
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized()
+    principal = await get_verifier(request).verify(token)
+    request.state.principal = principal
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+
+
+def require_role(role: Role | str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    needed = Role[role] if isinstance(role, str) else role
+
+    async def dependency(principal: CurrentUser) -> Principal:
+        if not principal.has_role(needed):
+            raise Forbidden(f"This action needs the {needed.name} role.")
+        return principal
+
+    dependency.__name__ = f"require_{needed.name}"
+    return dependency
+
+
+EditorUser = Annotated[Principal, Depends(require_role(Role.editor))]
+AdminUser = Annotated[Principal, Depends(require_role(Role.admin))]

@@ -1,0 +1,196 @@
+"""Idempotent JetStream consumers on FastStream.
+
+Each handler gets its own durable pull consumer filtered to one event type.
+A message is applied at most once per consumer: its event id is inserted into
+the service's inbox in the same transaction as the handler's changes, and the
+message is acked only after that transaction commits. A redelivery of an
+applied event finds the id and is acked without running the handler again.
+A message that keeps failing goes to ``<root>.dlq.<consumer>.<type>`` after
+``max_deliver`` attempts; one that cannot be parsed goes there at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from studio_common.db import Database
+from studio_common.events import (
+    Envelope,
+    EventPayload,
+    UnknownEventError,
+    dead_letter_subject,
+    subject_for,
+)
+from studio_common.outbox import MessagingTables
+
+log = logging.getLogger("studio.consumer")
+
+E = TypeVar("E", bound=EventPayload)
+Handler = Callable[[E, Envelope, AsyncSession], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """Raised for a message that can never be processed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    envelope: Envelope
+    num_delivered: int
+
+
+def _backoff(num_delivered: int) -> float:
+    return float(min(30, 2 ** max(0, num_delivered - 1)))
+
+
+class EventConsumers:
+    def __init__(
+        self,
+        broker: NatsBroker,
+        database: Database,
+        tables: MessagingTables,
+        *,
+        service: str,
+        stream: str,
+        subject_root: str,
+        max_deliver: int = 5,
+        ack_wait: float = 30.0,
+    ) -> None:
+        self.broker = broker
+        self.database = database
+        self.tables = tables
+        self.service = service
+        self.stream = stream
+        self.subject_root = subject_root
+        self.max_deliver = max_deliver
+        self.ack_wait = ack_wait
+        self.durables: list[str] = []
+
+    def durable_name(self, event_type: str) -> str:
+        return f"{self.service}-{event_type.replace('.', '-')}"
+
+    def on(self, event_cls: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+        """Register ``handler(event, envelope, session)`` for one event type."""
+
+        def register(handler: Handler[E]) -> Handler[E]:
+            self.add(event_cls, handler)
+            return handler
+
+        return register
+
+    def add(self, event_cls: type[E], handler: Handler[E]) -> None:
+        event_type = event_cls.event_type
+        durable = self.durable_name(event_type)
+        self.durables.append(durable)
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=JsAckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            # One more than ours: a crash during the last attempt still gets a
+            # delivery on which the message is dead-lettered.
+            max_deliver=self.max_deliver + 1,
+            filter_subject=subject_for(self.subject_root, event_type),
+        )
+
+        async def on_message(msg: NatsMessage) -> None:
+            await self._process(msg, event_cls, handler, durable)
+
+        self.broker.subscriber(
+            subject_for(self.subject_root, event_type),
+            stream=JStream(self.stream, declare=False),
+            durable=durable,
+            config=config,
+            pull_sub=PullSub(batch_size=10, timeout=1.0),
+            ack_policy=AckPolicy.MANUAL,
+            title=durable,
+        )(on_message)
+
+    async def _process(
+        self, msg: NatsMessage, event_cls: type[E], handler: Handler[E], durable: str
+    ) -> None:
+        raw = msg.raw_message
+        num_delivered = raw.metadata.num_delivered if raw.metadata else 1
+        try:
+            envelope = Envelope.model_validate_json(raw.data)
+            if envelope.type != event_cls.event_type:
+                raise PoisonMessage(
+                    f"{envelope.type} arrived on the {event_cls.event_type} consumer"
+                )
+            if envelope.version != event_cls.event_version:
+                raise PoisonMessage(f"unsupported version {envelope.version} of {envelope.type}")
+            payload = event_cls.model_validate(envelope.data)
+        except (ValidationError, ValueError, UnknownEventError, PoisonMessage) as exc:
+            await self._dead_letter(msg, durable, event_cls.event_type, f"unreadable: {exc}")
+            return
+        try:
+            applied = await self.apply(envelope, payload, handler, durable)
+        except Exception as exc:
+            if num_delivered >= self.max_deliver:
+                log.exception(
+                    "handler failed for the last time", extra={"event_id": str(envelope.id)}
+                )
+                await self._dead_letter(msg, durable, envelope.type, repr(exc))
+            else:
+                log.warning(
+                    "handler failed; will retry",
+                    extra={"event_id": str(envelope.id), "attempt": num_delivered},
+                    exc_info=True,
+                )
+                await msg.nack(delay=_backoff(num_delivered))
+            return
+        if not applied:
+            log.info("duplicate event skipped", extra={"event_id": str(envelope.id)})
+        await msg.ack()
+
+    async def apply(
+        self, envelope: Envelope, payload: E, handler: Handler[E], durable: str
+    ) -> bool:
+        """Run ``handler`` once per (consumer, event id); False if it already ran."""
+        inbox = self.tables.inbox
+        async with self.database.transaction() as session:
+            inserted = await session.execute(
+                insert(inbox)
+                .values(consumer=durable, event_id=envelope.id, event_type=envelope.type)
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            )
+            if inserted.first() is None:
+                return False
+            await handler(payload, envelope, session)
+        return True
+
+    async def _dead_letter(
+        self, msg: NatsMessage, durable: str, event_type: str, reason: str
+    ) -> None:
+        raw = msg.raw_message
+        headers: dict[str, Any] = dict(raw.headers or {})
+        headers.pop("Nats-Msg-Id", None)
+        headers["Studio-Dead-Letter-Reason"] = reason[:1000]
+        headers["Studio-Original-Subject"] = raw.subject
+        js = self.broker.connection.jetstream()
+        await js.publish(
+            dead_letter_subject(self.subject_root, durable, event_type),
+            raw.data,
+            headers=headers,
+            stream=self.stream,
+        )
+        log.error("event dead-lettered", extra={"consumer": durable, "reason": reason[:200]})
+        # Ack, not term: the message is handled (parked in the DLQ).
+        await msg.ack()
+
+
+def envelope_bytes(envelope: Envelope) -> bytes:
+    return json.dumps(envelope.model_dump(mode="json", by_alias=True)).encode()

@@ -1,0 +1,220 @@
+"""RFC 9457 problem details.
+
+Every error a service returns is ``application/problem+json`` with a stable
+``type`` URI (``urn:studio:problem:<slug>``) that clients can switch on; the
+``title`` is fixed per type and ``detail`` explains this occurrence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:studio:problem:"
+
+log = logging.getLogger("studio.errors")
+
+
+def problem_type(slug: str) -> str:
+    return f"{TYPE_PREFIX}{slug}"
+
+
+class ProblemError(Exception):
+    """Base of every error that maps to a problem+json response."""
+
+    status: int = 500
+    slug: str = "internal"
+    title: str = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+
+    def to_body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": problem_type(self.slug),
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        headers = {"WWW-Authenticate": 'Bearer realm="studio"'}
+        if detail:
+            headers["WWW-Authenticate"] += ', error="invalid_token"'
+        super().__init__(detail, headers=headers, **kw)
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(ProblemError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(ProblemError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class ValidationFailed(ProblemError):
+    status, slug, title = 422, "validation", "Request validation failed"
+
+
+class TooManyRequests(ProblemError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kw: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))}, **kw)
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+_STATUS_TO_ERROR: dict[int, type[ProblemError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PayloadTooLarge,
+        ValidationFailed,
+        TooManyRequests,
+        ServiceUnavailable,
+    )
+}
+
+
+def problem_response(error: ProblemError, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        error.to_body(instance),
+        status_code=error.status,
+        headers=error.headers,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        out.append(
+            {
+                # "body.seasonId" reads better than ["body", "seasonId"] in a UI.
+                "pointer": ".".join(str(p) for p in err.get("loc", ())),
+                "message": err.get("msg", ""),
+                "code": err.get("type", ""),
+            }
+        )
+    return out
+
+
+# Postgres SQLSTATEs that mean "the client asked for something impossible".
+_CONFLICT_STATES = {"23505": "already exists", "23503": "refers to something that does not exist"}
+_BAD_INPUT_STATES = {"23514", "22001", "22003", "22007", "22P02", "23502"}
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    for attr in ("sqlstate", "pgcode"):
+        code = getattr(orig, attr, None)
+        if code:
+            return str(code)
+    cause = getattr(orig, "__cause__", None)
+    code = getattr(cause, "sqlstate", None)
+    return str(code) if code else None
+
+
+def _constraint_name(exc: DBAPIError) -> str | None:
+    cause = getattr(exc.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)
+    return str(name) if name else None
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = ValidationFailed(
+            "One or more fields are invalid.", extra={"errors": _validation_errors(exc)}
+        )
+        return problem_response(err, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cls = _STATUS_TO_ERROR.get(exc.status_code)
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        if cls is None:
+            err: ProblemError = ProblemError(detail)
+            err.status = exc.status_code
+            err.slug = f"http-{exc.status_code}"
+            err.title = detail or "HTTP error"
+        else:
+            err = cls(detail if detail and detail != cls.title else None)
+        err.headers.update(dict(exc.headers or {}))
+        return problem_response(err, request)
+
+    @app.exception_handler(DBAPIError)
+    async def _db(request: Request, exc: DBAPIError) -> JSONResponse:
+        state = _sqlstate(exc)
+        constraint = _constraint_name(exc)
+        extra = {"constraint": constraint} if constraint else {}
+        if isinstance(exc, IntegrityError) and state in _CONFLICT_STATES:
+            return problem_response(
+                Conflict(f"The resource {_CONFLICT_STATES[state]}.", extra=extra), request
+            )
+        if state in _BAD_INPUT_STATES:
+            return problem_response(
+                ValidationFailed("A value is out of range or malformed.", extra=extra), request
+            )
+        log.exception("database error", extra={"sqlstate": state})
+        return problem_response(ProblemError("An unexpected database error occurred."), request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem_response(ProblemError("An unexpected error occurred."), request)

@@ -1,0 +1,197 @@
+"""The event catalog: every event the services exchange, versioned.
+
+An event type is ``<service>.<entity>.<verb>``; it travels on the subject
+``<root>.<type>`` (root ``studio`` in production) inside an :class:`Envelope`.
+A payload class is registered under ``(type, version)``; a breaking change adds
+a new class with ``version = 2`` and producers emit both until consumers move.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class EventPayload(CamelModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    event_type: ClassVar[str]
+    event_version: ClassVar[int] = 1
+
+
+_REGISTRY: dict[tuple[str, int], type[EventPayload]] = {}
+P = TypeVar("P", bound=type[EventPayload])
+
+
+def event(event_type: str, version: int = 1) -> Any:
+    parts = event_type.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"event type must be <service>.<entity>.<verb>: {event_type!r}")
+
+    def register(cls: P) -> P:
+        key = (event_type, version)
+        if key in _REGISTRY:
+            raise ValueError(f"event {key} registered twice")
+        cls.event_type = event_type
+        cls.event_version = version
+        _REGISTRY[key] = cls
+        return cls
+
+    return register
+
+
+def payload_class(event_type: str, version: int) -> type[EventPayload] | None:
+    return _REGISTRY.get((event_type, version))
+
+
+def registered_events() -> dict[tuple[str, int], type[EventPayload]]:
+    return dict(_REGISTRY)
+
+
+def subject_for(root: str, event_type: str) -> str:
+    return f"{root}.{event_type}"
+
+
+def dead_letter_subject(root: str, consumer: str, event_type: str) -> str:
+    return f"{root}.dlq.{consumer}.{event_type}"
+
+
+class Envelope(CamelModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, payload: EventPayload) -> Envelope:
+        return cls(
+            type=payload.event_type,
+            version=payload.event_version,
+            data=payload.model_dump(mode="json", by_alias=True),
+        )
+
+    def payload(self) -> EventPayload:
+        cls = payload_class(self.type, self.version)
+        if cls is None:
+            raise UnknownEventError(f"no payload class for {self.type} v{self.version}")
+        return cls.model_validate(self.data)
+
+
+class UnknownEventError(ValueError):
+    pass
+
+
+# --- catalog ---------------------------------------------------------------
+
+
+@event("catalog.title.created")
+class TitleCreatedV1(EventPayload):
+    title_id: uuid.UUID
+    slug: str
+    name: str
+
+
+@event("catalog.title.updated")
+class TitleUpdatedV1(EventPayload):
+    title_id: uuid.UUID
+    slug: str
+    name: str
+
+
+@event("catalog.title.deleted")
+class TitleDeletedV1(EventPayload):
+    title_id: uuid.UUID
+    slug: str
+    episode_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+@event("catalog.episode.uploaded")
+class EpisodeUploadedV1(EventPayload):
+    """A source file is in storage and the episode waits for transcoding."""
+
+    episode_id: uuid.UUID
+    title_id: uuid.UUID
+    title_slug: str
+    season_id: uuid.UUID
+    season_number: int
+    episode_number: int
+    source_key: str
+
+
+@event("catalog.episode.deleted")
+class EpisodeDeletedV1(EventPayload):
+    episode_id: uuid.UUID
+    title_id: uuid.UUID
+
+
+# --- transcoder ------------------------------------------------------------
+
+
+@event("transcoder.transcode.started")
+class TranscodeStartedV1(EventPayload):
+    episode_id: uuid.UUID
+    job_id: uuid.UUID
+    attempt: int = 1
+
+
+@event("transcoder.transcode.progress")
+class TranscodeProgressV1(EventPayload):
+    episode_id: uuid.UUID
+    job_id: uuid.UUID
+    percent: float = Field(ge=0, le=100)
+    # True once the first segments of every rendition are playable.
+    playable: bool = False
+
+
+class SubtitleTrack(CamelModel):
+    language: str
+    name: str
+    url: str
+    format: str = "vtt"
+
+
+@event("transcoder.transcode.completed")
+class TranscodeCompletedV1(EventPayload):
+    episode_id: uuid.UUID
+    job_id: uuid.UUID
+    hls_master_key: str
+    hls_master_url: str
+    duration_sec: float | None = None
+    renditions: list[str] = Field(default_factory=list)
+    thumbnails: list[str] = Field(default_factory=list)
+    subtitles: list[SubtitleTrack] = Field(default_factory=list)
+
+
+@event("transcoder.transcode.failed")
+class TranscodeFailedV1(EventPayload):
+    episode_id: uuid.UUID
+    job_id: uuid.UUID
+    reason: str
+    permanent: bool = True
+    log_tail: str | None = None
+
+
+# --- identity --------------------------------------------------------------
+
+
+@event("identity.user.role_changed")
+class UserRoleChangedV1(EventPayload):
+    user_id: uuid.UUID
+    clerk_id: str
+    old_role: str
+    new_role: str
+
+
+@event("identity.user.deleted")
+class UserDeletedV1(EventPayload):
+    user_id: uuid.UUID | None = None
+    clerk_id: str

@@ -1,0 +1,112 @@
+"""Alembic helpers: each service migrates only its own schema.
+
+A service's ``migrations/env.py`` is two lines::
+
+    from studio_common.migrations import run_env
+    run_env(target_metadata=metadata, schema="catalog")
+
+The version table lives inside the service's schema, objects of other schemas
+are invisible to autogenerate, and ``search_path`` is pinned to the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def alembic_config(service_dir: Path, database_url: str) -> Config:
+    cfg = Config(str(service_dir / "alembic.ini"))
+    cfg.set_main_option("script_location", str(service_dir / "migrations"))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(service_dir: Path, database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(service_dir, database_url), revision)
+
+
+def downgrade(service_dir: Path, database_url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(service_dir, database_url), revision)
+
+
+def _include_object_for(schema: str) -> Any:
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        if type_ == "table":
+            return bool(getattr(obj, "schema", None) == schema)
+        return True
+
+    return include_object
+
+
+def _do_run(connection: Connection, target_metadata: MetaData, schema: str) -> None:
+    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    connection.execute(text(f'SET search_path TO "{schema}", public'))
+    connection.commit()
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table_schema=schema,
+        include_schemas=True,
+        include_object=_include_object_for(schema),
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async(url: str, target_metadata: MetaData, schema: str) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as conn:
+        await conn.run_sync(_do_run, target_metadata, schema)
+    await engine.dispose()
+
+
+def run_env(*, target_metadata: MetaData, schema: str, settings_url: str | None = None) -> None:
+    """Body of a service's ``migrations/env.py``."""
+    cfg = context.config
+    url = (
+        cfg.attributes.get("database_url") or settings_url or cfg.get_main_option("sqlalchemy.url")
+    )
+    if not url:
+        raise RuntimeError("no database URL given to alembic")
+    if context.is_offline_mode():
+        context.configure(
+            url=url,
+            target_metadata=target_metadata,
+            version_table_schema=schema,
+            literal_binds=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    # Alembic may be called from inside a running loop (tests, lifespan); run ours apart.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_run_async(url, target_metadata, schema))
+    else:
+        import threading
+
+        error: list[BaseException] = []
+
+        def runner() -> None:
+            try:
+                asyncio.run(_run_async(url, target_metadata, schema))
+            except BaseException as exc:  # re-raised in the caller's thread
+                error.append(exc)
+
+        t = threading.Thread(target=runner)
+        t.start()
+        t.join()
+        if error:
+            raise error[0]

@@ -1,0 +1,254 @@
+"""Transactional outbox.
+
+:func:`enqueue` writes the event row in the caller's transaction, so an event
+exists iff the change that caused it committed. :class:`OutboxRelay` publishes
+pending rows to JetStream with ``Nats-Msg-Id`` = event id: if it dies after
+publishing but before marking the row, the republish is dropped by the
+stream's duplicate window, so the stream holds the event exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from studio_common.db import Database, normalise_pg_url
+from studio_common.events import Envelope, EventPayload, subject_for
+
+log = logging.getLogger("studio.outbox")
+
+DUPLICATE_WINDOW_SECONDS = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+
+    @property
+    def notify_channel(self) -> str:
+        return f"{self.outbox.schema}_outbox"
+
+
+def messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Declare the outbox and inbox tables inside a service's own schema."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", UUID(as_uuid=True), primary_key=True),
+        Column("event_type", String(120), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("envelope", JSONB, nullable=False),
+        Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column("last_error", Text),
+        Index(
+            "ix_outbox_pending",
+            "created_at",
+            postgresql_where=text("published_at IS NULL"),
+        ),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(120), nullable=False),
+        Column("event_id", UUID(as_uuid=True), nullable=False),
+        Column("event_type", String(120), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("consumer", "event_id"),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+async def enqueue(
+    session: AsyncSession,
+    tables: MessagingTables,
+    payload: EventPayload,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Envelope:
+    """Add an event to the outbox inside the caller's transaction."""
+    envelope = Envelope.wrap(payload)
+    await session.execute(
+        tables.outbox.insert().values(
+            id=envelope.id,
+            event_type=envelope.type,
+            version=envelope.version,
+            envelope=envelope.model_dump(mode="json", by_alias=True),
+            headers=dict(headers or {}),
+        )
+    )
+    # NOTIFY is transactional: the relay wakes only if this commits.
+    await session.execute(select(func.pg_notify(tables.notify_channel, "")))
+    return envelope
+
+
+async def ensure_stream(js: JetStreamContext, name: str, subject_root: str) -> None:
+    config = StreamConfig(
+        name=name,
+        subjects=[f"{subject_root}.>"],
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+    )
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        await js.add_stream(config)
+    else:
+        await js.update_stream(config)
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to JetStream, oldest first."""
+
+    def __init__(
+        self,
+        database: Database,
+        tables: MessagingTables,
+        js: JetStreamContext,
+        *,
+        subject_root: str,
+        stream: str,
+        batch_size: int = 100,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.database = database
+        self.tables = tables
+        self.js = js
+        self.subject_root = subject_root
+        self.stream = stream
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        outbox = self.tables.outbox
+        published: list[uuid.UUID] = []
+        async with self.database.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(outbox.c.id, outbox.c.event_type, outbox.c.envelope, outbox.c.headers)
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.created_at, outbox.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                try:
+                    await self._publish(row.id, row.event_type, row.envelope, row.headers)
+                except Exception as exc:
+                    # Keep order: stop at the first failure and retry it next round.
+                    log.warning("outbox publish failed", extra={"event_id": str(row.id)})
+                    await session.execute(
+                        update(outbox)
+                        .where(outbox.c.id == row.id)
+                        .values(attempts=outbox.c.attempts + 1, last_error=str(exc)[:2000])
+                    )
+                    break
+                published.append(row.id)
+            if published:
+                await session.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(published))
+                    .values(published_at=datetime.now(UTC), attempts=outbox.c.attempts + 1)
+                )
+        return len(published)
+
+    async def _publish(
+        self,
+        event_id: uuid.UUID,
+        event_type: str,
+        envelope: dict[str, Any],
+        headers: dict[str, str],
+    ) -> None:
+        import json
+
+        hdrs = {
+            **headers,
+            "Nats-Msg-Id": str(event_id),
+            "Studio-Event-Type": event_type,
+            "Studio-Event-Version": str(envelope.get("version", 1)),
+        }
+        await self.js.publish(
+            subject_for(self.subject_root, event_type),
+            json.dumps(envelope, separators=(",", ":")).encode(),
+            headers=hdrs,
+            stream=self.stream,
+        )
+
+    async def _listen(self) -> None:
+        url = normalise_pg_url(self.database.engine.url.render_as_string(hide_password=False))
+        try:
+            self._listener = await asyncpg.connect(url)
+            await self._listener.add_listener(
+                self.tables.notify_channel, lambda *_: self._wake.set()
+            )
+        except (OSError, asyncpg.PostgresError):
+            log.warning("outbox relay cannot LISTEN; falling back to polling")
+            self._listener = None
+
+    async def run(self) -> None:
+        await self._listen()
+        while True:
+            try:
+                n = await self.publish_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay round failed")
+                n = 0
+            if n >= self.batch_size:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(
+                self.run(), name=f"outbox-relay-{self.tables.outbox.schema}"
+            )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None

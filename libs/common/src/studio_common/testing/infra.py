@@ -1,0 +1,105 @@
+"""Where the tests' servers come from.
+
+Postgres, NATS and S3 are taken from the environment when given
+(``STUDIO_TEST_DATABASE_URL``, ``STUDIO_TEST_NATS_URL``,
+``STUDIO_TEST_S3_ENDPOINT_URL``), else from the default local ports when
+something answers there, else started with testcontainers where a Docker
+engine runs. S3 falls back to moto's real HTTP server in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from urllib.parse import urlsplit
+
+
+def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
+    with suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def url_reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    return reachable(parts.hostname or "127.0.0.1", parts.port or 0)
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NoServer(RuntimeError):
+    pass
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yields an admin URL (``postgresql://...``) of a server tests may create databases on."""
+    given = os.environ.get("STUDIO_TEST_DATABASE_URL")
+    if given:
+        yield given.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if url_reachable(local):
+        yield local
+        return
+    if docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:15", driver=None) as pg:
+            yield pg.get_connection_url()
+        return
+    raise NoServer("no PostgreSQL: set STUDIO_TEST_DATABASE_URL or run one on 127.0.0.1:5432")
+
+
+@contextmanager
+def nats_server() -> Iterator[str]:
+    given = os.environ.get("STUDIO_TEST_NATS_URL")
+    if given:
+        yield given
+        return
+    local = "nats://127.0.0.1:4222"
+    if url_reachable(local):
+        yield local
+        return
+    if docker_available():
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.waiting_utils import wait_for_logs
+
+        with DockerContainer("nats:2").with_command("-js").with_exposed_ports(4222) as c:
+            wait_for_logs(c, "Server is ready")
+            yield f"nats://{c.get_container_host_ip()}:{c.get_exposed_port(4222)}"
+        return
+    raise NoServer("no NATS: set STUDIO_TEST_NATS_URL or run nats-server -js on 127.0.0.1:4222")
+
+
+@contextmanager
+def s3_server() -> Iterator[str]:
+    given = os.environ.get("STUDIO_TEST_S3_ENDPOINT_URL")
+    if given:
+        yield given
+        return
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

@@ -1,0 +1,99 @@
+"""A real RS256 issuer for tests: keys, a JWKS served over HTTP, and token minting."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+class TestIssuer:
+    __test__ = False  # not a pytest class
+
+    def __init__(self, issuer: str = "https://issuer.test") -> None:
+        self.issuer = issuer
+        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.kid = self.add_key()
+        self.jwks_url = ""
+        self.jwks_requests = 0
+
+    def add_key(self) -> str:
+        kid = uuid.uuid4().hex[:16]
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return kid
+
+    def rotate(self) -> str:
+        self.kid = self.add_key()
+        return self.kid
+
+    def jwks(self) -> dict[str, Any]:
+        out = []
+        for kid, key in self.keys.items():
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+            jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+            out.append(jwk)
+        return {"keys": out}
+
+    def mint(
+        self,
+        sub: str | None = None,
+        role: str | None = "viewer",
+        *,
+        email: str | None = None,
+        ttl: int = 300,
+        kid: str | None = None,
+        **claims: Any,
+    ) -> str:
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "sub": sub or f"user_{uuid.uuid4().hex[:12]}",
+            "iss": self.issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+        }
+        if role is not None:
+            body["role"] = role
+        if email is not None:
+            body["email"] = email
+        body.update(claims)
+        use_kid = kid or self.kid
+        return jwt.encode(body, self.keys[use_kid], algorithm="RS256", headers={"kid": use_kid})
+
+    @contextmanager
+    def serve(self) -> Iterator[TestIssuer]:
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/.well-known/jwks.json":
+                    self.send_error(404)
+                    return
+                issuer.jwks_requests += 1
+                body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.jwks_url = f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()

@@ -1,0 +1,118 @@
+"""pytest plugin (loaded for every test run from the root pyproject)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import nats
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from nats.js.errors import NotFoundError
+
+from studio_common.testing import infra
+from studio_common.testing.issuer import TestIssuer
+
+
+@dataclass(frozen=True)
+class EventNamespace:
+    """A private subject root and stream, so concurrent runs never collide."""
+
+    subject_root: str
+    stream: str
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    try:
+        with infra.postgres_server() as url:
+            yield url
+    except infra.NoServer as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+async def database_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """A fresh database for this test session, dropped afterwards."""
+    name = f"studio_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = pg_admin_url.rsplit("/", 1)[0]
+    yield f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    try:
+        with infra.nats_server() as url:
+            yield url
+    except infra.NoServer as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+async def event_namespace(nats_url: str) -> AsyncIterator[EventNamespace]:
+    token = uuid.uuid4().hex[:10]
+    ns = EventNamespace(subject_root=f"t{token}", stream=f"T{token.upper()}")
+    yield ns
+    nc = await nats.connect(nats_url)
+    try:
+        with suppress(NotFoundError):
+            await nc.jetstream().delete_stream(ns.stream)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint_url() -> Iterator[str]:
+    with infra.s3_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def test_issuer() -> Iterator[TestIssuer]:
+    issuer = TestIssuer()
+    with issuer.serve():
+        yield issuer
+
+
+@pytest.fixture(scope="session")
+def service_settings(
+    database_url: str, nats_url: str, event_namespace: EventNamespace, test_issuer: TestIssuer
+) -> dict[str, Any]:
+    """Keyword arguments for any service's Settings, pointing at the test servers."""
+    return {
+        "environment": "test",
+        "database_url": database_url,
+        "nats_url": nats_url,
+        "event_subject_root": event_namespace.subject_root,
+        "event_stream": event_namespace.stream,
+        "jwks_url": test_issuer.jwks_url,
+        "jwt_issuer": test_issuer.issuer,
+        "jwks_min_refetch_seconds": 0.0,
+        "outbox_poll_interval": 0.2,
+        "log_json": False,
+    }
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's real lifespan and give an HTTP client bound to it."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
