@@ -78,7 +78,10 @@ async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
         await session.flush()
 
 
-SessionDep = Annotated[AsyncSession, Depends(session_dependency)]
+# scope="function": the transaction ends when the endpoint returns, before the
+# response is sent. With the default request scope FastAPI would commit after
+# the client already got its 2xx, and a failing COMMIT could not become a 409.
+SessionDep = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
 
 
 def normalise_pg_url(url: str) -> str:

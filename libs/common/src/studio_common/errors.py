@@ -101,7 +101,7 @@ class ValidationFailed(ProblemError):
 class TooManyRequests(ProblemError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 
-    def __init__(self, detail: str | None = None, *, retry_after: int, **kw: Any) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1, **kw: Any) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))}, **kw)
 
 
