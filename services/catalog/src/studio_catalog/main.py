@@ -1,0 +1,23 @@
+"""The catalog service: titles, seasons, episodes and their transcode state."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from studio_catalog import subscribers
+from studio_catalog.api import admin, public
+from studio_catalog.config import CatalogSettings
+from studio_catalog.models import messaging
+from studio_common.app import create_service_app
+
+
+def create_app(settings: CatalogSettings | None = None) -> FastAPI:
+    settings = settings or CatalogSettings()
+    return create_service_app(
+        settings,
+        title="Studio.Anime catalog",
+        description="Titles, seasons and episodes; search, filters and pagination; transcode state.",
+        routers=[public.router, admin.router],
+        tables=messaging,
+        register_consumers=subscribers.register,
+    )

@@ -1,0 +1,193 @@
+"""The catalog schema: titles, their seasons, and the seasons' episodes.
+
+Deleting a title deletes its seasons and episodes (ON DELETE CASCADE); an
+episode's ``title_id`` is kept consistent with its season by a composite
+foreign key, so an episode can never point at a title its season is not in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from studio_common.db import service_metadata
+from studio_common.outbox import messaging_tables
+
+SCHEMA = "catalog"
+metadata = service_metadata(SCHEMA)
+messaging = messaging_tables(metadata)
+
+TITLE_TYPES = ("series", "movie", "ova", "ona", "special")
+TRANSCODE_STATES = ("pending", "queued", "processing", "ready", "failed")
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Title(Base):
+    __tablename__ = "titles"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(120), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(300), nullable=False)
+    type: Mapped[str] = mapped_column(String(20), nullable=False)
+    year: Mapped[int | None] = mapped_column(Integer)
+    synopsis: Mapped[str | None] = mapped_column(Text)
+    poster_url: Mapped[str | None] = mapped_column(String(2048))
+    banner_url: Mapped[str | None] = mapped_column(String(2048))
+    genres: Mapped[list[str]] = mapped_column(
+        ARRAY(String(60)), nullable=False, server_default=text("'{}'")
+    )
+    languages: Mapped[list[str]] = mapped_column(
+        ARRAY(String(20)), nullable=False, server_default=text("'{}'")
+    )
+    platforms: Mapped[list[str]] = mapped_column(
+        ARRAY(String(60)), nullable=False, server_default=text("'{}'")
+    )
+    rating_avg: Mapped[float | None] = mapped_column(Float)
+    # Weighted document for full-text search: the name counts more than the synopsis.
+    search: Mapped[str] = mapped_column(
+        TSVECTOR,
+        Computed(
+            "setweight(to_tsvector('simple', coalesce(name, '')), 'A') || "
+            "setweight(to_tsvector('simple', coalesce(synopsis, '')), 'B')",
+            persisted=True,
+        ),
+    )
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+    seasons: Mapped[list[Season]] = relationship(
+        back_populates="title",
+        order_by="Season.number",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"type IN {TITLE_TYPES!r}", name="type"),
+        CheckConstraint("slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'", name="slug_format"),
+        CheckConstraint("year IS NULL OR year BETWEEN 1900 AND 2100", name="year_range"),
+        CheckConstraint("rating_avg IS NULL OR rating_avg BETWEEN 0 AND 10", name="rating_range"),
+        Index("ix_titles_search", "search", postgresql_using="gin"),
+        Index(
+            "ix_titles_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+        Index("ix_titles_genres", "genres", postgresql_using="gin"),
+        Index("ix_titles_type_name", "type", "name", "id"),
+        Index("ix_titles_name_id", "name", "id"),
+    )
+
+
+class Season(Base):
+    __tablename__ = "seasons"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    title_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("titles.id", ondelete="CASCADE"), nullable=False
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = _now()
+
+    title: Mapped[Title] = relationship(back_populates="seasons")
+    episodes: Mapped[list[Episode]] = relationship(
+        back_populates="season",
+        order_by="Episode.number",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        primaryjoin="Season.id == foreign(Episode.season_id)",
+    )
+
+    __table_args__ = (
+        UniqueConstraint("title_id", "number"),
+        # Target of the episodes' composite key (season, title).
+        UniqueConstraint("id", "title_id", name="uq_seasons_id_title_id"),
+        CheckConstraint("number BETWEEN 0 AND 1000", name="number_range"),
+    )
+
+
+class Episode(Base):
+    __tablename__ = "episodes"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    season_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    title_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str] = mapped_column(String(300), nullable=False)
+    synopsis: Mapped[str | None] = mapped_column(Text)
+    source_key: Mapped[str | None] = mapped_column(String(1024))
+    duration_sec: Mapped[float | None] = mapped_column(Float)
+    hls_master_url: Mapped[str | None] = mapped_column(String(2048))
+    hls_master_key: Mapped[str | None] = mapped_column(String(1024))
+    thumbnails: Mapped[list[str]] = mapped_column(
+        ARRAY(String(2048)), nullable=False, server_default=text("'{}'")
+    )
+    subtitles: Mapped[list[dict[str, str]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    renditions: Mapped[list[str]] = mapped_column(
+        ARRAY(String(40)), nullable=False, server_default=text("'{}'")
+    )
+    transcode_state: Mapped[str] = mapped_column(
+        String(20), nullable=False, server_default="pending"
+    )
+    transcode_progress: Mapped[float | None] = mapped_column(Float)
+    transcode_playable: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    transcode_log: Mapped[str | None] = mapped_column(Text)
+    transcode_job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # occurredAt of the last transcode event applied: older events are ignored.
+    transcode_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+    season: Mapped[Season] = relationship(
+        back_populates="episodes", primaryjoin="foreign(Episode.season_id) == Season.id"
+    )
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["season_id", "title_id"],
+            ["seasons.id", "seasons.title_id"],
+            ondelete="CASCADE",
+            name="fk_episodes_season_title",
+        ),
+        UniqueConstraint("season_id", "number"),
+        CheckConstraint(f"transcode_state IN {TRANSCODE_STATES!r}", name="transcode_state"),
+        CheckConstraint("number BETWEEN 0 AND 10000", name="number_range"),
+        CheckConstraint(
+            "transcode_progress IS NULL OR transcode_progress BETWEEN 0 AND 100",
+            name="progress_range",
+        ),
+        Index("ix_episodes_title_id", "title_id"),
+    )

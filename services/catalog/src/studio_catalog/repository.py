@@ -1,0 +1,176 @@
+"""All SQL of the catalog lives here; nothing in this module commits."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from studio_catalog.models import Episode, Season, Title
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def prefix_tsquery(q: str) -> str | None:
+    """``'attack tit'`` → ``'attack:* & tit:*'``; only word characters reach to_tsquery."""
+    words = _WORD.findall(q.lower())[:10]
+    return " & ".join(f"{w}:*" for w in words) or None
+
+
+@dataclass(frozen=True, slots=True)
+class TitleFilter:
+    q: str | None = None
+    genres: tuple[str, ...] = ()
+    type: str | None = None
+    year: int | None = None
+
+
+class TitleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _conditions(self, f: TitleFilter) -> tuple[list[ColumnElement[bool]], Any]:
+        conds: list[ColumnElement[bool]] = []
+        rank: Any = None
+        if f.genres:
+            conds.append(Title.genres.contains(array(list(f.genres))))
+        if f.type:
+            conds.append(Title.type == f.type)
+        if f.year is not None:
+            conds.append(Title.year == f.year)
+        if f.q:
+            q = f.q.strip()
+            tsq = prefix_tsquery(q)
+            # Full text (GIN on the tsvector) for words and prefixes; trigram
+            # word similarity (GIN on name) for typos such as "starlite".
+            # Both are index scans; `q <% name` is pg_trgm's word-similarity operator.
+            matches: list[ColumnElement[bool]] = [literal(q).op("<%")(Title.name)]
+            rank = func.word_similarity(q, Title.name)
+            if tsq:
+                query = func.to_tsquery("simple", tsq)
+                matches.append(Title.search.op("@@")(query))
+                rank = rank + func.ts_rank(Title.search, query)
+            conds.append(or_(*matches))
+        return conds, rank
+
+    async def list_page(
+        self, f: TitleFilter, *, offset: int, limit: int
+    ) -> tuple[list[Title], int]:
+        conds, rank = self._conditions(f)
+        where = and_(literal(True), *conds)
+        total = int(
+            await self.session.scalar(select(func.count()).select_from(Title).where(where)) or 0
+        )
+        stmt: Select[tuple[Title]] = select(Title).where(where)
+        order: list[Any] = []
+        if rank is not None:
+            order.append(rank.desc())
+        order += [Title.name, Title.id]
+        rows = (await self.session.scalars(stmt.order_by(*order).offset(offset).limit(limit))).all()
+        return list(rows), total
+
+    async def get(self, title_id: uuid.UUID) -> Title | None:
+        return await self.session.get(Title, title_id)
+
+    async def get_by_slug_with_episodes(self, slug: str) -> Title | None:
+        stmt = (
+            select(Title)
+            .where(Title.slug == slug)
+            .options(selectinload(Title.seasons).selectinload(Season.episodes))
+            # The title may sit in the identity map without its seasons loaded.
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def add(self, title: Title) -> Title:
+        self.session.add(title)
+        await self.session.flush()
+        await self.session.refresh(title)
+        return title
+
+    async def save(self, title: Title) -> Title:
+        await self.session.flush()
+        await self.session.refresh(title)
+        return title
+
+    async def delete(self, title_id: uuid.UUID) -> list[uuid.UUID]:
+        """Delete a title; returns the ids of the episodes that went with it."""
+        episode_ids = list(
+            (
+                await self.session.scalars(select(Episode.id).where(Episode.title_id == title_id))
+            ).all()
+        )
+        await self.session.execute(delete(Title).where(Title.id == title_id))
+        return episode_ids
+
+    async def exists_by_slug(self, slug: str) -> bool:
+        return bool(await self.session.scalar(select(literal(True)).where(Title.slug == slug)))
+
+
+class SeasonRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, season_id: uuid.UUID) -> Season | None:
+        return await self.session.get(Season, season_id, options=[selectinload(Season.title)])
+
+    async def add(self, season: Season) -> Season:
+        self.session.add(season)
+        await self.session.flush()
+        return season
+
+    async def delete(self, season_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        rows = (
+            await self.session.execute(
+                select(Episode.id, Episode.title_id).where(Episode.season_id == season_id)
+            )
+        ).all()
+        await self.session.execute(delete(Season).where(Season.id == season_id))
+        return [(r[0], r[1]) for r in rows]
+
+
+class EpisodeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, episode_id: uuid.UUID, *, for_update: bool = False) -> Episode | None:
+        stmt = select(Episode).where(Episode.id == episode_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.scalars(stmt)).first()
+
+    async def add(self, episode: Episode) -> Episode:
+        self.session.add(episode)
+        await self.session.flush()
+        await self.session.refresh(episode)
+        return episode
+
+    async def save(self, episode: Episode) -> Episode:
+        await self.session.flush()
+        await self.session.refresh(episode)
+        return episode
+
+    async def delete(self, episode_id: uuid.UUID) -> None:
+        await self.session.execute(delete(Episode).where(Episode.id == episode_id))
+
+    async def apply_transcode_update(
+        self, episode_id: uuid.UUID, occurred_at: datetime, values: dict[str, Any]
+    ) -> bool:
+        """Apply an update from a transcode event unless a newer one was applied already."""
+        result = await self.session.execute(
+            update(Episode)
+            .where(
+                Episode.id == episode_id,
+                or_(Episode.transcode_event_at.is_(None), Episode.transcode_event_at < occurred_at),
+            )
+            .values(**values, transcode_event_at=occurred_at, updated_at=func.now())
+            .returning(Episode.id)
+        )
+        return result.first() is not None

@@ -1,0 +1,171 @@
+"""Wire models: camelCase JSON, bounded strings and lists."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic.alias_generators import to_camel
+
+TitleType = Literal["series", "movie", "ova", "ona", "special"]
+TranscodeState = Literal["pending", "queued", "processing", "ready", "failed"]
+
+Slug = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$"),
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Synopsis = Annotated[str, StringConstraints(max_length=10_000)]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=60)
+]
+LanguageTag = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=20, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"),
+]
+
+
+def _url_str(value: HttpUrl | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+Url = Annotated[HttpUrl, Field(max_length=2048)]
+
+
+def _source_key(value: str) -> str:
+    parts = value.split("/")
+    if value.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError("must be a relative object key without empty, '.' or '..' segments")
+    if parts[0] != "uploads":
+        raise ValueError("episode sources live under 'uploads/'")
+    return value
+
+
+SourceKey = Annotated[
+    str,
+    StringConstraints(min_length=9, max_length=1024, pattern=r"^[A-Za-z0-9!_.*'()/ -]+$"),
+    AfterValidator(_source_key),
+]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, from_attributes=True, extra="forbid"
+    )
+
+
+class TitleIn(Schema):
+    slug: Slug
+    name: Name
+    type: TitleType
+    year: int | None = Field(default=None, ge=1900, le=2100)
+    synopsis: Synopsis | None = None
+    poster_url: Url | None = None
+    banner_url: Url | None = None
+    genres: list[Tag] = Field(default_factory=list, max_length=20)
+    languages: list[LanguageTag] = Field(default_factory=list, max_length=20)
+    platforms: list[Tag] = Field(default_factory=list, max_length=20)
+    rating_avg: float | None = Field(default=None, ge=0, le=10)
+
+
+class TitlePatch(Schema):
+    slug: Slug | None = None
+    name: Name | None = None
+    type: TitleType | None = None
+    year: int | None = Field(default=None, ge=1900, le=2100)
+    synopsis: Synopsis | None = None
+    poster_url: Url | None = None
+    banner_url: Url | None = None
+    genres: list[Tag] | None = Field(default=None, max_length=20)
+    languages: list[LanguageTag] | None = Field(default=None, max_length=20)
+    platforms: list[Tag] | None = Field(default=None, max_length=20)
+    rating_avg: float | None = Field(default=None, ge=0, le=10)
+
+
+class TitleSummary(Schema):
+    id: uuid.UUID
+    slug: str
+    name: str
+    type: str
+    year: int | None
+    poster_url: str | None
+    genres: list[str]
+    languages: list[str]
+    rating_avg: float | None
+
+
+class EpisodeOut(Schema):
+    """An episode as viewers see it: no storage keys, no internal logs."""
+
+    id: uuid.UUID
+    title_id: uuid.UUID
+    season_id: uuid.UUID
+    number: int
+    name: str
+    synopsis: str | None
+    duration_sec: float | None
+    thumbnails: list[str]
+    subtitles: list[dict[str, str]]
+    renditions: list[str]
+    transcode_state: TranscodeState
+    transcode_progress: float | None
+    playable: bool = Field(validation_alias="transcode_playable")
+    created_at: datetime
+    updated_at: datetime
+
+
+class EpisodeAdminOut(EpisodeOut):
+    source_key: str | None
+    hls_master_url: str | None
+    hls_master_key: str | None
+    transcode_log: str | None
+    transcode_job_id: uuid.UUID | None
+
+
+class SeasonOut(Schema):
+    id: uuid.UUID
+    title_id: uuid.UUID
+    number: int
+    name: str | None
+    episodes: list[EpisodeOut] = Field(default_factory=list)
+
+
+class TitleDetail(TitleSummary):
+    synopsis: str | None
+    banner_url: str | None
+    platforms: list[str]
+    created_at: datetime
+    updated_at: datetime
+    seasons: list[SeasonOut] = Field(default_factory=list)
+
+
+class SeasonIn(Schema):
+    title_id: uuid.UUID
+    number: int = Field(ge=0, le=1000)
+    name: Name | None = None
+
+
+class EpisodeIn(Schema):
+    season_id: uuid.UUID
+    number: int = Field(ge=0, le=10000)
+    name: Name
+    synopsis: Synopsis | None = None
+    source_key: SourceKey
+
+
+class EpisodePatch(Schema):
+    name: Name | None = None
+    synopsis: Synopsis | None = None
+
+
+T = TypeVar("T")
+
+
+class Page(Schema, Generic[T]):
+    items: list[T]
+    page: int
+    page_size: int
+    total: int
+    total_pages: int

@@ -1,0 +1,166 @@
+"""Catalog use cases. Each runs in the caller's transaction and writes its
+events to the outbox in that same transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from studio_catalog.models import Episode, Season, Title, messaging
+from studio_catalog.repository import (
+    EpisodeRepository,
+    SeasonRepository,
+    TitleFilter,
+    TitleRepository,
+)
+from studio_catalog.schemas import EpisodeIn, EpisodePatch, SeasonIn, TitleIn, TitlePatch
+from studio_common.errors import NotFound, ProblemError
+from studio_common.events import (
+    EpisodeDeletedV1,
+    EpisodeUploadedV1,
+    TitleCreatedV1,
+    TitleDeletedV1,
+    TitleUpdatedV1,
+)
+from studio_common.outbox import enqueue
+
+
+class UnknownReference(ProblemError):
+    status, slug, title = 422, "unknown-reference", "A referenced resource does not exist"
+
+
+def _title_values(data: TitleIn | TitlePatch, *, exclude_unset: bool) -> dict[str, Any]:
+    values = data.model_dump(exclude_unset=exclude_unset)
+    for key in ("poster_url", "banner_url"):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
+    return values
+
+
+class CatalogService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.titles = TitleRepository(session)
+        self.seasons = SeasonRepository(session)
+        self.episodes = EpisodeRepository(session)
+
+    # --- titles -------------------------------------------------------------
+
+    async def list_titles(
+        self, f: TitleFilter, page: int, page_size: int
+    ) -> tuple[list[Title], int]:
+        return await self.titles.list_page(f, offset=(page - 1) * page_size, limit=page_size)
+
+    async def title_by_slug(self, slug: str) -> Title:
+        title = await self.titles.get_by_slug_with_episodes(slug)
+        if title is None:
+            raise NotFound(f"No title with slug '{slug}'.")
+        return title
+
+    async def create_title(self, data: TitleIn) -> Title:
+        title = await self.titles.add(Title(**_title_values(data, exclude_unset=False)))
+        await enqueue(
+            self.session,
+            messaging,
+            TitleCreatedV1(title_id=title.id, slug=title.slug, name=title.name),
+        )
+        return title
+
+    async def update_title(
+        self, title_id: uuid.UUID, data: TitleIn | TitlePatch, *, partial: bool
+    ) -> Title:
+        title = await self.titles.get(title_id)
+        if title is None:
+            raise NotFound(f"No title with id {title_id}.")
+        for key, value in _title_values(data, exclude_unset=partial).items():
+            setattr(title, key, value)
+        title = await self.titles.save(title)
+        await enqueue(
+            self.session,
+            messaging,
+            TitleUpdatedV1(title_id=title.id, slug=title.slug, name=title.name),
+        )
+        return title
+
+    async def delete_title(self, title_id: uuid.UUID) -> None:
+        title = await self.titles.get(title_id)
+        if title is None:
+            raise NotFound(f"No title with id {title_id}.")
+        episode_ids = await self.titles.delete(title_id)
+        await enqueue(
+            self.session,
+            messaging,
+            TitleDeletedV1(title_id=title_id, slug=title.slug, episode_ids=episode_ids),
+        )
+
+    # --- seasons ------------------------------------------------------------
+
+    async def create_season(self, data: SeasonIn) -> Season:
+        if await self.titles.get(data.title_id) is None:
+            raise UnknownReference(f"No title with id {data.title_id}.")
+        season = Season(title_id=data.title_id, number=data.number, name=data.name)
+        season = await self.seasons.add(season)
+        return season
+
+    async def delete_season(self, season_id: uuid.UUID) -> None:
+        if await self.seasons.get(season_id) is None:
+            raise NotFound(f"No season with id {season_id}.")
+        for episode_id, title_id in await self.seasons.delete(season_id):
+            await enqueue(
+                self.session, messaging, EpisodeDeletedV1(episode_id=episode_id, title_id=title_id)
+            )
+
+    # --- episodes -----------------------------------------------------------
+
+    async def episode(self, episode_id: uuid.UUID) -> Episode:
+        episode = await self.episodes.get(episode_id)
+        if episode is None:
+            raise NotFound(f"No episode with id {episode_id}.")
+        return episode
+
+    async def create_episode(self, data: EpisodeIn) -> Episode:
+        season = await self.seasons.get(data.season_id)
+        if season is None:
+            raise UnknownReference(f"No season with id {data.season_id}.")
+        episode = await self.episodes.add(
+            Episode(
+                season_id=season.id,
+                title_id=season.title_id,
+                number=data.number,
+                name=data.name,
+                synopsis=data.synopsis,
+                source_key=data.source_key,
+                transcode_state="queued",
+            )
+        )
+        await enqueue(
+            self.session,
+            messaging,
+            EpisodeUploadedV1(
+                episode_id=episode.id,
+                title_id=season.title_id,
+                title_slug=season.title.slug,
+                season_id=season.id,
+                season_number=season.number,
+                episode_number=episode.number,
+                source_key=data.source_key,
+            ),
+        )
+        return episode
+
+    async def update_episode(self, episode_id: uuid.UUID, data: EpisodePatch) -> Episode:
+        episode = await self.episode(episode_id)
+        for key, value in data.model_dump(exclude_unset=True).items():
+            setattr(episode, key, value)
+        return await self.episodes.save(episode)
+
+    async def delete_episode(self, episode_id: uuid.UUID) -> None:
+        episode = await self.episode(episode_id)
+        await self.episodes.delete(episode_id)
+        await enqueue(
+            self.session,
+            messaging,
+            EpisodeDeletedV1(episode_id=episode_id, title_id=episode.title_id),
+        )

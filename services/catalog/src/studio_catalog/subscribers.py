@@ -1,0 +1,106 @@
+"""Transcode events → the episode's state.
+
+Each handler is applied once per event (the consumer's inbox) and only when
+the event is newer than the last one applied to that episode, so a late
+``progress`` can never turn a ``ready`` episode back into ``processing``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from studio_catalog.repository import EpisodeRepository
+from studio_common.consumer import EventConsumers
+from studio_common.events import (
+    Envelope,
+    TranscodeCompletedV1,
+    TranscodeFailedV1,
+    TranscodeProgressV1,
+    TranscodeStartedV1,
+)
+
+LOG_LIMIT = 20_000
+
+
+async def _apply(
+    session: AsyncSession, envelope: Envelope, episode_id: Any, values: dict[str, Any]
+) -> None:
+    await EpisodeRepository(session).apply_transcode_update(
+        episode_id, envelope.occurred_at, values
+    )
+
+
+async def on_started(event: TranscodeStartedV1, envelope: Envelope, session: AsyncSession) -> None:
+    await _apply(
+        session,
+        envelope,
+        event.episode_id,
+        {
+            "transcode_state": "processing",
+            "transcode_job_id": event.job_id,
+            "transcode_progress": 0.0,
+            "transcode_playable": False,
+        },
+    )
+
+
+async def on_progress(
+    event: TranscodeProgressV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    await _apply(
+        session,
+        envelope,
+        event.episode_id,
+        {
+            "transcode_state": "processing",
+            "transcode_job_id": event.job_id,
+            "transcode_progress": round(event.percent, 2),
+            "transcode_playable": event.playable,
+        },
+    )
+
+
+async def on_completed(
+    event: TranscodeCompletedV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    await _apply(
+        session,
+        envelope,
+        event.episode_id,
+        {
+            "transcode_state": "ready",
+            "transcode_job_id": event.job_id,
+            "transcode_progress": 100.0,
+            "transcode_playable": True,
+            "hls_master_url": event.hls_master_url,
+            "hls_master_key": event.hls_master_key,
+            "duration_sec": event.duration_sec,
+            "thumbnails": event.thumbnails,
+            "renditions": event.renditions,
+            "subtitles": [s.model_dump(mode="json", by_alias=True) for s in event.subtitles],
+        },
+    )
+
+
+async def on_failed(event: TranscodeFailedV1, envelope: Envelope, session: AsyncSession) -> None:
+    log = event.reason if not event.log_tail else f"{event.reason}\n\n{event.log_tail}"
+    await _apply(
+        session,
+        envelope,
+        event.episode_id,
+        {
+            "transcode_state": "failed",
+            "transcode_job_id": event.job_id,
+            "transcode_playable": False,
+            "transcode_log": log[-LOG_LIMIT:],
+        },
+    )
+
+
+def register(consumers: EventConsumers) -> None:
+    consumers.add(TranscodeStartedV1, on_started)
+    consumers.add(TranscodeProgressV1, on_progress)
+    consumers.add(TranscodeCompletedV1, on_completed)
+    consumers.add(TranscodeFailedV1, on_failed)
