@@ -103,7 +103,9 @@ def build_app(db: Database, schema: str) -> tuple[FastAPI, Table]:
         raise RuntimeError("secret internals")
 
     @app.post("/things/{slug}")
-    async def add_thing(slug: str, session: SessionDep, parent: int | None = None) -> dict[str, str]:
+    async def add_thing(
+        slug: str, session: SessionDep, parent: int | None = None
+    ) -> dict[str, str]:
         await session.execute(insert(things).values(slug=slug, parent_id=parent))
         return {"slug": slug}
 

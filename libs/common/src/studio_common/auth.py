@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import jwt
@@ -21,7 +22,12 @@ from fastapi import Depends, Request
 
 from studio_common.errors import Forbidden, Unauthorized
 
+if TYPE_CHECKING:
+    from jwt.types import Options
+
 ALGORITHMS = ["RS256"]
+
+log = logging.getLogger("studio.auth")
 
 
 class Role(enum.IntEnum):
@@ -66,10 +72,14 @@ class JwksCache:
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
         self.fetch_count = 0
 
     async def _fetch(self) -> None:
+        # Counted before the request: a failing endpoint is retried no more
+        # often than a healthy one is refetched.
+        self._attempted_at = self._clock()
         client = self._client or httpx.AsyncClient(timeout=5)
         try:
             resp = await client.get(self.url)
@@ -78,11 +88,24 @@ class JwksCache:
         finally:
             if self._client is None:
                 await client.aclose()
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+            raise ValueError("the JWKS document has no 'keys' list")
         keys: dict[str, jwt.PyJWK] = {}
-        for jwk in data.get("keys", []):
-            if jwk.get("kty") != "RSA" or jwk.get("use", "sig") != "sig" or "kid" not in jwk:
+        for jwk in data["keys"]:
+            if not isinstance(jwk, dict):
                 continue
-            keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm="RS256")
+            kid = jwk.get("kid")
+            if (
+                jwk.get("kty") != "RSA"
+                or jwk.get("use", "sig") != "sig"
+                or not isinstance(kid, str)
+            ):
+                continue
+            try:
+                keys[kid] = jwt.PyJWK(jwk, algorithm="RS256")
+            except jwt.PyJWTError:
+                # One unusable key must not take the others down with it.
+                log.warning("skipping an unusable JWKS key", extra={"kid": kid})
         self._keys = keys
         self._fetched_at = self._clock()
         self.fetch_count += 1
@@ -95,13 +118,16 @@ class JwksCache:
         async with self._lock:
             now = self._clock()
             stale = self._fetched_at is None or now - self._fetched_at >= self.ttl
-            may_refetch = self._fetched_at is None or now - self._fetched_at >= self.min_refetch
-            if stale or (kid not in self._keys and may_refetch):
+            may_refetch = self._attempted_at is None or now - self._attempted_at >= self.min_refetch
+            if may_refetch and (stale or kid not in self._keys):
                 try:
                     await self._fetch()
                 except (httpx.HTTPError, ValueError):
                     if not self._keys:
                         raise
+                    log.warning("JWKS refetch failed; serving the cached keys", exc_info=True)
+            elif not self._keys:
+                raise ValueError("no signing keys: the last JWKS fetch failed")
             return self._keys.get(kid)
 
 
@@ -139,7 +165,7 @@ class JwtVerifier:
             raise Unauthorized("The signing keys could not be fetched.") from exc
         if key is None:
             raise Unauthorized("The token is signed by an unknown key.")
-        options: dict[str, Any] = {
+        options: Options = {
             "require": ["exp", "iss", "sub"],
             "verify_aud": bool(self.audience),
         }

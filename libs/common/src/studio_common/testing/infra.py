@@ -29,7 +29,7 @@ def url_reachable(url: str) -> bool:
 
 def docker_available() -> bool:
     try:
-        import docker
+        import docker  # type: ignore[import-untyped,unused-ignore]
 
         docker.from_env().ping()
     except Exception:
