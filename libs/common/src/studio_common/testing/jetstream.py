@@ -47,10 +47,10 @@ def envelope_of(msg: Msg) -> dict[str, Any]:
 
 
 async def wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.1
+    predicate: Callable[[], Any], *, within: float = 10.0, interval: float = 0.1
 ) -> Any:
     """Await ``predicate()`` (sync or async) until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = predicate()
         if asyncio.iscoroutine(result):
@@ -58,5 +58,5 @@ async def wait_until(
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
