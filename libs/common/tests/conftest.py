@@ -87,7 +87,9 @@ async def stream(
 async def stream_messages(js: JetStreamContext, stream: str) -> list[RawStreamMsg]:
     """Every message a stream holds, oldest first."""
     info = await js.stream_info(stream)
-    out = []
+    out: list[RawStreamMsg] = []
+    if not info.state.messages:
+        return out
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         with suppress(NotFoundError):
             out.append(await js.get_msg(stream, seq))

@@ -106,6 +106,9 @@ async def enqueue(
             version=envelope.version,
             envelope=envelope.model_dump(mode="json", by_alias=True),
             headers=dict(headers or {}),
+            # now() is the transaction's start, the same for every event it
+            # enqueues; the relay orders by created_at, so take the wall clock.
+            created_at=func.clock_timestamp(),
         )
     )
     # NOTIFY is transactional: the relay wakes only if this commits.
