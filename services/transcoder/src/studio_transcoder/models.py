@@ -1,0 +1,16 @@
+"""The transcoder schema. Only this service reads or writes it."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase
+
+from studio_common.db import service_metadata
+from studio_common.outbox import messaging_tables
+
+SCHEMA = "transcoder"
+metadata = service_metadata(SCHEMA)
+messaging = messaging_tables(metadata)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
