@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -68,7 +68,7 @@ class TitleRepository:
         total = int(
             await self.session.scalar(select(func.count()).select_from(Title).where(where)) or 0
         )
-        stmt: Select[tuple[Title]] = select(Title).where(where)
+        stmt = select(Title).where(where)
         order: list[Any] = []
         if rank is not None:
             order.append(rank.desc())
