@@ -51,8 +51,12 @@ class Delivery:
     num_delivered: int
 
 
-def _backoff(num_delivered: int) -> float:
+def exponential_backoff(num_delivered: int) -> float:
+    """Seconds before redelivering a message that failed ``num_delivered`` times: 1, 2, 4 ... 30."""
     return float(min(30, 2 ** max(0, num_delivered - 1)))
+
+
+RetryBackoff = Callable[[int], float]
 
 
 class EventConsumers:
@@ -67,6 +71,7 @@ class EventConsumers:
         subject_root: str,
         max_deliver: int = 5,
         ack_wait: float = 30.0,
+        retry_backoff: RetryBackoff = exponential_backoff,
     ) -> None:
         self.broker = broker
         self.database = database
@@ -76,6 +81,7 @@ class EventConsumers:
         self.subject_root = subject_root
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
+        self.retry_backoff = retry_backoff
         self.durables: list[str] = []
 
     def durable_name(self, event_type: str) -> str:
@@ -149,7 +155,7 @@ class EventConsumers:
                     extra={"event_id": str(envelope.id), "attempt": num_delivered},
                     exc_info=True,
                 )
-                await msg.nack(delay=_backoff(num_delivered))
+                await msg.nack(delay=self.retry_backoff(num_delivered))
             return
         if not applied:
             log.info("duplicate event skipped", extra={"event_id": str(envelope.id)})
@@ -178,6 +184,11 @@ class EventConsumers:
         raw = msg.raw_message
         headers: dict[str, Any] = dict(raw.headers or {})
         headers.pop("Nats-Msg-Id", None)
+        headers.pop("Nats-Expected-Stream", None)
+        if raw.metadata is not None:
+            # A crash between this publish and the ack redelivers the message;
+            # the stream's duplicate window then keeps one dead letter, not two.
+            headers["Nats-Msg-Id"] = f"dlq:{durable}:{raw.metadata.sequence.stream}"
         headers["Studio-Dead-Letter-Reason"] = reason[:1000]
         headers["Studio-Original-Subject"] = raw.subject
         js = self.broker.connection.jetstream()
