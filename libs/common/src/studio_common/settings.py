@@ -52,6 +52,16 @@ class ServiceSettings(BaseSettings):
     jwks_cache_seconds: int = Field(default=300, ge=1)
     jwks_min_refetch_seconds: float = Field(default=10.0, ge=0)
 
+    # Object storage. Empty endpoint = AWS; development points at a local S3 API.
+    s3_endpoint_url: str | None = None
+    # Where players and browsers reach S3, when that differs from the services' view.
+    s3_public_endpoint_url: str | None = None
+    s3_bucket: str = "studio-anime"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_force_path_style: bool = True
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
 from studio_catalog.schemas import (
     EpisodeAdminOut,
@@ -17,21 +17,18 @@ from studio_catalog.schemas import (
     TitlePatch,
 )
 from studio_catalog.service import CatalogService
-from studio_common.auth import Role, require_role
+from studio_common.access import Access, access
 from studio_common.db import SessionDep
 
-router = APIRouter(
-    prefix="/api/admin",
-    tags=["catalog admin"],
-    dependencies=[Depends(require_role(Role.editor))],
-)
+router = APIRouter(prefix="/api/admin", tags=["catalog admin"])
+EDITOR = access(Access.editor)
 
 
 async def _detail(service: CatalogService, slug: str) -> TitleDetail:
     return TitleDetail.model_validate(await service.title_by_slug(slug))
 
 
-@router.post("/titles", status_code=status.HTTP_201_CREATED, response_model=TitleDetail)
+@router.post("/titles", status_code=status.HTTP_201_CREATED, response_model=TitleDetail, **EDITOR)
 async def create_title(data: TitleIn, session: SessionDep, response: Response) -> TitleDetail:
     service = CatalogService(session)
     title = await service.create_title(data)
@@ -39,41 +36,43 @@ async def create_title(data: TitleIn, session: SessionDep, response: Response) -
     return await _detail(service, title.slug)
 
 
-@router.put("/titles/{title_id}", response_model=TitleDetail)
+@router.put("/titles/{title_id}", response_model=TitleDetail, **EDITOR)
 async def replace_title(title_id: uuid.UUID, data: TitleIn, session: SessionDep) -> TitleDetail:
     service = CatalogService(session)
     title = await service.update_title(title_id, data, partial=False)
     return await _detail(service, title.slug)
 
 
-@router.patch("/titles/{title_id}", response_model=TitleDetail)
+@router.patch("/titles/{title_id}", response_model=TitleDetail, **EDITOR)
 async def update_title(title_id: uuid.UUID, data: TitlePatch, session: SessionDep) -> TitleDetail:
     service = CatalogService(session)
     title = await service.update_title(title_id, data, partial=True)
     return await _detail(service, title.slug)
 
 
-@router.delete("/titles/{title_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/titles/{title_id}", status_code=status.HTTP_204_NO_CONTENT, **EDITOR)
 async def delete_title(title_id: uuid.UUID, session: SessionDep) -> Response:
     """Deletes the title with its seasons and episodes."""
     await CatalogService(session).delete_title(title_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/seasons", status_code=status.HTTP_201_CREATED, response_model=SeasonOut)
+@router.post("/seasons", status_code=status.HTTP_201_CREATED, response_model=SeasonOut, **EDITOR)
 async def create_season(data: SeasonIn, session: SessionDep) -> SeasonOut:
     season = await CatalogService(session).create_season(data)
     return SeasonOut(id=season.id, title_id=season.title_id, number=season.number, name=season.name)
 
 
-@router.delete("/seasons/{season_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/seasons/{season_id}", status_code=status.HTTP_204_NO_CONTENT, **EDITOR)
 async def delete_season(season_id: uuid.UUID, session: SessionDep) -> Response:
     """Deletes the season and its episodes."""
     await CatalogService(session).delete_season(season_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/episodes", status_code=status.HTTP_201_CREATED, response_model=EpisodeAdminOut)
+@router.post(
+    "/episodes", status_code=status.HTTP_201_CREATED, response_model=EpisodeAdminOut, **EDITOR
+)
 async def create_episode(
     data: EpisodeIn, session: SessionDep, response: Response
 ) -> EpisodeAdminOut:
@@ -83,13 +82,13 @@ async def create_episode(
     return EpisodeAdminOut.model_validate(episode)
 
 
-@router.get("/episodes/{episode_id}", response_model=EpisodeAdminOut)
+@router.get("/episodes/{episode_id}", response_model=EpisodeAdminOut, **EDITOR)
 async def get_episode_admin(episode_id: uuid.UUID, session: SessionDep) -> EpisodeAdminOut:
     """The episode with its source key, HLS location and transcode log."""
     return EpisodeAdminOut.model_validate(await CatalogService(session).episode(episode_id))
 
 
-@router.patch("/episodes/{episode_id}", response_model=EpisodeAdminOut)
+@router.patch("/episodes/{episode_id}", response_model=EpisodeAdminOut, **EDITOR)
 async def update_episode(
     episode_id: uuid.UUID, data: EpisodePatch, session: SessionDep
 ) -> EpisodeAdminOut:
@@ -98,7 +97,7 @@ async def update_episode(
     )
 
 
-@router.delete("/episodes/{episode_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/episodes/{episode_id}", status_code=status.HTTP_204_NO_CONTENT, **EDITOR)
 async def delete_episode(episode_id: uuid.UUID, session: SessionDep) -> Response:
     await CatalogService(session).delete_episode(episode_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

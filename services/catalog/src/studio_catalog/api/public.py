@@ -11,13 +11,19 @@ from fastapi import APIRouter, Query, Request
 from studio_catalog.repository import TitleFilter
 from studio_catalog.schemas import EpisodeOut, Page, TitleDetail, TitleSummary, TitleType
 from studio_catalog.service import CatalogService
+from studio_common.access import Access, access
 from studio_common.db import SessionDep
 from studio_common.errors import ValidationFailed
 
 router = APIRouter(prefix="/api", tags=["catalog"])
 
 
-@router.get("/titles", response_model=Page[TitleSummary], response_model_by_alias=True)
+@router.get(
+    "/titles",
+    response_model=Page[TitleSummary],
+    response_model_by_alias=True,
+    **access(Access.public),
+)
 async def list_titles(
     request: Request,
     session: SessionDep,
@@ -63,12 +69,22 @@ async def list_titles(
     )
 
 
-@router.get("/titles/{slug}", response_model=TitleDetail, response_model_by_alias=True)
+@router.get(
+    "/titles/{slug}",
+    response_model=TitleDetail,
+    response_model_by_alias=True,
+    **access(Access.public),
+)
 async def get_title(slug: str, session: SessionDep) -> TitleDetail:
     """A title with its seasons and their episodes."""
     return TitleDetail.model_validate(await CatalogService(session).title_by_slug(slug))
 
 
-@router.get("/episodes/{episode_id}", response_model=EpisodeOut, response_model_by_alias=True)
+@router.get(
+    "/episodes/{episode_id}",
+    response_model=EpisodeOut,
+    response_model_by_alias=True,
+    **access(Access.public),
+)
 async def get_episode(episode_id: uuid.UUID, session: SessionDep) -> EpisodeOut:
     return EpisodeOut.model_validate(await CatalogService(session).episode(episode_id))
