@@ -1,0 +1,107 @@
+"""Starting one service: wait for what it needs, migrate, seed, then serve.
+
+Each service runs this as its own process under the stack, so migrations run in
+parallel (each service owns its schema) and a failing one stops the stack with
+that service's name on the error. The last step replaces this process with the
+service's `serve`, so the process manager signals the server directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from studio_devstack.backing import LOOPBACK_HOSTS, ensure_database, wait_for_tcp
+from studio_devstack.routes import Service
+from studio_devstack.s3 import S3Location, wait_for_bucket
+
+# Services whose CLI has a `seed` command, run after their migrations.
+SEEDED_SERVICES = frozenset({"catalog"})
+DEPENDENCY_TIMEOUT = 90.0
+
+
+def has_cli(service: Service) -> bool:
+    """A service can run once its package has a `__main__` module."""
+    try:
+        return importlib.util.find_spec(f"{service.package}.__main__") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def split_runnable(services: Iterable[Service]) -> tuple[list[Service], list[Service]]:
+    runnable: list[Service] = []
+    missing: list[Service] = []
+    for service in services:
+        (runnable if has_cli(service) else missing).append(service)
+    return runnable, missing
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    service: Service
+    host: str
+    seed: bool
+
+    def cli(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", self.service.package, *args]
+
+    def serve_argv(self) -> list[str]:
+        return self.cli("serve", "--host", self.host, "--port", str(self.service.port))
+
+
+def log(service: Service, message: str) -> None:
+    print(f"[studio-dev] {service.name}: {message}", flush=True)
+
+
+def wait_for_dependencies(service: Service, env: Mapping[str, str]) -> None:
+    database_url = env.get("STUDIO_DATABASE_URL")
+    if database_url:
+        log(service, "waiting for Postgres")
+        if asyncio.run(ensure_database(database_url, wait_seconds=DEPENDENCY_TIMEOUT)):
+            log(service, "created the database")
+    nats_url = env.get("STUDIO_NATS_URL")
+    if nats_url:
+        parts = urlsplit(nats_url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+        if not wait_for_tcp(host, port, DEPENDENCY_TIMEOUT):
+            raise RuntimeError(f"NATS at {host}:{port} did not answer")
+    endpoint = env.get("STUDIO_S3_ENDPOINT_URL")
+    # Only the local stand-in is waited for: it starts with the stack.
+    if endpoint and urlsplit(endpoint).hostname in LOOPBACK_HOSTS:
+        location = S3Location(
+            endpoint_url=endpoint,
+            bucket=env.get("STUDIO_S3_BUCKET", "studio-anime"),
+            region=env.get("STUDIO_S3_REGION", "us-east-1"),
+            access_key_id=env.get("STUDIO_S3_ACCESS_KEY_ID", "devstack"),
+            secret_access_key=env.get("STUDIO_S3_SECRET_ACCESS_KEY", "devstack-not-a-secret"),
+        )
+        if not wait_for_bucket(location, DEPENDENCY_TIMEOUT):
+            raise RuntimeError(f"bucket {location.bucket!r} at {endpoint} did not appear")
+
+
+def launch(plan: LaunchPlan) -> int:
+    """Prepare the service, then exec its server (returns only on failure)."""
+    service = plan.service
+    try:
+        wait_for_dependencies(service, os.environ)
+    except Exception as exc:
+        log(service, f"not started: {exc}")
+        return 1
+    steps = [("migrate", plan.cli("migrate"))]
+    if plan.seed:
+        steps.append(("seed", plan.cli("seed")))
+    for name, argv in steps:
+        log(service, f"{name}: {' '.join(argv[1:])}")
+        code = subprocess.run(argv, check=False).returncode  # noqa: S603 - our own CLI
+        if code != 0:
+            log(service, f"{name} failed with exit code {code}")
+            return code
+    argv = plan.serve_argv()
+    log(service, f"serving on http://{plan.host}:{service.port}")
+    os.execv(argv[0], argv)  # noqa: S606 - replaces this process with the server

@@ -1,0 +1,150 @@
+"""What the local stack reads from the environment (and from `.env`, if present).
+
+Every variable is documented in `.env.example` at the repository root. The
+`STUDIO_*` values that services read are passed on to each process, so a
+service sees exactly the servers the stack chose.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from honcho.environ import parse as parse_env_file
+
+from studio_devstack.gateway import parse_cors_origins
+from studio_devstack.routes import ROUTES_RELATIVE_PATH
+
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/studio"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_CORS_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173"
+IDENTITY_PORT = 8102
+
+
+@dataclass(frozen=True)
+class DevSettings:
+    root: Path
+    data_dir: Path
+    routes_file: Path
+    environment: str
+    database_url: str
+    nats_url: str
+    gateway_port: int
+    cors_origins: tuple[str, ...]
+    client_max_body_size: str
+    s3_port: int
+    s3_bucket: str
+    s3_region: str
+    s3_access_key_id: str
+    s3_secret_access_key: str
+    # Set only when the developer points the stack at an S3 of their own;
+    # otherwise the stack runs its local stand-in on `s3_port`.
+    s3_external_endpoint_url: str | None
+    jwks_url: str
+    jwt_issuer: str
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        root: Path,
+        *,
+        data_dir: Path | None = None,
+        routes_file: Path | None = None,
+    ) -> DevSettings:
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        return cls(
+            root=root,
+            data_dir=data_dir or Path(get("STUDIO_DATA_DIR", str(root / ".data"))),
+            routes_file=routes_file or root / ROUTES_RELATIVE_PATH,
+            environment=get("STUDIO_ENVIRONMENT", "development"),
+            database_url=get("STUDIO_DATABASE_URL", DEFAULT_DATABASE_URL),
+            nats_url=get("STUDIO_NATS_URL", DEFAULT_NATS_URL),
+            gateway_port=_port(get("STUDIO_PORT", "8080"), "STUDIO_PORT"),
+            cors_origins=parse_cors_origins(env.get("STUDIO_CORS_ORIGINS", DEFAULT_CORS_ORIGINS)),
+            client_max_body_size=get("STUDIO_GATEWAY_MAX_BODY_SIZE", "16m"),
+            s3_port=_port(get("STUDIO_S3_PORT", "9000"), "STUDIO_S3_PORT"),
+            s3_bucket=get("STUDIO_S3_BUCKET", "studio-anime"),
+            s3_region=get("STUDIO_S3_REGION", "us-east-1"),
+            # The local stand-in accepts any key; these only have to be consistent.
+            s3_access_key_id=get("STUDIO_S3_ACCESS_KEY_ID", "devstack"),
+            s3_secret_access_key=get("STUDIO_S3_SECRET_ACCESS_KEY", "devstack-not-a-secret"),
+            s3_external_endpoint_url=env.get("STUDIO_S3_ENDPOINT_URL", "").strip() or None,
+            jwks_url=get(
+                "STUDIO_JWKS_URL", f"http://127.0.0.1:{IDENTITY_PORT}/.well-known/jwks.json"
+            ),
+            jwt_issuer=get("STUDIO_JWT_ISSUER", f"http://127.0.0.1:{IDENTITY_PORT}"),
+        )
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return self.s3_external_endpoint_url or f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def runs_local_s3(self) -> bool:
+        return self.s3_external_endpoint_url is None
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.data_dir / "gateway"
+
+    def service_env(self) -> dict[str, str]:
+        """The shared `STUDIO_*` settings every service process gets."""
+        return {
+            "STUDIO_ENVIRONMENT": self.environment,
+            "STUDIO_DATABASE_URL": self.database_url,
+            "STUDIO_NATS_URL": self.nats_url,
+            "STUDIO_S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "STUDIO_S3_BUCKET": self.s3_bucket,
+            "STUDIO_S3_REGION": self.s3_region,
+            "STUDIO_S3_ACCESS_KEY_ID": self.s3_access_key_id,
+            "STUDIO_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
+            "STUDIO_JWKS_URL": self.jwks_url,
+            "STUDIO_JWT_ISSUER": self.jwt_issuer,
+            # Log lines reach the terminal as they are written, not in 4 KiB bursts.
+            "PYTHONUNBUFFERED": "1",
+        }
+
+
+def _port(raw: str, name: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{name}={port} is out of range")
+    return port
+
+
+def host_and_port(url: str, default_port: int) -> tuple[str, int]:
+    """Host and port of a server URL (`postgresql+asyncpg://u@h:p/db`, `nats://h:p`)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"{url!r} names no host")
+    return parts.hostname, parts.port or default_port
+
+
+def environment_with_dotenv(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment over the values of `<root>/.env`: a variable set in
+    the shell wins over the file, as with most dotenv tools."""
+    env: dict[str, str] = {}
+    dotenv = root / ".env"
+    if dotenv.is_file():
+        env.update(parse_env_file(dotenv.read_text(encoding="utf-8")))
+    env.update(os.environ if environ is None else environ)
+    return env
+
+
+def find_root(start: Path) -> Path:
+    """The checkout that contains `start`: the first directory above it with the route
+    table, else this package's own checkout."""
+    for directory in (start, *start.parents):
+        if (directory / ROUTES_RELATIVE_PATH).is_file():
+            return directory
+    return Path(__file__).resolve().parents[4]

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studio_devstack.backing import (
+    BackingServiceUnavailable,
+    find_nats_server,
+    find_postgres_bindir,
+)
+from studio_devstack.routes import RouteTable, parse_route_table
+from studio_devstack.settings import DevSettings, environment_with_dotenv
+from studio_devstack.stack import plan_stack
+
+TABLE: RouteTable = parse_route_table(
+    {
+        "services": {"devstackmissing": {"port": 18999}},
+        "routes": [{"path": "/x", "match": "prefix", "service": "devstackmissing"}],
+    }
+)
+
+
+def test_defaults_match_the_machine(tmp_path: Path) -> None:
+    settings = DevSettings.from_env({}, tmp_path)
+    assert settings.database_url == "postgresql+asyncpg://postgres@127.0.0.1:5432/studio"
+    assert settings.nats_url == "nats://127.0.0.1:4222"
+    assert settings.gateway_port == 8080
+    assert settings.data_dir == tmp_path / ".data"
+    assert settings.runs_local_s3
+    env = settings.service_env()
+    assert env["STUDIO_S3_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert env["STUDIO_S3_BUCKET"] == "studio-anime"
+    assert env["STUDIO_ENVIRONMENT"] == "development"
+    assert env["STUDIO_JWKS_URL"] == "http://127.0.0.1:8102/.well-known/jwks.json"
+
+
+def test_an_own_s3_endpoint_replaces_the_stand_in(tmp_path: Path) -> None:
+    settings = DevSettings.from_env(
+        {"STUDIO_S3_ENDPOINT_URL": "https://s3.example.test", "STUDIO_S3_PORT": "9100"}, tmp_path
+    )
+    assert not settings.runs_local_s3
+    assert settings.service_env()["STUDIO_S3_ENDPOINT_URL"] == "https://s3.example.test"
+
+
+@pytest.mark.parametrize("bad", ["http", "0", "70000"])
+def test_bad_ports_are_reported_by_name(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError, match="STUDIO_PORT"):
+        DevSettings.from_env({"STUDIO_PORT": bad}, tmp_path)
+
+
+def test_the_shell_wins_over_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("STUDIO_PORT=8181\nSTUDIO_S3_BUCKET='from-file'\n")
+    env = environment_with_dotenv(tmp_path, {"STUDIO_PORT": "8282"})
+    assert env["STUDIO_PORT"] == "8282"
+    assert env["STUDIO_S3_BUCKET"] == "from-file"
+
+
+def test_reachable_servers_are_used_and_missing_services_skipped(tmp_path: Path) -> None:
+    settings = DevSettings.from_env({"STUDIO_PORT": "18080"}, tmp_path)
+    plan = plan_stack(settings, TABLE, reachable=lambda host, port: True)
+    names = [p.name for p in plan.processes]
+    assert "postgres" not in names
+    assert "nats" not in names
+    assert "s3" in names
+    assert "devstackmissing" not in names
+    assert any("devstackmissing: skipped" in note for note in plan.notes)
+    assert plan.ports[9000] == "s3"
+
+
+@pytest.mark.skipif(
+    find_postgres_bindir() is None or find_nats_server() is None, reason="no server binaries"
+)
+def test_silent_local_servers_get_private_processes(tmp_path: Path) -> None:
+    settings = DevSettings.from_env({}, tmp_path)
+    plan = plan_stack(settings, TABLE, with_gateway=False, reachable=lambda host, port: False)
+    processes = {p.name: p.argv for p in plan.processes}
+    assert "-js" in processes["nats"]
+    assert str(tmp_path / ".data" / "postgres") in processes["postgres"]
+    assert plan.ports[5432] == "postgres"
+    assert plan.ports[4222] == "nats"
+    assert "gateway" not in processes
+    assert not (tmp_path / ".data").exists(), "planning starts and creates nothing"
+
+
+def test_a_silent_remote_database_stops_the_plan(tmp_path: Path) -> None:
+    settings = DevSettings.from_env(
+        {"STUDIO_DATABASE_URL": "postgresql+asyncpg://postgres@db.invalid:5432/studio"}, tmp_path
+    )
+    with pytest.raises(BackingServiceUnavailable, match=r"db\.invalid:5432"):
+        plan_stack(settings, TABLE, reachable=lambda host, port: False)
