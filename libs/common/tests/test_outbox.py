@@ -245,3 +245,32 @@ async def test_ensure_stream_repairs_a_drifted_config(
         assert info.config.duplicate_window == DUPLICATE_WINDOW_SECONDS
     finally:
         await js.delete_stream(name)
+
+
+async def test_relay_listens_again_after_losing_its_connection(
+    db, schema, js, stream, read_stream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("studio_common.outbox.RELISTEN_SECONDS", 0.0)
+    relay = relay_for(db, schema, js, stream, poll_interval=0.1)
+    relay.start()
+    try:
+        deadline = time.monotonic() + 5
+        while relay._listener is None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        first = relay._listener
+        await first.close()  # as when the database restarts
+        while relay._listener is first or relay._listener is None:
+            assert time.monotonic() < deadline, "relay did not LISTEN again"
+            await asyncio.sleep(0.02)
+        assert not relay._listener.is_closed()
+        # The fresh LISTEN wakes the relay: slow polling from here on proves it.
+        relay.poll_interval = 30
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await enqueue_widgets(db, schema, 1)
+        while not await read_stream(stream.stream):
+            assert time.monotonic() - started < 5, "relay did not wake up"
+            await asyncio.sleep(0.05)
+    finally:
+        await relay.stop()

@@ -11,12 +11,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
-from starlette.routing import Match
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from studio_common.errors import ProblemError, problem_response
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
+
+error_log = logging.getLogger("studio.errors")
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
@@ -76,13 +80,20 @@ class RequestMetrics:
 
 
 def _route_template(scope: Scope) -> str:
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    """The template of the route that handled the request, read after routing.
+
+    FastAPI includes routers lazily: the matched ``APIRoute`` knows only its own
+    router's prefix, the effective context of the inclusion has the full path.
+    """
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        context = fastapi_scope.get("effective_route_context")
+        path = getattr(context, "path_format", None)
+        if isinstance(path, str) and path:
+            return path
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
 
 
 class RequestContextMiddleware:
@@ -109,11 +120,13 @@ class RequestContextMiddleware:
         )
         token = request_id_var.set(rid)
         status = 500
+        started = False
         start = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = int(message["status"])
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
@@ -122,6 +135,17 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if started:
+                raise
+            # Answered here rather than by Starlette's outermost error middleware,
+            # so the traceback is logged with the request id and the 500 carries
+            # the X-Request-ID header like every other response.
+            error_log.exception("unhandled error")
+            response = problem_response(
+                ProblemError("An unexpected error occurred."), Request(scope)
+            )
+            await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
             route = _route_template(scope)

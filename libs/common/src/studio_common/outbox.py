@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from studio_common.events import Envelope, EventPayload, subject_for
 log = logging.getLogger("studio.outbox")
 
 DUPLICATE_WINDOW_SECONDS = 120.0
+RELISTEN_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._listen_attempted_at = 0.0
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were published."""
@@ -213,31 +216,56 @@ class OutboxRelay:
         )
 
     async def _listen(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+        self._listen_attempted_at = time.monotonic()
         url = normalise_pg_url(self.database.engine.url.render_as_string(hide_password=False))
+        conn: asyncpg.Connection | None = None
         try:
-            self._listener = await asyncpg.connect(url)
-            await self._listener.add_listener(
-                self.tables.notify_channel, lambda *_: self._wake.set()
-            )
+            conn = await asyncpg.connect(url, timeout=5)
+            await conn.add_listener(self.tables.notify_channel, lambda *_: self._wake.set())
         except (OSError, asyncpg.PostgresError):
             log.warning("outbox relay cannot LISTEN; falling back to polling")
-            self._listener = None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            return
+        self._listener = conn
+
+    def _should_relisten(self) -> bool:
+        if self._listener is not None and not self._listener.is_closed():
+            return False
+        return time.monotonic() - self._listen_attempted_at >= RELISTEN_SECONDS
 
     async def run(self) -> None:
         await self._listen()
+        failures = 0
         while True:
+            # Cleared before the round, not after: a NOTIFY that arrives while
+            # the round runs must wake the next one instead of being lost.
+            self._wake.clear()
             try:
                 n = await self.publish_pending()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("outbox relay round failed")
+                failures += 1
+                log.exception("outbox relay round failed", extra={"failures": failures})
                 n = 0
+            else:
+                failures = 0
+                if self._should_relisten():
+                    # The database is back, or the LISTEN connection dropped.
+                    await self._listen()
             if n >= self.batch_size:
                 continue
-            self._wake.clear()
+            # Back off while the database or NATS is down instead of logging a
+            # traceback every poll interval.
+            delay = min(30.0, self.poll_interval * 2 ** min(failures, 10))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), delay)
 
     def start(self) -> None:
         if self._task is None:
