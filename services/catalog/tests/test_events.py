@@ -20,6 +20,7 @@ from studio_common.events import (
     EventPayload,
     TranscodeCompletedV1,
     TranscodeFailedV1,
+    TranscodePlayableV1,
     TranscodeProgressV1,
     TranscodeStartedV1,
     dead_letter_subject,
@@ -222,6 +223,20 @@ async def test_transcode_events_drive_the_episode_state(
     assert s["playable"] is True
     public = (await client.get(f"/api/episodes/{ep['id']}")).json()
     assert public["transcodeProgress"] == 42.5
+
+    await publish(
+        nats_url,
+        event_namespace,
+        TranscodePlayableV1(
+            episode_id=eid,
+            job_id=job,
+            hls_master_key="hls/x/season-1/ep-1/master.m3u8",
+            renditions=["1080p"],
+        ),
+        occurred_at=t0 + timedelta(seconds=2),
+    )
+    s = await state_is("processing", playable=True, renditions=["1080p"])
+    assert s["hlsMasterKey"] == "hls/x/season-1/ep-1/master.m3u8"
 
     await publish(
         nats_url,

@@ -152,6 +152,17 @@ class TranscodeProgressV1(EventPayload):
     playable: bool = False
 
 
+@event("transcoder.transcode.playable")
+class TranscodePlayableV1(EventPayload):
+    """The first segments of every rendition are in storage and the playlists
+    (EVENT type, still growing) can be played before the job completes."""
+
+    episode_id: uuid.UUID
+    job_id: uuid.UUID
+    hls_master_key: str
+    renditions: list[str] = Field(default_factory=list)
+
+
 class SubtitleTrack(CamelModel):
     language: str
     name: str

@@ -17,6 +17,7 @@ from studio_common.events import (
     Envelope,
     TranscodeCompletedV1,
     TranscodeFailedV1,
+    TranscodePlayableV1,
     TranscodeProgressV1,
     TranscodeStartedV1,
 )
@@ -62,6 +63,23 @@ async def on_progress(
     )
 
 
+async def on_playable(
+    event: TranscodePlayableV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    await _apply(
+        session,
+        envelope,
+        event.episode_id,
+        {
+            "transcode_state": "processing",
+            "transcode_job_id": event.job_id,
+            "transcode_playable": True,
+            "hls_master_key": event.hls_master_key,
+            "renditions": event.renditions,
+        },
+    )
+
+
 async def on_completed(
     event: TranscodeCompletedV1, envelope: Envelope, session: AsyncSession
 ) -> None:
@@ -102,5 +120,6 @@ async def on_failed(event: TranscodeFailedV1, envelope: Envelope, session: Async
 def register(consumers: EventConsumers) -> None:
     consumers.add(TranscodeStartedV1, on_started)
     consumers.add(TranscodeProgressV1, on_progress)
+    consumers.add(TranscodePlayableV1, on_playable)
     consumers.add(TranscodeCompletedV1, on_completed)
     consumers.add(TranscodeFailedV1, on_failed)
