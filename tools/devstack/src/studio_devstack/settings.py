@@ -20,6 +20,7 @@ from studio_devstack.routes import ROUTES_RELATIVE_PATH
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/studio"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CORS_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173"
 IDENTITY_PORT = 8102
 
@@ -32,6 +33,7 @@ class DevSettings:
     environment: str
     database_url: str
     nats_url: str
+    redis_url: str
     gateway_port: int
     cors_origins: tuple[str, ...]
     client_max_body_size: str
@@ -66,6 +68,7 @@ class DevSettings:
             environment=get("STUDIO_ENVIRONMENT", "development"),
             database_url=get("STUDIO_DATABASE_URL", DEFAULT_DATABASE_URL),
             nats_url=get("STUDIO_NATS_URL", DEFAULT_NATS_URL),
+            redis_url=get("STUDIO_REDIS_URL", DEFAULT_REDIS_URL),
             gateway_port=_port(get("STUDIO_PORT", "8080"), "STUDIO_PORT"),
             cors_origins=parse_cors_origins(env.get("STUDIO_CORS_ORIGINS", DEFAULT_CORS_ORIGINS)),
             client_max_body_size=get("STUDIO_GATEWAY_MAX_BODY_SIZE", "16m"),
@@ -100,6 +103,7 @@ class DevSettings:
             "STUDIO_ENVIRONMENT": self.environment,
             "STUDIO_DATABASE_URL": self.database_url,
             "STUDIO_NATS_URL": self.nats_url,
+            "STUDIO_REDIS_URL": self.redis_url,
             "STUDIO_S3_ENDPOINT_URL": self.s3_endpoint_url,
             "STUDIO_S3_BUCKET": self.s3_bucket,
             "STUDIO_S3_REGION": self.s3_region,

@@ -28,6 +28,8 @@ from studio_devstack.backing import (
     choose_source,
     find_nats_server,
     find_postgres_bindir,
+    find_redis_server,
+    redis_command,
     tcp_reachable,
 )
 from studio_devstack.gateway import (
@@ -134,6 +136,30 @@ def plan_stack(
         plan.prepare.append(private_nats.initialize)
         plan.processes.append(ProcessSpec("nats", private_nats.command()))
         plan.ports[nats_port] = "nats"
+
+    # Redis
+    redis_host, redis_port = host_and_port(settings.redis_url, 6379)
+    redis_binary = find_redis_server()
+    source = choose_source(
+        "Redis",
+        redis_host,
+        redis_port,
+        reachable=reachable(redis_host, redis_port),
+        private_binary=redis_binary,
+        install_hint="install it: apt-get install -y redis-server",
+    )
+    if source is Source.EXTERNAL:
+        plan.notes.append(f"Redis: using the server at {redis_host}:{redis_port}")
+    else:
+        assert redis_binary is not None
+        plan.notes.append(
+            f"Redis: nothing answers at {redis_host}:{redis_port}; starting a private "
+            f"{redis_binary} that keeps nothing on disk"
+        )
+        plan.processes.append(
+            ProcessSpec("redis", redis_command(redis_binary, redis_host, redis_port))
+        )
+        plan.ports[redis_port] = "redis"
 
     # S3
     if settings.runs_local_s3:
