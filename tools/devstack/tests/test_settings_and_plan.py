@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+import studio_devstack.settings as settings_module
 from studio_devstack.backing import (
     BackingServiceUnavailable,
     find_nats_server,
@@ -35,6 +37,13 @@ def test_defaults_match_the_machine(tmp_path: Path) -> None:
     assert env["STUDIO_ENVIRONMENT"] == "development"
     assert env["STUDIO_REDIS_URL"] == "redis://127.0.0.1:6379/0"
     assert env["STUDIO_JWKS_URL"] == "http://127.0.0.1:8102/.well-known/jwks.json"
+
+
+def test_a_relative_data_dir_is_inside_the_checkout(tmp_path: Path) -> None:
+    assert (
+        DevSettings.from_env({"STUDIO_DATA_DIR": "state"}, tmp_path).data_dir == tmp_path / "state"
+    )
+    assert DevSettings.from_env({"STUDIO_DATA_DIR": "/srv/x"}, tmp_path).data_dir == Path("/srv/x")
 
 
 def test_an_own_s3_endpoint_replaces_the_stand_in(tmp_path: Path) -> None:
@@ -94,3 +103,12 @@ def test_a_silent_remote_database_stops_the_plan(tmp_path: Path) -> None:
     )
     with pytest.raises(BackingServiceUnavailable, match=r"db\.invalid:5432"):
         plan_stack(settings, TABLE, reachable=lambda host, port: False)
+
+
+def test_every_variable_the_stack_reads_is_documented() -> None:
+    root = Path(__file__).resolve().parents[3]
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (root / ".env.example").read_text(), re.M))
+    source = Path(settings_module.__file__).read_text()
+    read = set(re.findall(r'"(STUDIO_[A-Z0-9_]+)"', source))
+    assert read, "the settings module reads STUDIO_* variables"
+    assert read <= documented, f"missing from .env.example: {sorted(read - documented)}"

@@ -63,7 +63,8 @@ class DevSettings:
 
         return cls(
             root=root,
-            data_dir=data_dir or Path(get("STUDIO_DATA_DIR", str(root / ".data"))),
+            # A relative STUDIO_DATA_DIR is taken from the checkout, not the cwd.
+            data_dir=data_dir or root / get("STUDIO_DATA_DIR", ".data"),
             routes_file=routes_file or root / ROUTES_RELATIVE_PATH,
             environment=get("STUDIO_ENVIRONMENT", "development"),
             database_url=get("STUDIO_DATABASE_URL", DEFAULT_DATABASE_URL),
