@@ -42,6 +42,8 @@ class EchoHandler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        # Like the services: the request id comes back on the response.
+        self.send_header("X-Request-ID", self.headers.get("X-Request-ID", "none"))
         self.end_headers()
         self.wfile.write(body)
 
@@ -145,6 +147,8 @@ def test_forwarded_headers_and_a_generated_request_id(gateway: Gateway, http) ->
     assert seen["x-forwarded-proto"] == "http"
     assert re.fullmatch(r"[0-9a-f]{32}", seen["x-request-id"])
     assert reply.headers["x-request-id"] == seen["x-request-id"]
+    ids = [v for k, v in reply.raw_headers if k.lower() == "x-request-id"]
+    assert ids == [seen["x-request-id"]], "one X-Request-ID on the response"
 
 
 def test_a_plain_request_id_is_kept_and_an_odd_one_replaced(gateway: Gateway, http) -> None:

@@ -222,6 +222,8 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Forwarded-Host $http_host;",
         "proxy_set_header X-Request-ID $studio_request_id;",
+        "# Services echo the id they were given; the gateway sends it once itself.",
+        "proxy_hide_header X-Request-ID;",
         "proxy_connect_timeout 5s;",
         "proxy_read_timeout 120s;",
         "proxy_send_timeout 120s;",

@@ -44,6 +44,8 @@ from studio_devstack.settings import DevSettings, host_and_port
 
 SERVICE_HOST = "127.0.0.1"
 PID_FILE_NAME = "devstack.pid"
+# honcho's return codes after SIGINT / SIGTERM reached the stack itself.
+STOPPED_ON_REQUEST = frozenset({130, 143})
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,9 @@ def run(settings: DevSettings, *, with_gateway: bool = True) -> int:
         manager.loop()
     finally:
         pid_file.unlink(missing_ok=True)
-    return int(manager.returncode or 0)
+    code = int(manager.returncode or 0)
+    # Ctrl-C or `studio-dev down` is how the stack is meant to stop: not a failure.
+    return 0 if code in STOPPED_ON_REQUEST else code
 
 
 # ---------------------------------------------------------------- down
