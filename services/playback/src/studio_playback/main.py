@@ -1,20 +1,41 @@
-"""The playback service: Favorites, watchlist and resume positions."""
+"""The playback service: favorites, watchlist, resume positions, continue-watching."""
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from fastapi import FastAPI
 
-from studio_common.app import create_service_app
+from studio_common.app import Runtime, create_service_app
+from studio_playback import api, subscribers
 from studio_playback.config import PlaybackSettings
 from studio_playback.models import messaging
+from studio_playback.positions import PositionWriter, create_pool
+from studio_playback.tokens import CachedVerifier
 
 
 def create_app(settings: PlaybackSettings | None = None) -> FastAPI:
     settings = settings or PlaybackSettings()
-    return create_service_app(
+
+    async def on_startup(runtime: Runtime, stack: AsyncExitStack) -> None:
+        pool = await create_pool(settings.database_url, settings.positions_pool_size)
+        stack.push_async_callback(pool.close)
+        runtime.extras["positions_pool"] = pool
+        app.state.positions = PositionWriter(pool, watched_fraction=settings.watched_fraction)
+        if settings.token_cache_size > 0 and settings.token_cache_seconds > 0:
+            app.state.verifier = CachedVerifier(
+                runtime.verifier,
+                max_entries=settings.token_cache_size,
+                ttl_seconds=settings.token_cache_seconds,
+            )
+
+    app = create_service_app(
         settings,
         title="Studio.Anime playback",
-        description="Favorites, watchlist and resume positions.",
-        routers=[],
+        description="Favorites, watchlist, resume positions and continue-watching.",
+        routers=[api.router],
         tables=messaging,
+        register_consumers=subscribers.register,
+        on_startup=on_startup,
     )
+    return app

@@ -1,0 +1,136 @@
+"""Playback routes: favorites, watchlist, resume positions, continue-watching."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from studio_common.access import Access, access
+from studio_common.auth import CurrentUser
+from studio_common.db import SessionDep
+from studio_common.errors import ValidationFailed
+from studio_playback.config import PlaybackSettings
+from studio_playback.positions import PositionWriter, now_micros, ordering_key
+from studio_playback.schemas import (
+    ContinueWatching,
+    FavoriteIn,
+    FavoriteOut,
+    Page,
+    PositionIn,
+    PositionOut,
+    WatchlistItem,
+)
+from studio_playback.service import PlaybackService
+
+router = APIRouter(prefix="/api", tags=["playback"])
+
+
+def _settings(request: Request) -> PlaybackSettings:
+    settings: PlaybackSettings = request.app.state.runtime.settings
+    return settings
+
+
+def _service(request: Request, session: SessionDep) -> PlaybackService:
+    return PlaybackService(session, watched_fraction=_settings(request).watched_fraction)
+
+
+@router.post(
+    "/favorites",
+    response_model=FavoriteOut,
+    response_model_by_alias=True,
+    **access(Access.user),
+)
+async def toggle_favorite(
+    body: FavoriteIn, principal: CurrentUser, request: Request, session: SessionDep
+) -> FavoriteOut:
+    """Toggle a title in the caller's favorites (or set `favorite` explicitly);
+    returns the new state."""
+    return await _service(request, session).toggle_favorite(
+        principal.subject, body.title_id, body.favorite
+    )
+
+
+@router.get(
+    "/users/{user_id}/watchlist",
+    response_model=Page[WatchlistItem],
+    response_model_by_alias=True,
+    **access(Access.self_or_admin, owner="user_id"),
+)
+async def watchlist(
+    principal: CurrentUser,
+    request: Request,
+    session: SessionDep,
+    user_id: Annotated[str, Path(min_length=1, max_length=255, description="A user id, or `me`")],
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1)] = 20,
+) -> Page[WatchlistItem]:
+    """A user's favorites with their titles, newest first."""
+    max_size = _settings(request).max_page_size
+    if page_size > max_size:
+        raise ValidationFailed(
+            f"pageSize may be at most {max_size}.",
+            extra={
+                "errors": [
+                    {
+                        "pointer": "query.pageSize",
+                        "message": f"at most {max_size}",
+                        "code": "less_than_equal",
+                    }
+                ]
+            },
+        )
+    owner = principal.subject if user_id == "me" else user_id
+    return await _service(request, session).watchlist(owner, page, page_size)
+
+
+@router.post(
+    "/playback",
+    response_model=PositionOut,
+    response_model_by_alias=True,
+    **access(Access.user),
+)
+async def save_position(body: PositionIn, principal: CurrentUser, request: Request) -> Response:
+    """Save the caller's resume position in an episode.
+
+    Clamped to the episode's duration when known; at or past the watched
+    fraction (90 %) the episode is marked watched. A write whose ordering key
+    (`sequence`, else `clientTime`, else arrival time) is not greater than the
+    stored one changes nothing and answers `applied: false` with the stored position.
+    """
+    writer: PositionWriter = request.app.state.positions
+    key = ordering_key(body.sequence, body.client_time, now_micros())
+    saved = await writer.save(principal.subject, body.episode_id, body.position_sec, key)
+    # Serialised here, not by FastAPI: the model is already valid.
+    return Response(saved.model_dump_json(by_alias=True), media_type="application/json")
+
+
+@router.get(
+    "/playback/{episode_id}",
+    response_model=PositionOut,
+    response_model_by_alias=True,
+    **access(Access.user),
+)
+async def get_position(
+    episode_id: uuid.UUID, principal: CurrentUser, request: Request, session: SessionDep
+) -> PositionOut:
+    """The caller's resume position in an episode (0 when never played)."""
+    return await _service(request, session).position(principal.subject, episode_id)
+
+
+@router.get(
+    "/me/continue-watching",
+    response_model=ContinueWatching,
+    response_model_by_alias=True,
+    **access(Access.user),
+)
+async def continue_watching(
+    principal: CurrentUser,
+    request: Request,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> ContinueWatching:
+    """For each title in progress, the episode to resume, or the next one when the
+    last was finished; newest activity first."""
+    return await _service(request, session).continue_watching(principal.subject, limit)

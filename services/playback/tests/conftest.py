@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from sqlalchemy import text
+
+from studio_common.events import (
+    Envelope,
+    EpisodeUploadedV1,
+    EventPayload,
+    TitleCreatedV1,
+    TranscodeCompletedV1,
+    subject_for,
+)
+from studio_common.migrations import upgrade
+from studio_common.testing.issuer import TestIssuer
+from studio_common.testing.jetstream import wait_until
+from studio_common.testing.plugin import EventNamespace, serve_app
+from studio_playback.config import PlaybackSettings
+from studio_playback.main import create_app
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def playback_settings(service_settings: dict[str, Any]) -> PlaybackSettings:
+    upgrade(SERVICE_DIR, service_settings["database_url"])
+    return PlaybackSettings(**service_settings, consumer_max_deliver=3, max_page_size=50)
+
+
+@pytest.fixture(scope="session")
+async def playback_app(playback_settings: PlaybackSettings) -> AsyncIterator[Any]:
+    app = create_app(playback_settings)
+    async with serve_app(app) as client:
+        app.state.test_client = client
+        yield app
+
+
+@pytest.fixture
+async def client(playback_app: Any) -> httpx.AsyncClient:
+    c: httpx.AsyncClient = playback_app.state.test_client
+    return c
+
+
+@pytest.fixture
+def runtime(playback_app: Any) -> Any:
+    return playback_app.state.runtime
+
+
+async def fetch(runtime: Any, sql: str, **params: Any) -> list[dict[str, Any]]:
+    async with runtime.database.transaction() as s:
+        return [dict(r) for r in (await s.execute(text(sql), params)).mappings().all()]
+
+
+@pytest.fixture(autouse=True)
+async def clean_playback(playback_app: Any) -> AsyncIterator[None]:
+    yield
+    async with playback_app.state.runtime.database.transaction() as s:
+        await s.execute(
+            text(
+                "TRUNCATE playback.titles, playback.episodes, playback.favorites, "
+                "playback.positions, playback.tombstones, playback.deleted_users"
+            )
+        )
+
+
+class User:
+    """A signed-in caller: a fresh subject and its bearer header."""
+
+    def __init__(self, issuer: TestIssuer, role: str = "viewer") -> None:
+        self.id = f"user_{uuid.uuid4().hex[:12]}"
+        self.headers = {"Authorization": f"Bearer {issuer.mint(sub=self.id, role=role)}"}
+
+
+@pytest.fixture
+def users(test_issuer: TestIssuer) -> Any:
+    def make(role: str = "viewer") -> User:
+        return User(test_issuer, role)
+
+    return make
+
+
+async def publish(
+    nats_url: str, ns: EventNamespace, payload: EventPayload, *, envelope: Envelope | None = None
+) -> Envelope:
+    """Put an event on the stream as the producing service's relay would."""
+    env = envelope or Envelope.wrap(payload)
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().publish(
+            subject_for(ns.subject_root, env.type),
+            env.model_dump_json(by_alias=True).encode(),
+            # A fresh message id, so a re-published envelope is a redelivery.
+            headers={"Nats-Msg-Id": uuid.uuid4().hex},
+            stream=ns.stream,
+        )
+    finally:
+        await nc.close()
+    return env
+
+
+class Catalog:
+    """Creates titles and episodes the way playback learns of them: events."""
+
+    def __init__(self, runtime: Any, nats_url: str, ns: EventNamespace) -> None:
+        self.runtime = runtime
+        self.nats_url = nats_url
+        self.ns = ns
+
+    async def publish(self, payload: EventPayload, **kw: Any) -> Envelope:
+        return await publish(self.nats_url, self.ns, payload, **kw)
+
+    async def title(self, name: str = "Some Show") -> uuid.UUID:
+        title_id = uuid.uuid4()
+        slug = f"show-{title_id.hex[:8]}"
+        await self.publish(TitleCreatedV1(title_id=title_id, slug=slug, name=name))
+        await wait_until(
+            lambda: fetch(self.runtime, "SELECT 1 FROM playback.titles WHERE id = :i", i=title_id)
+        )
+        return title_id
+
+    async def episode(
+        self,
+        title_id: uuid.UUID,
+        season: int = 1,
+        number: int = 1,
+        duration: float | None = 1440.0,
+    ) -> uuid.UUID:
+        episode_id = uuid.uuid4()
+        await self.publish(
+            EpisodeUploadedV1(
+                episode_id=episode_id,
+                title_id=title_id,
+                title_slug="x",
+                season_id=uuid.uuid4(),
+                season_number=season,
+                episode_number=number,
+                source_key=f"uploads/{episode_id}/source.mp4",
+            )
+        )
+        if duration is not None:
+            await self.publish(
+                TranscodeCompletedV1(
+                    episode_id=episode_id,
+                    job_id=uuid.uuid4(),
+                    hls_master_key="k",
+                    hls_master_url="u",
+                    duration_sec=duration,
+                )
+            )
+
+        async def ready() -> bool:
+            rows = await fetch(
+                self.runtime,
+                "SELECT title_id, duration_sec FROM playback.episodes WHERE id = :i",
+                i=episode_id,
+            )
+            return (
+                bool(rows)
+                and rows[0]["title_id"] is not None
+                and (duration is None or rows[0]["duration_sec"] == duration)
+            )
+
+        await wait_until(ready)
+        return episode_id
+
+
+@pytest.fixture
+def catalog(runtime: Any, nats_url: str, event_namespace: EventNamespace) -> Catalog:
+    return Catalog(runtime, nats_url, event_namespace)
+
+
+@pytest.fixture
+def sql(runtime: Any) -> Any:
+    """``await sql("SELECT ...", name=value)`` → rows as dicts."""
+
+    async def run(statement: str, **params: Any) -> list[dict[str, Any]]:
+        return await fetch(runtime, statement, **params)
+
+    return run

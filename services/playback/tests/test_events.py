@@ -1,0 +1,233 @@
+"""Catalog, transcoder and identity events → playback, against the real servers.
+
+Every deletion event is published twice: once more with the same envelope (a
+redelivery the inbox drops) and once as a new envelope (a second event that the
+handler must absorb on its own).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from studio_common.events import (
+    Envelope,
+    EpisodeDeletedV1,
+    EpisodeUploadedV1,
+    TitleCreatedV1,
+    TitleDeletedV1,
+    TitleUpdatedV1,
+    TranscodeCompletedV1,
+    UserDeletedV1,
+)
+from studio_common.testing.jetstream import wait_until
+from studio_playback.models import messaging
+
+
+async def inbox_count(runtime, event_id) -> int:
+    async with runtime.database.transaction() as s:
+        return int(
+            await s.scalar(
+                select(func.count())
+                .select_from(messaging.inbox)
+                .where(messaging.inbox.c.event_id == event_id)
+            )
+        )
+
+
+async def publish_thrice(catalog, runtime, payload):
+    """The event, the same envelope again, and a new envelope with the same data."""
+    first = await catalog.publish(payload)
+    await catalog.publish(payload, envelope=first)
+    second = await catalog.publish(payload)
+    await wait_until(lambda: inbox_count(runtime, second.id))
+    await wait_until(lambda: inbox_count(runtime, first.id))
+    assert await inbox_count(runtime, first.id) == 1
+    return first
+
+
+async def counts(sql, **where):
+    out = {}
+    for table, column in (
+        ("favorites", "user_id"),
+        ("positions", "user_id"),
+    ):
+        rows = await sql(
+            f"SELECT count(*) AS n FROM playback.{table} WHERE {column} = :v",  # noqa: S608
+            v=where["user"],
+        )
+        out[table] = rows[0]["n"]
+    return out
+
+
+async def test_title_deletion_erases_favorites_positions_and_projection(
+    client, catalog, users, runtime, sql
+):
+    user = users()
+    doomed = await catalog.title("Doomed")
+    kept = await catalog.title("Kept")
+    e1 = await catalog.episode(doomed, 1, 1)
+    e2 = await catalog.episode(doomed, 1, 2)
+    k1 = await catalog.episode(kept, 1, 1)
+    for t in (doomed, kept):
+        await client.post("/api/favorites", json={"titleId": str(t)}, headers=user.headers)
+    for e in (e1, e2, k1):
+        r = await client.post(
+            "/api/playback", json={"episodeId": str(e), "positionSec": 30}, headers=user.headers
+        )
+        assert r.status_code == 200
+
+    await publish_thrice(
+        catalog,
+        runtime,
+        TitleDeletedV1(title_id=doomed, slug="doomed", episode_ids=[e1, e2]),
+    )
+
+    r = await client.get("/api/users/me/watchlist", headers=user.headers)
+    assert [i["titleId"] for i in r.json()["items"]] == [str(kept)]
+    positions = await sql("SELECT episode_id FROM playback.positions WHERE user_id = :u", u=user.id)
+    assert positions == [{"episode_id": k1}]
+    assert await sql("SELECT id FROM playback.titles WHERE id = :t", t=doomed) == []
+    assert await sql("SELECT id FROM playback.episodes WHERE title_id = :t", t=doomed) == []
+    r = await client.post("/api/favorites", json={"titleId": str(doomed)}, headers=user.headers)
+    assert r.status_code == 404
+    r = await client.post(
+        "/api/playback", json={"episodeId": str(e1), "positionSec": 1}, headers=user.headers
+    )
+    assert r.status_code == 404
+
+    # A created/uploaded delivered late (its own consumer lagged) stays deleted.
+    late = await catalog.publish(TitleCreatedV1(title_id=doomed, slug="doomed", name="Doomed"))
+    late_ep = await catalog.publish(
+        EpisodeUploadedV1(
+            episode_id=e1,
+            title_id=doomed,
+            title_slug="doomed",
+            season_id=uuid.uuid4(),
+            season_number=1,
+            episode_number=1,
+            source_key="uploads/x.mp4",
+        )
+    )
+    await wait_until(lambda: inbox_count(runtime, late.id))
+    await wait_until(lambda: inbox_count(runtime, late_ep.id))
+    assert await sql("SELECT id FROM playback.titles WHERE id = :t", t=doomed) == []
+    assert await sql("SELECT id FROM playback.episodes WHERE id = :e", e=e1) == []
+
+
+async def test_episode_deletion_erases_positions(client, catalog, users, runtime, sql):
+    user, other = users(), users()
+    show = await catalog.title()
+    e1 = await catalog.episode(show, 1, 1)
+    e2 = await catalog.episode(show, 1, 2)
+    for u in (user, other):
+        for e in (e1, e2):
+            await client.post(
+                "/api/playback", json={"episodeId": str(e), "positionSec": 5}, headers=u.headers
+            )
+
+    await publish_thrice(catalog, runtime, EpisodeDeletedV1(episode_id=e1, title_id=show))
+
+    rows = await sql("SELECT DISTINCT episode_id FROM playback.positions")
+    assert rows == [{"episode_id": e2}]
+    r = await client.get(f"/api/playback/{e1}", headers=user.headers)
+    assert r.status_code == 404
+    # A late duration for the deleted episode does not bring it back.
+    late = await catalog.publish(
+        TranscodeCompletedV1(
+            episode_id=e1,
+            job_id=uuid.uuid4(),
+            hls_master_key="k",
+            hls_master_url="u",
+            duration_sec=99.0,
+        )
+    )
+    await wait_until(lambda: inbox_count(runtime, late.id))
+    assert await sql("SELECT id FROM playback.episodes WHERE id = :e", e=e1) == []
+
+
+async def test_user_deletion_erases_their_data_only(client, catalog, users, runtime, sql):
+    gone, stays = users(), users()
+    show = await catalog.title()
+    ep = await catalog.episode(show)
+    for u in (gone, stays):
+        await client.post("/api/favorites", json={"titleId": str(show)}, headers=u.headers)
+        await client.post(
+            "/api/playback", json={"episodeId": str(ep), "positionSec": 5}, headers=u.headers
+        )
+
+    await publish_thrice(catalog, runtime, UserDeletedV1(user_id=uuid.uuid4(), clerk_id=gone.id))
+
+    assert await counts(sql, user=gone.id) == {"favorites": 0, "positions": 0}
+    assert await counts(sql, user=stays.id) == {"favorites": 1, "positions": 1}
+    # A token that outlives the account cannot write new data.
+    r = await client.post(
+        "/api/playback", json={"episodeId": str(ep), "positionSec": 9}, headers=gone.headers
+    )
+    assert r.status_code == 403
+    r = await client.post("/api/favorites", json={"titleId": str(show)}, headers=gone.headers)
+    assert r.status_code == 403
+    assert await counts(sql, user=gone.id) == {"favorites": 0, "positions": 0}
+
+
+async def test_title_updates_apply_in_event_order(client, catalog, users, runtime):
+    user = users()
+    show = await catalog.title("Old name")
+    await client.post("/api/favorites", json={"titleId": str(show)}, headers=user.headers)
+    now = datetime.now(UTC)
+
+    async def names():
+        r = await client.get("/api/users/me/watchlist", headers=user.headers)
+        return [i["name"] for i in r.json()["items"]]
+
+    newer = Envelope.wrap(TitleUpdatedV1(title_id=show, slug="s", name="New name"))
+    await catalog.publish(newer.payload(), envelope=newer.model_copy(update={"occurred_at": now}))
+    await wait_until(lambda: inbox_count(runtime, newer.id))
+    older = Envelope.wrap(TitleUpdatedV1(title_id=show, slug="s", name="Stale name"))
+    await catalog.publish(
+        older.payload(),
+        envelope=older.model_copy(update={"occurred_at": now - timedelta(seconds=5)}),
+    )
+    await wait_until(lambda: inbox_count(runtime, older.id))
+    assert await names() == ["New name"]
+
+
+async def test_a_duration_may_arrive_before_the_episode(client, catalog, users, runtime, sql):
+    user = users()
+    show = await catalog.title()
+    ep = uuid.uuid4()
+    done = await catalog.publish(
+        TranscodeCompletedV1(
+            episode_id=ep,
+            job_id=uuid.uuid4(),
+            hls_master_key="k",
+            hls_master_url="u",
+            duration_sec=600.0,
+        )
+    )
+    await wait_until(lambda: inbox_count(runtime, done.id))
+    # Not an episode yet: playback does not know its title.
+    r = await client.post(
+        "/api/playback", json={"episodeId": str(ep), "positionSec": 1}, headers=user.headers
+    )
+    assert r.status_code == 404
+
+    up = await catalog.publish(
+        EpisodeUploadedV1(
+            episode_id=ep,
+            title_id=show,
+            title_slug="s",
+            season_id=uuid.uuid4(),
+            season_number=1,
+            episode_number=1,
+            source_key="uploads/x.mp4",
+        )
+    )
+    await wait_until(lambda: inbox_count(runtime, up.id))
+    r = await client.post(
+        "/api/playback", json={"episodeId": str(ep), "positionSec": 700}, headers=user.headers
+    )
+    assert r.json()["positionSec"] == 600.0
+    assert r.json()["watched"] is True
