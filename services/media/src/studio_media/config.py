@@ -1,7 +1,93 @@
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from studio_common.settings import ServiceSettings
 
+# Generated once per process when no key is configured: tokens then stop
+# working across restarts and replicas, which is acceptable only in development.
+_DEV_SIGNING_KEY = secrets.token_urlsafe(32)
+
 
 class MediaSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIA_", extra="ignore")
+
+    # --- uploads ---------------------------------------------------------
+    presign_expires_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    # Size caps per key prefix, in bytes.
+    max_source_bytes: int = Field(default=20 * 1024**3, ge=1)
+    max_image_bytes: int = Field(default=15 * 1024**2, ge=1)
+    max_subtitle_bytes: int = Field(default=5 * 1024**2, ge=1)
+    # Multipart: S3 wants at least 5 MiB per part (but the last) and at most 10 000 parts.
+    multipart_part_size: int = Field(default=64 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    # Uploads older than this are aborted; 0 disables the periodic sweep in the API process.
+    upload_max_age_hours: float = Field(default=24.0, gt=0)
+    upload_cleanup_interval_seconds: float = Field(default=3600.0, ge=0)
+
+    # --- rate limits (shared by every replica through Redis) -------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    rate_limit_prefix: str = Field(default="studio:media:rl", pattern=r"^[A-Za-z0-9:_.-]+$")
+    presign_rate_limit: int = Field(default=60, ge=1)
+    presign_rate_window_seconds: int = Field(default=60, ge=1)
+    playback_rate_limit: int = Field(default=120, ge=1)
+    playback_rate_window_seconds: int = Field(default=60, ge=1)
+
+    # --- playback --------------------------------------------------------
+    # "token": /hls/{token}/{episodeId}/... served (or redirected) by this service.
+    # "cdn": CloudFront signed URL + cookies with a wildcard custom policy.
+    playback_mode: Literal["token", "cdn"] = "token"
+    playback_url_ttl_seconds: int = Field(default=4 * 3600, ge=60, le=7 * 24 * 3600)
+    # HMAC key for playback tokens. Required in production; development gets a
+    # random per-process key (tokens then die with the process).
+    playback_signing_key: str = ""
+    # Keys still accepted while a new one rolls out.
+    playback_previous_signing_keys: list[str] = Field(default_factory=list)
+    # Base URL of this service as players reach it (through the gateway); the
+    # request's own base URL when empty.
+    public_base_url: str | None = None
+    # Segments: "stream" through this service (Range supported), or "redirect"
+    # to a presigned S3 GET. Playlists are always served here, so relative
+    # links keep the token.
+    hls_segment_delivery: Literal["stream", "redirect"] = "stream"
+    # Only when players reach this service directly: the gateway/Ingress sets CORS otherwise.
+    hls_cors_allow_origin: str | None = None
+    # Assets registered as public get a plain CDN URL in cdn mode.
+    assets_public_by_default: bool = False
+
+    # --- CDN (playback_mode=cdn) ----------------------------------------
+    cdn_base_url: str | None = None
+    cdn_key_pair_id: str | None = None
+    cdn_private_key: str | None = None  # PEM
+    cdn_private_key_file: str | None = None
+    cdn_cookie_domain: str | None = None
+
+    @model_validator(mode="after")
+    def _signing_key(self) -> MediaSettings:
+        if not self.playback_signing_key:
+            if self.environment == "production":
+                raise ValueError("MEDIA_PLAYBACK_SIGNING_KEY is required in production")
+            self.playback_signing_key = _DEV_SIGNING_KEY
+        elif len(self.playback_signing_key) < 32:
+            raise ValueError("MEDIA_PLAYBACK_SIGNING_KEY must be at least 32 characters")
+        if self.playback_mode == "cdn" and not (
+            self.cdn_base_url
+            and self.cdn_key_pair_id
+            and (self.cdn_private_key or self.cdn_private_key_file)
+        ):
+            raise ValueError(
+                "cdn mode needs MEDIA_CDN_BASE_URL, MEDIA_CDN_KEY_PAIR_ID and a private key"
+            )
+        return self
+
+    @property
+    def signing_key_generated(self) -> bool:
+        return self.playback_signing_key == _DEV_SIGNING_KEY
+
+    def signing_keys(self) -> list[bytes]:
+        return [
+            k.encode() for k in (self.playback_signing_key, *self.playback_previous_signing_keys)
+        ]

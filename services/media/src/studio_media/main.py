@@ -1,20 +1,79 @@
-"""The media service: Uploads to S3 and signed HLS playback URLs."""
+"""The media service: uploads to S3 and signed HLS playback URLs."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from datetime import timedelta
 
-from studio_common.app import create_service_app
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from studio_common.app import Runtime, create_service_app
+from studio_media.api import playback, uploads
+from studio_media.cdn import CdnSigner
+from studio_media.cleanup import cleanup_periodically
 from studio_media.config import MediaSettings
+from studio_media.context import MediaContext
 from studio_media.models import messaging
+from studio_media.ratelimit import RateLimiter
+from studio_media.storage import MediaStorage
+from studio_media.subscribers import registrar
+
+log = logging.getLogger("studio.media")
+
+
+async def _start(ctx: MediaContext, runtime: Runtime, stack: AsyncExitStack) -> None:
+    settings = ctx.settings
+    if settings.signing_key_generated:
+        log.warning(
+            "MEDIA_PLAYBACK_SIGNING_KEY is not set: playback URLs are signed with a key "
+            "generated for this process and stop working when it exits or on another replica"
+        )
+    ctx._storage = MediaStorage(settings)
+    redis = Redis.from_url(
+        settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0, health_check_interval=30
+    )
+    stack.push_async_callback(redis.aclose)
+    ctx._limiter = RateLimiter(redis, settings.rate_limit_prefix)
+    if settings.playback_mode == "cdn":
+        ctx.cdn = CdnSigner.from_settings(settings)
+    if settings.upload_cleanup_interval_seconds > 0:
+        task = asyncio.create_task(
+            cleanup_periodically(
+                runtime.database,
+                ctx.storage,
+                interval=settings.upload_cleanup_interval_seconds,
+                max_age=timedelta(hours=settings.upload_max_age_hours),
+            ),
+            name="media-upload-cleanup",
+        )
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        stack.push_async_callback(stop)
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:
     settings = settings or MediaSettings()
-    return create_service_app(
+    ctx = MediaContext(settings)
+
+    async def on_startup(runtime: Runtime, stack: AsyncExitStack) -> None:
+        await _start(ctx, runtime, stack)
+
+    app = create_service_app(
         settings,
         title="Studio.Anime media",
-        description="Uploads to S3 and signed HLS playback URLs.",
-        routers=[],
+        description="Uploads to S3 (presigned, resumable, verified) and signed HLS playback.",
+        routers=[uploads.router, playback.router],
         tables=messaging,
+        register_consumers=registrar(ctx),
+        on_startup=on_startup,
     )
+    app.state.media = ctx
+    return app

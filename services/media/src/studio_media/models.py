@@ -1,8 +1,31 @@
-"""The media schema. Only this service reads or writes it."""
+"""The media schema. Only this service reads or writes it.
+
+``uploads`` tracks every upload this service signed, so abandoned multipart
+uploads can be aborted and a verified object can be told from an unchecked
+one. ``episode_assets`` is media's own projection of where each episode's HLS
+lives, built from catalog and transcoder events; media never reads catalog.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import posixpath
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from studio_common.db import service_metadata
 from studio_common.outbox import messaging_tables
@@ -11,6 +34,90 @@ SCHEMA = "media"
 metadata = service_metadata(SCHEMA)
 messaging = messaging_tables(metadata)
 
+UPLOAD_KINDS = ("single", "multipart")
+# pending: presigned PUT handed out; uploading: multipart open; completed:
+# the object exists but is unchecked; verified / rejected: checked.
+UPLOAD_STATES = ("pending", "uploading", "completed", "verified", "rejected", "aborted", "expired")
+ASSET_STATES = ("pending", "playable", "ready", "failed", "deleted")
+
 
 class Base(DeclarativeBase):
     metadata = metadata
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Upload(Base):
+    __tablename__ = "uploads"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    key: Mapped[str] = mapped_column(String(512), nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    s3_upload_id: Mapped[str | None] = mapped_column(String(1024), unique=True)
+    content_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    part_size: Mapped[int | None] = mapped_column(BigInteger)
+    part_count: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN {UPLOAD_KINDS!r}", name="kind"),
+        CheckConstraint(f"status IN {UPLOAD_STATES!r}", name="status"),
+        CheckConstraint("size >= 0", name="size"),
+        CheckConstraint(
+            "kind = 'single' OR (s3_upload_id IS NOT NULL AND part_size > 0 AND part_count > 0)",
+            name="multipart_fields",
+        ),
+        Index("ix_uploads_key", "key"),
+        # The cleanup sweep: open uploads by age.
+        Index(
+            "ix_uploads_open_created_at",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'uploading')"),
+        ),
+    )
+
+
+class EpisodeAsset(Base):
+    __tablename__ = "episode_assets"
+
+    episode_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    title_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    state: Mapped[str] = mapped_column(String(20), nullable=False)
+    hls_master_key: Mapped[str | None] = mapped_column(String(1024))
+    renditions: Mapped[list[str]] = mapped_column(
+        ARRAY(String(40)), nullable=False, server_default=text("'{}'")
+    )
+    public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # occurredAt of the last event applied: older events are ignored (ADR 1).
+    event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"state IN {ASSET_STATES!r}", name="state"),
+        Index("ix_episode_assets_title_id", "title_id"),
+    )
+
+    @property
+    def hls_prefix(self) -> str | None:
+        """The folder every file of this episode's HLS lives in, with a trailing '/'."""
+        if not self.hls_master_key:
+            return None
+        return posixpath.dirname(self.hls_master_key) + "/"
+
+    @property
+    def playable(self) -> bool:
+        return self.state in ("playable", "ready") and self.hls_master_key is not None

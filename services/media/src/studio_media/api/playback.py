@@ -1,0 +1,65 @@
+"""Playback routes: the episode's HLS URL, and the token-checked files behind it."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+
+from studio_common.access import Access, access
+from studio_common.auth import CurrentUser
+from studio_common.db import SessionDep
+from studio_media.context import ContextDep
+from studio_media.playback import PlaybackService
+from studio_media.schemas import PlaybackOut
+
+router = APIRouter(tags=["media playback"])
+
+
+@router.get("/api/episodes/{episode_id}/hls", response_model=PlaybackOut, **access(Access.user))
+async def episode_hls(
+    episode_id: uuid.UUID,
+    user: CurrentUser,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    ctx: ContextDep,
+) -> PlaybackOut:
+    """A short-lived URL of the episode's master playlist that HLS.js can play.
+    404 for an unknown episode, 409 while it is not playable yet."""
+    await ctx.limit("playback", user.subject)
+    out = await PlaybackService(session, ctx).issue_url(episode_id, str(request.base_url))
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (out.cookies or {}).items():
+        response.set_cookie(
+            name,
+            value,
+            max_age=ctx.settings.playback_url_ttl_seconds,
+            domain=ctx.settings.cdn_cookie_domain,
+            path="/",
+            secure=True,
+            httponly=True,
+            samesite="none",
+        )
+    return out
+
+
+@router.get(
+    "/hls/{token}/{episode_id}/{path:path}",
+    response_class=Response,
+    responses={200: {"description": "A playlist, segment or subtitle file"}},
+    **access(Access.public),
+)
+async def hls_file(
+    token: str,
+    episode_id: uuid.UUID,
+    path: str,
+    request: Request,
+    session: SessionDep,
+    ctx: ContextDep,
+) -> Response:
+    """A file of the episode's HLS folder. The token in the path is checked on
+    every request: 403 when forged, expired or issued for another episode."""
+    return await PlaybackService(session, ctx).serve(
+        token, episode_id, path, request.headers.get("range")
+    )

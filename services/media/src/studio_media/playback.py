@@ -1,0 +1,140 @@
+"""Playback: issuing an episode's HLS URL, and serving the files behind it.
+
+Token mode (ADR 4): ``/hls/{token}/{episodeId}/{path}``. Playlists are served
+by this service unchanged, so the relative links in them resolve to URLs that
+carry the same token; segments are streamed (Range supported) or redirected to
+a short presigned S3 GET, which is safe because a segment links to nothing.
+CDN mode: a CloudFront signed URL and cookies whose policy covers the folder.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+from fastapi import Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from studio_common.errors import Conflict, NotFound, ProblemError
+from studio_media import tokens
+from studio_media.context import MediaContext
+from studio_media.hls import PLAYLIST, file_in_folder
+from studio_media.models import EpisodeAsset
+from studio_media.repository import AssetRepository
+from studio_media.schemas import PlaybackOut
+from studio_media.storage import error_code
+
+_SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# A redirect target only has to live until the player follows it.
+REDIRECT_TTL_SECONDS = 120
+
+
+class EpisodeNotReady(Conflict):
+    slug, title = "episode-not-ready", "The episode cannot be played yet"
+
+
+class RangeNotSatisfiable(ProblemError):
+    status, slug, title = 416, "range-not-satisfiable", "The requested range is not satisfiable"
+
+
+def single_range(header: str | None) -> str | None:
+    """The Range header when it asks for one byte range; multi-range requests get the whole file."""
+    if not header:
+        return None
+    match = _SINGLE_RANGE.match(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    return header.strip()
+
+
+@dataclass
+class PlaybackService:
+    session: AsyncSession
+    ctx: MediaContext
+
+    async def playable_asset(self, episode_id: uuid.UUID) -> EpisodeAsset:
+        asset = await AssetRepository(self.session).get(episode_id)
+        if asset is None or asset.state == "deleted":
+            raise NotFound(f"No episode with id {episode_id}.")
+        if not asset.playable:
+            raise EpisodeNotReady(
+                f"The episode is {asset.state}; it can be played once transcoding has produced playlists.",
+                extra={"state": asset.state},
+            )
+        return asset
+
+    async def issue_url(self, episode_id: uuid.UUID, base_url: str) -> PlaybackOut:
+        asset = await self.playable_asset(episode_id)
+        master_key = asset.hls_master_key
+        prefix = asset.hls_prefix
+        assert master_key is not None
+        assert prefix is not None
+        settings = self.ctx.settings
+        expires_at = int(time.time()) + settings.playback_url_ttl_seconds
+        expires = datetime.fromtimestamp(expires_at, UTC)
+        if settings.playback_mode == "cdn":
+            cdn = self.ctx.cdn
+            assert cdn is not None
+            if asset.public:
+                return PlaybackOut(url=cdn.url_for(master_key), expires_at=None)
+            signed = cdn.sign_folder(prefix, posixpath.basename(master_key), expires)
+            return PlaybackOut(url=signed.url, expires_at=expires, cookies=signed.cookies)
+        token = tokens.sign(settings.signing_keys()[0], episode_id, expires_at)
+        base = (settings.public_base_url or base_url).rstrip("/")
+        name = posixpath.basename(master_key)
+        return PlaybackOut(url=f"{base}/hls/{token}/{episode_id}/{name}", expires_at=expires)
+
+    async def serve(
+        self, token: str, episode_id: uuid.UUID, path: str, range_header: str | None
+    ) -> Response:
+        settings = self.ctx.settings
+        # The token first: nothing about the episode is revealed to a bad token.
+        expires_at = tokens.verify(settings.signing_keys(), token, episode_id)
+        path, content_type = file_in_folder(path)
+        asset = await self.playable_asset(episode_id)
+        assert asset.hls_prefix is not None
+        key = asset.hls_prefix + path
+        remaining = max(1, expires_at - int(time.time()))
+        headers: dict[str, str] = {}
+        if settings.hls_cors_allow_origin:
+            headers["Access-Control-Allow-Origin"] = settings.hls_cors_allow_origin
+            headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range"
+
+        storage = self.ctx.storage
+        if path.endswith("." + PLAYLIST):
+            body = await storage.read(key)
+            if body is None:
+                raise NotFound("No such playlist.")
+            # Playlists of a job still running grow (EVENT type): never cache them long.
+            headers["Cache-Control"] = "private, no-cache"
+            return Response(body, media_type=content_type, headers=headers)
+
+        headers["Cache-Control"] = f"private, max-age={min(remaining, 86_400)}"
+        if settings.hls_segment_delivery == "redirect":
+            url = storage.presign_get(key, min(remaining, REDIRECT_TTL_SECONDS))
+            return RedirectResponse(url, status_code=302, headers=headers)
+        try:
+            stream = await storage.stream(key, single_range(range_header))
+        except ClientError as exc:
+            if error_code(exc) == "InvalidRange":
+                info = await storage.head(key)
+                size = info.size if info else 0
+                raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"}) from exc
+            raise
+        if stream is None:
+            raise NotFound("No such file in this episode.")
+        headers["Accept-Ranges"] = "bytes"
+        headers["Content-Length"] = str(stream.length)
+        if stream.etag:
+            headers["ETag"] = stream.etag
+        if stream.content_range:
+            headers["Content-Range"] = stream.content_range
+        return StreamingResponse(
+            stream.chunks(), status_code=stream.status, media_type=content_type, headers=headers
+        )

@@ -1,0 +1,147 @@
+"""All SQL of the media service lives here; nothing in this module commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Table, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from studio_media.models import EpisodeAsset, Upload
+
+_ASSETS = cast(Table, EpisodeAsset.__table__)
+
+
+class UploadRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, upload: Upload) -> Upload:
+        self.session.add(upload)
+        await self.session.flush()
+        return upload
+
+    async def get(self, upload_id: uuid.UUID, *, for_update: bool = False) -> Upload | None:
+        stmt = select(Upload).where(Upload.id == upload_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.scalars(stmt)).first()
+
+    async def latest_for_key(self, key: str) -> Upload | None:
+        stmt = (
+            select(Upload)
+            .where(Upload.key == key, Upload.status.in_(("pending", "completed", "verified")))
+            .order_by(Upload.created_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+        return (await self.session.scalars(stmt)).first()
+
+    async def set_status(self, upload: Upload, status: str, **values: Any) -> Upload:
+        upload.status = status
+        for name, value in values.items():
+            setattr(upload, name, value)
+        await self.session.flush()
+        return upload
+
+    async def stale(self, older_than: datetime, limit: int = 500) -> list[Upload]:
+        """Open uploads created before ``older_than``, locked; replicas skip each other's."""
+        stmt = (
+            select(Upload)
+            .where(Upload.status.in_(("pending", "uploading")), Upload.created_at < older_than)
+            .order_by(Upload.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def open_s3_upload_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of these S3 multipart upload ids belong to an upload still open here."""
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        rows = await self.session.scalars(
+            select(Upload.s3_upload_id).where(
+                Upload.s3_upload_id.in_(wanted), Upload.status == "uploading"
+            )
+        )
+        return {r for r in rows if r is not None}
+
+
+class AssetRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, episode_id: uuid.UUID) -> EpisodeAsset | None:
+        return await self.session.get(EpisodeAsset, episode_id)
+
+    async def apply(
+        self,
+        episode_id: uuid.UUID,
+        occurred_at: datetime,
+        values: dict[str, Any],
+        *,
+        public_default: bool = False,
+    ) -> bool:
+        """Upsert the episode's asset from an event unless a newer event was applied."""
+        table = _ASSETS
+        result = await self.session.execute(
+            insert(table)
+            .values(episode_id=episode_id, event_at=occurred_at, public=public_default, **values)
+            .on_conflict_do_update(
+                index_elements=[table.c.episode_id],
+                set_={**values, "event_at": occurred_at, "updated_at": func.now()},
+                where=table.c.event_at < occurred_at,
+            )
+            .returning(table.c.episode_id)
+        )
+        return result.first() is not None
+
+    async def mark_deleted(
+        self,
+        occurred_at: datetime,
+        *,
+        episode_ids: Iterable[uuid.UUID] = (),
+        title_id: uuid.UUID | None = None,
+    ) -> list[str]:
+        """Tombstone the episodes' assets; returns the HLS prefixes they had."""
+        ids = list(episode_ids)
+        conds: list[ColumnElement[bool]] = []
+        if ids:
+            conds.append(EpisodeAsset.episode_id.in_(ids))
+        if title_id is not None:
+            conds.append(EpisodeAsset.title_id == title_id)
+        if not conds:
+            return []
+        older = (
+            await self.session.scalars(
+                select(EpisodeAsset)
+                .where(or_(*conds), EpisodeAsset.event_at < occurred_at)
+                .with_for_update()
+            )
+        ).all()
+        prefixes = [p for a in older if a.state != "deleted" and (p := a.hls_prefix)]
+        if older:
+            await self.session.execute(
+                update(EpisodeAsset)
+                .where(EpisodeAsset.episode_id.in_([a.episode_id for a in older]))
+                .values(state="deleted", event_at=occurred_at, updated_at=func.now())
+            )
+        # Episodes media has not heard of yet get a tombstone too, so a late
+        # "completed" cannot bring a deleted episode back.
+        for episode_id in ids:
+            await self.session.execute(
+                insert(_ASSETS)
+                .values(
+                    episode_id=episode_id,
+                    title_id=title_id,
+                    state="deleted",
+                    event_at=occurred_at,
+                )
+                .on_conflict_do_nothing()
+            )
+        return prefixes

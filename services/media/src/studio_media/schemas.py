@@ -1,0 +1,112 @@
+"""Wire models: camelCase JSON, bounded strings, lists and numbers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from studio_media.policy import MAX_KEY_LENGTH
+
+# Checked in depth by studio_media.policy; here only bounded.
+Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH * 2)]
+ContentType = Annotated[str, StringConstraints(min_length=3, max_length=100)]
+Size = Annotated[int, Field(ge=1, le=5 * 1024**4)]
+PartNumber = Annotated[int, Field(ge=1, le=10_000)]
+ETag = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, from_attributes=True, extra="forbid"
+    )
+
+
+class PresignIn(Schema):
+    key: Key
+    content_type: ContentType
+    size: Size
+
+
+class PresignOut(Schema):
+    url: str
+    key: str
+    expires_in: int
+    # Send exactly these headers with the PUT; they are part of the signature.
+    headers: dict[str, str]
+
+
+class UploadIn(Schema):
+    key: Key
+    content_type: ContentType
+    size: Size
+
+
+class UploadOut(Schema):
+    upload_id: uuid.UUID
+    key: str
+    status: str
+    size: int
+    content_type: str
+    part_size: int
+    part_count: int
+    created_at: datetime
+
+
+class PartsIn(Schema):
+    part_numbers: list[PartNumber] = Field(min_length=1, max_length=1000)
+
+
+class PartUrl(Schema):
+    part_number: int
+    url: str
+    headers: dict[str, str]
+
+
+class PartsOut(Schema):
+    upload_id: uuid.UUID
+    expires_in: int
+    parts: list[PartUrl]
+
+
+class UploadedPart(Schema):
+    part_number: int
+    etag: str
+    size: int
+
+
+class UploadProgress(UploadOut):
+    parts: list[UploadedPart]
+    missing_parts: list[int]
+
+
+class CompletedPart(Schema):
+    part_number: PartNumber
+    etag: ETag
+
+
+class CompleteIn(Schema):
+    # Omitted: the parts S3 holds for the upload are used.
+    parts: list[CompletedPart] | None = Field(default=None, max_length=10_000)
+
+
+class VerifyIn(Schema):
+    key: Key
+
+
+class VerifiedObject(Schema):
+    key: str
+    size: int
+    content_type: str
+    format: str
+    upload_id: uuid.UUID | None = None
+
+
+class PlaybackOut(Schema):
+    url: str
+    expires_at: datetime | None
+    # CDN mode: the same policy as cookies, for players that send cookies to the CDN.
+    cookies: dict[str, str] | None = None

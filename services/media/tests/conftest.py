@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import nats
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from studio_common.events import Envelope, EventPayload, subject_for
+from studio_common.migrations import upgrade
+from studio_common.testing.issuer import TestIssuer
+from studio_common.testing.plugin import EventNamespace
+from studio_media.config import MediaSettings
+from studio_media.main import create_app
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+MiB = 1024**2
+SIGNING_KEY = "test-signing-key-" + "x" * 32
+
+
+@pytest.fixture(scope="session")
+def bucket(s3_endpoint_url: str) -> str:
+    name = f"media-test-{uuid.uuid4().hex[:8]}"
+    s3(s3_endpoint_url).create_bucket(Bucket=name)
+    return name
+
+
+def s3(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test-secret",
+    )
+
+
+@pytest.fixture(scope="session")
+def s3c(s3_endpoint_url: str) -> Any:
+    return s3(s3_endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def media_settings(
+    service_settings: dict[str, Any], s3_endpoint_url: str, bucket: str
+) -> dict[str, Any]:
+    """Keyword arguments of MediaSettings for the tests (tests may override some)."""
+    upgrade(SERVICE_DIR, service_settings["database_url"])
+    return {
+        **service_settings,
+        "s3_endpoint_url": s3_endpoint_url,
+        "s3_bucket": bucket,
+        "s3_access_key_id": "test",
+        "s3_secret_access_key": "test-secret",
+        # A private key space per run: parallel runs never share counters.
+        "rate_limit_prefix": f"test:{uuid.uuid4().hex[:10]}:rl",
+        "presign_rate_limit": 5,
+        "presign_rate_window_seconds": 2,
+        "playback_rate_limit": 5,
+        "playback_rate_window_seconds": 2,
+        "multipart_part_size": 5 * MiB,
+        "max_source_bytes": 64 * MiB,
+        "max_image_bytes": 1 * MiB,
+        "max_subtitle_bytes": 64 * 1024,
+        "upload_cleanup_interval_seconds": 0,
+        "playback_signing_key": SIGNING_KEY,
+        "playback_url_ttl_seconds": 600,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve_http(app: FastAPI) -> AsyncIterator[str]:
+    """Run the app with uvicorn on a real port, lifespan included; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the media server stopped during startup")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="session")
+async def media_app(media_settings: dict[str, Any]) -> AsyncIterator[FastAPI]:
+    app = create_app(MediaSettings(**media_settings))
+    async with serve_http(app) as base_url:
+        app.state.base_url = base_url
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def replica(media_settings: dict[str, Any], media_app: FastAPI) -> AsyncIterator[FastAPI]:
+    """A second replica on the same database and Redis; it redirects segments to S3."""
+    settings = MediaSettings(
+        **{**media_settings, "run_consumers": False, "hls_segment_delivery": "redirect"}
+    )
+    app = create_app(settings)
+    async with serve_http(app) as base_url:
+        app.state.base_url = base_url
+        yield app
+
+
+@pytest.fixture
+async def client(media_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=media_app.state.base_url, timeout=30) as c:
+        yield c
+
+
+class Auth:
+    def __init__(self, issuer: TestIssuer) -> None:
+        self.issuer = issuer
+
+    def headers(self, role: str = "viewer", sub: str | None = None) -> dict[str, str]:
+        """A token for ``sub`` (a new user each call unless given)."""
+        return {"Authorization": f"Bearer {self.issuer.mint(sub=sub, role=role)}"}
+
+    @property
+    def editor(self) -> dict[str, str]:
+        return self.headers("editor")
+
+    @property
+    def viewer(self) -> dict[str, str]:
+        return self.headers("viewer")
+
+
+@pytest.fixture(scope="session")
+def auth(test_issuer: TestIssuer) -> Auth:
+    return Auth(test_issuer)
+
+
+async def publish(
+    nats_url: str, ns: EventNamespace, payload: EventPayload, **update: Any
+) -> Envelope:
+    env = Envelope.wrap(payload)
+    if update:
+        env = env.model_copy(update=update)
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().publish(
+            subject_for(ns.subject_root, env.type),
+            env.model_dump_json(by_alias=True).encode(),
+            headers={"Nats-Msg-Id": uuid.uuid4().hex},
+            stream=ns.stream,
+        )
+    finally:
+        await nc.close()
+    return env
+
+
+# Test modules cannot import conftest (importlib import mode): helpers are fixtures.
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> bytes:
+    return SIGNING_KEY.encode()
+
+
+@pytest.fixture(scope="session")
+def publish_event(nats_url: str, event_namespace: EventNamespace) -> Any:
+    async def run(payload: EventPayload, **update: Any) -> Envelope:
+        return await publish(nats_url, event_namespace, payload, **update)
+
+    return run

@@ -1,0 +1,559 @@
+"""Private HLS: a real ffmpeg ladder in S3, registered from events, played by a crawler."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import text
+
+from studio_common.events import (
+    EpisodeDeletedV1,
+    EpisodeUploadedV1,
+    TitleDeletedV1,
+    TranscodeCompletedV1,
+    TranscodeFailedV1,
+    TranscodePlayableV1,
+)
+from studio_common.testing.jetstream import wait_until
+from studio_common.testing.plugin import serve_app
+from studio_media import tokens
+from studio_media.config import MediaSettings
+from studio_media.main import create_app
+
+PROBLEM = "urn:studio:problem:"
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".vtt": "text/vtt",
+    ".jpg": "image/jpeg",
+}
+
+
+@pytest.fixture(scope="session")
+def ladder(tmp_path_factory) -> Path:
+    """A tiny real HLS ladder: 3 s, 320x180 and 160x90, 1 s segments, plus English subtitles."""
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("ffmpeg is not installed")
+    out = tmp_path_factory.mktemp("hls")
+    subprocess.run(
+        [
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=3",
+            "-filter_complex", "[0:v]split=2[a][b];[b]scale=160:90[c]",
+            "-map", "[a]", "-map", "[c]",
+            "-c:v", "libx264", "-preset", "ultrafast", "-g", "24", "-keyint_min", "24",
+            "-sc_threshold", "0", "-b:v:0", "300k", "-b:v:1", "100k",
+            "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+            "-hls_segment_filename", str(out / "%v" / "seg_%03d.ts"),
+            "-master_pl_name", "master.m3u8",
+            "-var_stream_map", "v:0,name:180p v:1,name:90p",
+            str(out / "%v" / "index.m3u8"),
+        ],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=160x90:duration=1", "-frames:v", "1", str(out / "thumb.jpg")],
+        check=True,
+        timeout=30,
+    )  # fmt: skip
+    subs = out / "subs"
+    subs.mkdir()
+    (subs / "en.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:02.000\nHello\n")
+    (subs / "en.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:3.0,\nen.vtt\n#EXT-X-ENDLIST\n"
+    )
+    master = (out / "master.m3u8").read_text()
+    master = master.replace("#EXT-X-STREAM-INF:", '#EXT-X-STREAM-INF:SUBTITLES="subs",')
+    master = master.replace(
+        "#EXTM3U\n",
+        '#EXTM3U\n#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",'
+        'URI="subs/en.m3u8"\n',
+        1,
+    )
+    (out / "master.m3u8").write_text(master)
+    assert len(list(out.glob("*/seg_*.ts"))) >= 6
+    return out
+
+
+def ladder_files(ladder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(ladder)): p.read_bytes() for p in ladder.rglob("*") if p.is_file()}
+
+
+def upload_ladder(s3c, bucket: str, ladder: Path, prefix: str) -> None:
+    for rel, data in ladder_files(ladder).items():
+        ctype = CONTENT_TYPES[Path(rel).suffix]
+        s3c.put_object(Bucket=bucket, Key=prefix + rel, Body=data, ContentType=ctype)
+
+
+async def asset_state(app, episode_id) -> str | None:
+    async with app.state.runtime.database.transaction() as s:
+        return await s.scalar(
+            text("SELECT state FROM media.episode_assets WHERE episode_id = :id"),
+            {"id": episode_id},
+        )
+
+
+class Episodes:
+    def __init__(self, app, s3c, bucket, ladder, publish) -> None:
+        self.app, self.s3c, self.bucket, self.ladder = app, s3c, bucket, ladder
+        self.publish = publish
+
+    async def wait_state(self, episode_id, state: str) -> None:
+        async def reached() -> bool:
+            return await asset_state(self.app, episode_id) == state
+
+        await wait_until(reached, within=15)
+
+    async def ready(self, *, playable_only: bool = False) -> tuple[uuid.UUID, str]:
+        """An episode whose ladder is in S3 and registered; returns (id, its HLS prefix)."""
+        episode_id = uuid.uuid4()
+        prefix = f"hls/show-{uuid.uuid4().hex[:8]}/season-1/ep-1/"
+        upload_ladder(self.s3c, self.bucket, self.ladder, prefix)
+        key = prefix + "master.m3u8"
+        if playable_only:
+            event = TranscodePlayableV1(
+                episode_id=episode_id, job_id=uuid.uuid4(), hls_master_key=key
+            )
+        else:
+            event = TranscodeCompletedV1(
+                episode_id=episode_id,
+                job_id=uuid.uuid4(),
+                hls_master_key=key,
+                hls_master_url=f"https://cdn.example/{key}",
+                renditions=["180p", "90p"],
+            )
+        await self.publish(event)
+        await self.wait_state(episode_id, "playable" if playable_only else "ready")
+        return episode_id, prefix
+
+
+@pytest.fixture
+def episodes(media_app, s3c, bucket, ladder, publish_event) -> Episodes:
+    return Episodes(media_app, s3c, bucket, ladder, publish_event)
+
+
+async def hls_url(client, auth, episode_id, headers=None) -> httpx.Response:
+    return await client.get(f"/api/episodes/{episode_id}/hls", headers=headers or auth.viewer)
+
+
+async def crawl(start: str) -> dict[str, httpx.Response]:
+    """Follow every playlist link from ``start`` as a player would; every response by URL."""
+    seen: dict[str, httpx.Response] = {}
+    queue = [start]
+    async with httpx.AsyncClient(follow_redirects=True, timeout=30) as plain:
+        while queue:
+            url = queue.pop(0)
+            if url in seen:
+                continue
+            r = await plain.get(url)
+            assert r.status_code == 200, (url, r.status_code, r.text[:300])
+            seen[url] = r
+            if urlsplit(url).path.endswith(".m3u8"):
+                assert r.headers["content-type"] == "application/vnd.apple.mpegurl"
+                for line in r.text.splitlines():
+                    line = line.strip()
+                    links = re.findall(r'URI="([^"]+)"', line) if line.startswith("#") else [line]
+                    queue += [urljoin(url, link) for link in links if link]
+    return seen
+
+
+def relative(url: str, episode_id) -> str:
+    return urlsplit(url).path.split(f"/{episode_id}/", 1)[1]
+
+
+async def test_every_playlist_and_segment_plays_through_the_token_url(
+    client, auth, episodes, ladder
+):
+    episode_id, _ = await episodes.ready()
+    r = await hls_url(client, auth, episode_id)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert r.headers["cache-control"] == "no-store"
+    url = out["url"]
+    assert re.search(rf"/hls/\d+\.[A-Za-z0-9_-]{{43}}/{episode_id}/master\.m3u8$", url)
+    expires = datetime.fromisoformat(out["expiresAt"])
+    assert timedelta(minutes=9) < expires - datetime.now(UTC) <= timedelta(minutes=10)
+
+    seen = await crawl(url)
+    files = ladder_files(ladder)
+    reached = {relative(u, episode_id): resp for u, resp in seen.items()}
+    expected = {rel for rel in files if not rel.endswith(".jpg")}
+    assert set(reached) == expected  # every variant, every segment, the subtitles
+    for rel, resp in reached.items():
+        assert resp.content == files[rel], rel
+        assert resp.headers["content-type"].split(";")[0] == CONTENT_TYPES[Path(rel).suffix]
+    segment = next(resp for rel, resp in reached.items() if rel.endswith(".ts"))
+    assert segment.headers["accept-ranges"] == "bytes"
+    assert "max-age" in segment.headers["cache-control"]
+
+
+async def test_thumbnails_and_ranges(client, auth, episodes, ladder):
+    episode_id, _ = await episodes.ready()
+    url = (await hls_url(client, auth, episode_id)).json()["url"]
+    base = url.rsplit("/", 1)[0]
+    segment = (ladder / "180p" / "seg_001.ts").read_bytes()
+    async with httpx.AsyncClient() as plain:
+        r = await plain.get(f"{base}/thumb.jpg")
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "image/jpeg"
+
+        r = await plain.get(f"{base}/180p/seg_001.ts", headers={"Range": "bytes=0-99"})
+        assert r.status_code == 206
+        assert r.headers["content-range"] == f"bytes 0-99/{len(segment)}"
+        assert r.content == segment[:100]
+        r = await plain.get(f"{base}/180p/seg_001.ts", headers={"Range": "bytes=-10"})
+        assert r.status_code == 206
+        assert r.content == segment[-10:]
+        r = await plain.get(
+            f"{base}/180p/seg_001.ts", headers={"Range": f"bytes={len(segment) + 10}-"}
+        )
+        assert r.status_code == 416
+        assert r.headers["content-range"] == f"bytes */{len(segment)}"
+        # Several ranges at once: the whole file, which RFC 9110 allows.
+        r = await plain.get(f"{base}/180p/seg_001.ts", headers={"Range": "bytes=0-1,5-6"})
+        assert r.status_code == 200
+        assert r.content == segment
+
+        r = await plain.get(f"{base}/180p/seg_999.ts")
+        assert r.status_code == 404
+
+
+def token_url(base_url: str, token: str, episode_id, path: str) -> str:
+    return f"{base_url}/hls/{token}/{episode_id}/{path}"
+
+
+PATHS = ["master.m3u8", "180p/index.m3u8", "90p/seg_000.ts", "subs/en.vtt"]
+
+
+async def test_expired_forged_and_other_episode_tokens_are_refused(
+    client, auth, episodes, signing_key
+):
+    episode_id, _ = await episodes.ready()
+    other_id, _ = await episodes.ready()
+    base = client.base_url.__str__().rstrip("/")
+    now = int(time.time())
+    key = signing_key
+    good = tokens.sign(key, episode_id, now + 300)
+    expired = tokens.sign(key, episode_id, now - 1)
+    cases = {
+        "expired": (expired, episode_id, "playback-token-expired"),
+        "wrong key": (tokens.sign(b"k" * 40, episode_id, now + 300), episode_id, "playback-token-invalid"),
+        "tampered expiry": (f"{now + 999_999}.{good.split('.')[1]}", episode_id, "playback-token-invalid"),
+        "tampered mac": (good[:-2] + ("AA" if good[-2:] != "AA" else "BB"), episode_id, "playback-token-invalid"),
+        "garbage": ("not-a-token", episode_id, "playback-token-invalid"),
+        "other episode": (good, other_id, "playback-token-invalid"),
+        "expired forgery": (f"{now - 5}.{'A' * 43}", episode_id, "playback-token-invalid"),
+    }  # fmt: skip
+    async with httpx.AsyncClient() as plain:
+        for path in PATHS:
+            r = await plain.get(token_url(base, good, episode_id, path))
+            assert r.status_code == 200, (path, r.text)
+            for name, (token, target, slug) in cases.items():
+                r = await plain.get(token_url(base, token, target, path))
+                assert r.status_code == 403, (name, path, r.text)
+                assert r.json()["type"] == PROBLEM + slug, (name, path)
+                assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_token_issued_by_the_api_opens_only_its_episode(client, auth, episodes):
+    a, _ = await episodes.ready()
+    b, _ = await episodes.ready()
+    url_a = (await hls_url(client, auth, a)).json()["url"]
+    async with httpx.AsyncClient() as plain:
+        assert (await plain.get(url_a)).status_code == 200
+        for path in PATHS:
+            r = await plain.get(url_a.replace(f"/{a}/master.m3u8", f"/{b}/{path}"))
+            assert r.status_code == 403, path
+            assert r.json()["type"] == PROBLEM + "playback-token-invalid"
+
+
+async def raw_get(base_url: str, path: str) -> int:
+    """A GET with the path exactly as given: no client-side dot-segment removal."""
+    parts = urlsplit(base_url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode()
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return int(status_line.split()[1])
+
+
+async def test_path_traversal_inside_the_token_path_is_rejected(
+    client, auth, episodes, s3c, bucket
+):
+    episode_id, _ = await episodes.ready()
+    # Something a traversal would like to reach: another folder of the bucket.
+    s3c.put_object(Bucket=bucket, Key="hls/secret.m3u8", Body=b"#EXTM3U\n")
+    url = (await hls_url(client, auth, episode_id)).json()["url"]
+    path = urlsplit(url).path.rsplit("/", 1)[0]
+    base = str(client.base_url).rstrip("/")
+    attempts = [
+        "../../../secret.m3u8",
+        "180p/../../../../secret.m3u8",
+        "%2e%2e/%2e%2e/%2e%2e/secret.m3u8",
+        "..%2F..%2F..%2Fsecret.m3u8",
+        "180p/%2E%2E/index.m3u8",
+        "./master.m3u8",
+        "180p//index.m3u8",
+        "..%5C..%5Csecret.m3u8",
+        "180p/index.m3u8%00.ts",
+        "180p/seg_000.ts.exe",
+    ]
+    for attempt in attempts:
+        status = await raw_get(base, f"{path}/{attempt}")
+        assert status in (400, 404), (attempt, status)
+        assert status != 200
+    async with httpx.AsyncClient() as plain:
+        r = await plain.get(f"{base}{path}/%2e%2e/%2e%2e/%2e%2e/secret.m3u8")
+        assert r.status_code == 400
+        assert r.json()["type"] == PROBLEM + "invalid-hls-path"
+        # The same traversal with a bad token is a 403: the token is checked first.
+        r = await plain.get(f"{base}/hls/1.{'A' * 43}/{episode_id}/%2e%2e/secret.m3u8")
+        assert r.status_code == 403
+
+
+async def test_unknown_not_ready_and_failed_episodes(client, auth, episodes):
+    r = await hls_url(client, auth, uuid.uuid4())
+    assert r.status_code == 404
+    assert r.json()["type"] == PROBLEM + "not-found"
+
+    episode_id = uuid.uuid4()
+    await episodes.publish(
+        EpisodeUploadedV1(
+            episode_id=episode_id,
+            title_id=uuid.uuid4(),
+            title_slug="some-show",
+            season_id=uuid.uuid4(),
+            season_number=1,
+            episode_number=1,
+            source_key="uploads/x/source.mp4",
+        )
+    )
+    await episodes.wait_state(episode_id, "pending")
+    r = await hls_url(client, auth, episode_id)
+    assert r.status_code == 409
+    assert r.json()["type"] == PROBLEM + "episode-not-ready"
+    assert r.json()["state"] == "pending"
+
+    failed = uuid.uuid4()
+    await episodes.publish(TranscodeFailedV1(episode_id=failed, job_id=uuid.uuid4(), reason="x"))
+    await episodes.wait_state(failed, "failed")
+    assert (await hls_url(client, auth, failed)).status_code == 409
+
+    # Anonymous viewers are asked to sign in.
+    r = await client.get(f"/api/episodes/{episode_id}/hls")
+    assert r.status_code == 401
+
+
+async def test_a_playable_episode_plays_before_it_completes(client, auth, episodes):
+    episode_id, _ = await episodes.ready(playable_only=True)
+    r = await hls_url(client, auth, episode_id)
+    assert r.status_code == 200, r.text
+    assert len([u for u in await crawl(r.json()["url"]) if u.endswith(".ts")]) >= 6
+
+
+async def test_a_late_event_does_not_overwrite_a_newer_state(client, auth, episodes):
+    episode_id, prefix = await episodes.ready()
+    # A "playable" that happened before "completed" but arrives after it.
+    await episodes.publish(
+        TranscodePlayableV1(
+            episode_id=episode_id, job_id=uuid.uuid4(), hls_master_key=prefix + "master.m3u8"
+        ),
+        occurred_at=datetime.now(UTC) - timedelta(hours=1),
+    )
+    await asyncio.sleep(1.0)
+    assert await asset_state(episodes.app, episode_id) == "ready"
+
+
+async def test_deleted_episodes_and_titles_drop_their_assets(client, auth, episodes, s3c, bucket):
+    episode_id, prefix = await episodes.ready()
+    url = (await hls_url(client, auth, episode_id)).json()["url"]
+    await episodes.publish(EpisodeDeletedV1(episode_id=episode_id, title_id=uuid.uuid4()))
+    await episodes.wait_state(episode_id, "deleted")
+    assert (await hls_url(client, auth, episode_id)).status_code == 404
+    async with httpx.AsyncClient() as plain:
+        assert (await plain.get(url)).status_code == 404
+    assert s3c.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount") == 0
+
+    # A "completed" that happened before the deletion cannot bring it back.
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=episode_id,
+            job_id=uuid.uuid4(),
+            hls_master_key=prefix + "master.m3u8",
+            hls_master_url="https://cdn.example/x",
+        ),
+        occurred_at=datetime.now(UTC) - timedelta(minutes=5),
+    )
+    await asyncio.sleep(1.0)
+    assert await asset_state(episodes.app, episode_id) == "deleted"
+
+    one, prefix_one = await episodes.ready()
+    two, prefix_two = await episodes.ready()
+    await episodes.publish(
+        TitleDeletedV1(title_id=uuid.uuid4(), slug="gone", episode_ids=[one, two])
+    )
+    await episodes.wait_state(two, "deleted")
+    assert await asset_state(episodes.app, one) == "deleted"
+    for p in (prefix_one, prefix_two):
+        assert s3c.list_objects_v2(Bucket=bucket, Prefix=p).get("KeyCount") == 0
+
+
+async def test_a_master_key_outside_hls_is_never_registered(episodes, client, auth):
+    episode_id = uuid.uuid4()
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=episode_id,
+            job_id=uuid.uuid4(),
+            hls_master_key="uploads/../secrets/master.m3u8",
+            hls_master_url="x",
+        )
+    )
+    marker = uuid.uuid4()
+    await episodes.publish(TranscodeFailedV1(episode_id=marker, job_id=uuid.uuid4(), reason="x"))
+    await episodes.wait_state(marker, "failed")  # the bad event was handled before this one
+    assert await asset_state(episodes.app, episode_id) is None
+
+
+async def test_playback_url_issuance_is_rate_limited(client, auth, episodes, replica):
+    episode_id, _ = await episodes.ready()
+    sub = f"user_{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=replica.state.base_url) as other:
+        for i in range(5):
+            c = client if i % 2 else other
+            r = await hls_url(c, auth, episode_id, auth.headers("viewer", sub))
+            assert r.status_code == 200, r.text
+        r = await hls_url(client, auth, episode_id, auth.headers("viewer", sub))
+        assert r.status_code == 429
+        assert r.json()["type"] == PROBLEM + "rate-limited"
+        retry_after = int(r.headers["retry-after"])
+        await asyncio.sleep(retry_after + 0.1)
+        r = await hls_url(other, auth, episode_id, auth.headers("viewer", sub))
+        assert r.status_code == 200
+
+
+async def test_redirect_mode_plays_through_presigned_segments(
+    auth, episodes, ladder, replica, s3_endpoint_url, signing_key
+):
+    """The other replica redirects segments to S3; playlists stay on the token path."""
+    episode_id, _ = await episodes.ready()
+    async with httpx.AsyncClient(base_url=replica.state.base_url) as c:
+        url = (await hls_url(c, auth, episode_id)).json()["url"]
+    assert url.startswith(replica.state.base_url)
+    seen = await crawl(url)
+    files = ladder_files(ladder)
+    reached = {relative(u, episode_id) for u in seen}
+    assert reached == {rel for rel in files if not rel.endswith(".jpg")}
+    async with httpx.AsyncClient() as plain:
+        r = await plain.get(url.replace("master.m3u8", "180p/seg_000.ts"))
+        assert r.status_code == 302
+        assert r.headers["location"].startswith(s3_endpoint_url)
+        assert "X-Amz-Signature=" in r.headers["location"]
+        r = await plain.get(url.replace("master.m3u8", "180p/index.m3u8"))
+        assert r.status_code == 200  # playlists are never redirected
+        # Expired tokens do not get a redirect either.
+        expired = tokens.sign(signing_key, episode_id, int(time.time()) - 1)
+        r = await plain.get(f"{replica.state.base_url}/hls/{expired}/{episode_id}/180p/seg_000.ts")
+        assert r.status_code == 403
+
+
+# --- CDN mode -----------------------------------------------------------------
+
+
+def _cf_b64decode(value: str) -> bytes:
+    return base64.b64decode(value.replace("-", "+").replace("_", "=").replace("~", "/"))
+
+
+@pytest.fixture(scope="module")
+def cdn_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
+    media_settings, media_app, episodes, auth, cdn_key
+):
+    episode_id, prefix = await episodes.ready()
+    pem = cdn_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    settings = MediaSettings(
+        **{
+            **media_settings,
+            "run_consumers": False,
+            "run_outbox_relay": False,
+            "playback_mode": "cdn",
+            "cdn_base_url": "https://cdn.studio.test",
+            "cdn_key_pair_id": "K2JCJMDEHXQW5F",
+            "cdn_private_key": pem,
+            "cdn_cookie_domain": "studio.test",
+        }
+    )
+    async with serve_app(create_app(settings)) as c:
+        r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        url = urlsplit(out["url"])
+        assert (
+            f"{url.scheme}://{url.netloc}{url.path}"
+            == f"https://cdn.studio.test/{prefix}master.m3u8"
+        )
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        assert q["Key-Pair-Id"] == "K2JCJMDEHXQW5F"
+
+        policy_bytes = _cf_b64decode(q["Policy"])
+        statement = json.loads(policy_bytes)["Statement"][0]
+        assert statement["Resource"] == f"https://cdn.studio.test/{prefix}*"
+        expires = datetime.fromisoformat(out["expiresAt"])
+        assert statement["Condition"]["DateLessThan"]["AWS:EpochTime"] == int(expires.timestamp())
+        # The signature verifies with the public half (CloudFront: RSA-SHA1, PKCS#1 v1.5).
+        cdn_key.public_key().verify(
+            _cf_b64decode(q["Signature"]),
+            policy_bytes,
+            padding.PKCS1v15(),
+            hashes.SHA1(),  # noqa: S303
+        )
+        # The same policy as cookies, for the relative requests that carry no query.
+        assert out["cookies"] == {
+            "CloudFront-Policy": q["Policy"],
+            "CloudFront-Signature": q["Signature"],
+            "CloudFront-Key-Pair-Id": q["Key-Pair-Id"],
+        }
+        set_cookies = r.headers.get_list("set-cookie")
+        assert len(set_cookies) == 3
+        assert all(
+            "Domain=studio.test" in h and "Secure" in h and "HttpOnly" in h for h in set_cookies
+        )
+
+        # A public episode gets a plain CDN URL.
+        async with media_app.state.runtime.database.transaction() as s:
+            await s.execute(
+                text("UPDATE media.episode_assets SET public = true WHERE episode_id = :id"),
+                {"id": episode_id},
+            )
+        r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
+        assert r.json() == {
+            "url": f"https://cdn.studio.test/{prefix}master.m3u8",
+            "expiresAt": None,
+            "cookies": None,
+        }
