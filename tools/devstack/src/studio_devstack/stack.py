@@ -61,7 +61,8 @@ class StackPlan:
     notes: list[str] = field(default_factory=list)
     # Ports this stack is about to listen on: checked before anything starts.
     ports: dict[int, str] = field(default_factory=dict)
-    prepare: list[Callable[[], None]] = field(default_factory=list)
+    # Done once the ports are known to be free: initdb, directories, nginx.conf.
+    prepare: list[Callable[[], object]] = field(default_factory=list)
 
 
 def note(message: str) -> None:
@@ -190,7 +191,7 @@ def plan_stack(
             )
         else:
             options = gateway_options(settings)
-            plan.prepare.append(lambda: _write_gateway(table, options))
+            plan.prepare.append(lambda: write_nginx_conf(table, options))
             plan.processes.append(ProcessSpec("gateway", nginx_command(nginx, options.runtime_dir)))
             plan.ports[settings.gateway_port] = "gateway"
             plan.notes.append(
@@ -219,10 +220,6 @@ def plan_stack(
         plan.processes.append(ProcessSpec(service.name, argv, child_env))
         plan.ports[service.port] = service.name
     return plan
-
-
-def _write_gateway(table: RouteTable, options: GatewayOptions) -> None:
-    write_nginx_conf(table, options)
 
 
 def busy_ports(ports: Mapping[int, str], host: str = "127.0.0.1") -> list[str]:
@@ -256,7 +253,7 @@ def run(settings: DevSettings, *, with_gateway: bool = True) -> int:
         )
     pid_file = settings.data_dir / PID_FILE_NAME
     pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
-    if with_gateway and any(p.name == "gateway" for p in plan.processes):
+    if any(p.name == "gateway" for p in plan.processes):
         note(f"Try: curl http://127.0.0.1:{settings.gateway_port}/api/titles  (Ctrl-C stops all)")
     try:
         manager.loop()
