@@ -161,7 +161,7 @@ async def publish(
         env = env.model_copy(update={"occurred_at": occurred_at})
     nc = await nats.connect(nats_url)
     try:
-        await nc.jetstream().publish(
+        await nc.jetstream(timeout=30).publish(
             subject_for(ns.subject_root, env.type),
             env.model_dump_json(by_alias=True).encode(),
             # A fresh message id: a redelivery as the broker would make it.
@@ -322,8 +322,8 @@ async def test_events_for_unknown_episodes_and_poison_messages_do_not_block(
     subject = subject_for(event_namespace.subject_root, "transcoder.transcode.started")
     nc = await nats.connect(nats_url)
     try:
-        await nc.jetstream().publish(subject, b"{not json", stream=event_namespace.stream)
-        await nc.jetstream().publish(
+        await nc.jetstream(timeout=30).publish(subject, b"{not json", stream=event_namespace.stream)
+        await nc.jetstream(timeout=30).publish(
             subject,
             json.dumps(
                 {

@@ -18,7 +18,8 @@ async def stream_messages(nats_url: str, stream: str, subject: str) -> list[Msg]
     """Every message currently stored on ``stream`` under ``subject``."""
     nc = await nats.connect(nats_url)
     try:
-        js = nc.jetstream()
+        # Generous: under a loaded CI machine a consumer create can take seconds.
+        js = nc.jetstream(timeout=30)
         sub = await js.pull_subscribe(
             subject,
             stream=stream,
@@ -32,7 +33,9 @@ async def stream_messages(nats_url: str, stream: str, subject: str) -> list[Msg]
         while True:
             try:
                 batch = await sub.fetch(100, timeout=0.5)
-            except NatsTimeout:
+            # nats-py raises its own TimeoutError or, when the deadline runs
+            # out between its two pull requests, the builtin one.
+            except (TimeoutError, NatsTimeout):
                 break
             out.extend(batch)
         await sub.unsubscribe()
