@@ -33,6 +33,12 @@ class MediaContext:
             "playback": Limit("playback", s.playback_rate_limit, s.playback_rate_window_seconds),
         }
 
+    def attach(
+        self, storage: MediaStorage, limiter: RateLimiter, cdn: CdnSigner | None = None
+    ) -> None:
+        """Called once by the lifespan, when the clients exist."""
+        self._storage, self._limiter, self.cdn = storage, limiter, cdn
+
     @property
     def storage(self) -> MediaStorage:
         if self._storage is None:

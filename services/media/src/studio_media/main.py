@@ -32,14 +32,15 @@ async def _start(ctx: MediaContext, runtime: Runtime, stack: AsyncExitStack) -> 
             "MEDIA_PLAYBACK_SIGNING_KEY is not set: playback URLs are signed with a key "
             "generated for this process and stop working when it exits or on another replica"
         )
-    ctx._storage = MediaStorage(settings)
     redis = Redis.from_url(
         settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0, health_check_interval=30
     )
     stack.push_async_callback(redis.aclose)
-    ctx._limiter = RateLimiter(redis, settings.rate_limit_prefix)
-    if settings.playback_mode == "cdn":
-        ctx.cdn = CdnSigner.from_settings(settings)
+    ctx.attach(
+        MediaStorage(settings),
+        RateLimiter(redis, settings.rate_limit_prefix),
+        CdnSigner.from_settings(settings) if settings.playback_mode == "cdn" else None,
+    )
     if settings.upload_cleanup_interval_seconds > 0:
         task = asyncio.create_task(
             cleanup_periodically(

@@ -78,10 +78,7 @@ PREFIXES = tuple(f"{p}/" for p in RULES)
 @dataclass(frozen=True, slots=True)
 class UploadTarget:
     key: str
-    kind: AssetKind
-    content_type: str
-    extension: str
-    max_bytes: int
+    content_type: str  # normalised: "video/mp4", no parameters
 
 
 def max_bytes_for(kind: AssetKind, settings: MediaSettings) -> int:
@@ -92,8 +89,8 @@ def max_bytes_for(kind: AssetKind, settings: MediaSettings) -> int:
     }[kind]
 
 
-def check_key(key: str) -> tuple[str, PrefixRule, str]:
-    """The key, its prefix rule and its lower-case extension; raises :class:`InvalidKey`."""
+def check_key(key: str) -> tuple[PrefixRule, str]:
+    """The key's prefix rule and lower-case extension; raises :class:`InvalidKey`."""
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidKey(f"The key must be 1 to {MAX_KEY_LENGTH} characters long.")
     if key.startswith("/") or "\\" in key:
@@ -110,12 +107,12 @@ def check_key(key: str) -> tuple[str, PrefixRule, str]:
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         raise InvalidKey("The file name needs an extension.")
-    return key, rule, ext.lower()
+    return rule, ext.lower()
 
 
 def allowed_types(key: str) -> tuple[PrefixRule, str, frozenset[str]]:
     """The key's prefix rule, extension and accepted content types; raises for a bad key or extension."""
-    key, rule, ext = check_key(key)
+    rule, ext = check_key(key)
     allowed = rule.types.get(ext)
     if allowed is None:
         raise ContentTypeNotAllowed(
@@ -146,4 +143,4 @@ def check_upload(key: str, content_type: str, size: int, settings: MediaSettings
             f"{size} bytes is over the {limit} byte limit for {rule.kind.value} uploads.",
             extra={"maxBytes": limit},
         )
-    return UploadTarget(key=key, kind=rule.kind, content_type=ctype, extension=ext, max_bytes=limit)
+    return UploadTarget(key=key, content_type=ctype)

@@ -34,7 +34,6 @@ def is_not_found(exc: ClientError) -> bool:
 class ObjectInfo:
     size: int
     content_type: str | None
-    etag: str | None
 
 
 @dataclass(slots=True)
@@ -166,7 +165,6 @@ class MediaStorage:
         return ObjectInfo(
             size=int(resp["ContentLength"]),
             content_type=resp.get("ContentType"),
-            etag=resp.get("ETag"),
         )
 
     async def read_head(self, key: str, length: int) -> bytes:
