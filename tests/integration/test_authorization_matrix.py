@@ -1,0 +1,312 @@
+"""Every operation of every service against every kind of caller.
+
+The operations come from each service's own app at run time (its OpenAPI
+document), so a route added later is in the matrix without anyone listing it.
+Each must declare ``x-access`` (``studio_common.access``); then each service
+runs with its real lifespan against a migrated database, and every operation
+is called as anonymous, viewer, another user, the owner, editor and admin:
+
+============== =========== ========== =========== ========= ========= =========
+x-access       anonymous   viewer     other user  owner     editor    admin
+============== =========== ========== =========== ========= ========= =========
+public         passes      passes     ·           ·         passes    passes
+user           401         passes     ·           ·         passes    passes
+self-or-admin  401         ·          403         passes    403       passes
+editor         401         403        ·           ·         passes    passes
+admin          401         403        ·           ·         403       passes
+============== =========== ========== =========== ========= ========= =========
+
+"Passes" means authorization let the request through: the status is neither
+401 nor 403 and below 500 (a 404 or 422 for the made-up ids and the ``{}``
+body is expected). Path parameters get fresh UUIDs; the owner parameter of a
+self-or-admin route gets the owner's subject (or another one).
+
+A public route may still check a capability of its own (a signed playback URL,
+a webhook signature) and refuse with its own problem type: a 403 there is
+accepted when it is not the generic ``forbidden`` and an admin gets the same
+answer as an anonymous caller, i.e. the answer does not depend on who calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from studio_common.access import ACCESS_EXTENSION, OWNER_EXTENSION, Access
+from studio_common.migrations import upgrade
+from studio_common.settings import ServiceSettings
+from studio_common.testing.issuer import TestIssuer
+from studio_common.testing.plugin import serve_app
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ["catalog", "identity", "media", "transcoder", "playback"]
+# Routes every service gets from libs/common, for probes and scrapers.
+INFRASTRUCTURE = {"/healthz", "/readyz", "/metrics"}
+# Run identity as in development, so its development-only routes are in the matrix too.
+ENVIRONMENT = {"identity": "development"}
+METHODS = ("get", "put", "post", "delete", "patch")
+WITH_BODY = {"PUT", "POST", "PATCH"}
+
+UNAUTHORIZED = "urn:studio:problem:unauthorized"
+FORBIDDEN = "urn:studio:problem:forbidden"
+
+
+def settings_class(name: str) -> type[ServiceSettings]:
+    module = importlib.import_module(f"studio_{name}.config")
+    found = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, ServiceSettings)
+        and obj is not ServiceSettings
+        and obj.__module__ == module.__name__
+    ]
+    assert len(found) == 1, f"studio_{name}.config should define one settings class: {found}"
+    return found[0]
+
+
+def build_app(name: str, **settings: Any) -> FastAPI:
+    main = importlib.import_module(f"studio_{name}.main")
+    settings.setdefault("environment", ENVIRONMENT.get(name, "test"))
+    app: FastAPI = main.create_app(settings_class(name)(**settings))
+    return app
+
+
+@dataclass(frozen=True)
+class Operation:
+    service: str
+    method: str
+    path: str
+    access: str | None
+    owner: str | None = None
+    path_params: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"{self.service} {self.method} {self.path}"
+
+
+def operations_of(name: str) -> list[Operation]:
+    ops = []
+    for path, item in build_app(name).openapi()["paths"].items():
+        for method in METHODS:
+            op = item.get(method)
+            if op is None:
+                continue
+            params = tuple(p["name"] for p in op.get("parameters", []) if p.get("in") == "path")
+            ops.append(
+                Operation(
+                    service=name,
+                    method=method.upper(),
+                    path=path,
+                    access=op.get(ACCESS_EXTENSION),
+                    owner=op.get(OWNER_EXTENSION),
+                    path_params=params,
+                )
+            )
+    return ops
+
+
+def undeclared_routes(name: str) -> list[str]:
+    """Routes without x-access, including those left out of the OpenAPI document."""
+    out = []
+    for route in build_app(name).routes:
+        if not isinstance(route, APIRoute) or route.path in INFRASTRUCTURE:
+            continue
+        if ACCESS_EXTENSION not in (route.openapi_extra or {}):
+            out.append(f"{sorted(route.methods or ())} {route.path}")
+    return out
+
+
+OPERATIONS = [op for name in SERVICES for op in operations_of(name)]
+
+
+# --- declarations --------------------------------------------------------------------------
+
+
+def test_the_matrix_sees_the_known_routes():
+    # Guards the parametrisation below against silently testing nothing.
+    ids = {op.id for op in OPERATIONS}
+    assert "identity GET /api/me" in ids
+    assert "identity PUT /api/admin/users/{user_id}/role" in ids
+    assert "identity POST /api/dev/token" in ids
+    assert "catalog POST /api/admin/titles" in ids
+    assert len(OPERATIONS) >= 15
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_route_declares_its_access(name):
+    missing = [op.id for op in OPERATIONS if op.service == name and op.access is None]
+    assert missing == [], f"operations without {ACCESS_EXTENSION}: {missing}"
+    assert undeclared_routes(name) == []
+    valid = {a.value for a in Access}
+    for op in (op for op in OPERATIONS if op.service == name):
+        assert op.access in valid, op.id
+        if op.access == Access.self_or_admin.value:
+            assert op.owner in op.path_params, f"{op.id}: owner {op.owner!r} is no path parameter"
+
+
+def test_admin_paths_need_editor_or_admin():
+    loose = [
+        f"{op.id} ({op.access})"
+        for op in OPERATIONS
+        if op.path.startswith("/api/admin/") and op.access not in ("editor", "admin")
+    ]
+    assert loose == []
+
+
+# --- enforcement ---------------------------------------------------------------------------
+
+
+@dataclass
+class Running:
+    clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+
+    def client(self, name: str) -> httpx.AsyncClient:
+        if name in self.errors:
+            raise AssertionError(f"{name} did not start: {self.errors[name]!r}")
+        return self.clients[name]
+
+
+@pytest.fixture(scope="module")
+def shared_settings(service_settings: dict[str, Any], s3_endpoint_url: str) -> dict[str, Any]:
+    bucket = f"matrix-{uuid.uuid4().hex[:8]}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test-secret",
+    ).create_bucket(Bucket=bucket)
+    return {
+        **service_settings,
+        "s3_endpoint_url": s3_endpoint_url,
+        "s3_bucket": bucket,
+        "s3_access_key_id": "test",
+        "s3_secret_access_key": "test-secret",
+    }
+
+
+@pytest.fixture(scope="module")
+async def running(
+    shared_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Running]:
+    extra: dict[str, dict[str, Any]] = {
+        # The development issuer's key stays out of the working tree.
+        "identity": {"dev_key_path": tmp_path_factory.mktemp("matrix") / "jwt-key.pem"},
+    }
+    out = Running()
+    async with AsyncExitStack() as stack:
+        for name in SERVICES:
+            try:
+                upgrade(ROOT / "services" / name, shared_settings["database_url"])
+                app = build_app(name, **shared_settings, **extra.get(name, {}))
+                out.clients[name] = await stack.enter_async_context(serve_app(app))
+            except Exception as exc:  # reported by each of the service's tests
+                out.errors[name] = exc
+        yield out
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    subject: str | None
+    role: str | None
+
+    def headers(self, issuer: TestIssuer) -> dict[str, str]:
+        if self.subject is None:
+            return {}
+        return {"Authorization": f"Bearer {issuer.mint(self.subject, self.role)}"}
+
+
+def callers() -> dict[str, Caller]:
+    def sub(kind: str) -> str:
+        return f"user_{kind}_{uuid.uuid4().hex[:12]}"
+
+    return {
+        "anonymous": Caller("anonymous", None, None),
+        "viewer": Caller("viewer", sub("viewer"), "viewer"),
+        "other user": Caller("other user", sub("other"), "viewer"),
+        "owner": Caller("owner", sub("owner"), "viewer"),
+        "editor": Caller("editor", sub("editor"), "editor"),
+        "admin": Caller("admin", sub("admin"), "admin"),
+    }
+
+
+PASS = "passes"
+# Per access level: what each caller must get. Callers not listed are not tried.
+EXPECTED: dict[str, dict[str, int | str]] = {
+    "public": {"anonymous": PASS, "viewer": PASS, "editor": PASS, "admin": PASS},
+    "user": {"anonymous": 401, "viewer": PASS, "editor": PASS, "admin": PASS},
+    "self-or-admin": {
+        "anonymous": 401,
+        "other user": 403,
+        "owner": PASS,
+        "editor": 403,
+        "admin": PASS,
+    },
+    "editor": {"anonymous": 401, "viewer": 403, "editor": PASS, "admin": PASS},
+    "admin": {"anonymous": 401, "viewer": 403, "editor": 403, "admin": PASS},
+}
+
+
+def url_for(op: Operation, owner_subject: str) -> str:
+    url = op.path
+    for param in op.path_params:
+        value = owner_subject if param == op.owner else str(uuid.uuid4())
+        url = url.replace(f"{{{param}}}", value).replace(f"{{{param}:path}}", value)
+    return url
+
+
+def problem_type(resp: httpx.Response) -> str | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body.get("type") if isinstance(body, dict) else None
+
+
+@pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.id)
+async def test_access_is_enforced(op: Operation, running: Running, test_issuer: TestIssuer):
+    assert op.access in EXPECTED, f"{op.id} declares no known access level"
+    client = running.client(op.service)
+    who = callers()
+    url = url_for(op, who["owner"].subject or "")
+    body: dict[str, Any] | None = {} if op.method in WITH_BODY else None
+
+    got: dict[str, httpx.Response] = {}
+    failures = []
+    for caller_name, expected in EXPECTED[op.access].items():
+        caller = who[caller_name]
+        resp = await client.request(op.method, url, headers=caller.headers(test_issuer), json=body)
+        got[caller_name] = resp
+        status, kind = resp.status_code, problem_type(resp)
+        if expected == PASS:
+            refused = status == 401 or (
+                status == 403 and (op.access != "public" or kind == FORBIDDEN)
+            )
+            if refused or status >= 500:
+                failures.append(f"{caller_name}: expected to pass, got {status} {resp.text[:200]}")
+        elif status != expected or kind != (UNAUTHORIZED if expected == 401 else FORBIDDEN):
+            failures.append(f"{caller_name}: expected {expected}, got {status} {resp.text[:200]}")
+        elif resp.headers.get("content-type") != "application/problem+json":
+            failures.append(f"{caller_name}: {status} is not problem+json")
+    if op.access == "public" and got["admin"].status_code != got["anonymous"].status_code:
+        failures.append(
+            f"a public route answers by caller: anonymous {got['anonymous'].status_code}, "
+            f"admin {got['admin'].status_code}"
+        )
+    assert failures == [], f"{op.id} ({op.access}, {url}):\n" + "\n".join(failures)
