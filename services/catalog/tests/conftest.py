@@ -14,15 +14,25 @@ from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app
 from studio_common.migrations import upgrade
 from studio_common.testing.issuer import TestIssuer
-from studio_common.testing.plugin import serve_app
+from studio_common.testing.plugin import EventNamespace, EventNamespaces, serve_app
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def catalog_settings(service_settings: dict[str, Any]) -> CatalogSettings:
+def catalog_events(event_namespaces: EventNamespaces) -> EventNamespace:
+    """The catalog tests' own stream: other services' test events stay out."""
+    return event_namespaces.new()
+
+
+@pytest.fixture(scope="session")
+def catalog_settings(
+    service_settings: dict[str, Any], catalog_events: EventNamespace
+) -> CatalogSettings:
     upgrade(SERVICE_DIR, service_settings["database_url"])
-    return CatalogSettings(**service_settings, consumer_max_deliver=3)
+    return CatalogSettings(
+        **{**service_settings, **EventNamespaces.settings(catalog_events)}, consumer_max_deliver=3
+    )
 
 
 @pytest.fixture(scope="session")

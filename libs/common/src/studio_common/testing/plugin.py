@@ -64,17 +64,42 @@ def nats_url() -> Iterator[str]:
         pytest.fail(str(exc))
 
 
+class EventNamespaces:
+    """Hands out private namespaces and deletes their streams at the end."""
+
+    def __init__(self) -> None:
+        self.created: list[EventNamespace] = []
+
+    def new(self) -> EventNamespace:
+        token = uuid.uuid4().hex[:10]
+        ns = EventNamespace(subject_root=f"t{token}", stream=f"T{token.upper()}")
+        self.created.append(ns)
+        return ns
+
+    @staticmethod
+    def settings(ns: EventNamespace) -> dict[str, str]:
+        return {"event_subject_root": ns.subject_root, "event_stream": ns.stream}
+
+
 @pytest.fixture(scope="session")
-async def event_namespace(nats_url: str) -> AsyncIterator[EventNamespace]:
-    token = uuid.uuid4().hex[:10]
-    ns = EventNamespace(subject_root=f"t{token}", stream=f"T{token.upper()}")
-    yield ns
+async def event_namespaces(nats_url: str) -> AsyncIterator[EventNamespaces]:
+    """For a service's own tests: a namespace of its own keeps other services'
+    test events (and their consumers) out of its way."""
+    namespaces = EventNamespaces()
+    yield namespaces
     nc = await nats.connect(nats_url)
     try:
-        with suppress(NotFoundError):
-            await nc.jetstream().delete_stream(ns.stream)
+        for ns in namespaces.created:
+            with suppress(NotFoundError):
+                await nc.jetstream().delete_stream(ns.stream)
     finally:
         await nc.close()
+
+
+@pytest.fixture(scope="session")
+def event_namespace(event_namespaces: EventNamespaces) -> EventNamespace:
+    """The namespace shared by ``service_settings`` (cross-service tests)."""
+    return event_namespaces.new()
 
 
 @pytest.fixture(scope="session")
