@@ -189,6 +189,17 @@ class TranscodeFailedV1(EventPayload):
     reason: str
     permanent: bool = True
     log_tail: str | None = None
+    # Machine-readable cause (not_video, no_video_stream, source_missing, gave_up, ...).
+    code: str | None = None
+
+
+@event("transcoder.job.retry_requested")
+class TranscodeRetryRequestedV1(EventPayload):
+    """An editor asked to run a failed job again; the transcoder's worker consumes it."""
+
+    job_id: uuid.UUID
+    episode_id: uuid.UUID
+    requested_by: str | None = None
 
 
 # --- identity --------------------------------------------------------------
