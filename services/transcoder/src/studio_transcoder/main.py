@@ -1,20 +1,58 @@
-"""The transcoder service: FFmpeg HLS ladder jobs."""
+"""The transcoder API process: the jobs admin API and the outbox relay.
+
+The worker (``python -m studio_transcoder worker``) runs the jobs and writes
+its events to the same outbox; this process's relay publishes them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+
 from fastapi import FastAPI
 
-from studio_common.app import create_service_app
+from studio_common.app import Runtime, create_service_app
+from studio_transcoder import api
 from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.metrics import JobGauge
 from studio_transcoder.models import messaging
+from studio_transcoder.repository import JobRepository
+
+log = logging.getLogger("studio.transcoder")
 
 
 def create_app(settings: TranscoderSettings | None = None) -> FastAPI:
     settings = settings or TranscoderSettings()
-    return create_service_app(
+
+    async def on_startup(runtime: Runtime, stack: AsyncExitStack) -> None:
+        gauge = JobGauge(app.state.metrics_registry)
+
+        async def refresh() -> None:
+            while True:
+                try:
+                    async with runtime.database.transaction() as session:
+                        gauge.update(await JobRepository(session).count_by_status())
+                except Exception:
+                    log.warning("could not count jobs for the metrics", exc_info=True)
+                await asyncio.sleep(settings.jobs_gauge_refresh_seconds)
+
+        task = asyncio.create_task(refresh(), name="transcoder-jobs-gauge")
+
+        async def cancel() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        stack.push_async_callback(cancel)
+
+    app = create_service_app(
         settings,
         title="Studio.Anime transcoder",
-        description="FFmpeg HLS ladder jobs.",
-        routers=[],
+        description="FFmpeg HLS ladder jobs: list, inspect and retry them.",
+        routers=[api.router],
         tables=messaging,
+        on_startup=on_startup,
     )
+    return app

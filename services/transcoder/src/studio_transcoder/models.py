@@ -1,8 +1,30 @@
-"""The transcoder schema. Only this service reads or writes it."""
+"""The transcoder schema. Only this service reads or writes it.
+
+A job is identified by the episode and its source key: however often the
+``catalog.episode.uploaded`` event is delivered, there is one row, and a later
+event for the same source (a re-upload) reopens that row.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from studio_common.db import service_metadata
 from studio_common.outbox import messaging_tables
@@ -11,6 +33,52 @@ SCHEMA = "transcoder"
 metadata = service_metadata(SCHEMA)
 messaging = messaging_tables(metadata)
 
+JOB_STATUSES = ("queued", "processing", "ready", "failed")
+JOB_TYPE_TRANSCODE = "transcode"
+
 
 class Base(DeclarativeBase):
     metadata = metadata
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    type: Mapped[str] = mapped_column(String(40), nullable=False, default=JOB_TYPE_TRANSCODE)
+    # The data of the event that (re)queued the job.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    episode_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    source_key: Mapped[str] = mapped_column(String(1024), nullable=False)
+    source_event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="queued")
+    # Attempts started since the job was (re)queued; a crash counts as one.
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    progress: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("0"))
+    playable: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    log_tail: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    media_duration_sec: Mapped[float | None] = mapped_column(Float)
+    encode_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+    queued_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("episode_id", "source_key", name="uq_jobs_episode_source"),
+        CheckConstraint(f"status IN {JOB_STATUSES!r}", name="status"),
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_created_at_id", "created_at", "id"),
+    )

@@ -1,0 +1,1 @@
+"""FFmpeg and ffprobe: probing a source, planning and running the one-pass ladder."""

@@ -1,0 +1,264 @@
+"""The ffmpeg command lines. Pure: a plan in, argv out.
+
+One process decodes the source once. ``split`` feeds every ladder rung and the
+three thumbnail outputs (poster, stills, trickplay sprite); the HLS muxer writes
+every rendition with ``-var_stream_map`` (video renditions in one audio group,
+each audio language its own rendition). Keyframes are forced on the keyframe
+interval in time, not frames, so every rendition cuts its segments at the same
+instants whatever the source's frame rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.media.ladder import LadderPlan, SubtitleRendition
+from studio_transcoder.media.probe import input_options
+
+AUDIO_GROUP = "aud"
+SEGMENT_PATTERN = "seg_%05d.ts"
+PLAYLIST_NAME = "index.m3u8"
+POSTER_NAME = "poster.jpg"
+STILL_PATTERN = "still_%04d.jpg"
+SPRITE_PATTERN = "sprite_%03d.jpg"
+TILE_PATTERN = "tile_%05d.jpg"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLayout:
+    """Where one attempt writes, inside its own temp folder."""
+
+    root: Path
+
+    @property
+    def hls(self) -> Path:
+        return self.root / "hls"
+
+    @property
+    def thumbs(self) -> Path:
+        return self.root / "thumbs"
+
+    @property
+    def tiles(self) -> Path:
+        return self.root / "tiles"
+
+    @property
+    def subs(self) -> Path:
+        return self.root / "subs"
+
+    def rendition(self, name: str) -> Path:
+        return self.hls / name
+
+    def create(self) -> None:
+        for path in (self.hls, self.thumbs, self.tiles, self.subs):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def filter_graph(plan: LadderPlan, video_index: int) -> str:
+    thumbs = plan.thumbnails
+    branches = [f"v{i}" for i in range(len(plan.video))] + ["poster", "stills", "sprite"]
+    parts = [f"[0:{video_index}]split={len(branches)}" + "".join(f"[in_{b}]" for b in branches)]
+    for i, r in enumerate(plan.video):
+        # format=yuv420p: 10-bit and 4:2:2 sources become 8-bit 4:2:0 H.264 that every player decodes.
+        parts.append(
+            f"[in_v{i}]scale=w={r.width}:h={r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]"
+        )
+    pw, ph = thumbs.poster_size
+    at = _fmt(thumbs.poster_at)
+    # Every output must get a frame early: ffmpeg writes no -progress report
+    # until each output file has started. So the poster output takes the first
+    # frame and then the one at poster_at, which overwrites it (-update 1).
+    parts.append(
+        f"[in_poster]select='eq(n,0)+lt(prev_selected_t,{at})*gte(t,{at})',"
+        f"scale=w={pw}:h={ph},setsar=1[poster]"
+    )
+    sw, sh = thumbs.still_size
+    parts.append(
+        f"[in_stills]fps=fps=1/{_fmt(thumbs.still_interval)},scale=w={sw}:h={sh},setsar=1[stills]"
+    )
+    # Trickplay tiles come out one by one (a tile filter here would hold the
+    # output back for columns x rows intervals); sprite_command puts them on sheets.
+    tw, th = thumbs.tile_size
+    parts.append(
+        f"[in_sprite]fps=fps=1/{_fmt(thumbs.sprite_interval)},scale=w={tw}:h={th},setsar=1[sprite]"
+    )
+    return ";".join(parts)
+
+
+def var_stream_map(plan: LadderPlan) -> str:
+    group = f",agroup:{AUDIO_GROUP}" if plan.audio else ""
+    entries = [f"v:{i}{group},name:{r.name}" for i, r in enumerate(plan.video)]
+    entries += [
+        f"a:{i},agroup:{AUDIO_GROUP},language:{a.language},name:{a.name}"
+        + (",default:yes" if a.default else "")
+        for i, a in enumerate(plan.audio)
+    ]
+    return " ".join(entries)
+
+
+def _image_output(label: str, quality: int) -> list[str]:
+    # passthrough + a millisecond time base: no duplicated stills, and the
+    # outputs do not push -progress's out_time past the real position.
+    return [
+        "-map",
+        f"[{label}]",
+        "-c:v",
+        "mjpeg",
+        "-q:v",
+        str(quality),
+        "-fps_mode",
+        "passthrough",
+        "-enc_time_base",
+        "1/1000",
+        "-f",
+        "image2",
+    ]
+
+
+def ladder_command(
+    settings: TranscoderSettings,
+    plan: LadderPlan,
+    source: str,
+    video_index: int,
+    layout: OutputLayout,
+) -> list[str]:
+    gop_frames = max(1, math.ceil(plan.fps * settings.keyframe_seconds))
+    argv = [settings.ffmpeg_path, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
+    if settings.input_read_rate > 0:
+        argv += ["-readrate", _fmt(settings.input_read_rate)]
+    argv += [*input_options(source), "-i", source]
+    argv += ["-filter_complex", filter_graph(plan, video_index)]
+    for i in range(len(plan.video)):
+        argv += ["-map", f"[v{i}]"]
+    for a in plan.audio:
+        argv += ["-map", f"0:{a.stream_index}"]
+    argv += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        settings.preset,
+        "-profile:v",
+        "high",
+        # A keyframe on every keyframe interval, in time; no scene-cut keyframes
+        # in between, and -g above the interval so x264 adds none of its own.
+        "-force_key_frames",
+        f"expr:gte(t,n_forced*{_fmt(settings.keyframe_seconds)})",
+        "-sc_threshold",
+        "0",
+        "-g",
+        str(gop_frames * 2),
+        "-keyint_min",
+        str(gop_frames),
+    ]
+    for i, r in enumerate(plan.video):
+        argv += [
+            f"-b:v:{i}",
+            f"{r.video_kbps}k",
+            f"-maxrate:v:{i}",
+            f"{r.maxrate_kbps}k",
+            f"-bufsize:v:{i}",
+            f"{r.bufsize_kbps}k",
+            f"-level:v:{i}",
+            r.level,
+        ]
+    if plan.audio:
+        argv += ["-c:a", "aac", "-b:a", f"{settings.audio_kbps}k", "-ac", "2", "-ar", "48000"]
+    argv += [
+        "-max_muxing_queue_size",
+        "4096",
+        "-f",
+        "hls",
+        "-hls_time",
+        _fmt(settings.segment_seconds),
+        "-hls_list_size",
+        "0",
+        # EVENT: ffmpeg lists each segment as soon as it is complete, which is
+        # how the publisher knows a segment may be uploaded. temp_file makes the
+        # playlist rewrite atomic, so it is never read half-written.
+        "-hls_playlist_type",
+        "event",
+        "-hls_flags",
+        "independent_segments+temp_file",
+        "-hls_segment_type",
+        "mpegts",
+        "-hls_segment_filename",
+        str(layout.hls / "%v" / SEGMENT_PATTERN),
+        "-var_stream_map",
+        var_stream_map(plan),
+        str(layout.hls / "%v" / PLAYLIST_NAME),
+    ]
+    argv += [*_image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
+    argv += [*_image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
+    argv += [*_image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
+    argv += ["-progress", "pipe:1", "-stats_period", "1", "-nostats"]
+    return argv
+
+
+def sprite_command(
+    settings: TranscoderSettings, plan: LadderPlan, layout: OutputLayout
+) -> list[str]:
+    """The trickplay tiles → sprite sheets of columns x rows (tiny JPEGs, no video decode)."""
+    thumbs = plan.thumbnails
+    return [
+        settings.ffmpeg_path,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-framerate",
+        "1",
+        "-i",
+        str(layout.tiles / TILE_PATTERN),
+        "-vf",
+        f"tile={thumbs.columns}x{thumbs.rows}",
+        "-fps_mode",
+        "passthrough",
+        "-q:v",
+        "5",
+        str(layout.thumbs / SPRITE_PATTERN),
+    ]
+
+
+def subtitle_command(
+    settings: TranscoderSettings,
+    source: str,
+    tracks: list[SubtitleRendition],
+    layout: OutputLayout,
+) -> list[str]:
+    """Text subtitle streams of the source → WebVTT (and the ASS original), in one demux pass."""
+    argv = [settings.ffmpeg_path, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    argv += [*input_options(source), "-i", source]
+    for t in tracks:
+        argv += ["-map", f"0:{t.stream_index}", "-c:s", "webvtt", "-f", "webvtt"]
+        argv.append(str(layout.subs / f"{t.name}.vtt"))
+        if t.keep_ass:
+            argv += ["-map", f"0:{t.stream_index}", "-c:s", "copy", "-f", "ass"]
+            argv.append(str(layout.subs / f"{t.name}.ass"))
+    return argv
+
+
+def subtitle_file_command(settings: TranscoderSettings, local: Path, out: Path) -> list[str]:
+    """An uploaded subtitle file (SRT, ASS, WebVTT) → WebVTT."""
+    return [
+        settings.ffmpeg_path,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-i",
+        str(local),
+        "-c:s",
+        "webvtt",
+        "-f",
+        "webvtt",
+        str(out),
+    ]

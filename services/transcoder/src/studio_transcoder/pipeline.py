@@ -1,0 +1,421 @@
+"""One attempt at one job: source → probe → one ffmpeg run → storage.
+
+The attempt owns a fresh temp folder and writes every object under the
+episode's prefix from scratch, so an attempt after a crash produces the same
+complete result as a first one. It reports progress and the moment the episode
+becomes playable through a :class:`Reporter`; it raises a
+:class:`~studio_transcoder.failures.JobFailure` when it cannot finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from studio_common.events import EpisodeUploadedV1, SubtitleTrack
+from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.failures import JobFailure, PermanentFailure, TransientFailure
+from studio_transcoder.media.command import (
+    OutputLayout,
+    ladder_command,
+    sprite_command,
+    subtitle_command,
+    subtitle_file_command,
+)
+from studio_transcoder.media.ladder import LadderPlan, SubtitleFile, plan_ladder
+from studio_transcoder.media.playlists import (
+    SubtitleEntry,
+    render_subtitle_playlist,
+    sprite_vtt,
+    with_timestamp_map,
+)
+from studio_transcoder.media.probe import SourceInfo, check_decodes, probe
+from studio_transcoder.media.process import FfmpegRun, run_tool
+from studio_transcoder.naming import UNDETERMINED, is_language, language_tag, output_prefix
+from studio_transcoder.publisher import HlsPublisher
+from studio_transcoder.storage import CACHE_FINAL, CACHE_IMMUTABLE, ObjectStore
+
+SUBTITLE_EXTENSIONS = ("srt", "ass", "ssa", "vtt")
+MAX_SUBTITLE_FILES = 20
+POLL_SECONDS = 0.25
+MPEGTS_CLOCK = 90_000
+# ffmpeg's mpegts muxer starts the clock at 1.4 s; used if the first segment cannot be read.
+DEFAULT_MPEGTS_START = 126_000
+
+
+class Reporter(Protocol):
+    async def progress(self, percent: float) -> None: ...
+
+    async def playable(self, master_key: str, renditions: list[str]) -> None: ...
+
+    def note(self, line: str) -> None: ...
+
+
+@dataclass
+class AttemptResult:
+    master_key: str
+    master_url: str
+    duration: float
+    renditions: list[str]
+    audio_languages: list[str]
+    thumbnails: list[str]
+    subtitles: list[SubtitleTrack]
+    encode_seconds: float
+    seconds_to_playable: float | None
+    log_tail: str
+    source_streamed: bool
+
+
+@dataclass
+class _Source:
+    input: str
+    label: str
+    streamed: bool
+    redactions: dict[str, str] = field(default_factory=dict)
+
+
+def subtitle_language(key: str) -> str:
+    """``subtitles/en.srt``, ``subtitles/ep1.pt-BR.ass`` → ``en``, ``pt-BR``; else ``und``."""
+    stem = posixpath.basename(key).rsplit(".", 1)[0]
+    for token in reversed(stem.split(".")):
+        if is_language(token) and len(token.split("-")[0]) in (2, 3):
+            return language_tag(token)
+    return UNDETERMINED
+
+
+def classify_ffmpeg_exit(code: int, tail: str) -> JobFailure:
+    last = next((line for line in reversed(tail.splitlines()) if line.strip()), "no output")
+    if code < 0:
+        return TransientFailure(
+            "ffmpeg_killed", f"ffmpeg was killed by signal {-code}.", log_tail=tail
+        )
+    return TransientFailure(
+        "ffmpeg", f"ffmpeg exited with code {code}: {last[-300:]}", log_tail=tail
+    )
+
+
+class TranscodeAttempt:
+    def __init__(
+        self,
+        settings: TranscoderSettings,
+        store: ObjectStore,
+        event: EpisodeUploadedV1,
+        workdir: Path,
+        reporter: Reporter,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.event = event
+        self.workdir = workdir
+        self.reporter = reporter
+        self.prefix = output_prefix(event.title_slug, event.season_number, event.episode_number)
+        self.layout = OutputLayout(workdir / "out")
+
+    # --- the whole attempt --------------------------------------------------
+
+    async def run(self) -> AttemptResult:
+        started = time.monotonic()
+        source = await self._source()
+        info = await probe(
+            self.settings.ffprobe_path,
+            source.input,
+            label=source.label,
+            redactions=source.redactions,
+        )
+        await check_decodes(
+            self.settings.ffmpeg_path, source.input, info, redactions=source.redactions
+        )
+        if source.streamed:
+            # The probe used a short-lived URL; ffmpeg gets one that outlives the encode.
+            source = self._presigned(ttl=self._url_ttl(info))
+        plan = plan_ladder(info, self.settings, await self._subtitle_files())
+        for line in plan.ignored:
+            self.reporter.note(line)
+        self.reporter.note(
+            f"source {info.video.codec} {info.video.width}x{info.video.height} "
+            f"{info.video.fps:.3f} fps {info.video.pix_fmt}, {info.duration:.2f} s; "
+            f"renditions {', '.join(v.name for v in plan.video)}; "
+            f"audio {', '.join(a.language for a in plan.audio) or 'none'}; "
+            f"subtitles {', '.join(s.language for s in plan.subtitles) or 'none'}; "
+            f"{'streamed from storage' if source.streamed else 'read from a local copy'}"
+        )
+        self.layout.create()
+        clock: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        subtitles = asyncio.create_task(self._subtitles(plan, source, clock))
+        publisher = HlsPublisher(
+            self.store,
+            self.settings,
+            plan,
+            self.layout,
+            self.prefix,
+            subtitles=subtitles,
+            on_first_segment=lambda path: self._read_clock(path, clock),
+            on_playable=lambda: self.reporter.playable(
+                self.prefix + "master.m3u8", [v.name for v in plan.video]
+            ),
+        )
+
+        async def on_progress(seconds: float) -> None:
+            await self.reporter.progress(min(99.0, 100.0 * seconds / info.duration))
+
+        ffmpeg = FfmpegRun(
+            ladder_command(self.settings, plan, source.input, info.video.index, self.layout),
+            on_progress=on_progress,
+            redactions=source.redactions,
+        )
+        encode_started = time.monotonic()
+        try:
+            await ffmpeg.start()
+            exit_code = asyncio.create_task(ffmpeg.wait())
+            while not exit_code.done():
+                await asyncio.wait({exit_code}, timeout=POLL_SECONDS)
+                await publisher.step()
+            code = exit_code.result()
+            if code != 0:
+                raise classify_ffmpeg_exit(code, ffmpeg.log_tail())
+            await publisher.drain()
+            encode_seconds = time.monotonic() - encode_started
+            if not clock.done():
+                clock.set_result(DEFAULT_MPEGTS_START)
+            entries = await subtitles
+            thumbnails = await self._upload_thumbnails(plan)
+            await publisher.publish_media(final=True)
+            await publisher.publish_master(final=True)
+        except BaseException:
+            await ffmpeg.stop()
+            subtitles.cancel()
+            await publisher.abort()
+            await asyncio.gather(subtitles, return_exceptions=True)
+            raise
+        await self._remove_stale_objects()
+        return AttemptResult(
+            master_key=publisher.master_key,
+            master_url=self.master_url(publisher.master_key),
+            duration=info.duration,
+            renditions=[v.name for v in plan.video],
+            audio_languages=[a.language for a in plan.audio],
+            thumbnails=thumbnails,
+            subtitles=self._subtitle_tracks(plan, entries),
+            encode_seconds=encode_seconds,
+            seconds_to_playable=(
+                publisher.playable_at - started if publisher.playable_at is not None else None
+            ),
+            log_tail=ffmpeg.log_tail(),
+            source_streamed=source.streamed,
+        )
+
+    def master_url(self, key: str) -> str:
+        if self.settings.cdn_base_url:
+            return f"{self.settings.cdn_base_url.rstrip('/')}/{key}"
+        return f"s3://{self.store.bucket}/{key}"
+
+    # --- source -------------------------------------------------------------
+
+    def _presigned(self, ttl: int) -> _Source:
+        key = self.event.source_key
+        label = self.store.label(key)
+        url = self.store.presigned_get(key, ttl)
+        return _Source(input=url, label=label, streamed=True, redactions={url: label})
+
+    def _url_ttl(self, info: SourceInfo) -> int:
+        # Long enough for a slow encode to still seek (range requests) near the end.
+        return int(max(self.settings.source_url_ttl_seconds, 600 + 4 * info.duration))
+
+    async def _source(self) -> _Source:
+        key = self.event.source_key
+        label = self.store.label(key)
+        size = await self.store.size(key)
+        if size is None:
+            raise TransientFailure("source_missing", f"The source {label} is not in storage.")
+        if size == 0:
+            raise PermanentFailure("empty_source", "The source file is empty (0 bytes).")
+        mode = self.settings.source_access
+        if mode != "download":
+            streamed = self._presigned(ttl=self.settings.source_url_ttl_seconds)
+            if mode == "stream" or await self.store.serves_ranges(key):
+                return streamed
+            self.reporter.note("storage does not answer range requests; downloading the source")
+        suffix = re.sub(r"[^a-z0-9]", "", posixpath.splitext(key)[1].lower())[:8]
+        local = self.workdir / f"source.{suffix or 'bin'}"
+        await self.store.download(key, local)
+        return _Source(input=str(local), label=label, streamed=False)
+
+    # --- subtitles ----------------------------------------------------------
+
+    async def _subtitle_files(self) -> list[SubtitleFile]:
+        folder = posixpath.dirname(self.event.source_key)
+        prefix = f"{folder}/subtitles/" if folder else "subtitles/"
+        files = []
+        for key in sorted(await self.store.list_keys(prefix))[:MAX_SUBTITLE_FILES]:
+            extension = posixpath.splitext(key)[1].lower().lstrip(".")
+            if extension in SUBTITLE_EXTENSIONS:
+                files.append(SubtitleFile(key, subtitle_language(key), extension))
+        return files
+
+    async def _read_clock(self, first_segment: Path, clock: asyncio.Future[int]) -> None:
+        """The MPEG-TS time at which the episode starts, from the first video segment."""
+        result = await run_tool(
+            [
+                self.settings.ffprobe_path,
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=start_time",
+                "-of",
+                "csv=p=0",
+                str(first_segment),
+            ],
+            time_limit=30,
+        )
+        try:
+            start = float(result.stdout.decode().strip().splitlines()[0])
+        except (ValueError, IndexError):
+            self.reporter.note("could not read the first segment's start time; assuming 1.4 s")
+            start = DEFAULT_MPEGTS_START / MPEGTS_CLOCK
+        if not clock.done():
+            clock.set_result(round(start * MPEGTS_CLOCK))
+
+    async def _subtitles(
+        self, plan: LadderPlan, source: _Source, clock: asyncio.Future[int]
+    ) -> list[SubtitleEntry]:
+        """Extracts, converts and uploads every subtitle rendition; returns what the master lists."""
+        subs = self.layout.subs
+        from_source = [t for t in plan.subtitles if t.stream_index is not None]
+        if from_source:
+            result = await run_tool(
+                subtitle_command(self.settings, source.input, from_source, self.layout),
+                time_limit=max(120.0, plan.duration),
+                redactions=source.redactions,
+            )
+            if result.returncode != 0:
+                self.reporter.note(
+                    f"subtitle streams could not be extracted: {result.stderr[-300:]}"
+                )
+        for track in plan.subtitles:
+            if track.file is None:
+                continue
+            local = subs / f"upload-{track.name}.{track.file.extension}"
+            await self.store.download(track.file.key, local)
+            result = await run_tool(
+                subtitle_file_command(self.settings, local, subs / f"{track.name}.vtt"),
+                time_limit=120,
+            )
+            if result.returncode != 0:
+                self.reporter.note(
+                    f"subtitle file {track.file.key} could not be converted: {result.stderr[-300:]}"
+                )
+            if track.keep_ass:
+                shutil.copyfile(local, subs / f"{track.name}.ass")
+        mpegts = await clock
+        entries = []
+        for track in plan.subtitles:
+            vtt = subs / f"{track.name}.vtt"
+            if not vtt.exists():
+                continue
+            text = with_timestamp_map(vtt.read_text(encoding="utf-8", errors="replace"), mpegts)
+            await self._put(f"subs/{track.name}.vtt", text, CACHE_IMMUTABLE)
+            await self._put(
+                f"subs/{track.name}.m3u8",
+                render_subtitle_playlist(plan.duration, f"{track.name}.vtt"),
+                CACHE_FINAL,
+            )
+            ass = subs / f"{track.name}.ass"
+            if ass.exists():
+                await self._upload(ass, f"subs/{track.name}.ass", CACHE_IMMUTABLE)
+            entries.append(
+                SubtitleEntry(
+                    name=track.name,
+                    language=track.language,
+                    label=track.label,
+                    forced=track.forced,
+                    uri=f"subs/{track.name}.m3u8",
+                )
+            )
+        return entries
+
+    def _subtitle_tracks(
+        self, plan: LadderPlan, entries: list[SubtitleEntry]
+    ) -> list[SubtitleTrack]:
+        published = {e.name for e in entries}
+        tracks: list[SubtitleTrack] = []
+        for t in plan.subtitles:
+            if t.name not in published:
+                continue
+            tracks.append(
+                SubtitleTrack(
+                    language=t.language, name=t.label, url=self._key(f"subs/{t.name}.vtt")
+                )
+            )
+            if (self.layout.subs / f"{t.name}.ass").exists():
+                tracks.append(
+                    SubtitleTrack(
+                        language=t.language,
+                        name=t.label,
+                        url=self._key(f"subs/{t.name}.ass"),
+                        format="ass",
+                    )
+                )
+        return tracks
+
+    # --- thumbnails ---------------------------------------------------------
+
+    async def _upload_thumbnails(self, plan: LadderPlan) -> list[str]:
+        thumbs = self.layout.thumbs
+        tiles = sorted(self.layout.tiles.glob("tile_*.jpg"))
+        if tiles:
+            result = await run_tool(
+                sprite_command(self.settings, plan, self.layout), time_limit=120
+            )
+            if result.returncode != 0:
+                self.reporter.note(f"sprite sheets could not be made: {result.stderr[-300:]}")
+        stills = sorted(thumbs.glob("still_*.jpg"))
+        sheets = sorted(thumbs.glob("sprite_*.jpg"))
+        poster = thumbs / "poster.jpg"
+        if not poster.exists() and stills:
+            shutil.copyfile(stills[0], poster)
+        keys: list[str] = []
+        for path in ([poster] if poster.exists() else []) + stills + sheets:
+            keys.append(await self._upload(path, f"thumbs/{path.name}", CACHE_IMMUTABLE))
+        if sheets:
+            t = plan.thumbnails
+            vtt = sprite_vtt(
+                duration=plan.duration,
+                count=len(tiles),
+                interval=t.sprite_interval,
+                columns=t.columns,
+                rows=t.rows,
+                tile=t.tile_size,
+                sheets=[p.name for p in sheets],
+            )
+            keys.append(await self._put("thumbs/sprite.vtt", vtt, CACHE_IMMUTABLE))
+        return keys
+
+    # --- storage ------------------------------------------------------------
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    async def _upload(self, path: Path, name: str, cache_control: str) -> str:
+        key = self._key(name)
+        await self.store.upload_file(path, key, cache_control=cache_control)
+        return key
+
+    async def _put(self, name: str, text: str, cache_control: str) -> str:
+        key = self._key(name)
+        await self.store.put_text(key, text, cache_control=cache_control)
+        return key
+
+    async def _remove_stale_objects(self) -> None:
+        """Objects an earlier attempt or source left under the prefix, that nothing lists now."""
+        stale = [k for k in await self.store.list_keys(self.prefix) if k not in self.store.written]
+        if stale:
+            self.reporter.note(f"removed {len(stale)} objects left by an earlier attempt")
+            await self.store.delete_keys(stale)

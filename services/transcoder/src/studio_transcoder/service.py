@@ -1,0 +1,59 @@
+"""Job use cases of the API process; each runs in the request's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from studio_common.errors import Conflict, NotFound
+from studio_common.events import TranscodeRetryRequestedV1
+from studio_common.outbox import enqueue
+from studio_transcoder.models import Job, messaging
+from studio_transcoder.repository import JobRepository
+
+
+class JobService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.jobs = JobRepository(session)
+
+    async def get(self, job_id: uuid.UUID) -> Job:
+        job = await self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"No job with id {job_id}.")
+        return job
+
+    async def list_page(
+        self, status: str | None, page: int, page_size: int
+    ) -> tuple[list[Job], int]:
+        return await self.jobs.list_page(
+            status=status, offset=(page - 1) * page_size, limit=page_size
+        )
+
+    async def retry(self, job_id: uuid.UUID, requested_by: str) -> Job:
+        """Queues a failed job again with fresh attempts; the worker picks it up from the event."""
+        job = await self.jobs.get(job_id, lock=True)
+        if job is None:
+            raise NotFound(f"No job with id {job_id}.")
+        if job.status != "failed":
+            raise Conflict(f"Only a failed job can be retried; this one is {job.status}.")
+        job.status = "queued"
+        job.attempts = 0
+        job.progress = 0.0
+        job.playable = False
+        job.error_code = job.error_reason = None
+        job.result = None
+        job.started_at = job.finished_at = None
+        job.queued_at = datetime.now(UTC)
+        await enqueue(
+            self.session,
+            messaging,
+            TranscodeRetryRequestedV1(
+                job_id=job.id, episode_id=job.episode_id, requested_by=requested_by
+            ),
+        )
+        await self.session.flush()
+        await self.session.refresh(job)
+        return job

@@ -1,0 +1,159 @@
+"""The bucket, as the worker uses it. boto3 is blocking: every call runs in a thread.
+
+Errors from S3 or the network become :class:`TransientFailure` (the client has
+already retried them three times); a missing source stays a distinct answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import mimetypes
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from studio_common.storage import s3_client
+from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.failures import TransientFailure
+
+T = TypeVar("T")
+
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".ass": "text/x-ssa; charset=utf-8",
+    ".jpg": "image/jpeg",
+}
+# Segments and images never change under their name within one attempt;
+# playlists that still grow must be refetched.
+CACHE_IMMUTABLE = "public, max-age=86400"
+CACHE_GROWING = "no-cache"
+CACHE_FINAL = "public, max-age=300"
+
+
+def content_type(key: str) -> str:
+    suffix = Path(key).suffix.lower()
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def _missing(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in {"404", "NoSuchKey", "NotFound"}
+
+
+class ObjectStore:
+    """The bucket through one boto3 client; remembers every key it wrote."""
+
+    def __init__(self, settings: TranscoderSettings, client: Any = None) -> None:
+        self.settings = settings
+        self.bucket = settings.s3_bucket
+        self.client: Any = client if client is not None else s3_client(settings)
+        self.written: set[str] = set()
+
+    def fresh(self) -> ObjectStore:
+        """The same client with an empty record of written keys (one per attempt)."""
+        return ObjectStore(self.settings, self.client)
+
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(fn)
+        except ClientError as exc:
+            if _missing(exc):
+                raise
+            raise TransientFailure("storage", f"Storage failed to {what}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransientFailure("storage", f"Storage failed to {what}: {exc}") from exc
+
+    def label(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    async def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is no such object."""
+        try:
+            head = await self._call(
+                f"look up {key}", lambda: self.client.head_object(Bucket=self.bucket, Key=key)
+            )
+        except ClientError:
+            return None
+        return int(head.get("ContentLength", 0))
+
+    def presigned_get(self, key: str, ttl_seconds: int) -> str:
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
+        )
+        return url
+
+    async def serves_ranges(self, key: str) -> bool:
+        """Whether the store answers range requests for the object (ffmpeg seeks with them)."""
+        try:
+            response = await self._call(
+                f"read the start of {key}",
+                lambda: self.client.get_object(Bucket=self.bucket, Key=key, Range="bytes=0-0"),
+            )
+        except (ClientError, TransientFailure):
+            return False
+        response["Body"].close()
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        return status == 206 and "ContentRange" in response
+
+    async def download(self, key: str, path: Path) -> None:
+        await self._call(
+            f"download {key}",
+            lambda: self.client.download_file(self.bucket, key, str(path)),
+        )
+
+    async def upload_file(self, path: Path, key: str, *, cache_control: str) -> int:
+        """Uploads a file; returns its size in bytes."""
+
+        def run() -> int:
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": content_type(key), "CacheControl": cache_control},
+            )
+            return path.stat().st_size
+
+        size = await self._call(f"upload {key}", run)
+        self.written.add(key)
+        return size
+
+    async def put_text(self, key: str, text: str, *, cache_control: str) -> None:
+        body = text.encode()
+        await self._call(
+            f"upload {key}",
+            lambda: self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type(key),
+                CacheControl=cache_control,
+            ),
+        )
+        self.written.add(key)
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        def run() -> list[str]:
+            keys: list[str] = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys += [item["Key"] for item in page.get("Contents", [])]
+            return keys
+
+        return await self._call(f"list {prefix}", run)
+
+    async def delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": k} for k in keys[start : start + 1000]]
+            await self._call(
+                "delete stale objects",
+                functools.partial(
+                    self.client.delete_objects,
+                    Bucket=self.bucket,
+                    Delete={"Objects": chunk, "Quiet": True},
+                ),
+            )

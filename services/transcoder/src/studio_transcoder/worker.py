@@ -1,0 +1,637 @@
+"""The worker process: ``catalog.episode.uploaded`` as a work queue, one job at a time.
+
+Every replica pulls from the same durable consumers (one for uploads, one for
+retries), so each message goes to one worker. A message stays unacknowledged
+while its job runs and the worker keeps it alive with in-progress acks; a
+worker that dies (even ``kill -9``) stops sending them and JetStream hands the
+message to another replica after ``ack_wait``. That attempt starts over in a
+fresh temp folder and overwrites the objects.
+
+The job row is the idempotency record: one per episode and source, whatever
+the deliveries. A Postgres advisory lock per episode, held on its own
+connection for the whole attempt, keeps two workers off one episode (a dead
+worker's connection closes and its lock goes with it).
+
+Outcomes: ready → ack; a permanent failure (the file) → failed, ack; a
+transient one → nak with exponential backoff until ``max_attempts``, then
+failed and dead-lettered; SIGTERM → the running job gets a grace period, then
+is handed back (nak) without counting as an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import CollectorRegistry, start_http_server
+from sqlalchemy import func, select
+
+from studio_common.db import Database
+from studio_common.events import (
+    Envelope,
+    EpisodeUploadedV1,
+    EventPayload,
+    TranscodeCompletedV1,
+    TranscodeFailedV1,
+    TranscodePlayableV1,
+    TranscodeProgressV1,
+    TranscodeRetryRequestedV1,
+    TranscodeStartedV1,
+    dead_letter_subject,
+    subject_for,
+)
+from studio_common.observability import configure_logging
+from studio_common.outbox import enqueue, ensure_stream
+from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.failures import JobFailure, TransientFailure
+from studio_transcoder.metrics import WorkerMetrics
+from studio_transcoder.models import Job, messaging
+from studio_transcoder.pipeline import AttemptResult, TranscodeAttempt
+from studio_transcoder.repository import JobRepository, clip_log
+from studio_transcoder.storage import ObjectStore
+
+log = logging.getLogger("studio.transcoder.worker")
+
+WORKDIR_PREFIX = "studio-transcode-"
+JOB_EVENTS: tuple[type[EventPayload], ...] = (EpisodeUploadedV1, TranscodeRetryRequestedV1)
+
+
+def durable_name(event_type: str) -> str:
+    return f"transcoder-worker-{event_type.replace('.', '-')}"
+
+
+def advisory_key(episode_id: uuid.UUID) -> int:
+    return int.from_bytes(episode_id.bytes[:8], "big", signed=True)
+
+
+def retry_delay(settings: TranscoderSettings, attempts: int) -> float:
+    return float(settings.retry_backoff_seconds * 2.0 ** max(0, attempts - 1))
+
+
+class ProgressThrottle:
+    """At most one progress report per interval, unless the step in percent is bigger."""
+
+    def __init__(
+        self, interval: float, step: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.step = step
+        self.clock = clock
+        self.last_percent = 0.0
+        self.last_at: float | None = None
+
+    def should_emit(self, percent: float) -> bool:
+        if percent <= self.last_percent:
+            return False
+        now = self.clock()
+        due = self.last_at is None or now - self.last_at >= self.interval
+        if due or percent - self.last_percent >= self.step:
+            self.last_percent, self.last_at = percent, now
+            return True
+        return False
+
+
+class JobReporter:
+    """What an attempt reports, written to the job row and the outbox together."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: TranscoderSettings,
+        job_id: uuid.UUID,
+        episode_id: uuid.UUID,
+    ) -> None:
+        self.database = database
+        self.job_id = job_id
+        self.episode_id = episode_id
+        self.throttle = ProgressThrottle(
+            settings.progress_interval_seconds, settings.progress_step_percent
+        )
+        self.is_playable = False
+        self.notes: deque[str] = deque(maxlen=40)
+
+    async def progress(self, percent: float) -> None:
+        percent = round(max(0.0, min(99.0, percent)), 2)
+        if not self.throttle.should_emit(percent):
+            return
+        async with self.database.transaction() as session:
+            job = await JobRepository(session).get(self.job_id, lock=True)
+            if job is None or job.status != "processing":
+                return
+            job.progress = percent
+            await enqueue(
+                session,
+                messaging,
+                TranscodeProgressV1(
+                    episode_id=self.episode_id,
+                    job_id=self.job_id,
+                    percent=percent,
+                    playable=self.is_playable,
+                ),
+            )
+
+    async def playable(self, master_key: str, renditions: list[str]) -> None:
+        self.is_playable = True
+        async with self.database.transaction() as session:
+            job = await JobRepository(session).get(self.job_id, lock=True)
+            if job is None or job.status != "processing":
+                return
+            job.playable = True
+            await enqueue(
+                session,
+                messaging,
+                TranscodePlayableV1(
+                    episode_id=self.episode_id,
+                    job_id=self.job_id,
+                    hls_master_key=master_key,
+                    renditions=renditions,
+                ),
+            )
+
+    def note(self, line: str) -> None:
+        log.info(line, extra={"job_id": str(self.job_id)})
+        self.notes.append(line)
+
+    def log(self, tail: str | None = None) -> str | None:
+        parts = list(self.notes)
+        if tail:
+            parts += ["--- ffmpeg ---", tail]
+        return clip_log("\n".join(parts))
+
+
+class Worker:
+    def __init__(
+        self, settings: TranscoderSettings, *, registry: CollectorRegistry | None = None
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics = WorkerMetrics(self.registry)
+        self.database: Database | None = None
+        self.nc: NatsClient | None = None
+        self.js: JetStreamContext | None = None
+        self.store: ObjectStore | None = None
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._stopping = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._metrics_server: Any = None
+        self._closed = False
+
+    # --- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        remove_orphaned_workdirs(s.work_dir)
+        self.database = Database.connect(
+            s.database_url, pool_size=max(2, 2 * s.worker_concurrency + 1)
+        )
+        self.nc = await nats.connect(s.nats_url, name="studio-transcoder-worker")
+        self.js = self.nc.jetstream()
+        self.store = ObjectStore(s)
+        await ensure_stream(self.js, s.event_stream, s.event_subject_root)
+        for event_cls in JOB_EVENTS:
+            subscription = await self._subscribe(event_cls.event_type)
+            self._loops.append(
+                asyncio.create_task(
+                    self._fetch_loop(subscription), name=f"fetch-{event_cls.event_type}"
+                )
+            )
+        if s.worker_metrics_port:
+            self._metrics_server, _ = start_http_server(
+                s.worker_metrics_port, registry=self.registry
+            )
+        log.info("transcoder worker started", extra={"concurrency": s.worker_concurrency})
+
+    async def _subscribe(self, event_type: str) -> JetStreamContext.PullSubscription:
+        assert self.js is not None
+        s = self.settings
+        durable = durable_name(event_type)
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=s.worker_ack_wait_seconds,
+            # One more than ours: a delivery after a crash on the last one still
+            # reaches a worker, which dead-letters it.
+            max_deliver=s.worker_max_deliver + 1,
+            filter_subject=subject_for(s.event_subject_root, event_type),
+        )
+        # Creates the consumer or updates its settings (ack_wait, max_deliver).
+        await self.js.add_consumer(s.event_stream, config=config)
+        return await self.js.pull_subscribe_bind(durable, stream=s.event_stream)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops pulling, gives running jobs the grace period, then hands them back."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self._jobs:
+            log.info("waiting for running jobs", extra={"jobs": len(self._jobs), "grace": grace})
+            _, pending = await asyncio.wait(set(self._jobs), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+        if self.database is not None:
+            await self.database.dispose()
+        log.info("transcoder worker stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    # --- pulling ------------------------------------------------------------
+
+    async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
+        timeout = self.settings.worker_fetch_timeout_seconds
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                break
+            try:
+                msgs = await subscription.fetch(1, timeout=timeout)
+            except (NatsTimeout, TimeoutError):
+                self._slots.release()
+                continue
+            except Exception:
+                self._slots.release()
+                log.warning("fetching from JetStream failed", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            task = asyncio.create_task(self._handle(msgs[0]))
+            self._jobs.add(task)
+            task.add_done_callback(self._job_done)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self._jobs.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job handler crashed", exc_info=task.exception())
+
+    # --- one message --------------------------------------------------------
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            envelope = Envelope.model_validate_json(msg.data)
+            payload = envelope.payload()
+            if not isinstance(payload, JOB_EVENTS):
+                raise ValueError(f"{envelope.type} is not a job event")
+        except Exception as exc:
+            await self._dead_letter(msg, f"unreadable: {exc}")
+            return
+        episode_id = payload.episode_id  # type: ignore[attr-defined]
+        async with self._episode_lock(episode_id) as locked:
+            if not locked:
+                # Another worker runs this episode; look again later, backing off.
+                await msg.nak(delay=self._lock_wait(msg))
+                return
+            job = await self._claim(envelope, payload, msg)
+            if job is None:
+                await msg.ack()
+                return
+            await self._run(msg, job)
+
+    def _lock_wait(self, msg: Msg) -> float:
+        n = msg.metadata.num_delivered if msg.metadata else 1
+        return float(min(300.0, self.settings.worker_ack_wait_seconds * 2 ** min(n - 1, 5)))
+
+    @asynccontextmanager
+    async def _episode_lock(self, episode_id: uuid.UUID) -> AsyncIterator[bool]:
+        assert self.database is not None
+        key = advisory_key(episode_id)
+        async with self.database.engine.connect() as conn:
+            locked = bool(await conn.scalar(select(func.pg_try_advisory_lock(key))))
+            await conn.commit()
+            try:
+                yield locked
+            finally:
+                if locked:
+                    try:
+                        await conn.scalar(select(func.pg_advisory_unlock(key)))
+                        await conn.commit()
+                    except Exception:
+                        # Never hand a connection that may still hold the lock back to the pool.
+                        await conn.invalidate()
+                        raise
+
+    async def _claim(self, envelope: Envelope, payload: EventPayload, msg: Msg) -> Job | None:
+        """Decides, under the episode lock, whether this delivery runs an attempt."""
+        assert self.database is not None
+        num_delivered = msg.metadata.num_delivered if msg.metadata else 1
+        async with self.database.transaction() as session:
+            repo = JobRepository(session)
+            if isinstance(payload, EpisodeUploadedV1):
+                job = await repo.admit(
+                    episode_id=payload.episode_id,
+                    source_key=payload.source_key,
+                    event_id=envelope.id,
+                    payload=payload.model_dump(mode="json", by_alias=True),
+                )
+                if job.source_event_id != envelope.id:
+                    if job.status in ("queued", "processing"):
+                        return None  # the pending delivery of that event runs it
+                    # A new upload of the same source: transcode it again.
+                    self._requeue(job, envelope.id, payload.model_dump(mode="json", by_alias=True))
+                elif job.status in ("ready", "failed"):
+                    return None  # a redelivery of a finished job
+            elif isinstance(payload, TranscodeRetryRequestedV1):
+                found = await repo.get(payload.job_id, lock=True)
+                if found is None or found.status != "queued":
+                    return None
+                job = found
+            else:  # pragma: no cover - filtered in _handle
+                return None
+            if (
+                job.attempts >= self.settings.max_attempts
+                or num_delivered >= self.settings.worker_max_deliver
+            ):
+                # Earlier attempts ended without an outcome (the worker died each time).
+                reason = (
+                    f"Gave up after {job.attempts} attempts and {num_delivered} deliveries. "
+                    f"Last error: {job.error_reason or 'the worker stopped during every attempt'}"
+                )
+                await self._mark_failed(session, job, TransientFailure("gave_up", reason))
+                gave_up = True
+            else:
+                job.attempts += 1
+                job.status = "processing"
+                job.started_at = datetime.now(UTC)
+                job.finished_at = None
+                job.progress = 0.0
+                job.playable = False
+                job.error_code = job.error_reason = None
+                await enqueue(
+                    session,
+                    messaging,
+                    TranscodeStartedV1(
+                        episode_id=job.episode_id, job_id=job.id, attempt=job.attempts
+                    ),
+                )
+                gave_up = False
+        if gave_up:
+            await self._dead_letter(msg, f"gave up: {job.error_reason}")
+            return None
+        return job
+
+    @staticmethod
+    def _requeue(job: Job, event_id: uuid.UUID, payload: dict[str, Any]) -> None:
+        job.source_event_id = event_id
+        job.payload = payload
+        job.status = "queued"
+        job.attempts = 0
+        job.progress = 0.0
+        job.playable = False
+        job.error_code = job.error_reason = None
+        job.result = None
+        job.queued_at = datetime.now(UTC)
+
+    async def _run(self, msg: Msg, job: Job) -> None:
+        assert self.database is not None
+        assert self.store is not None
+        event = EpisodeUploadedV1.model_validate(job.payload)
+        reporter = JobReporter(self.database, self.settings, job.id, job.episode_id)
+        reporter.note(f"attempt {job.attempts} of {self.settings.max_attempts} started")
+        workdir = Path(
+            tempfile.mkdtemp(
+                prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{job.id.hex[:8]}-",
+                dir=self.settings.work_dir,
+            )
+        )
+        keepalive = asyncio.create_task(self._keep_alive(msg))
+        self.metrics.running.inc()
+        try:
+            attempt = TranscodeAttempt(self.settings, self.store.fresh(), event, workdir, reporter)
+            try:
+                result = await attempt.run()
+            except JobFailure as failure:
+                await self._after_failure(msg, job, failure, reporter)
+            except asyncio.CancelledError:
+                await self._hand_back(msg, job, reporter)
+                raise
+            except Exception as exc:
+                log.exception("attempt crashed", extra={"job_id": str(job.id)})
+                unexpected = TransientFailure(
+                    "internal", f"Unexpected error in the worker: {exc!r}"
+                )
+                await self._after_failure(msg, job, unexpected, reporter)
+            else:
+                await self._complete(msg, job, result, reporter)
+        finally:
+            keepalive.cancel()
+            self.metrics.running.dec()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _keep_alive(self, msg: Msg) -> None:
+        interval = max(0.5, self.settings.worker_ack_wait_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await msg.in_progress()
+            except Exception:
+                log.warning("in-progress ack failed", exc_info=True)
+
+    # --- outcomes -----------------------------------------------------------
+
+    async def _complete(
+        self, msg: Msg, job: Job, result: AttemptResult, reporter: JobReporter
+    ) -> None:
+        assert self.database is not None
+        async with self.database.transaction() as session:
+            row = await JobRepository(session).get(job.id, lock=True)
+            assert row is not None
+            row.status = "ready"
+            row.progress = 100.0
+            row.playable = True
+            row.finished_at = datetime.now(UTC)
+            row.media_duration_sec = result.duration
+            row.encode_seconds = round(result.encode_seconds, 3)
+            row.log_tail = reporter.log(result.log_tail)
+            row.result = {
+                "hlsMasterKey": result.master_key,
+                "hlsMasterUrl": result.master_url,
+                "renditions": result.renditions,
+                "audioLanguages": result.audio_languages,
+                "thumbnails": result.thumbnails,
+                "subtitles": [s.model_dump(mode="json", by_alias=True) for s in result.subtitles],
+                "secondsToPlayable": result.seconds_to_playable,
+                "sourceStreamed": result.source_streamed,
+            }
+            await enqueue(
+                session,
+                messaging,
+                TranscodeCompletedV1(
+                    episode_id=row.episode_id,
+                    job_id=row.id,
+                    hls_master_key=result.master_key,
+                    hls_master_url=result.master_url,
+                    duration_sec=result.duration,
+                    renditions=result.renditions,
+                    thumbnails=result.thumbnails,
+                    subtitles=result.subtitles,
+                ),
+            )
+        await msg.ack()
+        self.metrics.attempts.labels("ready").inc()
+        self.metrics.encode_ratio.observe(result.encode_seconds / max(result.duration, 1e-3))
+        if result.seconds_to_playable is not None:
+            self.metrics.time_to_playable.observe(result.seconds_to_playable)
+        log.info(
+            "job ready", extra={"job_id": str(job.id), "encode_seconds": result.encode_seconds}
+        )
+
+    async def _mark_failed(
+        self, session: Any, job: Job, failure: JobFailure, log_tail: str | None = None
+    ) -> None:
+        job.status = "failed"
+        job.finished_at = datetime.now(UTC)
+        job.error_code = failure.code
+        job.error_reason = failure.reason
+        job.log_tail = clip_log(log_tail or failure.log_tail or job.log_tail)
+        await enqueue(
+            session,
+            messaging,
+            TranscodeFailedV1(
+                episode_id=job.episode_id,
+                job_id=job.id,
+                reason=failure.reason,
+                permanent=failure.permanent,
+                log_tail=job.log_tail,
+                code=failure.code,
+            ),
+        )
+        self.metrics.attempts.labels("failed").inc()
+
+    async def _after_failure(
+        self, msg: Msg, job: Job, failure: JobFailure, reporter: JobReporter
+    ) -> None:
+        assert self.database is not None
+        self.metrics.failures.labels(failure.code, str(failure.permanent).lower()).inc()
+        log.warning(
+            "attempt failed",
+            extra={"job_id": str(job.id), "code": failure.code, "reason": failure.reason},
+        )
+        retry = not failure.permanent and job.attempts < self.settings.max_attempts
+        async with self.database.transaction() as session:
+            row = await JobRepository(session).get(job.id, lock=True)
+            assert row is not None
+            if retry:
+                row.status = "queued"
+                row.error_code = failure.code
+                row.error_reason = failure.reason
+                row.log_tail = reporter.log(failure.log_tail)
+            else:
+                await self._mark_failed(session, row, failure, reporter.log(failure.log_tail))
+        if retry:
+            self.metrics.attempts.labels("retried").inc()
+            await msg.nak(delay=retry_delay(self.settings, job.attempts))
+        elif failure.permanent:
+            await msg.ack()
+        else:
+            await self._dead_letter(msg, f"gave up after {job.attempts} attempts: {failure.reason}")
+
+    async def _hand_back(self, msg: Msg, job: Job, reporter: JobReporter) -> None:
+        """Shutdown before the job finished: queued again, and this attempt does not count."""
+        assert self.database is not None
+        with contextlib.suppress(Exception):
+            async with self.database.transaction() as session:
+                row = await JobRepository(session).get(job.id, lock=True)
+                if row is not None and row.status == "processing":
+                    row.status = "queued"
+                    row.attempts = max(0, row.attempts - 1)
+                    reporter.note("handed back: the worker shut down before the job finished")
+                    row.log_tail = reporter.log()
+        with contextlib.suppress(Exception):
+            await msg.nak()
+        self.metrics.attempts.labels("handed_back").inc()
+
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        assert self.js is not None
+        event_type = (msg.headers or {}).get("Studio-Event-Type") or msg.subject.removeprefix(
+            f"{self.settings.event_subject_root}."
+        )
+        durable = durable_name(event_type)
+        headers: dict[str, str] = {
+            k: v
+            for k, v in (msg.headers or {}).items()
+            if k not in ("Nats-Msg-Id", "Nats-Expected-Stream")
+        }
+        if msg.metadata is not None:
+            headers["Nats-Msg-Id"] = f"dlq:{durable}:{msg.metadata.sequence.stream}"
+        headers["Studio-Dead-Letter-Reason"] = reason[:1000]
+        headers["Studio-Original-Subject"] = msg.subject
+        await self.js.publish(
+            dead_letter_subject(self.settings.event_subject_root, durable, event_type),
+            msg.data,
+            headers=headers,
+            stream=self.settings.event_stream,
+        )
+        await msg.ack()
+        self.metrics.dead_letters.inc()
+        log.error("message dead-lettered", extra={"reason": reason[:200]})
+
+
+def remove_orphaned_workdirs(work_dir: str | None) -> None:
+    """Temp folders of workers that died (kill -9 cannot clean up after itself)."""
+    root = Path(work_dir or tempfile.gettempdir())
+    for path in root.glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            pid = int(path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def run_worker(settings: TranscoderSettings) -> None:
+    """``python -m studio_transcoder worker``: until SIGTERM or SIGINT."""
+    configure_logging(settings.service_name + "-worker", settings.log_level, settings.log_json)
+    worker = Worker(settings)
+    await worker.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.request_stop)
+    try:
+        await worker.wait_stopped()
+    finally:
+        await worker.stop()
