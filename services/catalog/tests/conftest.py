@@ -20,19 +20,22 @@ SERVICE_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def catalog_events(event_namespaces: EventNamespaces) -> EventNamespace:
-    """The catalog tests' own stream: other services' test events stay out."""
+def event_namespace(event_namespaces: EventNamespaces) -> EventNamespace:
+    """This suite's own stream: other suites' test events never reach its consumers."""
     return event_namespaces.new()
 
 
 @pytest.fixture(scope="session")
-def catalog_settings(
-    service_settings: dict[str, Any], catalog_events: EventNamespace
-) -> CatalogSettings:
+def service_settings(
+    service_settings: dict[str, Any], event_namespace: EventNamespace
+) -> dict[str, Any]:
+    return {**service_settings, **EventNamespaces.settings(event_namespace)}
+
+
+@pytest.fixture(scope="session")
+def catalog_settings(service_settings: dict[str, Any]) -> CatalogSettings:
     upgrade(SERVICE_DIR, service_settings["database_url"])
-    return CatalogSettings(
-        **{**service_settings, **EventNamespaces.settings(catalog_events)}, consumer_max_deliver=3
-    )
+    return CatalogSettings(**service_settings, consumer_max_deliver=3)
 
 
 @pytest.fixture(scope="session")

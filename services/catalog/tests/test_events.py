@@ -38,15 +38,15 @@ async def uploaded_events(nats_url, ns, episode_id: str) -> list:
 
 
 async def test_creating_an_episode_publishes_exactly_one_uploaded_event(
-    make, nats_url, catalog_events
+    make, nats_url, event_namespace
 ):
     title = await make.title(slug=f"uploaded-{uuid.uuid4().hex[:6]}")
     season = await make.season(title["id"], 2)
     ep = await make.episode(season["id"], 5, sourceKey="uploads/abc/ep5.mp4")
 
-    msgs = await wait_until(lambda: uploaded_events(nats_url, catalog_events, ep["id"]))
+    msgs = await wait_until(lambda: uploaded_events(nats_url, event_namespace, ep["id"]))
     await asyncio.sleep(1.0)  # give a wrongly duplicated publish time to show up
-    msgs = await uploaded_events(nats_url, catalog_events, ep["id"])
+    msgs = await uploaded_events(nats_url, event_namespace, ep["id"])
     assert len(msgs) == 1
     env = envelope_of(msgs[0])
     assert msgs[0].headers["Nats-Msg-Id"] == env["id"]
@@ -77,7 +77,7 @@ class CrashAfterPublish(OutboxRelay):
 
 
 async def test_relay_restarted_between_publish_and_commit_publishes_once(
-    catalog_app, make, nats_url, catalog_events
+    catalog_app, make, nats_url, event_namespace
 ):
     runtime = catalog_app.state.runtime
     await runtime.relay.stop()
@@ -86,19 +86,19 @@ async def test_relay_restarted_between_publish_and_commit_publishes_once(
         season = await make.season(title["id"])
         ep = await make.episode(season["id"])
         await asyncio.sleep(0.5)
-        assert await uploaded_events(nats_url, catalog_events, ep["id"]) == []
+        assert await uploaded_events(nats_url, event_namespace, ep["id"]) == []
 
         crashing = CrashAfterPublish(
             runtime.database,
             messaging,
             runtime.js,
-            subject_root=catalog_events.subject_root,
-            stream=catalog_events.stream,
+            subject_root=event_namespace.subject_root,
+            stream=event_namespace.stream,
         )
         with pytest.raises(SimulatedCrash):
             await crashing.publish_pending()
         # The message reached the stream, but the row still says "unpublished".
-        assert len(await uploaded_events(nats_url, catalog_events, ep["id"])) == 1
+        assert len(await uploaded_events(nats_url, event_namespace, ep["id"])) == 1
         async with runtime.database.transaction() as s:
             pending = await s.scalar(
                 select(func.count())
@@ -120,11 +120,11 @@ async def test_relay_restarted_between_publish_and_commit_publishes_once(
 
     await wait_until(drained)
     # Republished with the same Nats-Msg-Id: the stream's duplicate window dropped it.
-    assert len(await uploaded_events(nats_url, catalog_events, ep["id"])) == 1
+    assert len(await uploaded_events(nats_url, event_namespace, ep["id"])) == 1
 
 
 async def test_a_rolled_back_transaction_publishes_nothing(
-    catalog_settings, nats_url, catalog_events
+    catalog_settings, nats_url, event_namespace
 ):
     db = Database.connect(catalog_settings.database_url, pool_size=1)
     created: list[str] = []
@@ -147,7 +147,7 @@ async def test_a_rolled_back_transaction_publishes_nothing(
     finally:
         await db.dispose()
     await asyncio.sleep(1.0)
-    assert await uploaded_events(nats_url, catalog_events, created[0]) == []
+    assert await uploaded_events(nats_url, event_namespace, created[0]) == []
 
 
 # --- transcode events → episode state ---------------------------------------
@@ -185,7 +185,7 @@ async def inbox_count(runtime, event_id) -> int:
 
 
 async def test_transcode_events_drive_the_episode_state(
-    client, catalog_app, make, auth, nats_url, catalog_events
+    client, catalog_app, make, auth, nats_url, event_namespace
 ):
     runtime = catalog_app.state.runtime
     title = await make.title()
@@ -209,13 +209,13 @@ async def test_transcode_events_drive_the_episode_state(
         return await wait_until(check)
 
     await publish(
-        nats_url, catalog_events, TranscodeStartedV1(episode_id=eid, job_id=job), occurred_at=t0
+        nats_url, event_namespace, TranscodeStartedV1(episode_id=eid, job_id=job), occurred_at=t0
     )
     await state_is("processing", transcodeProgress=0.0)
 
     progress = await publish(
         nats_url,
-        catalog_events,
+        event_namespace,
         TranscodeProgressV1(episode_id=eid, job_id=job, percent=42.5, playable=True),
         occurred_at=t0 + timedelta(seconds=1),
     )
@@ -226,7 +226,7 @@ async def test_transcode_events_drive_the_episode_state(
 
     await publish(
         nats_url,
-        catalog_events,
+        event_namespace,
         TranscodePlayableV1(
             episode_id=eid,
             job_id=job,
@@ -240,7 +240,7 @@ async def test_transcode_events_drive_the_episode_state(
 
     await publish(
         nats_url,
-        catalog_events,
+        event_namespace,
         TranscodeCompletedV1(
             episode_id=eid,
             job_id=job,
@@ -264,7 +264,7 @@ async def test_transcode_events_drive_the_episode_state(
     # A late, older progress event arrives: processed, but it must not win.
     late = await publish(
         nats_url,
-        catalog_events,
+        event_namespace,
         TranscodeProgressV1(episode_id=eid, job_id=job, percent=80),
         occurred_at=t0 + timedelta(seconds=5),
     )
@@ -274,7 +274,7 @@ async def test_transcode_events_drive_the_episode_state(
     # The same progress event delivered again: applied once, state untouched.
     await publish(
         nats_url,
-        catalog_events,
+        event_namespace,
         TranscodeProgressV1(episode_id=eid, job_id=job, percent=42.5),
         envelope=progress,
     )
@@ -283,13 +283,13 @@ async def test_transcode_events_drive_the_episode_state(
     assert (await state())["transcodeState"] == "ready"
 
 
-async def test_failure_keeps_a_readable_reason(client, make, auth, nats_url, catalog_events):
+async def test_failure_keeps_a_readable_reason(client, make, auth, nats_url, event_namespace):
     title = await make.title()
     season = await make.season(title["id"])
     ep = await make.episode(season["id"])
     await publish(
         nats_url,
-        catalog_events,
+        event_namespace,
         TranscodeFailedV1(
             episode_id=uuid.UUID(ep["id"]),
             job_id=uuid.uuid4(),
@@ -311,18 +311,18 @@ async def test_failure_keeps_a_readable_reason(client, make, auth, nats_url, cat
 
 
 async def test_events_for_unknown_episodes_and_poison_messages_do_not_block(
-    client, catalog_app, make, auth, nats_url, catalog_events
+    client, catalog_app, make, auth, nats_url, event_namespace
 ):
     runtime = catalog_app.state.runtime
     ghost = await publish(
-        nats_url, catalog_events, TranscodeStartedV1(episode_id=uuid.uuid4(), job_id=uuid.uuid4())
+        nats_url, event_namespace, TranscodeStartedV1(episode_id=uuid.uuid4(), job_id=uuid.uuid4())
     )
     await wait_until(lambda: inbox_count(runtime, ghost.id))
 
-    subject = subject_for(catalog_events.subject_root, "transcoder.transcode.started")
+    subject = subject_for(event_namespace.subject_root, "transcoder.transcode.started")
     nc = await nats.connect(nats_url)
     try:
-        await nc.jetstream(timeout=30).publish(subject, b"{not json", stream=catalog_events.stream)
+        await nc.jetstream(timeout=30).publish(subject, b"{not json", stream=event_namespace.stream)
         await nc.jetstream(timeout=30).publish(
             subject,
             json.dumps(
@@ -333,14 +333,14 @@ async def test_events_for_unknown_episodes_and_poison_messages_do_not_block(
                     "data": {},
                 }
             ).encode(),
-            stream=catalog_events.stream,
+            stream=event_namespace.stream,
         )
     finally:
         await nc.close()
     durable = runtime.consumers.durable_name("transcoder.transcode.started")
-    dlq = dead_letter_subject(catalog_events.subject_root, durable, "transcoder.transcode.started")
+    dlq = dead_letter_subject(event_namespace.subject_root, durable, "transcoder.transcode.started")
     dead = await wait_until(
-        lambda: _at_least(stream_messages(nats_url, catalog_events.stream, dlq), 2)
+        lambda: _at_least(stream_messages(nats_url, event_namespace.stream, dlq), 2)
     )
     reasons = sorted(m.headers["Studio-Dead-Letter-Reason"] for m in dead)
     assert any("unsupported version 99" in r for r in reasons)
@@ -351,7 +351,7 @@ async def test_events_for_unknown_episodes_and_poison_messages_do_not_block(
     ep = await make.episode(season["id"])
     await publish(
         nats_url,
-        catalog_events,
+        event_namespace,
         TranscodeStartedV1(episode_id=uuid.UUID(ep["id"]), job_id=uuid.uuid4()),
     )
 
