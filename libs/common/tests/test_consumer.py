@@ -282,3 +282,28 @@ async def test_dead_letter_is_not_duplicated_by_a_redelivery(make_harness) -> No
     await wait_for(lambda: h.dead_letters())
     await wait_for(lambda: h.settled())
     assert len(await h.dead_letters()) == 1
+
+
+async def test_harden_pull_fetch_turns_a_bare_timeout_into_nats_timeout() -> None:
+    import nats.errors
+
+    from studio_common.consumer import harden_pull_fetch
+
+    class Subscription:
+        calls = 0
+
+        async def fetch(self, *args: Any, **kwargs: Any) -> list[Any]:
+            Subscription.calls += 1
+            raise TimeoutError  # what nats-py raises when the deadline passes mid-fetch
+
+    class Subscriber:
+        subscription = Subscription()
+
+    class Broker:
+        subscribers = [Subscriber(), Subscriber()]
+
+    harden_pull_fetch(Broker())  # type: ignore[arg-type]
+    harden_pull_fetch(Broker())  # type: ignore[arg-type]  # idempotent: no double wrapping
+    with pytest.raises(nats.errors.TimeoutError):
+        await Subscriber.subscription.fetch(batch=1, timeout=0.1)
+    assert Subscription.calls == 1

@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from studio_common.auth import JwksCache, JwtVerifier
-from studio_common.consumer import EventConsumers
+from studio_common.consumer import EventConsumers, harden_pull_fetch
 from studio_common.db import Database
 from studio_common.errors import ServiceUnavailable, install_problem_handlers, problem_response
 from studio_common.observability import RequestContextMiddleware, RequestMetrics, configure_logging
@@ -116,6 +116,7 @@ def create_service_app(
             stack.push_async_callback(broker.stop)
             await ensure_stream(runtime.js, settings.event_stream, settings.event_subject_root)
             await broker.start()
+            harden_pull_fetch(broker)
 
             if tables is not None and settings.run_outbox_relay:
                 runtime.relay = OutboxRelay(

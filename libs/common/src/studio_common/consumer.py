@@ -119,7 +119,8 @@ class EventConsumers:
             stream=JStream(self.stream, declare=False),
             durable=durable,
             config=config,
-            pull_sub=PullSub(batch_size=10, timeout=1.0),
+            # fetch() returns as soon as messages arrive; the timeout only bounds an idle wait.
+            pull_sub=PullSub(batch_size=10, timeout=5.0),
             ack_policy=AckPolicy.MANUAL,
             title=durable,
         )(on_message)
@@ -205,3 +206,32 @@ class EventConsumers:
 
 def envelope_bytes(envelope: Envelope) -> bytes:
     return json.dumps(envelope.model_dump(mode="json", by_alias=True)).encode()
+
+
+def harden_pull_fetch(broker: NatsBroker) -> None:
+    """Make an idle pull fetch end the way FastStream expects.
+
+    nats-py's ``fetch`` raises a bare ``asyncio.TimeoutError`` when its deadline
+    passes between its two internal requests; FastStream's pull loop only
+    suppresses nats' own ``TimeoutError`` subclass, so the bare one kills the
+    loop task and the supervisor restarts it with an error traceback. Converting
+    it per subscription keeps the loop running quietly.
+    """
+    import nats.errors
+
+    for subscriber in broker.subscribers:
+        subscription = getattr(subscriber, "subscription", None)
+        fetch = getattr(subscription, "fetch", None)
+        if fetch is None or getattr(fetch, "_studio_hardened", False):
+            continue
+
+        async def hardened(*args: Any, _fetch: Any = fetch, **kwargs: Any) -> Any:
+            try:
+                return await _fetch(*args, **kwargs)
+            except nats.errors.TimeoutError:
+                raise
+            except TimeoutError as exc:
+                raise nats.errors.TimeoutError from exc
+
+        hardened._studio_hardened = True  # type: ignore[attr-defined]
+        subscription.fetch = hardened  # type: ignore[union-attr]
