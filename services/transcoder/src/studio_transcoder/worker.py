@@ -273,11 +273,7 @@ class Worker:
 
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         timeout = self.settings.worker_fetch_timeout_seconds
-        while not self._stopping.is_set():
-            await self._slots.acquire()
-            if self._stopping.is_set():
-                self._slots.release()
-                break
+        while await self._free_slot():
             try:
                 msgs = await subscription.fetch(1, timeout=timeout)
             except (NatsTimeout, TimeoutError):
@@ -291,6 +287,23 @@ class Worker:
             task = asyncio.create_task(self._handle(msgs[0]))
             self._jobs.add(task)
             task.add_done_callback(self._job_done)
+
+    async def _free_slot(self) -> bool:
+        """Waits for room for one more job; False once the worker is stopping."""
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not acquire.done():
+            acquire.cancel()
+        try:
+            await acquire
+        except asyncio.CancelledError:
+            return False
+        if self._stopping.is_set():
+            self._slots.release()
+            return False
+        return True
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._jobs.discard(task)
