@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import re
 import signal
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+
+log = logging.getLogger("studio.transcoder.ffmpeg")
 
 _PR_SET_PDEATHSIG = 1
 _SIGNED_QUERY = re.compile(r"\?(?:X-Amz-|AWSAccessKeyId=)[^\s'\"]*")
@@ -113,7 +116,12 @@ class FfmpegRun:
             key, _, value = raw.decode("ascii", "replace").strip().partition("=")
             # out_time_us is the furthest timestamp written to any output.
             if key == "out_time_us" and value.lstrip("-").isdigit():
-                await self.on_progress(max(0, int(value)) / 1_000_000)
+                try:
+                    await self.on_progress(max(0, int(value)) / 1_000_000)
+                except Exception:
+                    # Keep draining the pipe whatever happens to a report:
+                    # a full pipe would stall ffmpeg.
+                    log.warning("a progress report failed", exc_info=True)
 
     async def _read_log(self, stream: asyncio.StreamReader) -> None:
         async for raw in stream:
