@@ -437,7 +437,7 @@ class Worker:
         workdir = Path(
             tempfile.mkdtemp(
                 prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{job.id.hex[:8]}-",
-                dir=self.settings.work_dir,
+                dir=self.settings.work_dir or None,
             )
         )
         keepalive = asyncio.create_task(self._keep_alive(msg))
