@@ -1,0 +1,1 @@
+"""Studio.Anime's operator: scales the transcoder workers to their queue."""
