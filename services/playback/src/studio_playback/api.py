@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from studio_common.access import Access, access
-from studio_common.auth import CurrentUser
+from studio_common.auth import CurrentUser, Principal, current_user
 from studio_common.db import SessionDep
 from studio_common.errors import ValidationFailed
 from studio_playback.config import PlaybackSettings
-from studio_playback.positions import PositionWriter, now_micros, ordering_key
+from studio_playback.fastpath import write_position
 from studio_playback.schemas import (
     ContinueWatching,
     FavoriteIn,
@@ -85,13 +85,26 @@ async def watchlist(
     return await _service(request, session).watchlist(owner, page, page_size)
 
 
+_USER = access(Access.user)
+
+
 @router.post(
     "/playback",
     response_model=PositionOut,
     response_model_by_alias=True,
-    **access(Access.user),
+    dependencies=_USER["dependencies"],
+    openapi_extra={
+        **_USER["openapi_extra"],
+        # The body is parsed in the endpoint (below), so it is declared here.
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": PositionIn.model_json_schema(by_alias=True)}
+            },
+        },
+    },
 )
-async def save_position(body: PositionIn, principal: CurrentUser, request: Request) -> Response:
+async def save_position(request: Request) -> Response:
     """Save the caller's resume position in an episode.
 
     Clamped to the episode's duration when known; at or past the watched
@@ -99,11 +112,11 @@ async def save_position(body: PositionIn, principal: CurrentUser, request: Reque
     (`sequence`, else `clientTime`, else arrival time) is not greater than the
     stored one changes nothing and answers `applied: false` with the stored position.
     """
-    writer: PositionWriter = request.app.state.positions
-    key = ordering_key(body.sequence, body.client_time, now_micros())
-    saved = await writer.save(principal.subject, body.episode_id, body.position_sec, key)
-    # Serialised here, not by FastAPI: the model is already valid.
-    return Response(saved.model_dump_json(by_alias=True), media_type="application/json")
+    # Usually answered by studio_playback.fastpath before routing; the same code.
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # set by the access dependency
+        principal = await current_user(request)
+    return await write_position(request, principal, await request.body())
 
 
 @router.get(

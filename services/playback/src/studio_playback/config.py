@@ -18,3 +18,17 @@ class PlaybackSettings(ServiceSettings):
     # 0 entries turns the cache off.
     token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
     token_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # Position writes that arrive together are saved with one statement: at
+    # most this many per batch (1 = every write alone) ...
+    positions_batch_size: int = Field(default=128, ge=1, le=1000)
+    # ... with at most this many batches in flight at once ...
+    positions_concurrent_batches: int = Field(default=4, ge=1, le=100)
+    # ... and at most this many writes waiting (more are refused with 429).
+    positions_max_pending: int = Field(default=10_000, ge=1)
+    # Move the objects alive after startup out of the garbage collector's view.
+    gc_freeze: bool = True
+    # One access-log line per successful position write (heartbeats); off by
+    # default: the request metrics count them, failures are always logged.
+    log_position_writes: bool = False
+    # Answer POST /api/playback before routing (see studio_playback.fastpath).
+    positions_fast_path: bool = True

@@ -54,6 +54,47 @@ LEFT JOIN ep ON true
 LEFT JOIN saved ON true
 """
 
+# The same write for many positions at once: $1..$4 are arrays (user, episode,
+# position, ordering key) with at most one element per (user, episode), $5 the
+# watched fraction. Rows are inserted in key order, so concurrent batches lock
+# shared rows in the same order and cannot deadlock. One result row per input
+# element, in input order: the episode (NULL title when unknown), whether the
+# user is erased, and the stored position when this write was applied.
+SAVE_POSITIONS_SQL = """
+WITH input AS (
+    SELECT w.user_id, w.episode_id, w.position_sec, w.seq, w.n
+    FROM unnest($1::text[], $2::uuid[], $3::float8[], $4::int8[])
+         WITH ORDINALITY AS w(user_id, episode_id, position_sec, seq, n)
+), known AS (
+    SELECT w.n, w.user_id, w.episode_id, w.seq, e.title_id, e.duration_sec,
+           LEAST(w.position_sec, e.duration_sec) AS position_sec,
+           COALESCE(w.position_sec >= $5::float8 * e.duration_sec, false) AS watched,
+           EXISTS (SELECT 1 FROM playback.deleted_users d WHERE d.user_id = w.user_id)
+               AS erased
+    FROM input w
+    JOIN playback.episodes e ON e.id = w.episode_id AND e.title_id IS NOT NULL
+), saved AS (
+    INSERT INTO playback.positions AS p (user_id, episode_id, position_sec, watched, seq, updated_at)
+    SELECT k.user_id, k.episode_id, k.position_sec, k.watched, k.seq, now()
+    FROM known k
+    WHERE NOT k.erased
+    ORDER BY k.user_id, k.episode_id
+    ON CONFLICT (user_id, episode_id) DO UPDATE
+        SET position_sec = excluded.position_sec,
+            watched = p.watched OR excluded.watched,
+            seq = excluded.seq,
+            updated_at = excluded.updated_at
+        WHERE excluded.seq > p.seq
+    RETURNING p.user_id, p.episode_id, p.position_sec, p.watched, p.seq, p.updated_at
+)
+SELECT k.title_id, k.duration_sec, COALESCE(k.erased, false) AS erased,
+       s.position_sec, s.watched, s.seq, s.updated_at
+FROM input w
+LEFT JOIN known k ON k.n = w.n
+LEFT JOIN saved s ON s.user_id = w.user_id AND s.episode_id = w.episode_id
+ORDER BY w.n
+"""
+
 # The stored position, for the response to a write that lost to a newer one.
 CURRENT_POSITION_SQL = """
 SELECT LEAST(p.position_sec, e.duration_sec) AS position_sec,
