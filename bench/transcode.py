@@ -1,0 +1,305 @@
+"""A transcode job against the bare FFmpeg command it is built on.
+
+    uv run python bench/transcode.py [--seconds 60] [--preset veryfast] [--skip-per-rendition]
+
+1. Makes a 1080p24 stereo source with ffmpeg (testsrc2, the "easy" source of
+   /work/shared/reference/ffmpeg.md).
+2. Runs the reference command of that document (one process, split + scale,
+   -var_stream_map, VOD playlists) on the local file: the bare cost of the ladder.
+3. Runs the original plan for comparison: one ffmpeg process per rendition, in a row.
+4. Runs a real job: a throwaway database, a private JetStream stream, moto's S3
+   server in a subprocess holding the source; the transcoder's API (outbox
+   relay) and worker in this process. Times `catalog.episode.uploaded` →
+   first playable playlist in storage, and → job ready.
+
+Same preset, segment length (6 s) and ladder everywhere. The job also probes,
+streams the source over HTTP, makes thumbnails and uploads everything: its
+wall time divided by the reference's is what the pipeline costs on top of FFmpeg.
+Everything it creates is removed at the end. Slow: about three times the
+source's length times the encode speed; run it once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import boto3
+import nats
+from nats.js.errors import NotFoundError
+from sqlalchemy import select
+
+from studio_common.app import running
+from studio_common.db import Database
+from studio_common.events import Envelope, EpisodeUploadedV1, subject_for
+from studio_common.migrations import upgrade
+from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.main import create_app
+from studio_transcoder.models import Job
+from studio_transcoder.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_DIR = ROOT / "services" / "transcoder"
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+NATS_URL = os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222")
+LADDER = [(1920, 1080, 5000), (1280, 720, 2800), (854, 480, 1400)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+S3_KEY, S3_SECRET = "bench", "bench-not-a-secret"  # moto accepts any pair
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)  # noqa: S603 - our own ffmpeg argv
+    return time.perf_counter() - start
+
+
+def make_source(path: Path, seconds: int) -> None:
+    timed(
+        [
+            FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=24:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-ac", "2", str(path),
+        ]
+    )  # fmt: skip
+
+
+def reference_command(src: Path, out: Path, preset: str) -> list[str]:
+    """The one-process ladder of reference/ffmpeg.md, preset aside."""
+    return [
+        FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(src),
+        "-filter_complex",
+        "[0:v]split=3[v1080][v720in][v480in];[v720in]scale=w=1280:h=720[v720];[v480in]scale=w=854:h=480[v480]",
+        "-map", "[v1080]", "-map", "0:a:0", "-map", "[v720]", "-map", "0:a:0", "-map", "[v480]", "-map", "0:a:0",
+        "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+        "-g", "48", "-keyint_min", "48", "-sc_threshold", "0",
+        "-b:v:0", "5000k", "-maxrate:v:0", "5350k", "-bufsize:v:0", "7500k",
+        "-b:v:1", "2800k", "-maxrate:v:1", "2996k", "-bufsize:v:1", "4200k",
+        "-b:v:2", "1400k", "-maxrate:v:2", "1498k", "-bufsize:v:2", "2100k",
+        "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
+        "-f", "hls", "-hls_time", "6", "-hls_playlist_type", "vod", "-hls_flags", "independent_segments",
+        "-hls_segment_filename", f"{out}/%v/seg_%03d.ts", "-master_pl_name", "master.m3u8",
+        "-var_stream_map", "v:0,a:0,name:1080p v:1,a:1,name:720p v:2,a:2,name:480p",
+        f"{out}/%v/index.m3u8",
+    ]  # fmt: skip
+
+
+def per_rendition_commands(src: Path, out: Path, preset: str) -> list[list[str]]:
+    commands = []
+    for width, height, kbps in LADDER:
+        folder = out / f"{height}p"
+        folder.mkdir(parents=True, exist_ok=True)
+        commands.append(
+            [
+                FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(src),
+                "-vf", f"scale=w={width}:h={height}",
+                "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+                "-g", "48", "-keyint_min", "48", "-sc_threshold", "0",
+                "-b:v", f"{kbps}k", "-maxrate", f"{round(kbps * 1.07)}k", "-bufsize", f"{round(kbps * 1.5)}k",
+                "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
+                "-f", "hls", "-hls_time", "6", "-hls_playlist_type", "vod",
+                "-hls_segment_filename", f"{folder}/seg_%03d.ts", f"{folder}/index.m3u8",
+            ]
+        )  # fmt: skip
+    return commands
+
+
+async def run_job(src: Path, preset: str, work: Path) -> dict[str, Any]:
+    token = uuid.uuid4().hex[:10]
+    database = f"bench_transcode_{token}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    database_url = f"{base}/{database}"
+    port = free_port()
+    # moto in its own process, as S3 would be: its CPU is not this process's GIL.
+    moto = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    settings = TranscoderSettings(
+        database_url=database_url,
+        nats_url=NATS_URL,
+        event_subject_root=f"bench{token}",
+        event_stream=f"BENCH{token.upper()}",
+        s3_endpoint_url=f"http://127.0.0.1:{port}",
+        s3_bucket="bench",
+        s3_access_key_id=S3_KEY,
+        s3_secret_access_key=S3_SECRET,
+        preset=preset,
+        worker_metrics_port=0,
+        work_dir=str(work),
+        log_json=False,
+        log_level="WARNING",
+    )
+    try:
+        upgrade(SERVICE_DIR, database_url)
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+        )
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                s3.create_bucket(Bucket="bench")
+                break
+            await asyncio.sleep(0.1)
+        s3.upload_file(str(src), "bench", "uploads/bench/source.mp4")
+        event = EpisodeUploadedV1(
+            episode_id=uuid.uuid4(),
+            title_id=uuid.uuid4(),
+            title_slug="bench",
+            season_id=uuid.uuid4(),
+            season_number=1,
+            episode_number=1,
+            source_key="uploads/bench/source.mp4",
+        )
+        db = Database.connect(database_url, pool_size=1)
+        async with running(create_app(settings)):
+            worker = Worker(settings)
+            await worker.start()
+            nc = await nats.connect(NATS_URL)
+            try:
+                env = Envelope.wrap(event)
+                start = time.perf_counter()
+                await nc.jetstream().publish(
+                    subject_for(settings.event_subject_root, env.type),
+                    env.model_dump_json(by_alias=True).encode(),
+                    stream=settings.event_stream,
+                )
+                playable_at = None
+                while True:
+                    async with db.transaction() as session:
+                        job = (await session.scalars(select(Job))).first()
+                    now = time.perf_counter() - start
+                    if job is not None and job.playable and playable_at is None:
+                        playable_at = now
+                        # The master is in storage at that moment.
+                        s3.head_object(Bucket="bench", Key="hls/bench/season-1/ep-1/master.m3u8")
+                    if job is not None and job.status in ("ready", "failed"):
+                        break
+                    await asyncio.sleep(0.05)
+                assert job.status == "ready", job.error_reason
+                return {
+                    "job_wall": now,
+                    "to_playable": playable_at,
+                    "encode_seconds": job.encode_seconds,
+                    "result": job.result,
+                }
+            finally:
+                await worker.stop(grace=0)
+                await nc.close()
+                await db.dispose()
+    finally:
+        moto.terminate()
+        await moto.wait()
+        nc2 = await nats.connect(NATS_URL)
+        with contextlib.suppress(NotFoundError):
+            await nc2.jetstream().delete_stream(settings.event_stream)
+        await nc2.close()
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError, ValueError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GB RAM"
+    out = subprocess.run([FFMPEG, "-version"], capture_output=True, text=True)  # noqa: S603
+    version = out.stdout.split("\n")[0]
+    return f"{os.cpu_count()} cores ({model}){mem}, {platform.system()} {platform.release()}, {version}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--skip-per-rendition", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-transcode-"))
+    try:
+        src = work / "source.mp4"
+        print(f"source: {args.seconds} s 1080p24 testsrc2 + stereo AAC", flush=True)
+        make_source(src, args.seconds)
+        ref_out = work / "reference"
+        ref_out.mkdir()
+        reference = timed(reference_command(src, ref_out, args.preset))
+        print(f"reference one-process ladder: {reference:.1f} s", flush=True)
+        per_rendition = None
+        if not args.skip_per_rendition:
+            per_out = work / "per-rendition"
+            per_rendition = sum(timed(c) for c in per_rendition_commands(src, per_out, args.preset))
+            print(f"one process per rendition: {per_rendition:.1f} s", flush=True)
+        job = asyncio.run(run_job(src, args.preset, work))
+        print(
+            f"job: {job['job_wall']:.1f} s (ffmpeg run {job['encode_seconds']:.1f} s)", flush=True
+        )
+        lines = [
+            f"machine: {machine()}",
+            f"source: {args.seconds} s 1080p24 testsrc2 + stereo AAC; preset {args.preset}; 6 s segments; 1080p/720p/480p",
+            "",
+            "| measurement | seconds | ratio |",
+            "|---|---|---|",
+            f"| reference command (one process, bare) | {reference:.1f} | 1.00 |",
+        ]
+        if per_rendition is not None:
+            lines.append(
+                f"| one process per rendition, in a row | {per_rendition:.1f} | {per_rendition / reference:.2f} |"
+            )
+        lines += [
+            f"| job: episode.uploaded → ready | {job['job_wall']:.1f} | {job['job_wall'] / reference:.2f} x reference"
+            + (
+                f", {job['job_wall'] / per_rendition:.2f} x per-rendition |"
+                if per_rendition
+                else " |"
+            ),
+            f"| job: its ffmpeg run | {job['encode_seconds']:.1f} | {job['encode_seconds'] / reference:.2f} |",
+            f"| job: episode.uploaded → first playable playlist | {job['to_playable']:.1f} | |",
+        ]
+        print("\n".join(lines))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
