@@ -57,7 +57,7 @@ async def outbox_rows(db: Database, schema: Any) -> list[Any]:
 
 async def test_committed_event_is_published_once(db, schema, js, stream, read_stream) -> None:
     relay = relay_for(db, schema, js, stream)
-    [env] = await enqueue_widgets(db, schema, 1, headers={"traceparent": "00-abc-def-01"})
+    [env] = await enqueue_widgets(db, schema, 1, headers={"Studio-Tenant": "t1"})
 
     assert await relay.publish_pending() == 1
     assert await relay.publish_pending() == 0
@@ -68,7 +68,7 @@ async def test_committed_event_is_published_once(db, schema, js, stream, read_st
     assert msg.headers["Nats-Msg-Id"] == str(env.id)
     assert msg.headers["Studio-Event-Type"] == EVENT_TYPE
     assert msg.headers["Studio-Event-Version"] == "1"
-    assert msg.headers["traceparent"] == "00-abc-def-01"
+    assert msg.headers["Studio-Tenant"] == "t1"  # custom headers travel along
     received = Envelope.model_validate_json(msg.data)
     assert received == env
     assert WidgetMade.model_validate(received.data) == WidgetMade.model_validate(env.data)

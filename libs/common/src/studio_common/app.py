@@ -18,15 +18,22 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from studio_common.auth import JwksCache, JwtVerifier
 from studio_common.consumer import EventConsumers, harden_pull_fetch
 from studio_common.db import Database
 from studio_common.errors import ServiceUnavailable, install_problem_handlers, problem_response
-from studio_common.observability import RequestContextMiddleware, RequestMetrics, configure_logging
+from studio_common.observability import (
+    RequestContextMiddleware,
+    RequestMetrics,
+    configure_logging,
+    redact_span_hook,
+)
 from studio_common.outbox import MessagingTables, OutboxRelay, ensure_stream
 from studio_common.settings import ServiceSettings
+from studio_common.telemetry import configure_sentry, configure_tracing
 
 log = logging.getLogger("studio.app")
 
@@ -69,6 +76,8 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service, settings.log_level, settings.log_json)
+        configure_tracing(service)
+        configure_sentry(settings.sentry_dsn, environment=settings.environment, service=service)
         async with AsyncExitStack() as stack:
             database = Database.connect(
                 settings.database_url,
@@ -145,6 +154,10 @@ def create_service_app(
         openapi_url="/openapi.json",
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    # Outermost, so the request span is current while the request id is set and logged.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,metrics", server_request_hook=redact_span_hook
+    )
     install_problem_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)

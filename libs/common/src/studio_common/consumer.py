@@ -21,6 +21,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,7 @@ from studio_common.events import (
     subject_for,
 )
 from studio_common.outbox import MessagingTables
+from studio_common.telemetry import message_span
 
 log = logging.getLogger("studio.consumer")
 
@@ -126,6 +128,23 @@ class EventConsumers:
         )(on_message)
 
     async def _process(
+        self, msg: NatsMessage, event_cls: type[E], handler: Handler[E], durable: str
+    ) -> None:
+        raw = msg.raw_message
+        with message_span(
+            f"{event_cls.event_type} process",
+            raw.headers,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": raw.subject,
+                "messaging.consumer.group.name": durable,
+            },
+            service=self.service,
+        ):
+            await self._process_in_span(msg, event_cls, handler, durable)
+
+    async def _process_in_span(
         self, msg: NatsMessage, event_cls: type[E], handler: Handler[E], durable: str
     ) -> None:
         raw = msg.raw_message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 import uuid
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studio_common.errors import ProblemError, problem_response
+from studio_common.telemetry import report_exception, trace_ids
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -23,6 +25,42 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 error_log = logging.getLogger("studio.errors")
 
 REQUEST_ID_HEADER = "x-request-id"
+# A path segment that looks like a credential (playback tokens, signed ids):
+# long and made of token characters, but not a UUID. It never reaches a log
+# line or a span attribute.
+_SECRETISH_SEGMENT = re.compile(r"^[A-Za-z0-9._~+=-]{32,}$")
+_UUID_SEGMENT = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+REDACTED = "[redacted]"
+
+
+def redact_path(path: str) -> str:
+    """The path with credential-like segments replaced, and no query string."""
+    path = path.split("?", 1)[0]
+    return "/".join(
+        REDACTED if _SECRETISH_SEGMENT.match(seg) and not _UUID_SEGMENT.match(seg) else seg
+        for seg in path.split("/")
+    )
+
+
+def redact_span_hook(span: Any, scope: dict[str, Any]) -> None:
+    """OpenTelemetry server-request hook: the same redaction for span attributes."""
+    attributes = getattr(span, "attributes", None) or {}
+    for key in ("http.target", "url.path"):
+        value = attributes.get(key)
+        if isinstance(value, str):
+            span.set_attribute(key, redact_path(value))
+    for key in ("http.url", "url.full"):
+        value = attributes.get(key)
+        if isinstance(value, str):
+            scheme, sep, rest = value.partition("://")
+            host, slash, tail = rest.partition("/")
+            span.set_attribute(
+                key, f"{scheme}{sep}{host}{slash}{redact_path(tail)}" if slash else value
+            )
+    if "url.query" in attributes:
+        span.set_attribute("url.query", REDACTED)
+
+
 _SAFE_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -36,6 +74,9 @@ class _ContextFilter(logging.Filter):
         rid = request_id_var.get()
         if rid is not None and not hasattr(record, "request_id"):
             record.request_id = rid
+        ids = trace_ids()
+        if ids is not None and not hasattr(record, "trace_id"):
+            record.trace_id, record.span_id = ids
         return True
 
 
@@ -59,6 +100,10 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     handler._studio = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # HTTP client libraries log full request URLs at INFO: presigned query
+    # strings and tokens must not end up in the logs.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class RequestMetrics:
@@ -142,6 +187,7 @@ class RequestContextMiddleware:
             # so the traceback is logged with the request id and the 500 carries
             # the X-Request-ID header like every other response.
             error_log.exception("unhandled error")
+            report_exception(sys.exc_info()[1] or RuntimeError("unhandled error"))
             response = problem_response(
                 ProblemError("An unexpected error occurred."), Request(scope)
             )
@@ -157,7 +203,7 @@ class RequestContextMiddleware:
             if route not in ("/healthz", "/readyz", "/metrics"):
                 extra: dict[str, Any] = {
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": redact_path(scope["path"]),
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),

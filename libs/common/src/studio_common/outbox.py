@@ -23,6 +23,7 @@ import asyncpg
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 from sqlalchemy import (
     Column,
     DateTime,
@@ -43,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.db import Database, normalise_pg_url
 from studio_common.events import Envelope, EventPayload, subject_for
+from studio_common.telemetry import current_trace_headers, message_span
 
 log = logging.getLogger("studio.outbox")
 
@@ -107,7 +109,8 @@ async def enqueue(
             event_type=envelope.type,
             version=envelope.version,
             envelope=envelope.model_dump(mode="json", by_alias=True),
-            headers=dict(headers or {}),
+            # The writing transaction's trace context travels with the event.
+            headers={**current_trace_headers(), **dict(headers or {})},
             # now() is the transaction's start, the same for every event it
             # enqueues; the relay orders by created_at, so take the wall clock.
             created_at=func.clock_timestamp(),
@@ -202,18 +205,31 @@ class OutboxRelay:
     ) -> None:
         import json
 
-        hdrs = {
-            **headers,
-            "Nats-Msg-Id": str(event_id),
-            "Studio-Event-Type": event_type,
-            "Studio-Event-Version": str(envelope.get("version", 1)),
-        }
-        await self.js.publish(
-            subject_for(self.subject_root, event_type),
-            json.dumps(envelope, separators=(",", ":")).encode(),
-            headers=hdrs,
-            stream=self.stream,
-        )
+        subject = subject_for(self.subject_root, event_type)
+        with message_span(
+            f"{event_type} publish",
+            headers,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "messaging.message.id": str(event_id),
+            },
+            service="outbox",
+        ):
+            hdrs = {
+                **headers,
+                **current_trace_headers(),
+                "Nats-Msg-Id": str(event_id),
+                "Studio-Event-Type": event_type,
+                "Studio-Event-Version": str(envelope.get("version", 1)),
+            }
+            await self.js.publish(
+                subject,
+                json.dumps(envelope, separators=(",", ":")).encode(),
+                headers=hdrs,
+                stream=self.stream,
+            )
 
     async def _listen(self) -> None:
         if self._listener is not None:

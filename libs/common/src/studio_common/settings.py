@@ -26,6 +26,8 @@ class ServiceSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
     log_json: bool = True
+    # Error reporting; SENTRY_DSN works too. Empty = off.
+    sentry_dsn: str | None = None
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/studio"
     database_pool_size: int = Field(default=10, ge=1, le=200)

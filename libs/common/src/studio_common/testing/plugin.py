@@ -103,6 +103,24 @@ def event_namespace(event_namespaces: EventNamespaces) -> EventNamespace:
 
 
 @pytest.fixture(scope="session")
+def span_exporter() -> Any:
+    """Every span this process finishes, in memory (the SDK provider is global,
+    so the exporter is added to whichever provider is installed)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint_url() -> Iterator[str]:
     with infra.s3_server() as url:
         yield url
