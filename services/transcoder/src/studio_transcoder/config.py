@@ -93,6 +93,9 @@ class TranscoderSettings(ServiceSettings):
     upload_concurrency: int = Field(default=4, ge=1, le=32)
     # Segments of every rendition in storage before the playlists are published.
     playable_after_segments: int = Field(default=1, ge=1, le=20)
+    # How long a playable episode may wait for its subtitles before the first
+    # master goes up without them (the final master always has them).
+    playable_subtitle_wait_seconds: float = Field(default=30.0, ge=0)
     # Growing (EVENT) playlists are republished at most this often.
     playlist_publish_seconds: float = Field(default=2.0, ge=0)
     work_dir: str | None = None

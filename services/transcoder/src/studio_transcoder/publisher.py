@@ -86,6 +86,7 @@ class HlsPublisher:
         self._errors: list[BaseException] = []
         self._first_segment_seen = False
         self._last_publish = 0.0
+        self._segments_ready_at: float | None = None
         self.playable = False
         self.playable_at: float | None = None
 
@@ -144,8 +145,14 @@ class HlsPublisher:
         """Called while ffmpeg runs: upload, then publish what became playable."""
         await self.scan()
         if not self.playable:
-            # Subtitles are part of the first master, but never hold up the uploads.
-            if self.subtitles.done() and all(self._ready_to_play(t) for t in self.tracks):
+            if all(self._ready_to_play(t) for t in self.tracks):
+                self._segments_ready_at = self._segments_ready_at or time.monotonic()
+            # The first master carries the subtitles unless extracting them
+            # (a pass over the whole source) keeps the episode waiting too long.
+            waited = time.monotonic() - (self._segments_ready_at or time.monotonic())
+            if self._segments_ready_at and (
+                self.subtitles.done() or waited >= self.settings.playable_subtitle_wait_seconds
+            ):
                 await self.publish_media(final=False)
                 await self.publish_master(final=False)
                 self.playable = True
@@ -218,7 +225,10 @@ class HlsPublisher:
         return video, audio if audio is not None else declared_audio
 
     async def publish_master(self, *, final: bool) -> None:
-        subtitles = await self.subtitles
+        if final or self.subtitles.done():
+            subtitles = await self.subtitles
+        else:
+            subtitles = []
         if final:
             video, audio = self.measured_bandwidth()
         else:
