@@ -1,0 +1,161 @@
+{{/*
+Names, labels and the pieces every pod shares. Objects are named
+<release>-<component>: the Ingress (from routes.yaml) reaches <release>-<service>.
+*/}}
+
+{{- define "studio.name" -}}
+{{ .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The route table: services with their ports, and the routes. */}}
+{{- define "studio.routes" -}}
+{{ .Files.Get "routes.yaml" }}
+{{- end }}
+
+{{- define "studio.labels" -}}
+app.kubernetes.io/name: studio
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: studio-anime
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/* Selector labels of one component: include "studio.selector" (list $ "catalog") */}}
+{{- define "studio.selector" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: studio
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/* <registry>/studio-<name>:<tag>; a per-component image.repository/tag wins. */}}
+{{- define "studio.image" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $override := index . 2 | default dict -}}
+{{- $repository := $override.repository | default (printf "%s/studio-%s" $root.Values.image.registry $name) -}}
+{{- $tag := $override.tag | default $root.Values.image.tag | default $root.Chart.AppVersion -}}
+{{ printf "%s:%s" $repository (toString $tag) }}
+{{- end }}
+
+{{- define "studio.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "studio.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end }}
+
+{{/* A backing server's security context: its own user id, read-only root. */}}
+{{- define "studio.backendSecurityContext" -}}
+pod:
+  runAsNonRoot: true
+  runAsUser: {{ . }}
+  runAsGroup: {{ . }}
+  fsGroup: {{ . }}
+  seccompProfile:
+    type: RuntimeDefault
+container:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: ["ALL"]
+{{- end }}
+
+{{- define "studio.natsUrl" -}}
+{{- if .Values.nats.enabled -}}
+nats://{{ include "studio.name" . }}-nats:4222
+{{- else -}}
+{{ required "nats.url is required when nats.enabled is false" .Values.nats.url }}
+{{- end }}
+{{- end }}
+
+{{/*
+The settings every service shares (STUDIO_*), as a map: the ConfigMap holds
+them, and the migration Jobs (helm hooks, which may run before the ConfigMap
+exists) get the same values inline. Never a credential: those are secretEnv.
+*/}}
+{{- define "studio.config" -}}
+{{- $name := include "studio.name" . -}}
+{{- $identityPort := 8102 -}}
+{{- $table := include "studio.routes" . | fromYaml -}}
+{{- with $table.services.identity }}{{ $identityPort = .port }}{{ end -}}
+{{- $identity := printf "http://%s-identity:%v" $name $identityPort -}}
+STUDIO_ENVIRONMENT: {{ .Values.environment | quote }}
+STUDIO_LOG_LEVEL: {{ .Values.logLevel | quote }}
+STUDIO_LOG_JSON: "true"
+STUDIO_NATS_URL: {{ include "studio.natsUrl" . | quote }}
+STUDIO_S3_BUCKET: {{ .Values.s3.bucket | quote }}
+STUDIO_S3_REGION: {{ .Values.s3.region | quote }}
+{{- if .Values.s3.endpointUrl }}
+STUDIO_S3_ENDPOINT_URL: {{ .Values.s3.endpointUrl | quote }}
+{{- else if .Values.minio.enabled }}
+STUDIO_S3_ENDPOINT_URL: {{ printf "http://%s-minio:9000" $name | quote }}
+{{- end }}
+{{- if .Values.s3.publicEndpointUrl }}
+STUDIO_S3_PUBLIC_ENDPOINT_URL: {{ .Values.s3.publicEndpointUrl | quote }}
+{{- end }}
+{{- if .Values.redis.enabled }}
+STUDIO_REDIS_URL: {{ printf "redis://%s-redis:6379/0" $name | quote }}
+{{- else if .Values.redis.url }}
+STUDIO_REDIS_URL: {{ .Values.redis.url | quote }}
+{{- end }}
+STUDIO_JWKS_URL: {{ .Values.auth.jwksUrl | default (printf "%s/.well-known/jwks.json" $identity) | quote }}
+STUDIO_JWT_ISSUER: {{ .Values.auth.issuer | default $identity | quote }}
+{{- range $key, $value := .Values.config }}
+{{ $key }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* env entries for secretEnv maps: NAME: {secret, key, optional} */}}
+{{- define "studio.secretEnv" -}}
+{{- range $env, $ref := . }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.secret }}
+      key: {{ $ref.key }}
+      {{- if $ref.optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* env entries for a plain map of non-secret settings */}}
+{{- define "studio.plainEnv" -}}
+{{- range $env, $value := . }}
+- name: {{ $env }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* A service's values: serviceDefaults deep-merged with services.<name>. */}}
+{{- define "studio.serviceValues" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $own := index $root.Values.services $name | default dict -}}
+{{- toYaml (mergeOverwrite (deepCopy $root.Values.serviceDefaults) (deepCopy $own)) -}}
+{{- end }}
+
+{{/*
+Migrations run before the new code: pre-install/pre-upgrade. With the chart's
+own Postgres the first install has no database before its resources exist, so
+the first migration runs post-install (the API pods wait on readiness only for
+reachability, and the Job retries until Postgres answers).
+*/}}
+{{- define "studio.migrationHook" -}}
+{{- if .Values.postgres.enabled -}}
+post-install,pre-upgrade
+{{- else -}}
+pre-install,pre-upgrade
+{{- end }}
+{{- end }}

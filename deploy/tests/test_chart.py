@@ -1,0 +1,535 @@
+"""The Helm chart, rendered offline with Helm's library and checked against the
+Kubernetes schemas of a pinned version, plus what the platform promises: the
+route table, hardened pods, credentials only by reference, drainable workers,
+a least-privilege operator and network policies."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from studio_devstack.routes import Match, load_route_table
+
+from .conftest import CHART, NAMESPACE, RELEASE, VALUES, load_values, of_kind
+
+# The Kubernetes version CI's kind cluster runs (.github/workflows/ci.yml).
+KUBERNETES_VERSION = "1.33.0"
+VALUE_SETS = list(VALUES)
+CREDENTIAL = re.compile(r"PASSWORD|SECRET|SIGNING_KEY|PRIVATE_KEY$|DATABASE_URL|ACCESS_KEY_ID")
+CRD_FILE = CHART / "crds" / "transcoderautoscalers.studio.anime.yaml"
+
+
+def container(workload: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    return workload["spec"]["template"]["spec"]["containers"][index]
+
+
+def env_of(c: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def services_of(table: dict[str, Any]) -> dict[str, int]:
+    return {name: spec["port"] for name, spec in table["services"].items()}
+
+
+# --- Helm's own checks ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_helm_lint_is_clean(helm, values):
+    report = helm.lint(
+        str(CHART), load_values(values), strict=True, kube_version=f"v{KUBERNETES_VERSION}"
+    )
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == []
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"transcoderWorker": {"autoscaler": {"maxReplicas": "four"}}}, "maxReplicas"),
+        ({"config": {"MEDIA_PLAYBACK_SIGNING_KEY": "inline"}}, "MEDIA_PLAYBACK_SIGNING_KEY"),
+        ({"services": {"media": {"env": {"STUDIO_DATABASE_URL": "x"}}}}, "STUDIO_DATABASE_URL"),
+        ({"secretEnv": {"STUDIO_DATABASE_URL": "postgresql://u:p@h/db"}}, "secretEnv"),
+        ({"nats": {"enabled": False}}, "/nats/url"),
+        ({"environment": "staging"}, "environment"),
+        ({"ingress": {"corsOrigins": ["*"]}}, "corsOrigins"),
+        ({"typo": True}, "typo"),
+    ],
+)
+def test_the_values_schema_rejects_mistakes(helm, values, message):
+    chart = helm.Chart.load(str(CHART))
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+# --- valid Kubernetes objects ---------------------------------------------------------
+
+
+def crd_schema() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return _as_json_schema(copy.deepcopy(schema))
+
+
+def _as_json_schema(node: Any) -> Any:
+    """An OpenAPI v3 structural schema as JSON Schema: `nullable` becomes a null type,
+    Kubernetes extensions are dropped."""
+    if isinstance(node, dict):
+        if node.pop("nullable", False) and "type" in node:
+            node["type"] = [node["type"], "null"]
+        for key in [k for k in node if k.startswith("x-kubernetes-")]:
+            del node[key]
+        return {k: _as_json_schema(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_as_json_schema(v) for v in node]
+    return node
+
+
+def test_the_crd_is_a_valid_kubernetes_object():
+    crd = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
+    kubernetes_validate.validate(crd, KUBERNETES_VERSION, strict=True)
+    version = crd["spec"]["versions"][0]
+    assert crd["metadata"]["name"] == f"{crd['spec']['names']['plural']}.{crd['spec']['group']}"
+    assert version["subresources"] == {"status": {}}
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert set(spec["properties"]) >= {
+        "targetDeployment",
+        "stream",
+        "consumer",
+        "natsUrl",
+        "minReplicas",
+        "maxReplicas",
+        "jobsPerReplica",
+        "scaleDownCooldownSeconds",
+    }
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_every_rendered_manifest_is_valid(render, values):
+    manifests = render(values)
+    assert manifests
+    custom = crd_schema()
+    for manifest in manifests:
+        where = f"{manifest['kind']}/{manifest['metadata']['name']}"
+        if manifest["apiVersion"] == "studio.anime/v1alpha1":
+            jsonschema.validate(manifest, custom)
+            continue
+        try:
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{where}: {exc.message} at {list(exc.path)}")
+        assert manifest["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE, where
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_an_upgrade_renders_too(render, values):
+    assert render(values, is_upgrade=True)
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_names_are_unique_per_kind(render, values):
+    seen = [(m["kind"], m["metadata"]["name"]) for m in render(values)]
+    assert len(seen) == len(set(seen))
+
+
+# --- the route table -----------------------------------------------------------------
+
+
+def ingress_path(route: dict[str, str]) -> str:
+    if route["match"] == "exact":
+        return route["path"] + "$"
+    if route["match"] == "regex":
+        return route["path"].removeprefix("^")
+    return route["path"] if route["path"].endswith("/") else route["path"] + "(/|$)"
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_ingress_paths_are_the_route_table(render, route_table, values):
+    ingress = of_kind(render(values), "Ingress")[f"{RELEASE}-api"]
+    (rule,) = ingress["spec"]["rules"]
+    rendered = [
+        (p["path"], p["pathType"], p["backend"]["service"]["name"], p["backend"]["service"]["port"])
+        for p in rule["http"]["paths"]
+    ]
+    ports = services_of(route_table)
+    expected = [
+        (
+            ingress_path(r),
+            "ImplementationSpecific",
+            f"{RELEASE}-{r['service']}",
+            {"number": ports[r["service"]]},
+        )
+        for r in route_table["routes"]
+    ]
+    assert rendered == expected
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
+
+
+def _gateway_route(table: Any, path: str) -> str | None:
+    """What the local gateway (nginx from studio-dev) does: exact locations (a prefix
+    route without a trailing slash has one for itself), then regexes in order, then
+    the longest prefix."""
+    exact = {r.path: r.service for r in table.routes if r.match is Match.EXACT}
+    exact |= {
+        r.path: r.service
+        for r in table.routes
+        if r.match is Match.PREFIX and not r.path.endswith("/")
+    }
+    if path in exact:
+        return exact[path]
+    for r in table.routes:
+        if r.match is Match.REGEX and re.search(r.path, path):
+            return r.service
+    prefixes = [
+        (r.path if r.path.endswith("/") else r.path + "/", r.service)
+        for r in table.routes
+        if r.match is Match.PREFIX
+    ]
+    matching = [(p, s) for p, s in prefixes if path.startswith(p)]
+    return max(matching, key=lambda m: len(m[0]))[1] if matching else None
+
+
+def _ingress_route(paths: list[tuple[str, str]], path: str) -> str | None:
+    """What ingress-nginx does with use-regex: `location ~* "^<path>"` for every path,
+    ordered by descending length (ties: descending path), first match wins."""
+    ordered = sorted(paths, key=lambda p: p[0], reverse=True)
+    ordered.sort(key=lambda p: len(p[0]), reverse=True)
+    for pattern, service in ordered:
+        if re.match("^" + pattern, path, re.IGNORECASE):
+            return service
+    return None
+
+
+def _samples(table: Any) -> set[str]:
+    samples = {"/", "/api", "/api/", "/api/unknown", "/hls", "/metrics", "/healthz"}
+    for r in table.routes:
+        base = r.path
+        if r.match is Match.REGEX:
+            base = r.path.strip("^$").replace("[^/]+", "0f3c")
+        stem = base.rstrip("/")
+        samples |= {base, stem, stem + "/", stem + "/x", stem + "/x/y", stem + "x", stem + "-x"}
+    return samples
+
+
+def test_the_ingress_routes_every_path_like_the_gateway(render):
+    table = load_route_table(CHART / "routes.yaml")
+    ingress = of_kind(render("default"), "Ingress")[f"{RELEASE}-api"]
+    paths = [
+        (p["path"], p["backend"]["service"]["name"].removeprefix(f"{RELEASE}-"))
+        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    ]
+    samples = _samples(table)
+    assert len(samples) > 60
+    disagree = {
+        path: (_gateway_route(table, path), _ingress_route(paths, path))
+        for path in sorted(samples)
+        if _gateway_route(table, path) != _ingress_route(paths, path)
+    }
+    assert disagree == {}
+    # The regex route really wins over the longer catalog prefix in both.
+    assert _ingress_route(paths, "/api/episodes/1/hls") == "media"
+    assert _ingress_route(paths, "/api/episodes/1") == "catalog"
+
+
+def test_cors_origins_become_ingress_annotations(render):
+    annotations = of_kind(render("dev"), "Ingress")[f"{RELEASE}-api"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/enable-cors"] == "true"
+    assert annotations["nginx.ingress.kubernetes.io/cors-allow-origin"] == (
+        "http://localhost:3000, http://127.0.0.1:3000, http://localhost:5173"
+    )
+
+
+# --- the services -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_one_deployment_service_and_account_per_route_table_service(render, route_table, values):
+    manifests = render(values)
+    ports = services_of(route_table)
+    deployments = of_kind(manifests, "Deployment")
+    services = of_kind(manifests, "Service")
+    accounts = of_kind(manifests, "ServiceAccount")
+    for name, port in ports.items():
+        full = f"{RELEASE}-{name}"
+        c = container(deployments[full])
+        assert c["args"] == [
+            "python",
+            "-m",
+            f"studio_{name}",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+        ]
+        assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        assert services[full]["spec"]["ports"][0]["port"] == port
+        assert deployments[full]["spec"]["template"]["spec"]["serviceAccountName"] == full
+        assert full in accounts
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_api_pods_are_probed_limited_and_hardened(render, route_table, values):
+    deployments = of_kind(render(values), "Deployment")
+    for name in services_of(route_table):
+        d = deployments[f"{RELEASE}-{name}"]
+        pod = d["spec"]["template"]["spec"]
+        c = container(d)
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert c["resources"]["requests"]["cpu"]
+        assert c["resources"]["limits"]["memory"]
+        assert_hardened(pod, c)
+        assert {"configMapRef": {"name": f"{RELEASE}-config"}} in c["envFrom"]
+
+
+def assert_hardened(pod: dict[str, Any], c: dict[str, Any]) -> None:
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108 - a mount path, not a file
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_credentials_are_referenced_never_inlined(render, values):
+    manifests = render(values)
+    assert not of_kind(manifests, "Secret"), "the chart must not carry Secrets"
+    referenced: set[str] = set()
+    for manifest in manifests:
+        template = manifest.get("spec", {}).get("template", {}).get("spec", {})
+        for c in template.get("containers", []) + template.get("initContainers", []):
+            for name, entry in env_of(c).items():
+                if CREDENTIAL.search(name):
+                    assert "value" not in entry, f"{manifest['metadata']['name']}: {name}"
+                    referenced.add(entry["valueFrom"]["secretKeyRef"]["name"])
+    for name in of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]:
+        assert not CREDENTIAL.search(name), name
+    assert "studio-database" in referenced
+    if values != "production":
+        assert {"studio-s3", "studio-media"} <= referenced
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_production_shape(render, values):
+    """HPA + PDB for every API in production; none in development, where one
+    replica each would make a PDB block node drains."""
+    manifests = render(values)
+    hpas, pdbs = (
+        of_kind(manifests, "HorizontalPodAutoscaler"),
+        of_kind(manifests, "PodDisruptionBudget"),
+    )
+    deployments = of_kind(manifests, "Deployment")
+    table = yaml.safe_load((CHART / "routes.yaml").read_text(encoding="utf-8"))
+    apis = {f"{RELEASE}-{name}" for name in table["services"]}
+    if values == "production":
+        assert set(hpas) == apis
+        assert set(pdbs) == apis
+        for name in apis:
+            assert "replicas" not in deployments[name]["spec"], "the HPA owns replicas"
+            assert hpas[name]["spec"]["minReplicas"] >= 2
+        assert not {"StatefulSet/studio-postgres", "StatefulSet/studio-minio"} & {
+            f"{m['kind']}/{m['metadata']['name']}" for m in manifests
+        }
+        config = of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
+        assert config["STUDIO_ENVIRONMENT"] == "production"
+        assert config["STUDIO_JWKS_URL"].startswith("https://")
+        assert "STUDIO_S3_ENDPOINT_URL" not in config
+    else:
+        assert hpas == {}
+        assert pdbs == {}
+        kinds = {f"{m['kind']}/{m['metadata']['name']}" for m in manifests}
+        assert {
+            "StatefulSet/studio-nats",
+            "StatefulSet/studio-postgres",
+            "StatefulSet/studio-minio",
+            "Deployment/studio-redis",
+        } <= kinds
+
+
+# --- migrations ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "hook"),
+    [
+        ("default", "post-install,pre-upgrade"),
+        ("dev", "post-install,pre-upgrade"),
+        ("production", "pre-install,pre-upgrade"),
+    ],
+)
+def test_a_migration_job_per_service_runs_as_a_hook(render, route_table, values, hook):
+    jobs = of_kind(render(values), "Job")
+    for name in services_of(route_table):
+        job = jobs[f"{RELEASE}-{name}-migrate"]
+        annotations = job["metadata"]["annotations"]
+        assert annotations["helm.sh/hook"] == hook
+        assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+        c = container(job)
+        command = " ".join(c["args"])
+        assert f"python -m studio_{name} migrate" in command
+        # Hooks may run before the ConfigMap exists: settings inline, never envFrom.
+        assert "envFrom" not in c
+        env = env_of(c)
+        assert env["STUDIO_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "url"
+        assert "STUDIO_ENVIRONMENT" in env
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+        assert_hardened(job["spec"]["template"]["spec"], c)
+
+
+def test_dev_seeds_the_catalog_after_migrating(render):
+    job = of_kind(render("dev"), "Job")[f"{RELEASE}-catalog-migrate"]
+    assert container(job)["args"] == [
+        "sh",
+        "-c",
+        "python -m studio_catalog migrate && python -m studio_catalog seed",
+    ]
+
+
+# --- the transcoder workers and their autoscaler ----------------------------------
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_the_worker_drains_before_kubernetes_kills_it(render, values):
+    manifests = render(values)
+    worker = of_kind(manifests, "Deployment")[f"{RELEASE}-transcoder-worker"]
+    pod = worker["spec"]["template"]["spec"]
+    c = container(worker)
+    assert c["args"] == ["python", "-m", "studio_transcoder", "worker"]
+    grace = float(env_of(c)["TRANSCODER_SHUTDOWN_GRACE_SECONDS"]["value"])
+    assert grace >= 60
+    # Time to nak the job and close connections after the grace runs out.
+    assert pod["terminationGracePeriodSeconds"] >= grace + 30
+    assert_hardened(pod, c)
+    # The operator owns the replicas; an upgrade must not reset them.
+    assert "replicas" not in worker["spec"]
+    assert worker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_the_autoscaler_targets_the_worker_queue(render, values):
+    manifests = render(values)
+    (autoscaler,) = of_kind(manifests, "TranscoderAutoscaler").values()
+    spec = autoscaler["spec"]
+    assert spec["targetDeployment"] == f"{RELEASE}-transcoder-worker"
+    assert spec["targetDeployment"] in of_kind(manifests, "Deployment")
+    assert spec["stream"] == "STUDIO"
+    # The worker's durable names (studio_transcoder.worker.durable_name).
+    assert spec["consumer"] == "transcoder-worker-catalog-episode-uploaded"
+    assert spec["additionalConsumers"] == ["transcoder-worker-transcoder-job-retry_requested"]
+    config = of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert spec["natsUrl"] == config["STUDIO_NATS_URL"]
+    assert spec["minReplicas"] <= spec["maxReplicas"]
+
+
+def test_without_the_operator_the_worker_has_fixed_replicas(render):
+    manifests = render({"operator": {"enabled": False}, "transcoderWorker": {"replicas": 3}})
+    worker = of_kind(manifests, "Deployment")[f"{RELEASE}-transcoder-worker"]
+    assert worker["spec"]["replicas"] == 3
+    assert of_kind(manifests, "TranscoderAutoscaler") == {}
+    assert f"{RELEASE}-operator" not in of_kind(manifests, "Deployment")
+
+
+def test_the_operator_has_least_privilege(render):
+    manifests = render("default")
+    assert of_kind(manifests, "ClusterRole") == {}
+    assert of_kind(manifests, "ClusterRoleBinding") == {}
+    role = of_kind(manifests, "Role")[f"{RELEASE}-operator"]
+    rules = {
+        (r["apiGroups"][0], r["resources"][0], tuple(r.get("resourceNames", ()))): set(r["verbs"])
+        for r in role["rules"]
+    }
+    assert rules == {
+        ("studio.anime", "transcoderautoscalers", ()): {"get", "list", "watch", "patch"},
+        ("studio.anime", "transcoderautoscalers/status", ()): {"get", "patch"},
+        ("apps", "deployments/scale", (f"{RELEASE}-transcoder-worker",)): {"get", "patch"},
+        ("", "events", ()): {"create"},
+    }
+    binding = of_kind(manifests, "RoleBinding")[f"{RELEASE}-operator"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": f"{RELEASE}-operator", "namespace": NAMESPACE}
+    ]
+    operator = of_kind(manifests, "Deployment")[f"{RELEASE}-operator"]
+    pod = operator["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == f"{RELEASE}-operator"
+    assert operator["spec"]["strategy"]["type"] == "Recreate"
+    c = container(operator)
+    assert c["args"] == ["python", "-m", "studio_operator"]
+    assert env_of(c)["OPERATOR_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.namespace"
+    )
+    assert_hardened(pod, c)
+    # Nothing else gets an API token.
+    for name, d in of_kind(manifests, "Deployment").items():
+        if name != f"{RELEASE}-operator":
+            assert d["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+# --- network policies ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_only_the_ingress_controller_reaches_the_apis(render, route_table, values):
+    policies = of_kind(render(values), "NetworkPolicy")
+    deny = policies[f"{RELEASE}-default-deny"]["spec"]
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny
+    assert "egress" not in deny
+
+    api_ingress = [
+        p["spec"]
+        for p in policies.values()
+        if p["spec"]["podSelector"].get("matchLabels", {}).get("studio.anime/role") == "api"
+        and "Ingress" in p["spec"]["policyTypes"]
+    ]
+    (spec,) = api_ingress
+    (rule,) = spec["ingress"]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+        }
+    ]
+    assert {p["port"] for p in rule["ports"]} == set(services_of(route_table).values())
+
+    # Identity's JWKS: only this release's services and workers.
+    jwks = policies[f"{RELEASE}-identity-jwks"]["spec"]["ingress"][0]["from"][0]["podSelector"]
+    assert {"key": "studio.anime/role", "operator": "In", "values": ["api", "worker"]} in (
+        jwks["matchExpressions"]
+    )
+
+
+def test_backends_accept_only_their_clients(render):
+    policies = of_kind(render("default"), "NetworkPolicy")
+    allowed = {
+        "nats": ({"api", "worker", "operator"}, 4222),
+        "postgres": ({"api", "worker", "migration"}, 5432),
+        "redis": ({"api", "worker"}, 6379),
+    }
+    for backend, (roles, port) in allowed.items():
+        (rule,) = policies[f"{RELEASE}-{backend}-clients"]["spec"]["ingress"]
+        expressions = rule["from"][0]["podSelector"]["matchExpressions"]
+        role_values = next(e["values"] for e in expressions if e["key"] == "studio.anime/role")
+        assert set(role_values) == roles, backend
+        assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+
+
+def test_network_policies_can_be_turned_off(render):
+    assert of_kind(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy") == {}
+
+
+def test_values_files_exist():
+    for path in VALUES.values():
+        assert path is None or Path(path).is_file()
