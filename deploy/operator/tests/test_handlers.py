@@ -24,7 +24,7 @@ SPEC = {
     "targetDeployment": "studio-transcoder-worker",
     "natsUrl": "nats://nats:4222",
     "stream": "STUDIO",
-    "consumer": "transcoder-catalog-episode-uploaded",
+    "consumer": "transcoder-worker-catalog-episode-uploaded",
     "minReplicas": 0,
     "maxReplicas": 5,
     "jobsPerReplica": 1,
@@ -51,12 +51,15 @@ class FakeScaler:
 
 
 class FakeReader:
-    def __init__(self, load: QueueLoad | Exception | None) -> None:
+    def __init__(self, load: QueueLoad | Exception | None, **others: QueueLoad | None) -> None:
         self.load = load
+        self.others = others
         self.calls: list[tuple[str, str, str]] = []
 
     async def read(self, nats_url: str, stream: str, consumer: str) -> QueueLoad | None:
         self.calls.append((nats_url, stream, consumer))
+        if consumer in self.others:
+            return self.others[consumer]
         if isinstance(self.load, Exception):
             raise self.load
         return self.load
@@ -93,7 +96,9 @@ async def test_waiting_jobs_scale_the_deployment_up_and_the_status_says_why():
     reader, scaler = FakeReader(QueueLoad(pending=3, in_flight=1)), FakeScaler(1)
     patch = await tick(reader, scaler)
 
-    assert reader.calls == [("nats://nats:4222", "STUDIO", "transcoder-catalog-episode-uploaded")]
+    assert reader.calls == [
+        ("nats://nats:4222", "STUDIO", "transcoder-worker-catalog-episode-uploaded")
+    ]
     assert scaler.patches == [("studio", "studio-transcoder-worker", 4)]
     status = patch["status"]
     assert status["replicas"] == 4
@@ -172,6 +177,16 @@ async def test_a_missing_consumer_keeps_one_worker():
     assert scaler.patches == [("studio", "studio-transcoder-worker", 1)]
     assert patch["status"]["pending"] is None
     assert "consumer not found" in patch["status"]["lastDecision"]["reason"]
+
+
+async def test_additional_consumers_add_up():
+    spec = {**SPEC, "additionalConsumers": ["retries", "gone"]}
+    reader = FakeReader(QueueLoad(2, 1), retries=QueueLoad(1, 1), gone=None)
+    scaler = FakeScaler(0)
+    patch = await tick(reader, scaler, spec=spec)
+    assert [c for _, _, c in reader.calls] == [SPEC["consumer"], "retries", "gone"]
+    assert (patch["status"]["pending"], patch["status"]["inFlight"]) == (3, 2)
+    assert scaler.patches == [("studio", "studio-transcoder-worker", 5)]
 
 
 async def test_against_real_jetstream(nats_url):

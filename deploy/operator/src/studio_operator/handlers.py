@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from studio_operator.decision import Decision, Policy, decide
+from studio_operator.decision import Decision, Policy, QueueLoad, decide
 from studio_operator.jetstream import JetStreamReader, LoadReader, QueueReadError
 from studio_operator.kube import KubernetesScaler, ScaleClient, TargetNotFound
 from studio_operator.settings import GROUP, PLURAL, VERSION, OperatorSettings
@@ -93,6 +93,7 @@ async def reconcile(
     try:
         policy = Policy.from_spec(spec)
         nats_url, stream, consumer = (str(spec[k]) for k in ("natsUrl", "stream", "consumer"))
+        consumers = [consumer, *(str(c) for c in spec.get("additionalConsumers") or ())]
         if not target:
             raise ValueError("invalid spec: targetDeployment is empty")
     except (KeyError, ValueError) as exc:
@@ -107,7 +108,7 @@ async def reconcile(
         return _failed(patch, now, f"reading the scale of {target}: {_describe(exc)}", logger)
 
     try:
-        load = await reader.read(nats_url, stream, consumer)
+        load = await read_load(reader, nats_url, stream, consumers)
     except QueueReadError as exc:
         # Unknown load: keep the replicas as they are rather than guess.
         return _failed(patch, now, str(exc), logger, current=current)
@@ -140,6 +141,21 @@ async def reconcile(
     patch.status["lastScaleTime"] = None if last_scale is None else format_time(last_scale)
     patch.status["error"] = None
     return decision
+
+
+async def read_load(
+    reader: LoadReader, nats_url: str, stream: str, consumers: list[str]
+) -> QueueLoad | None:
+    """The summed load of the consumers the workers pull from (uploads and retries,
+    say); None when none of them exists yet."""
+    loads = [await reader.read(nats_url, stream, name) for name in consumers]
+    found = [load for load in loads if load is not None]
+    if not found:
+        return None
+    return QueueLoad(
+        pending=sum(load.pending for load in found),
+        in_flight=sum(load.in_flight for load in found),
+    )
 
 
 def _failed(
