@@ -1,0 +1,134 @@
+"""docker-compose.yml, checked without Docker: its shape, that it has every
+service of the route table, and that the gateway config is generated and valid."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from studio_devstack.gateway import find_nginx
+
+from .conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yml"
+GATEWAY_CONF = ROOT / "deploy" / "compose" / "nginx.conf"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def gateway_module():
+    spec = importlib.util.spec_from_file_location(
+        "compose_gateway", ROOT / "deploy" / "compose" / "gateway.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def command_text(service: dict[str, Any]) -> str:
+    command = service["command"]
+    return command if isinstance(command, str) else " ".join(command)
+
+
+def test_every_route_table_service_is_built_migrated_and_served(services, route_table):
+    for name, spec in route_table["services"].items():
+        service = services[name]
+        dockerfile = service["build"]["dockerfile"]
+        assert dockerfile == f"services/{name}/Dockerfile"
+        assert (ROOT / dockerfile).is_file()
+        command = command_text(service)
+        migrate = command.index(f"python -m studio_{name} migrate")
+        serve = command.index(f"python -m studio_{name} serve --host 0.0.0.0 --port {spec['port']}")
+        assert migrate < serve
+        assert f"127.0.0.1:{spec['port']}/readyz" in " ".join(service["healthcheck"]["test"])
+        assert service["read_only"] is True
+        env = service["environment"]
+        assert env["STUDIO_NATS_URL"] == "nats://nats:4222"
+        assert env["STUDIO_DATABASE_URL"].startswith("postgresql+asyncpg://postgres:")
+        assert env["STUDIO_S3_ENDPOINT_URL"] == "http://minio:9000"
+        for backend in ("postgres", "nats", "redis", "minio-bucket"):
+            assert backend in service["depends_on"], (name, backend)
+
+
+def test_backing_servers(services):
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert "--jetstream" in services["nats"]["command"]
+    assert "server" in services["minio"]["command"]
+    assert "mc mb --ignore-existing studio/studio-anime" in command_text(services["minio-bucket"])
+    assert services["redis"]["image"].startswith("redis:7")
+    for name in ("postgres", "nats", "minio", "redis"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_the_worker_drains_before_compose_kills_it(services):
+    worker = services["transcoder-worker"]
+    assert worker["command"] == ["python", "-m", "studio_transcoder", "worker"]
+    assert worker["build"]["dockerfile"] == "services/transcoder/Dockerfile"
+    grace = float(worker["environment"]["TRANSCODER_SHUTDOWN_GRACE_SECONDS"])
+    stop = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
+    assert stop is not None
+    assert int(stop.group(1)) >= grace + 20
+
+
+def test_the_gateway_fronts_every_service(services, route_table):
+    gateway = services["gateway"]
+    assert gateway["image"].startswith("nginx:")
+    assert "./deploy/compose/nginx.conf:/etc/nginx/studio.conf:ro" in gateway["volumes"]
+    assert set(gateway["depends_on"]) == set(route_table["services"])
+    conf = GATEWAY_CONF.read_text(encoding="utf-8")
+    for name, spec in route_table["services"].items():
+        assert f"server {name}:{spec['port']};" in conf
+
+
+def test_the_gateway_config_is_up_to_date():
+    assert GATEWAY_CONF.read_text(encoding="utf-8") == gateway_module().render(), (
+        "regenerate: uv run python deploy/compose/gateway.py > deploy/compose/nginx.conf"
+    )
+
+
+def test_the_gateway_config_is_valid_nginx(tmp_path: Path):
+    nginx = find_nginx()
+    if nginx is None:
+        pytest.skip("nginx is not installed")
+    # Compose service names do not resolve here: the same config on loopback.
+    conf = GATEWAY_CONF.read_text(encoding="utf-8")
+    conf = re.sub(r"server [a-z_]+:(\d+);", r"server 127.0.0.1:\1;", conf)
+    conf = conf.replace("/tmp/gateway", str(tmp_path)).replace(  # noqa: S108
+        "listen 0.0.0.0:", "listen 127.0.0.1:"
+    )
+    (tmp_path / "nginx.conf").write_text(conf, encoding="utf-8")
+    result = subprocess.run(
+        [
+            nginx,
+            "-t",
+            "-q",
+            "-p",
+            str(tmp_path),
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-e",
+            "stderr",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
