@@ -533,3 +533,17 @@ def test_network_policies_can_be_turned_off(render):
 def test_values_files_exist():
     for path in VALUES.values():
         assert path is None or Path(path).is_file()
+
+
+def test_live_update_is_tilt_only(render, route_table):
+    """Tilt sets liveUpdate: API containers get a writable root and --reload; no
+    values file shipped here turns it on."""
+    for values in VALUE_SETS:
+        assert not load_values(values).get("liveUpdate"), values
+    deployments = of_kind(render({"liveUpdate": True}), "Deployment")
+    for name in services_of(route_table):
+        c = container(deployments[f"{RELEASE}-{name}"])
+        assert c["args"][-1] == "--reload"
+        assert c["securityContext"]["readOnlyRootFilesystem"] is False
+    worker = container(deployments[f"{RELEASE}-transcoder-worker"])
+    assert worker["securityContext"]["readOnlyRootFilesystem"] is True
