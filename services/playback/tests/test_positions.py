@@ -27,6 +27,7 @@ async def test_a_position_is_upserted_once_per_user_and_episode(client, catalog,
     assert r.status_code == 200
     assert r.json()["positionSec"] == 0
     assert r.json()["updatedAt"] is None
+    assert "applied" not in r.json()
 
     r = await save(client, user, ep, 12.5)
     assert r.status_code == 200, r.text

@@ -123,6 +123,7 @@ async def save_position(request: Request) -> Response:
     "/playback/{episode_id}",
     response_model=PositionOut,
     response_model_by_alias=True,
+    response_model_exclude={"applied"},
     **access(Access.user),
 )
 async def get_position(
