@@ -7,16 +7,19 @@ SHELL := /bin/bash
 UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 RUN = $(UV) run --frozen
 # The packages' sources; mypy is run from the root so it reads the root config.
-MYPY_TARGETS = $(wildcard libs/*/src services/*/src tools/*/src)
+MYPY_TARGETS = $(wildcard libs/*/src services/*/src tools/*/src deploy/operator/src)
 CHECKS := lint typecheck boundaries pytest
 
-.PHONY: help bootstrap up down gateway-config $(CHECKS) test clean
+.PHONY: help bootstrap up down gateway-config helm-lint helm-template compose-config $(CHECKS) test clean
 
 help:
 	@echo "make up              run every service, the gateway and local S3 (http://127.0.0.1:$${STUDIO_PORT:-8080})"
 	@echo "make down            stop a running stack and any private Postgres/NATS it left"
 	@echo "make test            $(CHECKS)"
 	@echo "make gateway-config  print the nginx config generated from the route table"
+	@echo "make helm-lint       lint the chart and validate its manifests (offline, no helm binary)"
+	@echo "make helm-template   print the chart's manifests (VALUES=deploy/helm/values-dev.yaml)"
+	@echo "make compose-config  regenerate deploy/compose/nginx.conf for docker-compose.yml"
 	@echo "make clean           stop the stack, remove .data and tool caches"
 
 bootstrap:
@@ -30,6 +33,19 @@ down:
 
 gateway-config:
 	@$(RUN) studio-dev gateway-config
+
+# The chart through Helm's library (helm-python-sdk): lint --strict, render the
+# default, dev and production values, validate against Kubernetes' schemas.
+# `make pytest` runs the same checks and more (deploy/tests).
+helm-lint:
+	$(RUN) python deploy/helm/render.py
+
+VALUES ?= deploy/helm/values-dev.yaml
+helm-template:
+	@$(RUN) python deploy/helm/render.py --print -f $(VALUES)
+
+compose-config:
+	$(RUN) python deploy/compose/gateway.py > deploy/compose/nginx.conf
 
 lint:
 	$(RUN) ruff check .
