@@ -431,6 +431,8 @@ def test_the_autoscaler_targets_the_worker_queue(render, values):
     assert spec["additionalConsumers"] == ["transcoder-worker-transcoder-job-retry_requested"]
     config = of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
     assert spec["natsUrl"] == config["STUDIO_NATS_URL"]
+    worker = container(of_kind(manifests, "Deployment")[spec["targetDeployment"]])
+    assert env_of(worker)["TRANSCODER_WORKER_CONCURRENCY"]["value"] == str(spec["jobsPerReplica"])
     assert spec["minReplicas"] <= spec["maxReplicas"]
 
 
