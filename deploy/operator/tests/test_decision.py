@@ -174,7 +174,7 @@ def in_cooldown(pol: Policy, last_scale: datetime | None) -> bool:
     return last_scale is not None and max(NOW - last_scale, timedelta(0)) < pol.scale_down_cooldown
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=3000, deadline=None, database=None)
 @given(scenarios())
 def test_properties(scenario):
     pol, load, current, last_scale = scenario
@@ -211,7 +211,7 @@ def test_properties(scenario):
         assert r == pol.clamp(needed)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, deadline=None, database=None)
 @given(scenarios())
 def test_a_decision_is_stable(scenario):
     """Applying a decision and asking again (same queue, same moment) changes nothing."""
