@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -55,7 +56,9 @@ def run_service_cli(
             workers=args.workers,
             reload=args.reload,
             proxy_headers=True,
-            forwarded_allow_ips="127.0.0.1",
+            # Behind an ingress, trust X-Forwarded-* from the proxies named here
+            # (uvicorn's own variable; comma-separated IPs/CIDRs, * for any).
+            forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
             log_config=None,
             access_log=False,
         )
