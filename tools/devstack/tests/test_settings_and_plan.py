@@ -112,3 +112,18 @@ def test_every_variable_the_stack_reads_is_documented() -> None:
     read = set(re.findall(r'"(STUDIO_[A-Z0-9_]+)"', source))
     assert read, "the settings module reads STUDIO_* variables"
     assert read <= documented, f"missing from .env.example: {sorted(read - documented)}"
+
+
+def test_the_transcoder_gets_its_worker_beside_its_api(tmp_path: Path) -> None:
+    from studio_devstack.routes import load_route_table
+
+    settings = DevSettings.from_env({"STUDIO_PORT": "18080"}, tmp_path)
+    table = load_route_table(Path(__file__).resolve().parents[3] / "deploy/helm/studio/routes.yaml")
+    plan = plan_stack(settings, table, reachable=lambda host, port: True)
+    processes = {p.name: p.argv for p in plan.processes}
+    assert "transcoder" in processes
+    worker = processes["transcoder-worker"]
+    assert worker[worker.index("--worker") + 1] == "worker"
+    assert "--seed" not in worker
+    # Only the catalog seeds, and only the transcoder has a worker.
+    assert [n for n in processes if n.endswith("-worker")] == ["transcoder-worker"]

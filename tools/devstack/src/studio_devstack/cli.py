@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     run_service.add_argument("--port", type=int, required=True)
     run_service.add_argument("--host", default="127.0.0.1")
     run_service.add_argument("--seed", action="store_true")
+    run_service.add_argument(
+        "--worker", help="run this CLI command of the service instead of serve"
+    )
 
     s3_server = sub.add_parser("s3", help=argparse.SUPPRESS)
     s3_server.add_argument("--port", type=int, required=True)
@@ -73,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run-service":
             service = Service(args.name, args.port)
+            if args.worker:
+                return services.launch_worker(service, args.worker, args.host)
             plan = services.LaunchPlan(service=service, host=args.host, seed=args.seed)
             return services.launch(plan)
         if args.command == "s3":

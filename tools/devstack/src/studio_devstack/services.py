@@ -23,6 +23,8 @@ from studio_devstack.s3 import S3Location, wait_for_bucket
 
 # Services whose CLI has a `seed` command, run after their migrations.
 SEEDED_SERVICES = frozenset({"catalog"})
+# Background processes beside a service's API: (service, CLI command).
+WORKERS: tuple[tuple[str, str], ...] = (("transcoder", "worker"),)
 DEPENDENCY_TIMEOUT = 90.0
 
 
@@ -105,3 +107,23 @@ def launch(plan: LaunchPlan) -> int:
     argv = plan.serve_argv()
     log(service, f"serving on http://{plan.host}:{service.port}")
     os.execv(argv[0], argv)  # noqa: S606 - replaces this process with the server
+
+
+def launch_worker(service: Service, command: str, host: str) -> int:
+    """Start a service's background worker once its API answers.
+
+    The API process runs the migrations; waiting for its port means the worker
+    never races it on the schema.
+    """
+    try:
+        wait_for_dependencies(service, os.environ)
+    except Exception as exc:
+        log(service, f"{command} not started: {exc}")
+        return 1
+    log(service, f"{command}: waiting for the API on {host}:{service.port}")
+    if not wait_for_tcp(host, service.port, DEPENDENCY_TIMEOUT * 2):
+        log(service, f"{command} not started: the API never answered")
+        return 1
+    argv = [sys.executable, "-m", service.package, command]
+    log(service, f"{command}: {' '.join(argv[1:])}")
+    os.execv(argv[0], argv)  # noqa: S606 - replaces this process with the worker

@@ -39,7 +39,7 @@ from studio_devstack.gateway import (
     write_nginx_conf,
 )
 from studio_devstack.routes import RouteTable, load_route_table
-from studio_devstack.services import SEEDED_SERVICES, split_runnable
+from studio_devstack.services import SEEDED_SERVICES, WORKERS, split_runnable
 from studio_devstack.settings import DevSettings, host_and_port
 
 SERVICE_HOST = "127.0.0.1"
@@ -219,6 +219,12 @@ def plan_stack(
             argv.append("--seed")
         plan.processes.append(ProcessSpec(service.name, argv, child_env))
         plan.ports[service.port] = service.name
+        for owner, command in WORKERS:
+            if owner == service.name:
+                worker_argv = [a for a in argv if a != "--seed"] + ["--worker", command]
+                plan.processes.append(
+                    ProcessSpec(f"{service.name}-{command}", worker_argv, child_env)
+                )
     return plan
 
 
