@@ -127,3 +127,56 @@ def test_the_transcoder_gets_its_worker_beside_its_api(tmp_path: Path) -> None:
     assert "--seed" not in worker
     # Only the catalog seeds, and only the transcoder has a worker.
     assert [n for n in processes if n.endswith("-worker")] == ["transcoder-worker"]
+
+
+def test_a_port_offset_moves_every_service_its_upstream_and_the_worker_metrics(
+    tmp_path: Path,
+) -> None:
+    from studio_devstack.gateway import render_nginx_conf
+    from studio_devstack.stack import gateway_options, stack_route_table
+
+    root = Path(__file__).resolve().parents[3]
+    env = {"STUDIO_PORT_OFFSET": "1000", "STUDIO_PORT": "19080", "STUDIO_S3_PORT": "19000"}
+    settings = DevSettings.from_env(env, root, data_dir=tmp_path)
+    table = stack_route_table(settings)
+    assert {s.name: s.port for s in table.services} == {
+        "catalog": 9101,
+        "identity": 9102,
+        "media": 9103,
+        "transcoder": 9104,
+        "playback": 9105,
+    }
+    # The issuer and its keys follow identity unless given.
+    assert settings.service_env()["STUDIO_JWKS_URL"] == (
+        "http://127.0.0.1:9102/.well-known/jwks.json"
+    )
+    assert settings.service_env()["STUDIO_JWT_ISSUER"] == "http://127.0.0.1:9102"
+    conf = render_nginx_conf(table, gateway_options(settings))
+    assert "server 127.0.0.1:9103;" in conf
+    assert "server 127.0.0.1:8103;" not in conf
+    assert "listen 127.0.0.1:19080;" in conf
+
+    plan = plan_stack(settings, table, reachable=lambda host, port: True)
+    processes = {p.name: p for p in plan.processes}
+    api = processes["media"].argv
+    assert api[api.index("--port") + 1] == "9103"
+    worker = processes["transcoder-worker"]
+    assert worker.env["TRANSCODER_WORKER_METRICS_PORT"] == "10104"
+    assert plan.ports[10104] == "transcoder-worker metrics"
+    assert plan.ports[19000] == "s3"
+    assert plan.ports[19080] == "gateway"
+
+
+def test_without_an_offset_nothing_moves(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[3]
+    settings = DevSettings.from_env({}, root, data_dir=tmp_path)
+    assert settings.port_offset == 0
+    assert settings.worker_metrics_port == 9104
+    off = DevSettings.from_env({"TRANSCODER_WORKER_METRICS_PORT": "0"}, root, data_dir=tmp_path)
+    assert off.worker_metrics_port == 0
+
+
+@pytest.mark.parametrize("bad", ["x", "-1", "60000"])
+def test_bad_offsets_are_reported_by_name(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError, match="STUDIO_PORT_OFFSET"):
+        DevSettings.from_env({"STUDIO_PORT_OFFSET": bad}, tmp_path)

@@ -18,7 +18,7 @@ from pathlib import Path
 from studio_devstack import s3, services, stack
 from studio_devstack.backing import BackingServiceUnavailable
 from studio_devstack.gateway import render_nginx_conf
-from studio_devstack.routes import RouteTableError, Service, load_route_table
+from studio_devstack.routes import RouteTableError, Service
 from studio_devstack.settings import DevSettings, environment_with_dotenv, find_root
 
 
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "down":
             return stack.down(settings.data_dir)
         if args.command == "gateway-config":
-            table = load_route_table(settings.routes_file)
+            table = stack.stack_route_table(settings)
             sys.stdout.write(render_nginx_conf(table, stack.gateway_options(settings)))
             return 0
         if args.command == "run-service":

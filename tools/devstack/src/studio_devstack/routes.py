@@ -65,6 +65,16 @@ class RouteTable:
         services = tuple(Service(s.name, ports.get(s.name, s.port)) for s in self.services)
         return RouteTable(services=services, routes=self.routes)
 
+    def shifted(self, offset: int) -> RouteTable:
+        """Every service `offset` ports up (`STUDIO_PORT_OFFSET`)."""
+        if not offset:
+            return self
+        moved = {s.name: s.port + offset for s in self.services}
+        too_high = sorted(name for name, port in moved.items() if port > 65535)
+        if too_high:
+            raise RouteTableError(f"port offset {offset} moves {', '.join(too_high)} past 65535")
+        return self.with_ports(moved)
+
 
 def load_route_table(path: Path) -> RouteTable:
     try:

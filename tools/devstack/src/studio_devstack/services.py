@@ -25,6 +25,10 @@ from studio_devstack.s3 import S3Location, wait_for_bucket
 SEEDED_SERVICES = frozenset({"catalog"})
 # Background processes beside a service's API: (service, CLI command).
 WORKERS: tuple[tuple[str, str], ...] = (("transcoder", "worker"),)
+# The variable that sets a worker's Prometheus port (the stack's, offset included).
+WORKER_METRICS: dict[tuple[str, str], str] = {
+    ("transcoder", "worker"): "TRANSCODER_WORKER_METRICS_PORT"
+}
 DEPENDENCY_TIMEOUT = 90.0
 
 

@@ -23,6 +23,8 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CORS_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173"
 IDENTITY_PORT = 8102
+# The transcoder worker's metrics port when TRANSCODER_WORKER_METRICS_PORT is not set.
+WORKER_METRICS_PORT = 9104
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class DevSettings:
     s3_external_endpoint_url: str | None
     jwks_url: str
     jwt_issuer: str
+    # Added to every service port of the route table (and so to the gateway's
+    # upstreams) and to the worker's metrics port: a second stack beside the
+    # developer's own, e.g. for the end-to-end tests.
+    port_offset: int = 0
+    # The transcoder worker's Prometheus port, offset included (0 = off).
+    worker_metrics_port: int = WORKER_METRICS_PORT
 
     @classmethod
     def from_env(
@@ -61,6 +69,13 @@ class DevSettings:
             value = env.get(name, "").strip()
             return value or default
 
+        offset = _port_offset(get("STUDIO_PORT_OFFSET", "0"))
+        identity_port = _port(str(IDENTITY_PORT + offset), "STUDIO_PORT_OFFSET")
+        raw_metrics_port = get("TRANSCODER_WORKER_METRICS_PORT", str(WORKER_METRICS_PORT))
+        metrics_port = 0
+        if raw_metrics_port != "0":
+            name = "TRANSCODER_WORKER_METRICS_PORT"
+            metrics_port = _port(str(_port(raw_metrics_port, name) + offset), name)
         return cls(
             root=root,
             # A relative STUDIO_DATA_DIR is taken from the checkout, not the cwd.
@@ -81,9 +96,11 @@ class DevSettings:
             s3_secret_access_key=get("STUDIO_S3_SECRET_ACCESS_KEY", "devstack-not-a-secret"),
             s3_external_endpoint_url=env.get("STUDIO_S3_ENDPOINT_URL", "").strip() or None,
             jwks_url=get(
-                "STUDIO_JWKS_URL", f"http://127.0.0.1:{IDENTITY_PORT}/.well-known/jwks.json"
+                "STUDIO_JWKS_URL", f"http://127.0.0.1:{identity_port}/.well-known/jwks.json"
             ),
-            jwt_issuer=get("STUDIO_JWT_ISSUER", f"http://127.0.0.1:{IDENTITY_PORT}"),
+            jwt_issuer=get("STUDIO_JWT_ISSUER", f"http://127.0.0.1:{identity_port}"),
+            port_offset=offset,
+            worker_metrics_port=metrics_port,
         )
 
     @property
@@ -125,6 +142,16 @@ def _port(raw: str, name: str) -> int:
     if not 1 <= port <= 65535:
         raise ValueError(f"{name}={port} is out of range")
     return port
+
+
+def _port_offset(raw: str) -> int:
+    try:
+        offset = int(raw)
+    except ValueError:
+        raise ValueError(f"STUDIO_PORT_OFFSET={raw!r} is not a number") from None
+    if not 0 <= offset <= 50000:
+        raise ValueError(f"STUDIO_PORT_OFFSET={offset} must be between 0 and 50000")
+    return offset
 
 
 def host_and_port(url: str, default_port: int) -> tuple[str, int]:

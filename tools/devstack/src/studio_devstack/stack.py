@@ -39,7 +39,7 @@ from studio_devstack.gateway import (
     write_nginx_conf,
 )
 from studio_devstack.routes import RouteTable, load_route_table
-from studio_devstack.services import SEEDED_SERVICES, WORKERS, split_runnable
+from studio_devstack.services import SEEDED_SERVICES, WORKER_METRICS, WORKERS, split_runnable
 from studio_devstack.settings import DevSettings, host_and_port
 
 SERVICE_HOST = "127.0.0.1"
@@ -84,6 +84,11 @@ def _display_path(path: Path, root: Path) -> str:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
+
+
+def stack_route_table(settings: DevSettings) -> RouteTable:
+    """The route table with the services where this stack runs them (`STUDIO_PORT_OFFSET`)."""
+    return load_route_table(settings.routes_file).shifted(settings.port_offset)
 
 
 def plan_stack(
@@ -222,9 +227,14 @@ def plan_stack(
         for owner, command in WORKERS:
             if owner == service.name:
                 worker_argv = [a for a in argv if a != "--seed"] + ["--worker", command]
-                plan.processes.append(
-                    ProcessSpec(f"{service.name}-{command}", worker_argv, child_env)
-                )
+                name = f"{service.name}-{command}"
+                worker_env = dict(child_env)
+                metrics = WORKER_METRICS.get((owner, command))
+                if metrics is not None:
+                    worker_env[metrics] = str(settings.worker_metrics_port)
+                    if settings.worker_metrics_port:
+                        plan.ports[settings.worker_metrics_port] = f"{name} metrics"
+                plan.processes.append(ProcessSpec(name, worker_argv, worker_env))
     return plan
 
 
@@ -233,7 +243,7 @@ def busy_ports(ports: Mapping[int, str], host: str = "127.0.0.1") -> list[str]:
 
 
 def run(settings: DevSettings, *, with_gateway: bool = True) -> int:
-    table = load_route_table(settings.routes_file)
+    table = stack_route_table(settings)
     plan = plan_stack(settings, table, with_gateway=with_gateway)
     for line in plan.notes:
         note(line)
