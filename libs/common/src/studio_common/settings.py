@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
     consumer_max_deliver: int = Field(default=5, ge=1)
 
     jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
+    # Upper bound of `pageSize` on every list endpoint.
+    max_page_size: int = Field(default=100, ge=1, le=500)
+
     jwt_issuer: str = "http://127.0.0.1:8102"
     jwt_audience: str | None = None
     # Clerk session tokens carry `azp` (the frontend origin) instead of `aud`.

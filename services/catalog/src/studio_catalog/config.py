@@ -1,4 +1,3 @@
-from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from studio_common.settings import ServiceSettings
@@ -6,5 +5,3 @@ from studio_common.settings import ServiceSettings
 
 class CatalogSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
-
-    max_page_size: int = Field(default=100, ge=1, le=500)

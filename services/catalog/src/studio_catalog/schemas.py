@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -158,14 +158,3 @@ class EpisodeIn(Schema):
 class EpisodePatch(Schema):
     name: Name | None = None
     synopsis: Synopsis | None = None
-
-
-T = TypeVar("T")
-
-
-class Page(Schema, Generic[T]):
-    items: list[T]
-    page: int
-    page_size: int
-    total: int
-    total_pages: int

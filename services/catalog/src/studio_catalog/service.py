@@ -25,6 +25,7 @@ from studio_common.events import (
     TitleUpdatedV1,
 )
 from studio_common.outbox import enqueue
+from studio_common.paging import PageParams
 
 
 class UnknownReference(ProblemError):
@@ -48,10 +49,8 @@ class CatalogService:
 
     # --- titles -------------------------------------------------------------
 
-    async def list_titles(
-        self, f: TitleFilter, page: int, page_size: int
-    ) -> tuple[list[Title], int]:
-        return await self.titles.list_page(f, offset=(page - 1) * page_size, limit=page_size)
+    async def list_titles(self, f: TitleFilter, paging: PageParams) -> tuple[list[Title], int]:
+        return await self.titles.list_page(f, offset=paging.offset, limit=paging.size)
 
     async def title_by_slug(self, slug: str) -> Title:
         title = await self.titles.get_by_slug_with_episodes(slug)

@@ -9,8 +9,6 @@ from studio_common.settings import ServiceSettings
 class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
 
-    max_page_size: int = Field(default=100, ge=1, le=500)
-
     # Development issuer (every environment except production): the private key
     # lives outside the repository, relative to the working directory.
     dev_key_path: Path = Path(".data/identity/jwt-key.pem")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -39,17 +39,6 @@ class UserOut(Schema):
 
 class RoleIn(Schema):
     role: RoleName
-
-
-T = TypeVar("T")
-
-
-class Page(Schema, Generic[T]):
-    items: list[T]
-    page: int
-    page_size: int
-    total: int
-    total_pages: int
 
 
 class DevTokenIn(Schema):

@@ -15,6 +15,7 @@ from studio_common.auth import Principal
 from studio_common.errors import Conflict, NotFound, ProblemError, ValidationFailed
 from studio_common.events import UserDeletedV1, UserRoleChangedV1
 from studio_common.outbox import enqueue
+from studio_common.paging import PageParams
 from studio_identity.clerk import ClerkEvent, ClerkUser
 from studio_identity.models import User, messaging
 from studio_identity.repository import UserFilter, UserRepository
@@ -72,8 +73,8 @@ class IdentityService:
 
     # --- administration --------------------------------------------------------------
 
-    async def list_users(self, f: UserFilter, page: int, page_size: int) -> tuple[list[User], int]:
-        return await self.users.list_page(f, offset=(page - 1) * page_size, limit=page_size)
+    async def list_users(self, f: UserFilter, paging: PageParams) -> tuple[list[User], int]:
+        return await self.users.list_page(f, offset=paging.offset, limit=paging.size)
 
     async def change_role(self, user_id: uuid.UUID, role: str, *, actor: Principal) -> User:
         # Admin rows first, then the target: two admins demoting each other

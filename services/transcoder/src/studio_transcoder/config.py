@@ -54,8 +54,6 @@ def parse_ladder(value: str) -> list[Rung]:
 class TranscoderSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TRANSCODER_", extra="ignore")
 
-    max_page_size: int = Field(default=100, ge=1, le=500)
-
     # --- encoding -----------------------------------------------------------
     # "<short side>:<video kbps>" steps; a step above the source is skipped.
     ladder: str = "1080:5000,720:2800,480:1400"

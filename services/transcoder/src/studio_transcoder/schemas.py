@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -42,14 +42,3 @@ class JobDetail(JobOut):
     payload: dict[str, Any]
     result: dict[str, Any] | None
     log_tail: str | None
-
-
-T = TypeVar("T")
-
-
-class Page(Schema, Generic[T]):
-    items: list[T]
-    page: int
-    page_size: int
-    total: int
-    total_pages: int

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from studio_common.errors import Conflict, NotFound
 from studio_common.events import TranscodeRetryRequestedV1
 from studio_common.outbox import enqueue
+from studio_common.paging import PageParams
 from studio_transcoder.models import Job, messaging
 from studio_transcoder.repository import JobRepository
 
@@ -25,12 +26,8 @@ class JobService:
             raise NotFound(f"No job with id {job_id}.")
         return job
 
-    async def list_page(
-        self, status: str | None, page: int, page_size: int
-    ) -> tuple[list[Job], int]:
-        return await self.jobs.list_page(
-            status=status, offset=(page - 1) * page_size, limit=page_size
-        )
+    async def list_page(self, status: str | None, paging: PageParams) -> tuple[list[Job], int]:
+        return await self.jobs.list_page(status=status, offset=paging.offset, limit=paging.size)
 
     async def retry(self, job_id: uuid.UUID, requested_by: str) -> Job:
         """Queues a failed job again with fresh attempts; the worker picks it up from the event."""

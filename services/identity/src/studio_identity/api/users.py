@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from studio_common.access import Access, access
 from studio_common.auth import CurrentUser
 from studio_common.db import SessionDep
-from studio_common.errors import ValidationFailed
+from studio_common.paging import Page, Paging
 from studio_identity.repository import UserFilter
-from studio_identity.schemas import Page, RoleIn, RoleName, UserOut
+from studio_identity.schemas import RoleIn, RoleName, UserOut
 from studio_identity.service import IdentityService
 
 router = APIRouter(tags=["identity"])
@@ -29,39 +28,17 @@ async def me(principal: CurrentUser, session: SessionDep) -> UserOut:
 
 @admin.get("", response_model=Page[UserOut], response_model_by_alias=True, **ADMIN)
 async def list_users(
-    request: Request,
     session: SessionDep,
+    paging: Paging,
     role: Annotated[RoleName | None, Query()] = None,
     email: Annotated[
         str | None, Query(max_length=320, description="Part of the email, any case")
     ] = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    page_size: Annotated[int, Query(alias="pageSize", ge=1)] = 20,
 ) -> Page[UserOut]:
     """Users that are not deleted, oldest first."""
-    max_size: int = request.app.state.runtime.settings.max_page_size
-    if page_size > max_size:
-        raise ValidationFailed(
-            f"pageSize may be at most {max_size}.",
-            extra={
-                "errors": [
-                    {
-                        "pointer": "query.pageSize",
-                        "message": f"at most {max_size}",
-                        "code": "less_than_equal",
-                    }
-                ]
-            },
-        )
     f = UserFilter(role=role, email=email.strip() if email and email.strip() else None)
-    items, total = await IdentityService(session).list_users(f, page, page_size)
-    return Page[UserOut](
-        items=[UserOut.model_validate(u) for u in items],
-        page=page,
-        page_size=page_size,
-        total=total,
-        total_pages=math.ceil(total / page_size) if total else 0,
-    )
+    items, total = await IdentityService(session).list_users(f, paging)
+    return Page[UserOut].of([UserOut.model_validate(u) for u in items], paging, total)
 
 
 @admin.put("/{user_id}/role", response_model=UserOut, response_model_by_alias=True, **ADMIN)
