@@ -10,14 +10,13 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from studio_common.access import Access, access
 from studio_common.auth import CurrentUser, Principal, current_user
 from studio_common.db import SessionDep
-from studio_common.errors import ValidationFailed
+from studio_common.paging import Page, Paging
 from studio_playback.config import PlaybackSettings
 from studio_playback.fastpath import write_position
 from studio_playback.schemas import (
     ContinueWatching,
     FavoriteIn,
     FavoriteOut,
-    Page,
     PositionIn,
     PositionOut,
     WatchlistItem,
@@ -62,27 +61,12 @@ async def watchlist(
     principal: CurrentUser,
     request: Request,
     session: SessionDep,
+    paging: Paging,
     user_id: Annotated[str, Path(min_length=1, max_length=255, description="A user id, or `me`")],
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    page_size: Annotated[int, Query(alias="pageSize", ge=1)] = 20,
 ) -> Page[WatchlistItem]:
     """A user's favorites with their titles, newest first."""
-    max_size = _settings(request).max_page_size
-    if page_size > max_size:
-        raise ValidationFailed(
-            f"pageSize may be at most {max_size}.",
-            extra={
-                "errors": [
-                    {
-                        "pointer": "query.pageSize",
-                        "message": f"at most {max_size}",
-                        "code": "less_than_equal",
-                    }
-                ]
-            },
-        )
     owner = principal.subject if user_id == "me" else user_id
-    return await _service(request, session).watchlist(owner, page, page_size)
+    return await _service(request, session).watchlist(owner, paging)
 
 
 _USER = access(Access.user)

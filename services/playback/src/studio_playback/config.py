@@ -7,7 +7,6 @@ from studio_common.settings import ServiceSettings
 class PlaybackSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PLAYBACK_", extra="ignore")
 
-    max_page_size: int = Field(default=100, ge=1, le=500)
     # A position at or past this fraction of the episode marks it watched, and
     # continue-watching then offers the next episode.
     watched_fraction: float = Field(default=0.9, gt=0, le=1)

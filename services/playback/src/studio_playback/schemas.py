@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -13,8 +12,6 @@ from pydantic.alias_generators import to_camel
 MAX_POSITION_SEC = 86_400.0
 MAX_SEQUENCE = 2**63 - 1
 EARLIEST_CLIENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-
-T = TypeVar("T")
 
 
 class Schema(BaseModel):
@@ -41,14 +38,6 @@ class WatchlistItem(Schema):
     slug: str
     name: str
     favorited_at: datetime
-
-
-class Page(Schema, Generic[T]):
-    items: list[T]
-    page: int
-    page_size: int
-    total: int
-    total_pages: int
 
 
 class PositionIn(Input):

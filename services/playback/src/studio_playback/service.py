@@ -3,19 +3,18 @@ position writes go through :class:`studio_playback.positions.PositionWriter`."""
 
 from __future__ import annotations
 
-import math
 import uuid
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.errors import Forbidden, NotFound
+from studio_common.paging import Page, PageParams
 from studio_playback.repository import PlaybackRepository
 from studio_playback.schemas import (
     ContinueWatching,
     ContinueWatchingItem,
     FavoriteOut,
-    Page,
     PositionOut,
     WatchlistItem,
 )
@@ -53,17 +52,9 @@ class PlaybackService:
             raise NotFound(f"No title with id {title_id}.")
         return FavoriteOut(title_id=title_id, favorite=active)
 
-    async def watchlist(self, user_id: str, page: int, page_size: int) -> Page[WatchlistItem]:
-        rows, total = await self.repo.watchlist(
-            user_id, offset=(page - 1) * page_size, limit=page_size
-        )
-        return Page[WatchlistItem](
-            items=[WatchlistItem.model_validate(dict(r)) for r in rows],
-            page=page,
-            page_size=page_size,
-            total=total,
-            total_pages=math.ceil(total / page_size) if total else 0,
-        )
+    async def watchlist(self, user_id: str, paging: PageParams) -> Page[WatchlistItem]:
+        rows, total = await self.repo.watchlist(user_id, offset=paging.offset, limit=paging.size)
+        return Page.of([WatchlistItem.model_validate(dict(r)) for r in rows], paging, total)
 
     async def position(self, user_id: str, episode_id: uuid.UUID) -> PositionOut:
         row = await self.repo.position(user_id, episode_id)
