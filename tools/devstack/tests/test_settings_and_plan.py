@@ -174,6 +174,9 @@ def test_without_an_offset_nothing_moves(tmp_path: Path) -> None:
     assert settings.worker_metrics_port == 9104
     off = DevSettings.from_env({"TRANSCODER_WORKER_METRICS_PORT": "0"}, root, data_dir=tmp_path)
     assert off.worker_metrics_port == 0
+    # An explicit port is not moved again (the stack's own processes read it back).
+    given = {"TRANSCODER_WORKER_METRICS_PORT": "10104", "STUDIO_PORT_OFFSET": "1000"}
+    assert DevSettings.from_env(given, root, data_dir=tmp_path).worker_metrics_port == 10104
 
 
 @pytest.mark.parametrize("bad", ["x", "-1", "60000"])

@@ -53,7 +53,8 @@ class DevSettings:
     # upstreams) and to the worker's metrics port: a second stack beside the
     # developer's own, e.g. for the end-to-end tests.
     port_offset: int = 0
-    # The transcoder worker's Prometheus port, offset included (0 = off).
+    # The transcoder worker's Prometheus port: TRANSCODER_WORKER_METRICS_PORT as
+    # given (0 = off), else the default plus the offset.
     worker_metrics_port: int = WORKER_METRICS_PORT
 
     @classmethod
@@ -71,11 +72,15 @@ class DevSettings:
 
         offset = _port_offset(get("STUDIO_PORT_OFFSET", "0"))
         identity_port = _port(str(IDENTITY_PORT + offset), "STUDIO_PORT_OFFSET")
-        raw_metrics_port = get("TRANSCODER_WORKER_METRICS_PORT", str(WORKER_METRICS_PORT))
-        metrics_port = 0
-        if raw_metrics_port != "0":
-            name = "TRANSCODER_WORKER_METRICS_PORT"
-            metrics_port = _port(str(_port(raw_metrics_port, name) + offset), name)
+        # A port given explicitly is taken as it is (0 = off); the default moves.
+        name = "TRANSCODER_WORKER_METRICS_PORT"
+        raw_metrics_port = get(name, "")
+        if raw_metrics_port == "0":
+            metrics_port = 0
+        elif raw_metrics_port:
+            metrics_port = _port(raw_metrics_port, name)
+        else:
+            metrics_port = _port(str(WORKER_METRICS_PORT + offset), "STUDIO_PORT_OFFSET")
         return cls(
             root=root,
             # A relative STUDIO_DATA_DIR is taken from the checkout, not the cwd.
