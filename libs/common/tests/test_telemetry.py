@@ -241,3 +241,31 @@ async def test_sentry_is_off_without_a_dsn(monkeypatch: Any) -> None:
 
     monkeypatch.delenv("SENTRY_DSN", raising=False)
     assert telemetry.configure_sentry(None, environment="test", service="x") is False
+
+
+def test_no_exporter_means_no_sdk_and_an_exporter_installs_one() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from opentelemetry import trace\n"
+        "from studio_common.telemetry import configure_tracing\n"
+        "print(configure_tracing('x'), type(trace.get_tracer_provider()).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+
+    def run(**extra: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    # Nothing to export to: the no-op API stays, so hot paths pay nothing.
+    assert run() == "False ProxyTracerProvider"
+    assert run(OTEL_TRACES_EXPORTER="console") == "True TracerProvider"
+    assert run(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318") == "True TracerProvider"

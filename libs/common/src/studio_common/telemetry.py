@@ -33,11 +33,16 @@ log = logging.getLogger("studio.telemetry")
 _sentry_enabled = False
 
 
-def configure_tracing(service: str) -> None:
-    """Install the process's tracer provider once; later calls (and tests that
-    installed their own SDK provider first) keep the existing one."""
+def configure_tracing(service: str) -> bool:
+    """Install the process's tracer provider once; returns whether spans are recorded.
+
+    Without an exporter no SDK is installed: the API's no-op tracer still
+    carries incoming trace context along, at no cost on hot paths. Sampling
+    follows ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``. A provider
+    installed earlier (tests install one with an in-memory exporter) is kept.
+    """
     if isinstance(trace.get_tracer_provider(), TracerProvider):
-        return
+        return True
     otlp_configured = bool(
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -47,15 +52,18 @@ def configure_tracing(service: str) -> None:
         .strip()
         .lower()
     )
+    if exporter not in ("otlp", "console"):
+        return False
     resource = Resource.create({"service.name": f"studio-{service}", "service.namespace": "studio"})
     provider = TracerProvider(resource=resource)
     if exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    elif exporter == "console":
+    else:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     trace.set_tracer_provider(provider)
+    return True
 
 
 def tracer(service: str) -> trace.Tracer:
