@@ -1,0 +1,1 @@
+"""`studio`: the Studio.Anime command line. It talks to the gateway over HTTP only."""

@@ -1,0 +1,421 @@
+"""`studio upload`: a resumable multipart upload, then the episode and its transcode.
+
+The upload's state (media's upload id, the object key, the parts sent and their
+ETags) is written after every part to `<state dir>/uploads/<id>.json`, where the
+id hashes the API URL, the file's absolute path, size and mtime and the target
+episode. Ctrl-C (or a lost connection) leaves it behind; the next run with the
+same file and target asks media which parts storage holds
+(`GET /api/admin/uploads/{id}`) and sends only the missing ones. A file that
+changed (size or mtime) is a new upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from studio_cli.api import Api
+from studio_cli.config import read_json, write_private_json
+from studio_cli.errors import ApiError, CliError, Exit
+
+VIDEO_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mkv": "video/x-matroska",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".ts": "video/mp2t",
+}
+SUBTITLE_TYPES = {
+    ".vtt": "text/vtt",
+    ".srt": "application/x-subrip",
+    ".ass": "text/x-ssa",
+    ".ssa": "text/x-ssa",
+}
+CHUNK = 256 * 1024
+PART_ATTEMPTS = 4
+# Part URLs are asked for in batches so they are fresh when used.
+URL_BATCH = 16
+# Test hook: stop as if Ctrl-C was pressed once this many parts were sent in this run.
+ABORT_AFTER_PARTS_ENV = "STUDIO_CLI_TEST_ABORT_AFTER_PARTS"
+STATE_VERSION = 1
+
+
+def format_parts(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] → "1-3, 5"."""
+    out: list[str] = []
+    for n in sorted(numbers):
+        if out and out[-1].split("-")[-1] == str(n - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out) or "none"
+
+
+@dataclass(frozen=True)
+class Target:
+    title: str
+    season: int
+    episode: int
+
+    @property
+    def folder(self) -> str:
+        return f"uploads/{self.title}/season-{self.season}/ep-{self.episode}"
+
+
+@dataclass
+class UploadState:
+    """What survives an interruption. Saved after every part."""
+
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_file(cls, root: Path, api: str, file: Path, target: Target) -> UploadState:
+        stat = file.stat()
+        ident = "|".join(
+            [
+                api,
+                str(file.resolve()),
+                str(stat.st_size),
+                str(stat.st_mtime_ns),
+                target.title,
+                str(target.season),
+                str(target.episode),
+            ]
+        )
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        path = root / "uploads" / f"{digest}.json"
+        data = read_json(path) or {}
+        if data.get("version") != STATE_VERSION:
+            data = {}
+        data.update(
+            {
+                "version": STATE_VERSION,
+                "api": api,
+                "file": str(file.resolve()),
+                "size": stat.st_size,
+                "mtimeNs": stat.st_mtime_ns,
+                "title": target.title,
+                "season": target.season,
+                "episode": target.episode,
+            }
+        )
+        data.setdefault("parts", {})
+        return cls(path, data)
+
+    def save(self) -> None:
+        write_private_json(self.path, self.data)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def parts(self) -> dict[str, str]:
+        parts: dict[str, str] = self.data["parts"]
+        return parts
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass
+class UploadOutcome:
+    upload_id: str
+    key: str
+    already_stored: list[int]
+    sent: list[int]
+    bytes_sent: int
+
+
+class MultipartUpload:
+    """Sends the missing parts of one file, several at a time, with a progress bar."""
+
+    def __init__(
+        self,
+        api: Api,
+        console: Console,
+        state: UploadState,
+        file: Path,
+        key: str,
+        content_type: str,
+        *,
+        parallel: int = 3,
+        abort_after_parts: int | None = None,
+    ) -> None:
+        self.api = api
+        self.console = console
+        self.state = state
+        self.file = file
+        self.key = key
+        self.content_type = content_type
+        self.parallel = max(1, parallel)
+        self.abort_after_parts = abort_after_parts
+        self.size = file.stat().st_size
+        self.cancel = threading.Event()
+        self.lock = threading.Lock()
+        # S3 is reached directly with presigned URLs: no bearer token goes there.
+        self.s3 = httpx.Client(timeout=httpx.Timeout(120.0, connect=10.0))
+
+    # --- media's view -------------------------------------------------------
+
+    def _open_or_resume(self) -> tuple[dict[str, Any], list[int], dict[int, str]]:
+        """The upload (resumed when the state names one that is still open), the
+        missing part numbers, and the ETags of the parts storage holds."""
+        upload_id = self.state.data.get("uploadId")
+        if upload_id:
+            try:
+                progress = self.api.get(f"/api/admin/uploads/{upload_id}")
+            except ApiError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                progress = None
+            if progress and progress.get("key") == self.key:
+                status = progress.get("status")
+                if status == "uploading":
+                    stored = {int(p["partNumber"]): str(p["etag"]) for p in progress["parts"]}
+                    return progress, [int(n) for n in progress["missingParts"]], stored
+                if status in ("completed", "verified"):
+                    return progress, [], {}
+            # Aborted, rejected, expired or someone else's: start over.
+            self.console.print(
+                f"[yellow]The saved upload {upload_id} cannot be resumed "
+                f"({(progress or {}).get('status', 'gone')}); starting a new one.[/]"
+            )
+            self.state.data.pop("uploadId", None)
+            self.state.data["parts"] = {}
+        upload = self.api.post(
+            "/api/admin/uploads",
+            {"key": self.key, "contentType": self.content_type, "size": self.size},
+        )
+        self.state.data.update(
+            {
+                "uploadId": upload["uploadId"],
+                "key": upload["key"],
+                "partSize": upload["partSize"],
+                "partCount": upload["partCount"],
+                "parts": {},
+            }
+        )
+        self.state.save()
+        return upload, list(range(1, int(upload["partCount"]) + 1)), {}
+
+    # --- parts --------------------------------------------------------------
+
+    def _part_range(self, number: int, part_size: int) -> tuple[int, int]:
+        start = (number - 1) * part_size
+        return start, min(part_size, self.size - start)
+
+    def _body(self, start: int, length: int, advance: Callable[[int], None]) -> Iterator[bytes]:
+        with self.file.open("rb") as f:
+            f.seek(start)
+            left = length
+            while left > 0:
+                if self.cancel.is_set():
+                    raise _Cancelled
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:
+                    raise CliError(
+                        "The file got shorter while it was being uploaded",
+                        str(self.file),
+                        Exit.REJECTED,
+                    )
+                left -= len(chunk)
+                advance(len(chunk))
+                yield chunk
+
+    def _send_part(
+        self,
+        number: int,
+        url: str,
+        headers: dict[str, str],
+        part_size: int,
+        advance: Callable[[int], None],
+    ) -> str:
+        start, length = self._part_range(number, part_size)
+        last_error: Exception | None = None
+        for attempt in range(1, PART_ATTEMPTS + 1):
+            sent = 0
+
+            def counted(n: int) -> None:
+                nonlocal sent
+                sent += n
+                advance(n)
+
+            try:
+                response = self.s3.put(
+                    url,
+                    content=self._body(start, length, counted),
+                    headers={**headers, "Content-Length": str(length)},
+                )
+                if response.is_success:
+                    etag = str(response.headers.get("ETag") or "")
+                    if not etag:
+                        raise CliError("Storage accepted a part but sent no ETag", f"part {number}")
+                    return etag
+                last_error = CliError(
+                    f"Storage refused part {number} (HTTP {response.status_code})",
+                    response.text[:300],
+                    Exit.UNAVAILABLE,
+                )
+                if response.status_code < 500 and response.status_code != 429:
+                    advance(-sent)
+                    raise last_error
+            except httpx.HTTPError as exc:
+                last_error = exc
+            advance(-sent)
+            if self.cancel.is_set():
+                raise _Cancelled
+            time.sleep(min(8.0, 0.5 * 2**attempt))
+        raise CliError(
+            f"Part {number} could not be sent after {PART_ATTEMPTS} attempts",
+            str(last_error),
+            Exit.UNAVAILABLE,
+        )
+
+    def run(self) -> UploadOutcome:
+        upload, missing, stored = self._open_or_resume()
+        upload_id = str(upload["uploadId"])
+        part_size = int(upload["partSize"])
+        part_count = int(upload["partCount"])
+        if upload.get("status") in ("completed", "verified"):
+            self.console.print(f"Upload {upload_id} was already assembled in storage.")
+            return UploadOutcome(upload_id, self.key, list(range(1, part_count + 1)), [], 0)
+        # Storage is the truth: keep the ETags of exactly the parts it holds.
+        self.state.data["parts"] = {str(n): etag for n, etag in stored.items()}
+        self.state.save()
+        already = sorted(stored)
+        if already:
+            self.console.print(
+                f"Resuming upload {upload_id}: parts {format_parts(already)} of {part_count} "
+                f"already stored; sending {format_parts(missing)}."
+            )
+        sent: list[int] = []
+        bytes_sent = 0
+        if missing:
+            done_bytes = self.size - sum(self._part_range(n, part_size)[1] for n in missing)
+            bytes_sent = self._send_missing(upload_id, missing, part_size, done_bytes, sent)
+        return UploadOutcome(upload_id, self.key, already, sent, bytes_sent)
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]upload   [/]"),
+            BarColumn(),
+            TaskProgressColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+
+    def _send_missing(
+        self, upload_id: str, missing: list[int], part_size: int, done_bytes: int, sent: list[int]
+    ) -> int:
+        """Sends `missing` (appending each stored part to `sent`); returns the bytes sent."""
+        queue = list(missing)
+        urls: dict[int, tuple[str, dict[str, str]]] = {}
+        totals = {"bytes": 0}
+
+        def url_for(number: int) -> tuple[str, dict[str, str]]:
+            if number not in urls:
+                batch = [number, *(n for n in queue if n not in urls)][:URL_BATCH]
+                answer = self.api.post(
+                    f"/api/admin/uploads/{upload_id}/parts", {"partNumbers": batch}
+                )
+                for p in answer["parts"]:
+                    urls[int(p["partNumber"])] = (str(p["url"]), dict(p["headers"]))
+            return urls.pop(number)
+
+        with self._progress() as progress:
+            task = progress.add_task("upload", total=self.size, completed=done_bytes)
+
+            def advance(n: int) -> None:
+                with self.lock:
+                    totals["bytes"] += n
+                progress.advance(task, n)
+
+            pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="part")
+            running: dict[Future[str], int] = {}
+            try:
+                while queue or running:
+                    while queue and len(running) < self.parallel:
+                        number = queue.pop(0)
+                        url, headers = url_for(number)
+                        future = pool.submit(
+                            self._send_part, number, url, headers, part_size, advance
+                        )
+                        running[future] = number
+                    done, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        number = running.pop(future)
+                        self.state.parts[str(number)] = future.result()
+                        self.state.save()
+                        sent.append(number)
+                        if (
+                            self.abort_after_parts is not None
+                            and len(sent) >= self.abort_after_parts
+                        ):
+                            raise KeyboardInterrupt
+            except BaseException:
+                self.cancel.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                # A part that finished while stopping is stored: keep its ETag.
+                for future, number in running.items():
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        self.state.parts[str(number)] = future.result()
+                        sent.append(number)
+                self.state.save()
+                raise
+            pool.shutdown(wait=True)
+        return totals["bytes"]
+
+    def complete(self, upload_id: str) -> dict[str, Any]:
+        status = None
+        try:
+            status = self.api.get(f"/api/admin/uploads/{upload_id}").get("status")
+        except ApiError:
+            status = None
+        if status in ("completed", "verified"):
+            result: dict[str, Any] = self.api.post("/api/admin/uploads/verify", {"key": self.key})
+            return result
+        parts = [
+            {"partNumber": int(n), "etag": etag}
+            for n, etag in sorted(self.state.parts.items(), key=lambda kv: int(kv[0]))
+        ]
+        try:
+            result = self.api.post(f"/api/admin/uploads/{upload_id}/complete", {"parts": parts})
+        except ApiError as exc:
+            if exc.slug != "upload-parts-mismatch":
+                raise
+            # Our ETags disagree with storage (e.g. the state file was edited): use storage's.
+            result = self.api.post(f"/api/admin/uploads/{upload_id}/complete", {})
+        return result
+
+    def close(self) -> None:
+        self.s3.close()
+
+
+def abort_after_parts_from_env() -> int | None:
+    raw = os.environ.get(ABORT_AFTER_PARTS_ENV, "").strip()
+    return int(raw) if raw.isdigit() else None

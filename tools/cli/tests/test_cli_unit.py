@@ -1,0 +1,145 @@
+"""The CLI without a stack: credentials on disk, problem+json, exit codes, upload state."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from studio_cli import config
+from studio_cli.api import Api, problem_from_response
+from studio_cli.errors import ApiError, Exit, exit_for_status
+from studio_cli.main import main
+from studio_cli.upload import Target, UploadState, format_parts
+
+
+@pytest.fixture(autouse=True)
+def _dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIO_CLI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("STUDIO_CLI_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("STUDIO_API_URL", raising=False)
+
+
+def test_credentials_are_private(tmp_path: Path) -> None:
+    path = config.save_credentials(
+        config.Credentials(api="http://x.test", token="t0k", kind="dev", role="admin")
+    )
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    loaded = config.load_credentials()
+    assert loaded is not None
+    assert loaded.token == "t0k"
+    assert loaded.role == "admin"
+    assert config.forget_credentials()
+    assert config.load_credentials() is None
+
+
+def test_api_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = config.Credentials(api="http://saved.test/", token="t", kind="dev")
+    assert config.resolve_api_url(None, None) == config.DEFAULT_API_URL
+    assert config.resolve_api_url(None, creds) == "http://saved.test"
+    monkeypatch.setenv("STUDIO_API_URL", "http://env.test")
+    assert config.resolve_api_url(None, creds) == "http://env.test"
+    assert config.resolve_api_url("http://flag.test/", creds) == "http://flag.test"
+
+
+def test_problem_details_become_api_errors() -> None:
+    body = {
+        "type": "urn:studio:problem:validation",
+        "title": "Invalid request",
+        "status": 422,
+        "detail": "One or more fields are invalid.",
+        "errors": [{"pointer": "body.slug", "message": "bad", "code": "x"}],
+    }
+    error = problem_from_response(httpx.Response(422, json=body))
+    assert (error.title, error.detail, error.code, error.slug) == (
+        "Invalid request",
+        "One or more fields are invalid.",
+        Exit.REJECTED,
+        "validation",
+    )
+    assert error.errors[0]["pointer"] == "body.slug"
+    plain = problem_from_response(httpx.Response(502, text="<html>bad gateway</html>"))
+    assert plain.title == "HTTP 502 Bad Gateway"
+    assert plain.code == Exit.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (401, Exit.AUTH),
+        (403, Exit.FORBIDDEN),
+        (404, Exit.NOT_FOUND),
+        (409, Exit.REJECTED),
+        (413, Exit.REJECTED),
+        (422, Exit.REJECTED),
+        (429, Exit.UNAVAILABLE),
+        (503, Exit.UNAVAILABLE),
+    ],
+)
+def test_exit_codes_follow_the_status(status: int, code: Exit) -> None:
+    assert exit_for_status(status) == code
+
+
+def test_a_401_says_how_to_sign_in() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Authorization"] == "Bearer old"
+        return httpx.Response(401, json={"title": "Not authenticated", "status": 401})
+
+    with (
+        Api("http://x.test", "old", transport=httpx.MockTransport(handler)) as api,
+        pytest.raises(ApiError) as caught,
+    ):
+        api.get("/api/me")
+    assert caught.value.code == Exit.AUTH
+    assert "studio login" in (caught.value.detail or "")
+
+
+def test_unreachable_stack_is_an_error_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--api", "http://127.0.0.1:1", "titles", "list"]) == Exit.UNAVAILABLE
+    err = capsys.readouterr().err
+    assert "Cannot reach http://127.0.0.1:1" in err
+    assert "Traceback" not in err
+
+
+def test_not_signed_in(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["whoami"]) == Exit.AUTH
+    assert "Not signed in" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["titles", "show"]) == Exit.USAGE
+    assert main(["login"]) == Exit.USAGE  # neither --dev nor --token
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_upload_state_is_keyed_by_file_and_target(tmp_path: Path) -> None:
+    video = tmp_path / "ep.mp4"
+    video.write_bytes(b"x" * 100)
+    root = tmp_path / "state"
+    target = Target("show", 1, 2)
+    first = UploadState.for_file(root, "http://a.test", video, target)
+    first.data["uploadId"] = "u1"
+    first.save()
+    assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
+    again = UploadState.for_file(root, "http://a.test", video, target)
+    assert again.path == first.path
+    assert again.data["uploadId"] == "u1"
+    assert (
+        UploadState.for_file(root, "http://a.test", video, Target("show", 1, 3)).path != first.path
+    )
+    video.write_bytes(b"y" * 101)  # another size (and mtime): another upload
+    changed = UploadState.for_file(root, "http://a.test", video, target)
+    assert changed.path != first.path
+    assert "uploadId" not in changed.data
+    assert json.loads(first.path.read_text())["uploadId"] == "u1"
+
+
+def test_format_parts() -> None:
+    assert format_parts([]) == "none"
+    assert format_parts([3, 1, 2, 5, 7, 8]) == "1-3, 5, 7-8"
