@@ -76,6 +76,8 @@ class Title(Base):
             "setweight(to_tsvector('simple', coalesce(synopsis, '')), 'B')",
             persisted=True,
         ),
+        # Only ever used in WHERE clauses; never worth loading.
+        deferred=True,
     )
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = mapped_column(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -16,6 +16,19 @@ from sqlalchemy.orm import selectinload
 from studio_catalog.models import Episode, Season, Title
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+# What a list item shows; selecting only these keeps the hot list query lean.
+SUMMARY_COLUMNS = (
+    Title.id,
+    Title.slug,
+    Title.name,
+    Title.type,
+    Title.year,
+    Title.poster_url,
+    Title.genres,
+    Title.languages,
+    Title.rating_avg,
+)
 
 
 def prefix_tsquery(q: str) -> str | None:
@@ -62,19 +75,28 @@ class TitleRepository:
 
     async def list_page(
         self, f: TitleFilter, *, offset: int, limit: int
-    ) -> tuple[list[Title], int]:
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of title summaries and the number of matches, in one round trip."""
         conds, rank = self._conditions(f)
-        where = and_(literal(True), *conds)
-        total = int(
-            await self.session.scalar(select(func.count()).select_from(Title).where(where)) or 0
-        )
-        stmt = select(Title).where(where)
+        total_col = func.count().over().label("total")
         order: list[Any] = []
         if rank is not None:
             order.append(rank.desc())
         order += [Title.name, Title.id]
-        rows = (await self.session.scalars(stmt.order_by(*order).offset(offset).limit(limit))).all()
-        return list(rows), total
+        stmt = (
+            select(*SUMMARY_COLUMNS, total_col)
+            .where(*conds)
+            .order_by(*order)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).mappings().all()
+        if rows:
+            names = [c.key for c in SUMMARY_COLUMNS]
+            return [{n: r[n] for n in names} for r in rows], int(rows[0]["total"])
+        # Past the last page the window has no row to report on.
+        total = await self.session.scalar(select(func.count()).select_from(Title).where(*conds))
+        return [], int(total or 0)
 
     async def get(self, title_id: uuid.UUID) -> Title | None:
         return await self.session.get(Title, title_id)

@@ -49,7 +49,9 @@ class CatalogService:
 
     # --- titles -------------------------------------------------------------
 
-    async def list_titles(self, f: TitleFilter, paging: PageParams) -> tuple[list[Title], int]:
+    async def list_titles(
+        self, f: TitleFilter, paging: PageParams
+    ) -> tuple[list[dict[str, Any]], int]:
         return await self.titles.list_page(f, offset=paging.offset, limit=paging.size)
 
     async def title_by_slug(self, slug: str) -> Title:
