@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app
 from studio_common.migrations import upgrade
-from studio_common.testing.issuer import TestIssuer
-from studio_common.testing.plugin import EventNamespace, EventNamespaces, serve_app
+from studio_common.testing.plugin import Auth, EventNamespace, EventNamespaces, serve_app
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 
@@ -59,31 +58,6 @@ async def clean_catalog(catalog_settings: CatalogSettings) -> AsyncIterator[None
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE catalog.titles CASCADE"))
     await engine.dispose()
-
-
-class Auth:
-    def __init__(self, issuer: TestIssuer) -> None:
-        self.issuer = issuer
-
-    def headers(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.issuer.mint(role=role)}"}
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return self.headers("admin")
-
-    @property
-    def editor(self) -> dict[str, str]:
-        return self.headers("editor")
-
-    @property
-    def viewer(self) -> dict[str, str]:
-        return self.headers("viewer")
-
-
-@pytest.fixture(scope="session")
-def auth(test_issuer: TestIssuer) -> Auth:
-    return Auth(test_issuer)
 
 
 def unique_slug(prefix: str = "show") -> str:

@@ -22,8 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from studio_common.migrations import upgrade
 from studio_common.testing.infra import free_port
-from studio_common.testing.issuer import TestIssuer
-from studio_common.testing.plugin import EventNamespace, EventNamespaces, serve_app
+from studio_common.testing.plugin import Auth, EventNamespace, EventNamespaces, serve_app
 from studio_identity.config import IdentitySettings
 from studio_identity.keys import DevKeyStore
 from studio_identity.main import create_app
@@ -169,36 +168,6 @@ async def clean_users(engine: AsyncEngine) -> AsyncIterator[None]:
     yield
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE identity.users"))
-
-
-class Auth:
-    """Tokens from the shared test issuer (role at the default `role` claim)."""
-
-    def __init__(self, issuer: TestIssuer) -> None:
-        self.issuer = issuer
-
-    def headers(
-        self, role: str = "viewer", sub: str | None = None, email: str | None = None
-    ) -> dict[str, str]:
-        token = self.issuer.mint(sub or new_subject(), role, email=email)
-        return {"Authorization": f"Bearer {token}"}
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return self.headers("admin")
-
-    @property
-    def editor(self) -> dict[str, str]:
-        return self.headers("editor")
-
-    @property
-    def viewer(self) -> dict[str, str]:
-        return self.headers("viewer")
-
-
-@pytest.fixture(scope="session")
-def auth(test_issuer: TestIssuer) -> Auth:
-    return Auth(test_issuer)
 
 
 def new_subject() -> str:

@@ -17,7 +17,6 @@ from fastapi import FastAPI
 
 from studio_common.events import Envelope, EventPayload, subject_for
 from studio_common.migrations import upgrade
-from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.plugin import EventNamespace, EventNamespaces
 from studio_media.config import MediaSettings
 from studio_media.main import create_app
@@ -141,28 +140,6 @@ async def replica(media_settings: dict[str, Any], media_app: FastAPI) -> AsyncIt
 async def client(media_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=media_app.state.base_url, timeout=30) as c:
         yield c
-
-
-class Auth:
-    def __init__(self, issuer: TestIssuer) -> None:
-        self.issuer = issuer
-
-    def headers(self, role: str = "viewer", sub: str | None = None) -> dict[str, str]:
-        """A token for ``sub`` (a new user each call unless given)."""
-        return {"Authorization": f"Bearer {self.issuer.mint(sub=sub, role=role)}"}
-
-    @property
-    def editor(self) -> dict[str, str]:
-        return self.headers("editor")
-
-    @property
-    def viewer(self) -> dict[str, str]:
-        return self.headers("viewer")
-
-
-@pytest.fixture(scope="session")
-def auth(test_issuer: TestIssuer) -> Auth:
-    return Auth(test_issuer)
 
 
 async def publish(

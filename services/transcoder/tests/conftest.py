@@ -30,7 +30,6 @@ from sqlalchemy import select
 from studio_common.db import Database
 from studio_common.events import Envelope, EpisodeUploadedV1, EventPayload, subject_for
 from studio_common.migrations import upgrade
-from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import EventNamespace, serve_app
 from studio_transcoder.config import TranscoderSettings
@@ -150,27 +149,6 @@ async def start_worker(
     yield start
     for worker in started:
         await worker.stop(grace=0)
-
-
-class Auth:
-    def __init__(self, issuer: TestIssuer) -> None:
-        self.issuer = issuer
-
-    def headers(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.issuer.mint(role=role)}"}
-
-    @property
-    def editor(self) -> dict[str, str]:
-        return self.headers("editor")
-
-    @property
-    def viewer(self) -> dict[str, str]:
-        return self.headers("viewer")
-
-
-@pytest.fixture(scope="session")
-def auth(test_issuer: TestIssuer) -> Auth:
-    return Auth(test_issuer)
 
 
 # --- media ------------------------------------------------------------------

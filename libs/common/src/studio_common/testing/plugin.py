@@ -133,6 +133,36 @@ def test_issuer() -> Iterator[TestIssuer]:
         yield issuer
 
 
+class Auth:
+    """Authorization headers with tokens from the test issuer."""
+
+    def __init__(self, issuer: TestIssuer) -> None:
+        self.issuer = issuer
+
+    def headers(
+        self, role: str | None = "viewer", sub: str | None = None, email: str | None = None
+    ) -> dict[str, str]:
+        """A token for ``sub`` (a new user on each call unless given)."""
+        return {"Authorization": f"Bearer {self.issuer.mint(sub, role, email=email)}"}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return self.headers("admin")
+
+    @property
+    def editor(self) -> dict[str, str]:
+        return self.headers("editor")
+
+    @property
+    def viewer(self) -> dict[str, str]:
+        return self.headers("viewer")
+
+
+@pytest.fixture(scope="session")
+def auth(test_issuer: TestIssuer) -> Auth:
+    return Auth(test_issuer)
+
+
 @pytest.fixture(scope="session")
 def service_settings(
     database_url: str, nats_url: str, event_namespace: EventNamespace, test_issuer: TestIssuer
