@@ -11,8 +11,11 @@ a Kubernetes `Prefix` path: `/api/titles` covers `/api/titles` and
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +41,23 @@ CORS_EXPOSE_HEADERS = "X-Request-ID, Content-Length, Content-Range, ETag, Locati
 # go into logs and JSON bodies without escaping; otherwise nginx makes one.
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
+# The demo player (web/player) is served at `/`, its files under `/player/`.
+PLAYER_PREFIX = "/player/"
+PLAYER_CONFIG_PATH = "/player/config.json"
+PLAYER_TYPES = {
+    "text/html": "html",
+    "text/css": "css",
+    "application/javascript": "js mjs",
+    "application/json": "json map",
+    "image/svg+xml": "svg",
+    "image/png": "png",
+    "text/plain": "txt LICENSE",
+}
+HSTS = "max-age=31536000; includeSubDomains"
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+_CLERK_KEY = re.compile(r"^pk_(test|live)_([A-Za-z0-9+/=_-]+)$")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+
 
 @dataclass(frozen=True)
 class GatewayOptions:
@@ -48,6 +68,56 @@ class GatewayOptions:
     cors_origins: tuple[str, ...] = ()
     client_max_body_size: str = "16m"
     source: str = "deploy/helm/studio/routes.yaml"
+    # web/player: served at `/` and `/player/` when set.
+    player_dir: Path | None = None
+    # STUDIO_CLERK_PUBLISHABLE_KEY: the player signs in with Clerk instead of dev tokens.
+    clerk_publishable_key: str = ""
+
+
+def clerk_frontend_host(publishable_key: str) -> str:
+    """The Clerk Frontend API host a publishable key names: `pk_test_<base64("host$")>`."""
+    match = _CLERK_KEY.match(publishable_key)
+    if not match:
+        raise ValueError("a Clerk publishable key looks like pk_test_... or pk_live_...")
+    encoded = match.group(2)
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=False).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("the Clerk publishable key does not decode") from None
+    host = decoded.rstrip("$").strip().lower()
+    if not decoded.endswith("$") or not _HOST.match(host):
+        raise ValueError("the Clerk publishable key does not name a host")
+    return host
+
+
+def content_security_policy(clerk_publishable_key: str = "") -> str:
+    """The page's CSP: its own files only, no inline script or style. hls.js needs
+    blob: for its worker and MediaSource; Clerk mode adds its Frontend API host."""
+    clerk = f"https://{clerk_frontend_host(clerk_publishable_key)}" if clerk_publishable_key else ""
+    directives = {
+        "default-src": "'self'",
+        "script-src": f"'self' {clerk}".strip(),
+        "style-src": "'self'",
+        "img-src": "'self' data: blob: https:",
+        "media-src": "'self' blob:",
+        "worker-src": "'self' blob:",
+        "connect-src": f"'self' {clerk}".strip(),
+        "font-src": "'self'",
+        "frame-src": clerk or "'none'",
+        "object-src": "'none'",
+        "base-uri": "'none'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+def player_config(options: GatewayOptions) -> dict[str, object]:
+    """What the player reads from /player/config.json."""
+    key = options.clerk_publishable_key
+    if key:
+        clerk_frontend_host(key)  # a malformed key fails here, not in the browser
+    return {"auth": "clerk" if key else "dev", "clerkPublishableKey": key or None}
 
 
 def parse_cors_origins(raw: str | None) -> tuple[str, ...]:
@@ -179,6 +249,12 @@ def _maps(cors_origins: Iterable[str]) -> list[str]:
         "    1 600;",
         '    default "";',
         "}",
+        "",
+        "# HSTS only over TLS (an empty value sends no header).",
+        "map $scheme $studio_hsts {",
+        f'    https "{HSTS}";',
+        '    default "";',
+        "}",
     ]
     return lines
 
@@ -206,6 +282,10 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         'add_header X-Content-Type-Options "nosniff" always;',
         'add_header X-Frame-Options "DENY" always;',
         'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
+        f'add_header Content-Security-Policy "{content_security_policy(options.clerk_publishable_key)}" always;',
+        f'add_header Permissions-Policy "{PERMISSIONS_POLICY}" always;',
+        'add_header Cross-Origin-Opener-Policy "same-origin" always;',
+        "add_header Strict-Transport-Security $studio_hsts always;",
         "add_header X-Request-ID $studio_request_id always;",
         "add_header Access-Control-Allow-Origin $studio_cors_origin always;",
         "add_header Access-Control-Allow-Credentials $studio_cors_credentials always;",
@@ -238,6 +318,8 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
     lines.append("")
     for route in _ordered(table.routes):
         lines += _locations(route)
+    if options.player_dir is not None:
+        lines += _player_locations(options)
     lines += [
         "# Anything no route claims.",
         "location / {",
@@ -245,9 +327,47 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "}",
         "",
     ]
-    for status in sorted(s for s in _GATEWAY_PROBLEMS if s != 404):
+    named = sorted(s for s in _GATEWAY_PROBLEMS if s != 404 or options.player_dir is not None)
+    for status in named:
         lines += [f"location @problem_{status} {{", *_indent(_problem_body(status)), "}", ""]
     return lines[:-1]
+
+
+def _player_locations(options: GatewayOptions) -> list[str]:
+    """The demo player: `/` is its index.html, `/player/` its files, no route of the
+    table is shadowed (they are all under /api, /hls and /.well-known). The
+    server-level headers (CSP and the rest) apply: no location adds its own."""
+    assert options.player_dir is not None
+    root = options.player_dir.resolve()
+    types = [f"    {mime} {exts};" for mime, exts in PLAYER_TYPES.items()]
+    config = json.dumps(player_config(options), separators=(",", ":"))
+    return [
+        "# The demo player (web/player): index at /, files under /player/.",
+        "location = / {",
+        f"    root {root};",
+        "    try_files /index.html =404;",
+        "    expires -1;",
+        "    types {",
+        "        text/html html;",
+        "    }",
+        "}",
+        f"location = {PLAYER_CONFIG_PATH} {{",
+        "    default_type application/json;",
+        "    expires -1;",
+        f"    return 200 '{config}';",
+        "}",
+        f"location ^~ {PLAYER_PREFIX} {{",
+        f"    alias {root}/;",
+        "    expires -1;",
+        "    charset utf-8;",
+        "    charset_types text/css application/javascript application/json text/plain;",
+        "    types {",
+        *[f"    {t}" for t in types],
+        "    }",
+        "    error_page 404 @problem_404;",
+        "}",
+        "",
+    ]
 
 
 def _ordered(routes: Iterable[Route]) -> list[Route]:
@@ -292,6 +412,8 @@ def _problem_body(status: int) -> list[str]:
         separators=(",", ":"),
     ).replace("__REQUEST_ID__", "$studio_request_id")
     return [
+        # No extension types here: `/x.html` gets a problem body, not text/html.
+        "types { }",
         "default_type application/problem+json;",
         f"return {status} '{body}';",
     ]

@@ -56,6 +56,8 @@ class DevSettings:
     # The transcoder worker's Prometheus port: TRANSCODER_WORKER_METRICS_PORT as
     # given (0 = off), else the default plus the offset.
     worker_metrics_port: int = WORKER_METRICS_PORT
+    # The demo player signs in with Clerk when set (pk_test_... / pk_live_...).
+    clerk_publishable_key: str = ""
 
     @classmethod
     def from_env(
@@ -106,6 +108,7 @@ class DevSettings:
             jwt_issuer=get("STUDIO_JWT_ISSUER", f"http://127.0.0.1:{identity_port}"),
             port_offset=offset,
             worker_metrics_port=metrics_port,
+            clerk_publishable_key=get("STUDIO_CLERK_PUBLISHABLE_KEY", ""),
         )
 
     @property

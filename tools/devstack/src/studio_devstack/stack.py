@@ -76,6 +76,8 @@ def gateway_options(settings: DevSettings) -> GatewayOptions:
         cors_origins=settings.cors_origins,
         client_max_body_size=settings.client_max_body_size,
         source=_display_path(settings.routes_file, settings.root),
+        player_dir=settings.root / "web" / "player",
+        clerk_publishable_key=settings.clerk_publishable_key,
     )
 
 
