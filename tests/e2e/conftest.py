@@ -99,7 +99,9 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh page; a screenshot goes to test-results/ when the test fails."""
-    context = browser.new_context()
+    # Tests inject hls.js and their own page into gateway-origin documents; the
+    # gateway's Content-Security-Policy is for the real player, not for them.
+    context = browser.new_context(bypass_csp=True)
     tab = context.new_page()
     console: list[str] = []
     tab.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))

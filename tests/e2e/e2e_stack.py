@@ -160,6 +160,10 @@ class Stack:
                         f"studio-dev up exited with {self.process.returncode} before the stack "
                         f"was ready\n--- stack log ---\n{self.log_tail()}"
                     )
+                if not self._launched():
+                    pending = ["studio-dev up to plan the stack (nothing logged yet)"]
+                    time.sleep(0.5)
+                    continue
                 pending = [url for url in self._readiness_urls() if not _ok(http, url)]
                 if not pending:
                     return
@@ -168,6 +172,15 @@ class Stack:
             f"the stack was not ready within {timeout:.0f} s; still waiting for {pending}\n"
             f"--- stack log ---\n{self.log_tail()}"
         )
+
+    def _launched(self) -> bool:
+        """Our own studio-dev got past its port check (so what answers is ours)."""
+        if self.log_path is None:
+            return True
+        try:
+            return "Try: curl" in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
 
     def _readiness_urls(self) -> list[str]:
         urls = [f"{self.gateway_url}/api/titles", f"{self.gateway_url}/.well-known/jwks.json"]
