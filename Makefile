@@ -10,12 +10,14 @@ RUN = $(UV) run --frozen
 MYPY_TARGETS = $(wildcard libs/*/src services/*/src tools/*/src deploy/operator/src)
 CHECKS := lint typecheck boundaries pytest
 
-.PHONY: help bootstrap up down gateway-config helm-lint helm-template compose-config $(CHECKS) test clean
+.PHONY: help bootstrap up down gateway-config helm-lint helm-template compose-config $(CHECKS) test e2e bench clean
 
 help:
 	@echo "make up              run every service, the gateway and local S3 (http://127.0.0.1:$${STUDIO_PORT:-8080})"
 	@echo "make down            stop a running stack and any private Postgres/NATS it left"
 	@echo "make test            $(CHECKS)"
+	@echo "make e2e             only the end-to-end tests (a private stack, Chromium); make test runs them too"
+	@echo "make bench           the benchmarks against their limits (slow; results in bench/README.md)"
 	@echo "make gateway-config  print the nginx config generated from the route table"
 	@echo "make helm-lint       lint the chart and validate its manifests (offline, no helm binary)"
 	@echo "make helm-template   print the chart's manifests (VALUES=deploy/helm/values-dev.yaml)"
@@ -62,6 +64,15 @@ pytest:
 	@$(RUN) pytest; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "make pytest: no tests were collected" >&2; fi; \
 	exit $$code
+
+# The end-to-end tests alone: a private stack on shifted ports (tests/e2e/README.md),
+# or the one at STUDIO_E2E_GATEWAY_URL.
+e2e: bootstrap
+	$(RUN) pytest -m e2e tests/e2e
+
+# Never part of `make test`: benchmarks print numbers, they do not pass or fail.
+bench: bootstrap
+	$(RUN) python bench/run.py
 
 # Runs every check even after one fails, so one run shows all that is wrong.
 test: bootstrap
