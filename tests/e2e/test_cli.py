@@ -140,6 +140,14 @@ def test_login_keeps_a_private_token(stack, tmp_path: Path) -> None:
     assert not creds.exists()
     assert cli("whoami").returncode == 3
 
+    # A token issued elsewhere (Clerk's, in production) is checked with /api/me, then kept.
+    given = cli("login", "--token", stack.token("viewer", "cli-given@e2e.studio.test"))
+    assert given.returncode == 0, given.stderr
+    assert json.loads(creds.read_text())["role"] == "viewer"
+    refused = cli("login", "--token", "not-a-token")
+    assert refused.returncode == 3
+    _no_traceback(refused)
+
 
 def test_errors_are_problem_lines_with_exit_codes(stack, tmp_path: Path) -> None:
     admin = make_cli(stack, tmp_path / "admin")

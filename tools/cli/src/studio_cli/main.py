@@ -396,9 +396,18 @@ def _upload_subtitles(api: Api, folder: str, files: Sequence[Path]) -> None:
         key = f"{folder}/subtitles/{file.name}"
         content_type = SUBTITLE_TYPES[file.suffix.lower()]
         size = file.stat().st_size
-        presigned = api.post(
-            "/api/admin/presign", {"key": key, "contentType": content_type, "size": size}
-        )
+        try:
+            presigned = api.post(
+                "/api/admin/presign", {"key": key, "contentType": content_type, "size": size}
+            )
+        except ApiError as exc:
+            if exc.slug == "content-type-not-allowed":
+                exc.detail = (
+                    f"{exc.detail} Media does not accept subtitle files beside a source yet "
+                    f"({folder}/subtitles/ is where the transcoder looks for them); text "
+                    "subtitle tracks inside the video file are used."
+                )
+            raise
         try:
             response = httpx.put(
                 presigned["url"],
