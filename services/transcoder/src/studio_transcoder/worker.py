@@ -42,6 +42,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy import func, select
 
@@ -61,6 +62,12 @@ from studio_common.events import (
 )
 from studio_common.observability import configure_logging
 from studio_common.outbox import enqueue, ensure_stream
+from studio_common.telemetry import (
+    configure_sentry,
+    configure_tracing,
+    message_span,
+    report_exception,
+)
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import JobFailure, TransientFailure
 from studio_transcoder.metrics import WorkerMetrics
@@ -314,6 +321,23 @@ class Worker:
     # --- one message --------------------------------------------------------
 
     async def _handle(self, msg: Msg) -> None:
+        """One delivery, in a CONSUMER span continuing the trace in its headers, so
+        the job's outbox events (started, progress, completed) carry it on."""
+        event_type = (msg.headers or {}).get("Studio-Event-Type") or msg.subject
+        with message_span(
+            f"{event_type} process",
+            msg.headers,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.consumer.group.name": durable_name(event_type),
+            },
+            service="transcoder-worker",
+        ):
+            await self._handle_in_span(msg)
+
+    async def _handle_in_span(self, msg: Msg) -> None:
         try:
             envelope = Envelope.model_validate_json(msg.data)
             payload = envelope.payload()
@@ -453,6 +477,7 @@ class Worker:
                 raise
             except Exception as exc:
                 log.exception("attempt crashed", extra={"job_id": str(job.id)})
+                report_exception(exc)
                 unexpected = TransientFailure(
                     "internal", f"Unexpected error in the worker: {exc!r}"
                 )
@@ -639,6 +664,12 @@ def _alive(pid: int) -> bool:
 async def run_worker(settings: TranscoderSettings) -> None:
     """``python -m studio_transcoder worker``: until SIGTERM or SIGINT."""
     configure_logging(settings.service_name + "-worker", settings.log_level, settings.log_json)
+    configure_tracing(settings.service_name + "-worker")
+    configure_sentry(
+        settings.sentry_dsn,
+        environment=settings.environment,
+        service=settings.service_name + "-worker",
+    )
     worker = Worker(settings)
     await worker.start()
     loop = asyncio.get_running_loop()
