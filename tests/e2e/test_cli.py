@@ -227,7 +227,9 @@ def test_upload_resumes_after_an_interruption_then_transcodes(
             f.seek((int(number) - 1) * state["partSize"])
             assert etag.strip('"') == hashlib.md5(f.read(state["partSize"])).hexdigest()  # noqa: S324
 
-    second = cli("--json", *args, "--timeout", "150")
+    french = tmp_path / "episode.fr.srt"
+    french.write_text("1\n00:00:00,500 --> 00:00:02,000\nBonjour\n", encoding="utf-8")
+    second = cli("--json", *args, "--subtitles", str(french), "--timeout", "150")
     assert second.returncode == 0, second.stderr
     assert "parts 1-2 of 4 already stored; sending 3-4" in second.stderr
     assert "sent parts 3-4 this run; 1-2 were already stored" in second.stderr
@@ -259,6 +261,10 @@ def test_upload_resumes_after_an_interruption_then_transcodes(
     assert master.status_code == 200
     assert 'LANGUAGE="ja"' in master.text
     assert 'LANGUAGE="en"' in master.text
+    # The sidecar subtitle file became a subtitle rendition.
+    assert any(
+        "TYPE=SUBTITLES" in line and 'LANGUAGE="fr"' in line for line in master.text.splitlines()
+    ), master.text
 
     jobs = cli("--json", "jobs", "list", "--status", "ready", "--page-size", "100")
     assert jobs.returncode == 0, jobs.stderr

@@ -115,9 +115,12 @@ async def test_two_audio_languages_and_subtitles_become_selectable_renditions(
     event = jobs.uploaded_event("placeholder")
     folder = f"uploads/{event.episode_id}"
     jobs.upload(anime_mkv, f"{folder}/source.mkv")
-    # An extra subtitle uploaded next to the source, for a language the file lacks.
+    # An extra subtitle uploaded for the source (subtitles/<its folder>/), for a
+    # language the file lacks.
     jobs.upload(
-        None, f"{folder}/subtitles/episode.fr.srt", b"1\n00:00:00,500 --> 00:00:01,500\nBonjour\n"
+        None,
+        f"subtitles/{event.episode_id}/episode.fr.srt",
+        b"1\n00:00:00,500 --> 00:00:01,500\nBonjour\n",
     )
     event = event.model_copy(update={"source_key": f"{folder}/source.mkv"})
     await jobs.publish(event)

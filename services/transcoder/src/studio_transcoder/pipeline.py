@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from studio_common.events import EpisodeUploadedV1, SubtitleTrack
+from studio_common.storage import sidecar_subtitles_prefix
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import JobFailure, PermanentFailure, TransientFailure
 from studio_transcoder.media.command import (
@@ -249,8 +250,7 @@ class TranscodeAttempt:
     # --- subtitles ----------------------------------------------------------
 
     async def _subtitle_files(self) -> list[SubtitleFile]:
-        folder = posixpath.dirname(self.event.source_key)
-        prefix = f"{folder}/subtitles/" if folder else "subtitles/"
+        prefix = sidecar_subtitles_prefix(self.event.source_key)
         files = []
         for key in sorted(await self.store.list_keys(prefix))[:MAX_SUBTITLE_FILES]:
             extension = posixpath.splitext(key)[1].lower().lstrip(".")

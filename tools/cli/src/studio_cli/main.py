@@ -388,26 +388,19 @@ def _season(title: dict[str, Any], number: int) -> dict[str, Any]:
 
 
 def _upload_subtitles(api: Api, folder: str, files: Sequence[Path]) -> None:
-    """Each subtitle file goes next to the source, where the transcoder looks for
-    them (`<source folder>/subtitles/<name>.<lang>.<ext>`), as one presigned PUT."""
+    """Each subtitle file goes where the transcoder looks for a source's
+    sidecars: ``uploads/<folder>/x.mkv`` → ``subtitles/<folder>/<name>.<lang>.<ext>``,
+    one presigned PUT each."""
     import httpx
 
+    sidecars = "subtitles/" + folder.removeprefix("uploads").strip("/")
     for file in files:
-        key = f"{folder}/subtitles/{file.name}"
+        key = f"{sidecars}/{file.name}"
         content_type = SUBTITLE_TYPES[file.suffix.lower()]
         size = file.stat().st_size
-        try:
-            presigned = api.post(
-                "/api/admin/presign", {"key": key, "contentType": content_type, "size": size}
-            )
-        except ApiError as exc:
-            if exc.slug == "content-type-not-allowed":
-                exc.detail = (
-                    f"{exc.detail} Media does not accept subtitle files beside a source yet "
-                    f"({folder}/subtitles/ is where the transcoder looks for them); text "
-                    "subtitle tracks inside the video file are used."
-                )
-            raise
+        presigned = api.post(
+            "/api/admin/presign", {"key": key, "contentType": content_type, "size": size}
+        )
         try:
             response = httpx.put(
                 presigned["url"],
