@@ -274,3 +274,26 @@ async def test_relay_listens_again_after_losing_its_connection(
             await asyncio.sleep(0.05)
     finally:
         await relay.stop()
+
+
+async def test_the_relay_measures_its_lag_and_counts_what_it_published(
+    db, schema, js, stream
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from studio_common.observability import MessagingMetrics
+
+    registry = CollectorRegistry()
+    metrics = MessagingMetrics(registry, "commontest")
+    relay = relay_for(db, schema, js, stream, metrics=metrics)
+    assert await relay.lag_seconds() == 0.0
+    await enqueue_widgets(db, schema, 1, 2)
+    await asyncio.sleep(0.2)
+    lag = await relay.lag_seconds()
+    assert 0.15 < lag < 30
+    assert await relay.publish_pending() == 2
+    assert await relay.lag_seconds() == 0.0
+    published = registry.get_sample_value(
+        "outbox_events_published_total", {"service": "commontest", "event_type": EVENT_TYPE}
+    )
+    assert published == 2.0

@@ -26,6 +26,7 @@ from studio_common.consumer import EventConsumers, harden_pull_fetch
 from studio_common.db import Database
 from studio_common.errors import ServiceUnavailable, install_problem_handlers, problem_response
 from studio_common.observability import (
+    MessagingMetrics,
     RequestContextMiddleware,
     RequestMetrics,
     configure_logging,
@@ -72,6 +73,7 @@ def create_service_app(
     service = settings.service_name
     registry = CollectorRegistry()
     metrics = RequestMetrics(registry, service)
+    messaging_metrics = MessagingMetrics(registry, service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,6 +119,7 @@ def create_service_app(
                     stream=settings.event_stream,
                     subject_root=settings.event_subject_root,
                     max_deliver=settings.consumer_max_deliver,
+                    metrics=messaging_metrics,
                 )
                 register_consumers(runtime.consumers)
 
@@ -134,9 +137,16 @@ def create_service_app(
                     subject_root=settings.event_subject_root,
                     stream=settings.event_stream,
                     poll_interval=settings.outbox_poll_interval,
+                    metrics=messaging_metrics,
                 )
                 runtime.relay.start()
                 stack.push_async_callback(runtime.relay.stop)
+            if runtime.relay is not None or runtime.consumers is not None:
+                refresher = asyncio.create_task(
+                    _refresh_messaging_metrics(runtime, messaging_metrics),
+                    name=f"{service}-messaging-metrics",
+                )
+                stack.push_async_callback(_cancel, refresher)
             if on_startup is not None:
                 result = on_startup(runtime, stack)
                 if asyncio.iscoroutine(result):
@@ -192,6 +202,27 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+async def _refresh_messaging_metrics(runtime: Runtime, metrics: MessagingMetrics) -> None:
+    """Outbox lag and consumer pending counts, every ``metrics_refresh_seconds``."""
+    while True:
+        try:
+            if runtime.relay is not None:
+                metrics.set_lag(await runtime.relay.lag_seconds())
+            if runtime.consumers is not None:
+                await runtime.consumers.refresh_metrics()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("could not refresh the messaging metrics", exc_info=True)
+        await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @contextlib.asynccontextmanager

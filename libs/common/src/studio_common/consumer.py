@@ -34,6 +34,7 @@ from studio_common.events import (
     dead_letter_subject,
     subject_for,
 )
+from studio_common.observability import MessagingMetrics
 from studio_common.outbox import MessagingTables
 from studio_common.telemetry import message_span
 
@@ -74,7 +75,9 @@ class EventConsumers:
         max_deliver: int = 5,
         ack_wait: float = 30.0,
         retry_backoff: RetryBackoff = exponential_backoff,
+        metrics: MessagingMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.broker = broker
         self.database = database
         self.tables = tables
@@ -181,6 +184,15 @@ class EventConsumers:
             log.info("duplicate event skipped", extra={"event_id": str(envelope.id)})
         await msg.ack()
 
+    async def refresh_metrics(self) -> None:
+        """Pending and unacknowledged messages of every durable, from JetStream."""
+        if self.metrics is None:
+            return
+        js = self.broker.connection.jetstream()
+        for durable in self.durables:
+            info = await js.consumer_info(self.stream, durable)
+            self.metrics.set_pending(durable, info.num_pending or 0, info.num_ack_pending or 0)
+
     async def apply(
         self, envelope: Envelope, payload: E, handler: Handler[E], durable: str
     ) -> bool:
@@ -219,6 +231,8 @@ class EventConsumers:
             stream=self.stream,
         )
         log.error("event dead-lettered", extra={"consumer": durable, "reason": reason[:200]})
+        if self.metrics is not None:
+            self.metrics.dead_lettered(durable)
         # Ack, not term: the message is handled (parked in the DLQ).
         await msg.ack()
 

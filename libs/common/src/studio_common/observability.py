@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -122,6 +122,56 @@ class RequestMetrics:
             registry=registry,
         )
         self.service = service
+
+
+class MessagingMetrics:
+    """The outbox and the event consumers of one process (names in deploy/grafana)."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.outbox_lag = Gauge(
+            "outbox_lag_seconds",
+            "Age of the oldest unpublished outbox row (0 when none waits).",
+            ["service"],
+            registry=registry,
+        )
+        self.outbox_published = Counter(
+            "outbox_events_published_total",
+            "Outbox rows the relay published to JetStream, by event type.",
+            ["service", "event_type"],
+            registry=registry,
+        )
+        self.consumer_pending = Gauge(
+            "consumer_pending_messages",
+            "Messages on the stream not yet delivered to the durable consumer.",
+            ["service", "consumer"],
+            registry=registry,
+        )
+        self.consumer_ack_pending = Gauge(
+            "consumer_ack_pending_messages",
+            "Messages delivered to the durable consumer and not acknowledged yet.",
+            ["service", "consumer"],
+            registry=registry,
+        )
+        self.consumer_dead_letters = Counter(
+            "consumer_dead_letters_total",
+            "Messages a consumer parked on the dead-letter subject.",
+            ["service", "consumer"],
+            registry=registry,
+        )
+
+    def published(self, event_type: str) -> None:
+        self.outbox_published.labels(self.service, event_type).inc()
+
+    def set_lag(self, seconds: float) -> None:
+        self.outbox_lag.labels(self.service).set(max(0.0, seconds))
+
+    def set_pending(self, consumer: str, pending: int, ack_pending: int) -> None:
+        self.consumer_pending.labels(self.service, consumer).set(pending)
+        self.consumer_ack_pending.labels(self.service, consumer).set(ack_pending)
+
+    def dead_lettered(self, consumer: str) -> None:
+        self.consumer_dead_letters.labels(self.service, consumer).inc()
 
 
 def _route_template(scope: Scope) -> str:

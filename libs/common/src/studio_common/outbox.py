@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.db import Database, normalise_pg_url
 from studio_common.events import Envelope, EventPayload, subject_for
+from studio_common.observability import MessagingMetrics
 from studio_common.telemetry import current_trace_headers, message_span
 
 log = logging.getLogger("studio.outbox")
@@ -148,7 +149,9 @@ class OutboxRelay:
         stream: str,
         batch_size: int = 100,
         poll_interval: float = 0.5,
+        metrics: MessagingMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.database = database
         self.tables = tables
         self.js = js
@@ -165,6 +168,7 @@ class OutboxRelay:
         """Publish one batch; returns how many rows were published."""
         outbox = self.tables.outbox
         published: list[uuid.UUID] = []
+        types: list[str] = []
         async with self.database.transaction() as session:
             rows = (
                 await session.execute(
@@ -188,13 +192,28 @@ class OutboxRelay:
                     )
                     break
                 published.append(row.id)
+                types.append(row.event_type)
             if published:
                 await session.execute(
                     update(outbox)
                     .where(outbox.c.id.in_(published))
                     .values(published_at=datetime.now(UTC), attempts=outbox.c.attempts + 1)
                 )
+        if self.metrics is not None:
+            for event_type in types:
+                self.metrics.published(event_type)
         return len(published)
+
+    async def lag_seconds(self) -> float:
+        """Age of the oldest unpublished row (0 when none waits), by the database's clock."""
+        outbox = self.tables.outbox
+        async with self.database.transaction() as session:
+            age = await session.scalar(
+                select(
+                    func.extract("epoch", func.clock_timestamp() - func.min(outbox.c.created_at))
+                ).where(outbox.c.published_at.is_(None))
+            )
+        return float(age or 0.0)
 
     async def _publish(
         self,

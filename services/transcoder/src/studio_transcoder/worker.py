@@ -60,7 +60,7 @@ from studio_common.events import (
     dead_letter_subject,
     subject_for,
 )
-from studio_common.observability import configure_logging
+from studio_common.observability import MessagingMetrics, configure_logging
 from studio_common.outbox import enqueue, ensure_stream
 from studio_common.telemetry import (
     configure_sentry,
@@ -192,6 +192,8 @@ class Worker:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry)
+        # The queue of the work: pending uploads and retries per durable consumer.
+        self.queue_metrics = MessagingMetrics(self.registry, "transcoder-worker")
         self.database: Database | None = None
         self.nc: NatsClient | None = None
         self.js: JetStreamContext | None = None
@@ -222,6 +224,7 @@ class Worker:
                     self._fetch_loop(subscription), name=f"fetch-{event_cls.event_type}"
                 )
             )
+        self._loops.append(asyncio.create_task(self._refresh_queue_metrics(), name="queue-metrics"))
         if s.worker_metrics_port:
             self._metrics_server, _ = start_http_server(
                 s.worker_metrics_port, registry=self.registry
@@ -245,6 +248,22 @@ class Worker:
         # Creates the consumer or updates its settings (ack_wait, max_deliver).
         await self.js.add_consumer(s.event_stream, config=config)
         return await self.js.pull_subscribe_bind(durable, stream=s.event_stream)
+
+    async def _refresh_queue_metrics(self) -> None:
+        assert self.js is not None
+        s = self.settings
+        while not self._stopping.is_set():
+            try:
+                for event_cls in JOB_EVENTS:
+                    durable = durable_name(event_cls.event_type)
+                    info = await self.js.consumer_info(s.event_stream, durable)
+                    self.queue_metrics.set_pending(
+                        durable, info.num_pending or 0, info.num_ack_pending or 0
+                    )
+            except Exception:
+                log.warning("could not read the queue's consumer info", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), s.metrics_refresh_seconds)
 
     def request_stop(self) -> None:
         self._stopping.set()
