@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -308,6 +309,22 @@ def main() -> None:
             f"| job: episode.uploaded → first playable playlist | {job['to_playable']:.1f} | |",
         ]
         print("\n".join(lines))
+        # One line for bench/run.py: the job against both baselines (targets 1.05 and 0.82).
+        result = {
+            "seconds": args.seconds,
+            "preset": args.preset,
+            "reference_s": round(reference, 2),
+            "reference_runs_s": [round(before, 2), round(after, 2)],
+            "per_rendition_s": round(per_rendition, 2) if per_rendition else None,
+            "job_s": round(job["job_wall"], 2),
+            "job_ffmpeg_s": round(job["encode_seconds"], 2),
+            "to_playable_s": round(job["to_playable"], 2),
+            "ratio_to_reference": round(job["job_wall"] / reference, 3),
+            "ratio_to_per_rendition": (
+                round(job["job_wall"] / per_rendition, 3) if per_rendition else None
+            ),
+        }
+        print("BENCH_RESULT " + json.dumps(result), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
