@@ -79,9 +79,13 @@ def _stack_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
         sys.stderr.write(f"\n--- stack log (tail) ---\n{stack.log_tail(150)}\n")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright: never a downloaded browser."""
+    """Debian's Chromium driven by Playwright: never a downloaded browser.
+
+    Module-scoped: Playwright's sync API keeps an event loop marked running in
+    this thread while it is open, and the asyncio tests that run after the e2e
+    modules need it closed."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
