@@ -35,7 +35,7 @@ E2E_DIR = Path(__file__).resolve().parent
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if E2E_DIR in Path(str(item.fspath)).resolve().parents:
+        if _in_e2e(item):
             item.add_marker(pytest.mark.e2e)
 
 
@@ -53,21 +53,44 @@ def _failed(request: pytest.FixtureRequest) -> bool:
     )
 
 
+_running: list[Stack] = []
+
+
+def _shut_down(started: Stack) -> None:
+    if started not in _running:
+        return
+    _running.remove(started)
+    code = started.stop()
+    if code not in (None, 0):
+        sys.stderr.write(
+            f"\nstudio-dev up ended with {code}\n--- stack log ---\n{started.log_tail()}\n"
+        )
+    cleanup(started, keep_data=os.environ.get("STUDIO_E2E_KEEP_DATA") == "1")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """The stack under test: ``STUDIO_E2E_GATEWAY_URL``'s, or a private one
-    started with ``uv run studio-dev up`` and stopped (SIGINT) at the end."""
+    started with ``uv run studio-dev up`` and stopped (SIGINT) after the last
+    e2e test (its database connections are not kept while other tests run)."""
     started = stack_from_environment()
+    _running.append(started)
     try:
         yield started
     finally:
-        code = started.stop()
-        if code not in (None, 0):
-            sys.stderr.write(
-                f"\nstudio-dev up ended with {code}\n--- stack log ---\n{started.log_tail()}\n"
-            )
-        keep = os.environ.get("STUDIO_E2E_KEEP_DATA") == "1"
-        cleanup(started, keep_data=keep)
+        _shut_down(started)
+
+
+def _in_e2e(item: pytest.Item | None) -> bool:
+    return item is not None and E2E_DIR in Path(str(item.fspath)).resolve().parents
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The e2e tests run together; once the last of them is done, so is the stack."""
+    if _in_e2e(item) and not _in_e2e(nextitem):
+        for started in list(_running):
+            _shut_down(started)
 
 
 @pytest.fixture(autouse=True)
