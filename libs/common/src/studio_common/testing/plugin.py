@@ -178,6 +178,9 @@ def service_settings(
         "jwt_issuer": test_issuer.issuer,
         "jwks_min_refetch_seconds": 0.0,
         "outbox_poll_interval": 0.2,
+        # Every suite keeps its apps up for the session: small pools keep the
+        # whole run well inside Postgres' default 100 connections.
+        "database_pool_size": 1,
         "log_json": False,
     }
 
