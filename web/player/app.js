@@ -669,7 +669,10 @@
     if (state.config.auth === "clerk" && state.config.clerkPublishableKey) {
       try {
         state.clerk = await loadClerk(state.config.clerkPublishableKey);
-        state.clerk.addListener(() => {
+        // Clerk calls back when its session changes (sign-in, refresh, sign-out):
+        // know who the caller is before showing it.
+        state.clerk.addListener(async () => {
+          await loadMe();
           renderAuth();
         });
       } catch (e) {

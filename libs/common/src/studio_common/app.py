@@ -87,7 +87,11 @@ def create_service_app(
             )
             stack.push_async_callback(database.dispose)
             broker = NatsBroker(
-                settings.nats_url, logger=logging.getLogger(f"studio.{service}.broker")
+                settings.nats_url,
+                logger=logging.getLogger(f"studio.{service}.broker"),
+                # "Received"/"Processed" for every message is debugging detail;
+                # failures are still logged at their own level.
+                log_level=logging.DEBUG,
             )
             jwks = JwksCache(
                 settings.jwks_url,
