@@ -341,3 +341,29 @@ async def test_episode_admin_view_and_patch(client, make, auth):
         await client.delete(f"/api/admin/episodes/{ep['id']}", headers=auth.editor)
     ).status_code == 204
     assert_problem(await client.get(f"/api/episodes/{ep['id']}"), 404, "not-found")
+
+
+async def test_totals_stop_at_the_count_cap(catalog_settings, make):
+    from studio_catalog.main import create_app
+    from studio_common.testing.plugin import serve_app
+
+    for i in range(7):
+        await make.title(name=f"Capped {i}", genres=["capped"])
+    capped = create_app(
+        catalog_settings.model_copy(
+            update={"total_count_cap": 3, "run_consumers": False, "run_outbox_relay": False}
+        )
+    )
+    async with serve_app(capped) as client:
+        first = (await client.get("/api/titles", params={"genre": "capped", "pageSize": 2})).json()
+        assert (first["total"], first["totalCapped"], first["totalPages"]) == (3, True, 2)
+        assert len(first["items"]) == 2
+        # Pages past the capped total still work, and a page that is not full
+        # knows the exact total without counting.
+        last = (
+            await client.get("/api/titles", params={"genre": "capped", "pageSize": 2, "page": 4})
+        ).json()
+        assert [t["name"] for t in last["items"]] == ["Capped 6"]
+        assert (last["total"], last["totalCapped"]) == (7, False)
+        under = (await client.get("/api/titles", params={"genre": "capped", "pageSize": 20})).json()
+        assert (under["total"], under["totalCapped"]) == (7, False)

@@ -69,13 +69,16 @@ class Page(BaseModel, Generic[T]):
     page_size: int
     total: int
     total_pages: int
+    # True when counting stopped at a cap: there are at least `total` matches.
+    total_capped: bool = False
 
     @classmethod
-    def of(cls, items: list[T], params: PageParams, total: int) -> Page[T]:
+    def of(cls, items: list[T], params: PageParams, total: int, *, capped: bool = False) -> Page[T]:
         return cls(
             items=items,
             page=params.number,
             page_size=params.size,
             total=total,
             total_pages=math.ceil(total / params.size) if total else 0,
+            total_capped=capped,
         )

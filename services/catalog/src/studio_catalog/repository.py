@@ -74,29 +74,27 @@ class TitleRepository:
         return conds, rank
 
     async def list_page(
-        self, f: TitleFilter, *, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        """One page of title summaries and the number of matches, in one round trip."""
+        self, f: TitleFilter, *, offset: int, limit: int, count_cap: int
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        """One page of title summaries, the number of matches and whether that
+        number stopped at ``count_cap``.
+
+        Counting every match of a broad filter costs more than the page itself
+        (tens of thousands of rows for one genre of a large catalog), so the
+        count stops at the cap; a page that is not full tells the total outright.
+        """
         conds, rank = self._conditions(f)
-        total_col = func.count().over().label("total")
         order: list[Any] = []
         if rank is not None:
             order.append(rank.desc())
         order += [Title.name, Title.id]
-        stmt = (
-            select(*SUMMARY_COLUMNS, total_col)
-            .where(*conds)
-            .order_by(*order)
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = (await self.session.execute(stmt)).mappings().all()
-        if rows:
-            names = [c.key for c in SUMMARY_COLUMNS]
-            return [{n: r[n] for n in names} for r in rows], int(rows[0]["total"])
-        # Past the last page the window has no row to report on.
-        total = await self.session.scalar(select(func.count()).select_from(Title).where(*conds))
-        return [], int(total or 0)
+        stmt = select(*SUMMARY_COLUMNS).where(*conds).order_by(*order).offset(offset).limit(limit)
+        rows = [dict(r) for r in (await self.session.execute(stmt)).mappings().all()]
+        if rows and len(rows) < limit:
+            return rows, offset + len(rows), False
+        matches = select(Title.id).where(*conds).limit(count_cap + 1).subquery()
+        counted = int(await self.session.scalar(select(func.count()).select_from(matches)) or 0)
+        return rows, min(counted, count_cap), counted > count_cap
 
     async def get(self, title_id: uuid.UUID) -> Title | None:
         return await self.session.get(Title, title_id)

@@ -50,9 +50,11 @@ class CatalogService:
     # --- titles -------------------------------------------------------------
 
     async def list_titles(
-        self, f: TitleFilter, paging: PageParams
-    ) -> tuple[list[dict[str, Any]], int]:
-        return await self.titles.list_page(f, offset=paging.offset, limit=paging.size)
+        self, f: TitleFilter, paging: PageParams, *, count_cap: int
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        return await self.titles.list_page(
+            f, offset=paging.offset, limit=paging.size, count_cap=count_cap
+        )
 
     async def title_by_slug(self, slug: str) -> Title:
         title = await self.titles.get_by_slug_with_episodes(slug)

@@ -271,8 +271,10 @@ def titles_list(
             f"{rating:.1f}" if rating is not None else "",
         )
     console.print(table)
+    more = "+" if data.get("totalCapped") else ""
     console.print(
-        f"[dim]page {data['page']} of {max(data['totalPages'], 1)}, {data['total']} titles[/]"
+        f"[dim]page {data['page']} of {max(data['totalPages'], 1)}{more}, "
+        f"{data['total']}{more} titles[/]"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from studio_catalog.repository import TitleFilter
 from studio_catalog.schemas import EpisodeOut, TitleDetail, TitleSummary, TitleType
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/api", tags=["catalog"])
     **access(Access.public),
 )
 async def list_titles(
+    request: Request,
     session: SessionDep,
     paging: Paging,
     q: Annotated[
@@ -35,15 +36,21 @@ async def list_titles(
     type: Annotated[TitleType | None, Query()] = None,
     year: Annotated[int | None, Query(ge=1900, le=2100)] = None,
 ) -> Page[TitleSummary]:
-    """Titles, filtered and paged; ordered by relevance when `q` is given, else by name."""
+    """Titles, filtered and paged; ordered by relevance when `q` is given, else by name.
+
+    `total` counts matches up to a cap (`totalCapped: true` past it: at least
+    that many), which keeps broad filters on a large catalog fast."""
     f = TitleFilter(
         q=q.strip() if q and q.strip() else None,
         genres=tuple(g.strip().lower() for g in genre or () if g.strip()),
         type=type,
         year=year,
     )
-    items, total = await CatalogService(session).list_titles(f, paging)
-    return Page[TitleSummary].of([TitleSummary.model_validate(t) for t in items], paging, total)
+    cap: int = request.app.state.runtime.settings.total_count_cap
+    items, total, capped = await CatalogService(session).list_titles(f, paging, count_cap=cap)
+    return Page[TitleSummary].of(
+        [TitleSummary.model_validate(t) for t in items], paging, total, capped=capped
+    )
 
 
 @router.get(
