@@ -2,7 +2,8 @@
 behind a minimal Starlette route (``uvicorn bench.catalog_bare:app``).
 
 Same SQL as the catalog's repository (ADR 3: prefix full text OR trigram word
-similarity, ranked; genre containment ordered by name), same JSON shape.
+similarity, ranked; genre containment ordered by name; totals counted up to
+the same cap), same JSON shape.
 """
 
 from __future__ import annotations
@@ -21,16 +22,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 COLUMNS = "id, slug, name, type, year, poster_url, genres, languages, rating_avg"
+COUNT_CAP = int(os.environ.get("CATALOG_TOTAL_COUNT_CAP", "1000"))
+GENRE_WHERE = "genres @> $1::varchar[]"
+QUERY_WHERE = "($1 <% name OR search @@ to_tsquery('simple', $2))"
 BY_GENRE = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM catalog.titles
-WHERE genres @> $1::varchar[] ORDER BY name, id OFFSET $2 LIMIT $3
+SELECT {COLUMNS} FROM catalog.titles
+WHERE {GENRE_WHERE} ORDER BY name, id OFFSET $2 LIMIT $3
 """  # noqa: S608
 BY_QUERY = f"""
-SELECT {COLUMNS}, count(*) OVER () AS total FROM catalog.titles
-WHERE ($1 <% name OR search @@ to_tsquery('simple', $2))
+SELECT {COLUMNS} FROM catalog.titles
+WHERE {QUERY_WHERE}
 ORDER BY word_similarity($1, name) + ts_rank(search, to_tsquery('simple', $2)) DESC, name, id
 OFFSET $3 LIMIT $4
 """  # noqa: S608
+COUNT_GENRE = f"SELECT count(*) FROM (SELECT 1 FROM catalog.titles WHERE {GENRE_WHERE} LIMIT $2) s"  # noqa: S608
+COUNT_QUERY = f"SELECT count(*) FROM (SELECT 1 FROM catalog.titles WHERE {QUERY_WHERE} LIMIT $3) s"  # noqa: S608
 _WORD = re.compile(r"\w+")
 
 
@@ -62,20 +68,28 @@ async def titles(request: Request) -> Response:
     page = int(params.get("page", "1"))
     size = int(params.get("pageSize", "20"))
     q = (params.get("q") or "").strip()
+    offset = (page - 1) * size
     async with request.app.state.pool.acquire() as conn:
         if q:
             tsq = " & ".join(f"{w}:*" for w in _WORD.findall(q.lower())[:10])
-            rows = await conn.fetch(BY_QUERY, q, tsq, (page - 1) * size, size)
+            rows = await conn.fetch(BY_QUERY, q, tsq, offset, size)
+            count = (COUNT_QUERY, q, tsq)
         else:
             genres = [g.lower() for g in params.getlist("genre")]
-            rows = await conn.fetch(BY_GENRE, genres, (page - 1) * size, size)
-    total = int(rows[0]["total"]) if rows else 0
+            rows = await conn.fetch(BY_GENRE, genres, offset, size)
+            count = (COUNT_GENRE, genres)
+        if rows and len(rows) < size:
+            total, capped = offset + len(rows), False
+        else:
+            counted = int(await conn.fetchval(count[0], *count[1:], COUNT_CAP + 1))
+            total, capped = min(counted, COUNT_CAP), counted > COUNT_CAP
     body = {
         "items": [_item(r) for r in rows],
         "page": page,
         "pageSize": size,
         "total": total,
         "totalPages": math.ceil(total / size) if total else 0,
+        "totalCapped": capped,
     }
     return Response(json.dumps(body), media_type="application/json")
 
