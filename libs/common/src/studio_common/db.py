@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, text
@@ -87,7 +87,3 @@ SessionDep = Annotated[AsyncSession, Depends(session_dependency, scope="function
 def normalise_pg_url(url: str) -> str:
     """asyncpg wants ``postgresql://``; SQLAlchemy wants ``postgresql+asyncpg://``."""
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-def to_jsonable(row: Any) -> dict[str, Any]:
-    return dict(row._mapping) if hasattr(row, "_mapping") else dict(row)

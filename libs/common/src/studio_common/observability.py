@@ -42,6 +42,13 @@ def redact_path(path: str) -> str:
     )
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host/path?query`` with the path redacted and no query."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, tail = rest.partition("/")
+    return f"{scheme}{sep}{host}{slash}{redact_path(tail)}" if slash else url
+
+
 def redact_span_hook(span: Any, scope: dict[str, Any]) -> None:
     """OpenTelemetry server-request hook: the same redaction for span attributes."""
     attributes = getattr(span, "attributes", None) or {}
@@ -52,11 +59,7 @@ def redact_span_hook(span: Any, scope: dict[str, Any]) -> None:
     for key in ("http.url", "url.full"):
         value = attributes.get(key)
         if isinstance(value, str):
-            scheme, sep, rest = value.partition("://")
-            host, slash, tail = rest.partition("/")
-            span.set_attribute(
-                key, f"{scheme}{sep}{host}{slash}{redact_path(tail)}" if slash else value
-            )
+            span.set_attribute(key, redact_url(value))
     if "url.query" in attributes:
         span.set_attribute("url.query", REDACTED)
 

@@ -29,19 +29,3 @@ def s3_client(settings: ServiceSettings, *, public: bool = False) -> Any:
             retries={"max_attempts": 3, "mode": "standard"},
         ),
     )
-
-
-SOURCES_PREFIX = "uploads/"
-SUBTITLES_PREFIX = "subtitles/"
-
-
-def sidecar_subtitles_prefix(source_key: str) -> str:
-    """Where subtitle files uploaded for a source live.
-
-    ``uploads/<folder>/episode.mkv`` → ``subtitles/<folder>/``: under the
-    ``subtitles/`` prefix that media accepts subtitle types for, mirroring the
-    source's folder, so the transcoder finds them next to nothing else.
-    """
-    folder = source_key.rsplit("/", 1)[0] if "/" in source_key else ""
-    folder = folder.removeprefix(SOURCES_PREFIX.rstrip("/")).strip("/")
-    return f"{SUBTITLES_PREFIX}{folder}/" if folder else SUBTITLES_PREFIX

@@ -127,7 +127,7 @@ def configure_sentry(dsn: str | None, *, environment: str, service: str) -> bool
 def _scrub_event(event: Any, hint: Any) -> Any:
     """No credentials leave the service: drop headers, cookies, query and body,
     and redact token-like path segments (playback URLs carry tokens in the path)."""
-    from studio_common.observability import redact_path
+    from studio_common.observability import redact_url
 
     request = event.get("request")
     if isinstance(request, dict):
@@ -135,9 +135,7 @@ def _scrub_event(event: Any, hint: Any) -> Any:
             request.pop(key, None)
         url = request.get("url")
         if isinstance(url, str):
-            scheme, sep, rest = url.partition("://")
-            host, slash, tail = rest.partition("/")
-            request["url"] = f"{scheme}{sep}{host}{slash}{redact_path(tail)}" if slash else url
+            request["url"] = redact_url(url)
     return event
 
 

@@ -8,7 +8,7 @@ event for the same source (a re-upload) reopens that row.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -73,6 +73,17 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def requeue(self) -> None:
+        """Back to `queued` with fresh attempts and no outcome (retry, or a new upload)."""
+        self.status = "queued"
+        self.attempts = 0
+        self.progress = 0.0
+        self.playable = False
+        self.error_code = self.error_reason = None
+        self.result = None
+        self.started_at = self.finished_at = None
+        self.queued_at = datetime.now(UTC)
 
     __table_args__ = (
         UniqueConstraint("episode_id", "source_key", name="uq_jobs_episode_source"),

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 from studio_common.events import EpisodeUploadedV1, SubtitleTrack
-from studio_common.storage import sidecar_subtitles_prefix
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import JobFailure, PermanentFailure, TransientFailure
 from studio_transcoder.media.command import (
@@ -79,6 +78,18 @@ class _Source:
     label: str
     streamed: bool
     redactions: dict[str, str] = field(default_factory=dict)
+
+
+def sidecar_subtitles_prefix(source_key: str) -> str:
+    """Where subtitle files uploaded for a source live.
+
+    ``uploads/<folder>/episode.mkv`` → ``subtitles/<folder>/``: under the
+    ``subtitles/`` prefix that media accepts subtitle types for, mirroring the
+    source's folder (the `studio upload --subtitles` convention).
+    """
+    folder = source_key.rsplit("/", 1)[0] if "/" in source_key else ""
+    folder = folder.removeprefix("uploads").strip("/")
+    return f"subtitles/{folder}/" if folder else "subtitles/"
 
 
 def subtitle_language(key: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,14 +35,7 @@ class JobService:
             raise NotFound(f"No job with id {job_id}.")
         if job.status != "failed":
             raise Conflict(f"Only a failed job can be retried; this one is {job.status}.")
-        job.status = "queued"
-        job.attempts = 0
-        job.progress = 0.0
-        job.playable = False
-        job.error_code = job.error_reason = None
-        job.result = None
-        job.started_at = job.finished_at = None
-        job.queued_at = datetime.now(UTC)
+        job.requeue()
         await enqueue(
             self.session,
             messaging,

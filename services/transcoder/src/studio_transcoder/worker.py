@@ -463,13 +463,7 @@ class Worker:
     def _requeue(job: Job, event_id: uuid.UUID, payload: dict[str, Any]) -> None:
         job.source_event_id = event_id
         job.payload = payload
-        job.status = "queued"
-        job.attempts = 0
-        job.progress = 0.0
-        job.playable = False
-        job.error_code = job.error_reason = None
-        job.result = None
-        job.queued_at = datetime.now(UTC)
+        job.requeue()
 
     async def _run(self, msg: Msg, job: Job) -> None:
         assert self.database is not None
