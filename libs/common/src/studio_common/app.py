@@ -37,6 +37,7 @@ from studio_common.settings import ServiceSettings
 from studio_common.telemetry import configure_sentry, configure_tracing
 
 log = logging.getLogger("studio.app")
+NATS_DRAIN_TIMEOUT_SECONDS = 5
 
 
 @dataclass
@@ -92,6 +93,11 @@ def create_service_app(
                 # "Received"/"Processed" for every message is debugging detail;
                 # failures are still logged at their own level.
                 log_level=logging.DEBUG,
+                # nats-py waits up to this long for subscriptions to drain on
+                # stop (30 s by default): a pull fetch cut off mid-flight can
+                # leave one that never drains, and shutdown must end well
+                # inside Kubernetes' 30 s grace period.
+                drain_timeout=NATS_DRAIN_TIMEOUT_SECONDS,
             )
             jwks = JwksCache(
                 settings.jwks_url,
