@@ -24,8 +24,12 @@ help:
 	@echo "make compose-config  regenerate deploy/compose/nginx.conf for docker-compose.yml"
 	@echo "make clean           stop the stack, remove .data and tool caches"
 
+# System packages beyond uv, the environment and nginx, per goal: the worker of
+# `make up` runs ffmpeg; the tests also drive Chromium.
+up: BOOTSTRAP_PACKAGES = ffmpeg
+test e2e bench: BOOTSTRAP_PACKAGES = ffmpeg chromium
 bootstrap:
-	@scripts/bootstrap.sh
+	@scripts/bootstrap.sh $(BOOTSTRAP_PACKAGES)
 
 up: bootstrap
 	$(RUN) studio-dev up
