@@ -7,19 +7,23 @@ repositories only ``flush``; they never commit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+T = TypeVar("T")
 
 # Stable constraint names so migrations and 409 responses can refer to them.
 NAMING_CONVENTION: dict[str, str] = {
@@ -39,6 +43,8 @@ def service_metadata(schema: str) -> MetaData:
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # For `read`: its pool opens connections only once a read runs.
+    reader: AsyncEngine
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, echo: bool = False) -> Database:
@@ -49,7 +55,17 @@ class Database:
             pool_pre_ping=True,
             echo=echo,
         )
-        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+        # Autocommit: a read sends no BEGIN/COMMIT. No pre-ping: on asyncpg it
+        # costs three round trips per checkout (BEGIN, ping, ROLLBACK); `read`
+        # retries on a fresh connection instead, which is safe for reads alone.
+        reader = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            isolation_level="AUTOCOMMIT",
+            echo=echo,
+        )
+        return cls(engine, async_sessionmaker(engine, expire_on_commit=False), reader)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -57,12 +73,29 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run read-only ``work`` outside a transaction, each statement on its own.
+
+        For hot reads that need no consistent snapshot across statements. A
+        connection the server dropped (a restart, an idle timeout) fails the
+        first attempt and is discarded; the work then runs once more on a new one.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self.reader.connect() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.reader.dispose()
 
 
 def get_database(request: Request) -> Database:
