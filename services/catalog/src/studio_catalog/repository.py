@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import array
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from studio_catalog.models import Episode, Season, Title
@@ -45,56 +45,60 @@ class TitleFilter:
     year: int | None = None
 
 
+def _conditions(f: TitleFilter) -> tuple[list[ColumnElement[bool]], Any]:
+    conds: list[ColumnElement[bool]] = []
+    rank: Any = None
+    if f.genres:
+        conds.append(Title.genres.contains(array(list(f.genres))))
+    if f.type:
+        conds.append(Title.type == f.type)
+    if f.year is not None:
+        conds.append(Title.year == f.year)
+    if f.q:
+        q = f.q.strip()
+        tsq = prefix_tsquery(q)
+        # Full text (GIN on the tsvector) for words and prefixes; trigram
+        # word similarity (GIN on name) for typos such as "starlite".
+        # Both are index scans; `q <% name` is pg_trgm's word-similarity operator.
+        matches: list[ColumnElement[bool]] = [literal(q).op("<%")(Title.name)]
+        rank = func.word_similarity(q, Title.name)
+        if tsq:
+            query = func.to_tsquery("simple", tsq)
+            matches.append(Title.search.op("@@")(query))
+            rank = rank + func.ts_rank(Title.search, query)
+        conds.append(or_(*matches))
+    return conds, rank
+
+
+async def list_title_page(
+    conn: AsyncConnection, f: TitleFilter, *, offset: int, limit: int, count_cap: int
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """One page of title summaries, the number of matches and whether that
+    number stopped at ``count_cap``.
+
+    Counting every match of a broad filter costs more than the page itself
+    (tens of thousands of rows for one genre of a large catalog), so the
+    count stops at the cap; a page that is not full tells the total outright.
+    Core statements on a bare connection: the hottest read of the catalog
+    needs neither the ORM nor a transaction.
+    """
+    conds, rank = _conditions(f)
+    order: list[Any] = []
+    if rank is not None:
+        order.append(rank.desc())
+    order += [Title.name, Title.id]
+    stmt = select(*SUMMARY_COLUMNS).where(*conds).order_by(*order).offset(offset).limit(limit)
+    rows = [dict(r) for r in (await conn.execute(stmt)).mappings()]
+    if rows and len(rows) < limit:
+        return rows, offset + len(rows), False
+    matches = select(Title.id).where(*conds).limit(count_cap + 1).subquery()
+    counted = int(await conn.scalar(select(func.count()).select_from(matches)) or 0)
+    return rows, min(counted, count_cap), counted > count_cap
+
+
 class TitleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    def _conditions(self, f: TitleFilter) -> tuple[list[ColumnElement[bool]], Any]:
-        conds: list[ColumnElement[bool]] = []
-        rank: Any = None
-        if f.genres:
-            conds.append(Title.genres.contains(array(list(f.genres))))
-        if f.type:
-            conds.append(Title.type == f.type)
-        if f.year is not None:
-            conds.append(Title.year == f.year)
-        if f.q:
-            q = f.q.strip()
-            tsq = prefix_tsquery(q)
-            # Full text (GIN on the tsvector) for words and prefixes; trigram
-            # word similarity (GIN on name) for typos such as "starlite".
-            # Both are index scans; `q <% name` is pg_trgm's word-similarity operator.
-            matches: list[ColumnElement[bool]] = [literal(q).op("<%")(Title.name)]
-            rank = func.word_similarity(q, Title.name)
-            if tsq:
-                query = func.to_tsquery("simple", tsq)
-                matches.append(Title.search.op("@@")(query))
-                rank = rank + func.ts_rank(Title.search, query)
-            conds.append(or_(*matches))
-        return conds, rank
-
-    async def list_page(
-        self, f: TitleFilter, *, offset: int, limit: int, count_cap: int
-    ) -> tuple[list[dict[str, Any]], int, bool]:
-        """One page of title summaries, the number of matches and whether that
-        number stopped at ``count_cap``.
-
-        Counting every match of a broad filter costs more than the page itself
-        (tens of thousands of rows for one genre of a large catalog), so the
-        count stops at the cap; a page that is not full tells the total outright.
-        """
-        conds, rank = self._conditions(f)
-        order: list[Any] = []
-        if rank is not None:
-            order.append(rank.desc())
-        order += [Title.name, Title.id]
-        stmt = select(*SUMMARY_COLUMNS).where(*conds).order_by(*order).offset(offset).limit(limit)
-        rows = [dict(r) for r in (await self.session.execute(stmt)).mappings().all()]
-        if rows and len(rows) < limit:
-            return rows, offset + len(rows), False
-        matches = select(Title.id).where(*conds).limit(count_cap + 1).subquery()
-        counted = int(await self.session.scalar(select(func.count()).select_from(matches)) or 0)
-        return rows, min(counted, count_cap), counted > count_cap
 
     async def get(self, title_id: uuid.UUID) -> Title | None:
         return await self.session.get(Title, title_id)

@@ -12,7 +12,6 @@ from studio_catalog.models import Episode, Season, Title, messaging
 from studio_catalog.repository import (
     EpisodeRepository,
     SeasonRepository,
-    TitleFilter,
     TitleRepository,
 )
 from studio_catalog.schemas import EpisodeIn, EpisodePatch, SeasonIn, TitleIn, TitlePatch
@@ -25,7 +24,6 @@ from studio_common.events import (
     TitleUpdatedV1,
 )
 from studio_common.outbox import enqueue
-from studio_common.paging import PageParams
 
 
 class UnknownReference(ProblemError):
@@ -48,13 +46,6 @@ class CatalogService:
         self.episodes = EpisodeRepository(session)
 
     # --- titles -------------------------------------------------------------
-
-    async def list_titles(
-        self, f: TitleFilter, paging: PageParams, *, count_cap: int
-    ) -> tuple[list[dict[str, Any]], int, bool]:
-        return await self.titles.list_page(
-            f, offset=paging.offset, limit=paging.size, count_cap=count_cap
-        )
 
     async def title_by_slug(self, slug: str) -> Title:
         title = await self.titles.get_by_slug_with_episodes(slug)

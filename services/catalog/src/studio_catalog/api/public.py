@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from studio_catalog.repository import TitleFilter
+from studio_catalog.repository import TitleFilter, list_title_page
 from studio_catalog.schemas import EpisodeOut, TitleDetail, TitleSummary, TitleType
 from studio_catalog.service import CatalogService
 from studio_common.access import Access, access
@@ -25,7 +26,6 @@ router = APIRouter(prefix="/api", tags=["catalog"])
 )
 async def list_titles(
     request: Request,
-    session: SessionDep,
     paging: Paging,
     q: Annotated[
         str | None, Query(max_length=200, description="Search words or a name with typos")
@@ -35,7 +35,7 @@ async def list_titles(
     ] = None,
     type: Annotated[TitleType | None, Query()] = None,
     year: Annotated[int | None, Query(ge=1900, le=2100)] = None,
-) -> Page[TitleSummary]:
+) -> Response:
     """Titles, filtered and paged; ordered by relevance when `q` is given, else by name.
 
     `total` counts matches up to a cap (`totalCapped: true` past it: at least
@@ -46,11 +46,17 @@ async def list_titles(
         type=type,
         year=year,
     )
-    cap: int = request.app.state.runtime.settings.total_count_cap
-    items, total, capped = await CatalogService(session).list_titles(f, paging, count_cap=cap)
-    return Page[TitleSummary].of(
+    runtime = request.app.state.runtime
+    cap: int = runtime.settings.total_count_cap
+    items, total, capped = await runtime.database.read(
+        partial(list_title_page, f=f, offset=paging.offset, limit=paging.size, count_cap=cap)
+    )
+    page = Page[TitleSummary].of(
         [TitleSummary.model_validate(t) for t in items], paging, total, capped=capped
     )
+    # Validated once, here: returned as a model, FastAPI would validate the
+    # page a second time and encode it through `jsonable_encoder`.
+    return Response(page.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get(
