@@ -218,6 +218,30 @@ async def test_json_logs_carry_request_id(
     assert all("request_id" not in r for r in lines if r["message"] == "service stopping")
 
 
+async def test_quiet_routes_log_only_their_failures(
+    service_settings: dict[str, Any], captured_logs: io.StringIO
+) -> None:
+    app = create_service_app(
+        settings_for(service_settings, log_json=True),
+        title="demo",
+        routers=[router],
+        quiet_routes={("GET", "/things/{thing_id}")},
+    )
+    async with serve_app(app) as client:
+        capture(captured_logs)
+        assert (await client.get("/things/7")).status_code == 200
+        assert (await client.get("/things/0")).status_code == 404
+        assert (await client.get("/crash")).status_code == 500
+        metrics = (await client.get("/metrics")).text
+
+    access = [r for r in json_lines(captured_logs) if r["message"] == "request"]
+    assert [(r["path"], r["status"]) for r in access] == [("/things/0", 404), ("/crash", 500)]
+    # Unlogged is not uncounted.
+    assert (
+        'method="GET",route="/things/{thing_id}",service="commontest",status_code="200"' in metrics
+    )
+
+
 async def test_outbox_relay_and_consumers_run_in_the_app(
     service_settings: dict[str, Any], schema: Any, stream: Any, db: Any
 ) -> None:

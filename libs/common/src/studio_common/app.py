@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +70,15 @@ def create_service_app(
     register_consumers: ConsumerRegistration | None = None,
     on_startup: LifespanHook | None = None,
     description: str = "",
+    quiet_routes: Collection[tuple[str, str]] = (),
 ) -> FastAPI:
+    """The service's FastAPI app, with its lifespan, middleware and probes.
+
+    ``quiet_routes`` are ``(method, route template)`` pairs answered so often
+    that an access-log line for each success would be most of the log and a
+    noticeable share of CPU; their failures are still logged, and the request
+    metrics count every call.
+    """
     service = settings.service_name
     registry = CollectorRegistry()
     metrics = RequestMetrics(registry, service)
@@ -165,15 +173,19 @@ def create_service_app(
             yield
             log.info("service stopping", extra={"service": service})
 
+    tracing = configure_tracing(service)
     app = FastAPI(
         title=title,
         description=description,
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        # FastAPI's own OpenTelemetry asks the global providers on every request
+        # whether to run; without an exporter the answer is always no.
+        telemetry=None if tracing else {"tracing": False, "metrics": False, "logs": False},
     )
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    if configure_tracing(service):
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, quiet_routes=quiet_routes)
+    if tracing:
         # Outermost, so the request span is current while the request id is set
         # and logged. No spans per ASGI receive/send message: they cost a third
         # of a small request's CPU and say nothing the request span does not.

@@ -8,6 +8,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -197,10 +198,17 @@ def _route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Assigns a request id (or keeps a sane incoming one) and records metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: RequestMetrics,
+        quiet_routes: Collection[tuple[str, str]] = (),
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.log = logging.getLogger("studio.access")
+        # (method, route template): successes are counted but not logged.
+        self.quiet = frozenset(quiet_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -253,7 +261,9 @@ class RequestContextMiddleware:
             ).observe(elapsed)
             if status >= 500:
                 self.metrics.errors.labels(self.metrics.service, route).inc()
-            if route not in ("/healthz", "/readyz", "/metrics"):
+            if route not in ("/healthz", "/readyz", "/metrics") and (
+                status >= 400 or (scope["method"], route) not in self.quiet
+            ):
                 extra: dict[str, Any] = {
                     "method": scope["method"],
                     "path": redact_path(scope["path"]),
