@@ -20,4 +20,6 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         routers=[public.router, admin.router],
         tables=messaging,
         register_consumers=subscribers.register,
+        # Browsing: the gateway logs every request already.
+        quiet_routes={("GET", "/api/titles")},
     )

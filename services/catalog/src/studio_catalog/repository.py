@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.sql import Executable
 
 from studio_catalog.models import Episode, Season, Title
 
@@ -45,29 +56,46 @@ class TitleFilter:
     year: int | None = None
 
 
-def _conditions(f: TitleFilter) -> tuple[list[ColumnElement[bool]], Any]:
+@functools.cache
+def _list_statements(
+    *, genres: bool, type_: bool, year: bool, q: bool, tsq: bool
+) -> tuple[Executable, Executable]:
+    """The page and the capped count for one combination of filters.
+
+    Built once per combination with bound parameters: building and cache-keying
+    a fresh statement costs more than the two queries' own round trips.
+    """
     conds: list[ColumnElement[bool]] = []
     rank: Any = None
-    if f.genres:
-        conds.append(Title.genres.contains(array(list(f.genres))))
-    if f.type:
-        conds.append(Title.type == f.type)
-    if f.year is not None:
-        conds.append(Title.year == f.year)
-    if f.q:
-        q = f.q.strip()
-        tsq = prefix_tsquery(q)
+    if genres:
+        conds.append(Title.genres.contains(bindparam("genres", type_=Title.genres.type)))
+    if type_:
+        conds.append(Title.type == bindparam("type"))
+    if year:
+        conds.append(Title.year == bindparam("year"))
+    if q:
+        words = bindparam("q", type_=String)
         # Full text (GIN on the tsvector) for words and prefixes; trigram
         # word similarity (GIN on name) for typos such as "starlite".
         # Both are index scans; `q <% name` is pg_trgm's word-similarity operator.
-        matches: list[ColumnElement[bool]] = [literal(q).op("<%")(Title.name)]
-        rank = func.word_similarity(q, Title.name)
+        matches: list[ColumnElement[bool]] = [words.op("<%")(Title.name)]
+        rank = func.word_similarity(words, Title.name)
         if tsq:
-            query = func.to_tsquery("simple", tsq)
+            query = func.to_tsquery("simple", bindparam("tsq", type_=String))
             matches.append(Title.search.op("@@")(query))
             rank = rank + func.ts_rank(Title.search, query)
         conds.append(or_(*matches))
-    return conds, rank
+    order: list[Any] = [rank.desc()] if rank is not None else []
+    order += [Title.name, Title.id]
+    page = (
+        select(*SUMMARY_COLUMNS)
+        .where(*conds)
+        .order_by(*order)
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+    matching = select(Title.id).where(*conds).limit(bindparam("count_limit")).subquery()
+    return page, select(func.count()).select_from(matching)
 
 
 async def list_title_page(
@@ -82,17 +110,22 @@ async def list_title_page(
     Core statements on a bare connection: the hottest read of the catalog
     needs neither the ORM nor a transaction.
     """
-    conds, rank = _conditions(f)
-    order: list[Any] = []
-    if rank is not None:
-        order.append(rank.desc())
-    order += [Title.name, Title.id]
-    stmt = select(*SUMMARY_COLUMNS).where(*conds).order_by(*order).offset(offset).limit(limit)
-    rows = [dict(r) for r in (await conn.execute(stmt)).mappings()]
+    q = f.q.strip() if f.q else None
+    tsq = prefix_tsquery(q) if q else None
+    page, count = _list_statements(
+        genres=bool(f.genres), type_=bool(f.type), year=f.year is not None, q=bool(q), tsq=bool(tsq)
+    )
+    given = {"genres": list(f.genres), "type": f.type, "year": f.year, "q": q, "tsq": tsq}
+    params = {k: v for k, v in given.items() if v}
+    if f.year is not None:
+        params["year"] = f.year
+    rows = [
+        dict(r)
+        for r in (await conn.execute(page, {**params, "offset": offset, "limit": limit})).mappings()
+    ]
     if rows and len(rows) < limit:
         return rows, offset + len(rows), False
-    matches = select(Title.id).where(*conds).limit(count_cap + 1).subquery()
-    counted = int(await conn.scalar(select(func.count()).select_from(matches)) or 0)
+    counted = int(await conn.scalar(count, {**params, "count_limit": count_cap + 1}) or 0)
     return rows, min(counted, count_cap), counted > count_cap
 
 
