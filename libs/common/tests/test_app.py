@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import logging
@@ -342,3 +343,17 @@ async def test_shutdown_ends_when_a_subscription_cannot_drain(
     await lifespan.__aexit__(None, None, None)
     assert time.monotonic() - started < 20, "shutdown waited out nats-py's drain"
     assert nc.is_closed
+
+
+async def test_startup_freezes_what_is_alive_unless_told_not_to(
+    service_settings: dict[str, Any],
+) -> None:
+    gc.unfreeze()
+    try:
+        async with running(create_service_app(settings_for(service_settings), title="demo")):
+            assert gc.get_freeze_count() == 0
+        frozen = settings_for(service_settings, gc_freeze=True)
+        async with running(create_service_app(frozen, title="demo")):
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -44,9 +44,7 @@ def service_settings(
 @pytest.fixture(scope="session")
 def playback_settings(service_settings: dict[str, Any]) -> PlaybackSettings:
     upgrade(SERVICE_DIR, service_settings["database_url"])
-    return PlaybackSettings(
-        **service_settings, consumer_max_deliver=3, max_page_size=50, gc_freeze=False
-    )
+    return PlaybackSettings(**service_settings, consumer_max_deliver=3, max_page_size=50)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -169,6 +170,13 @@ def create_service_app(
                 result = on_startup(runtime, stack)
                 if asyncio.iscoroutine(result):
                     await result
+            if settings.gc_freeze:
+                # What is alive now lives as long as the process. Frozen, it is
+                # no longer re-walked by every full collection, which otherwise
+                # stalls all in-flight requests for ~100 ms about once a second
+                # under load.
+                gc.collect()
+                gc.freeze()
             log.info("service started", extra={"service": service})
             yield
             log.info("service stopping", extra={"service": service})

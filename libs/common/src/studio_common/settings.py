@@ -44,6 +44,7 @@ class ServiceSettings(BaseSettings):
     consumer_max_deliver: int = Field(default=5, ge=1)
     # How often the outbox lag and the consumers' pending counts are measured for /metrics.
     metrics_refresh_seconds: float = Field(default=10.0, gt=0)
+    gc_freeze: bool = True
 
     jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
     # Upper bound of `pageSize` on every list endpoint.

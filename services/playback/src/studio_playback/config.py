@@ -24,8 +24,6 @@ class PlaybackSettings(ServiceSettings):
     positions_concurrent_batches: int = Field(default=4, ge=1, le=100)
     # ... and at most this many writes waiting (more are refused with 429).
     positions_max_pending: int = Field(default=10_000, ge=1)
-    # Move the objects alive after startup out of the garbage collector's view.
-    gc_freeze: bool = True
     # One access-log line per successful position write (heartbeats); off by
     # default: the request metrics count them, failures are always logged.
     log_position_writes: bool = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
@@ -40,12 +39,6 @@ def create_app(settings: PlaybackSettings | None = None) -> FastAPI:
             )
         if not settings.log_position_writes:
             skip_successful_position_writes()
-        if settings.gc_freeze:
-            # Everything alive now (modules, the app, pools) lives as long as the
-            # process. Frozen, the collector stops re-walking it: without this,
-            # full collections under load stall every request for ~100 ms.
-            gc.collect()
-            gc.freeze()
 
     app = create_service_app(
         settings,

@@ -182,6 +182,8 @@ def service_settings(
         # whole run well inside Postgres' default 100 connections.
         "database_pool_size": 1,
         "log_json": False,
+        # Frozen objects are never collected: a test process starts many apps.
+        "gc_freeze": False,
     }
 
 
