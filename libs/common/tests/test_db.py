@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import ARRAY, Integer, String, bindparam, literal, select, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from studio_common.db import Database
+from studio_common.db import Database, DriverQuery
 
 
 async def _backend_and_transaction(conn: AsyncConnection) -> tuple[int, bool]:
@@ -56,3 +58,36 @@ async def test_read_does_not_retry_a_failing_statement(db: Database) -> None:
     with pytest.raises(ProgrammingError):
         await db.read(broken)
     assert len(calls) == 1
+
+
+PAIR = DriverQuery.compile(
+    select(
+        (bindparam("a", type_=Integer) + literal(40)).label("sum"),
+        bindparam("words", type_=ARRAY(String)).label("words"),
+    )
+)
+
+
+async def test_a_driver_query_binds_values_and_its_constants(db: Database) -> None:
+    async def run(conn: AsyncConnection) -> Any:
+        return await PAIR.fetch(conn, a=2, words=["x", "y"])
+
+    [row] = await db.read(run)
+    assert (row["sum"], row["words"]) == (42, ["x", "y"])
+
+
+async def test_a_driver_query_survives_a_connection_the_server_dropped(db: Database) -> None:
+    pid, _ = await db.read(_backend_and_transaction)
+    async with db.engine.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    calls: list[int] = []
+
+    async def run(conn: AsyncConnection) -> Any:
+        calls.append(1)
+        return await PAIR.fetch(conn, a=1, words=[])
+
+    [row] = await db.read(run)
+    assert row["sum"] == 41
+    assert len(calls) == 2
+    new_pid, _ = await db.read(_backend_and_transaction)
+    assert new_pid != pid
