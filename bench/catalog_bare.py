@@ -24,7 +24,7 @@ from starlette.routing import Route
 COLUMNS = "id, slug, name, type, year, poster_url, genres, languages, rating_avg"
 COUNT_CAP = int(os.environ.get("CATALOG_TOTAL_COUNT_CAP", "1000"))
 GENRE_WHERE = "genres @> $1::varchar[]"
-QUERY_WHERE = "($1 <% name OR search @@ to_tsquery('simple', $2))"
+QUERY_WHERE = "(search @@ to_tsquery('simple', $2) OR $1 <% name)"
 BY_GENRE = f"""
 SELECT {COLUMNS} FROM catalog.titles
 WHERE {GENRE_WHERE} ORDER BY name, id OFFSET $2 LIMIT $3
@@ -32,7 +32,9 @@ WHERE {GENRE_WHERE} ORDER BY name, id OFFSET $2 LIMIT $3
 BY_QUERY = f"""
 SELECT {COLUMNS} FROM catalog.titles
 WHERE {QUERY_WHERE}
-ORDER BY word_similarity($1, name) + ts_rank(search, to_tsquery('simple', $2)) DESC, name, id
+ORDER BY CASE WHEN search @@ to_tsquery('simple', $2)
+    THEN 1 + ts_rank(search, to_tsquery('simple', $2)) + ts_rank(search, to_tsquery('simple', $5))
+    ELSE word_similarity($1, name) END DESC, name, id
 OFFSET $3 LIMIT $4
 """  # noqa: S608
 COUNT_GENRE = f"SELECT count(*) FROM (SELECT 1 FROM catalog.titles WHERE {GENRE_WHERE} LIMIT $2) s"  # noqa: S608
@@ -71,8 +73,9 @@ async def titles(request: Request) -> Response:
     offset = (page - 1) * size
     async with request.app.state.pool.acquire() as conn:
         if q:
-            tsq = " & ".join(f"{w}:*" for w in _WORD.findall(q.lower())[:10])
-            rows = await conn.fetch(BY_QUERY, q, tsq, offset, size)
+            words = _WORD.findall(q.lower())[:10]
+            tsq = " & ".join(f"{w}:*" for w in words)
+            rows = await conn.fetch(BY_QUERY, q, tsq, offset, size, " & ".join(words))
             count = (COUNT_QUERY, q, tsq)
         else:
             genres = [g.lower() for g in params.getlist("genre")]

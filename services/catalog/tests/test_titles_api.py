@@ -118,6 +118,33 @@ async def test_search_ranks_name_matches_first(client, make):
     assert len(names) == 2
 
 
+async def test_search_ranks_whole_words_then_prefixes_then_typos(client, make):
+    typo = await make.title(name="Lunor Tides")
+    prefix = await make.title(name="Lunaria Tides")
+    whole = await make.title(name="Luna Tides")
+    r = await client.get("/api/titles", params={"q": "luna"})
+    assert [t["slug"] for t in r.json()["items"]] == [whole["slug"], prefix["slug"], typo["slug"]]
+
+
+async def test_trigram_operators_are_priced_for_the_planner(catalog_settings):
+    # Declared as cheap as `=`, `q <% name` made the planner scan every title
+    # for a broad word rather than use the indexes (migration 0002).
+    engine = create_async_engine(catalog_settings.database_url)
+    async with engine.connect() as conn:
+        costs = dict(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT proname, procost FROM pg_proc WHERE proname IN "
+                        "('word_similarity_op', 'word_similarity_commutator_op')"
+                    )
+                )
+            ).all()
+        )
+    await engine.dispose()
+    assert costs == {"word_similarity_op": 200, "word_similarity_commutator_op": 200}
+
+
 async def test_search_uses_an_index(catalog_settings, make):
     await make.title(name="Indexed Title")
     engine = create_async_engine(catalog_settings.database_url)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ColumnElement,
     String,
     bindparam,
+    case,
     delete,
     func,
     literal,
@@ -48,6 +49,12 @@ def prefix_tsquery(q: str) -> str | None:
     return " & ".join(f"{w}:*" for w in words) or None
 
 
+def exact_tsquery(q: str) -> str | None:
+    """``'attack tit'`` → ``'attack & tit'``: the same words, whole."""
+    words = _WORD.findall(q.lower())[:10]
+    return " & ".join(words) or None
+
+
 @dataclass(frozen=True, slots=True)
 class TitleFilter:
     q: str | None = None
@@ -76,16 +83,27 @@ def _list_statements(
         conds.append(Title.year == bindparam("year"))
     if q:
         words = bindparam("q", type_=String)
-        # Full text (GIN on the tsvector) for words and prefixes; trigram
-        # word similarity (GIN on name) for typos such as "starlite".
-        # Both are index scans; `q <% name` is pg_trgm's word-similarity operator.
-        matches: list[ColumnElement[bool]] = [words.op("<%")(Title.name)]
+        # Full text (GIN on the tsvector) for words and prefixes; trigram word
+        # similarity (GIN on name; `q <% name`) for typos such as "starlite".
+        # ADR 3: full-text matches rank above typo matches, and whole words
+        # above prefixes; the costly similarity is computed for typo matches
+        # alone, and the full-text test comes first so rows it finds skip it.
+        typo = words.op("<%")(Title.name)
         rank = func.word_similarity(words, Title.name)
         if tsq:
-            query = func.to_tsquery("simple", bindparam("tsq", type_=String))
-            matches.append(Title.search.op("@@")(query))
-            rank = rank + func.ts_rank(Title.search, query)
-        conds.append(or_(*matches))
+            prefix = func.to_tsquery("simple", bindparam("tsq", type_=String))
+            exact = func.to_tsquery("simple", bindparam("tsq_exact", type_=String))
+            hit = Title.search.op("@@")(prefix)
+            conds.append(or_(hit, typo))
+            rank = case(
+                (
+                    hit,
+                    1 + func.ts_rank(Title.search, prefix) + func.ts_rank(Title.search, exact),
+                ),
+                else_=rank,
+            )
+        else:
+            conds.append(typo)
     order: list[Any] = [rank.desc()] if rank is not None else []
     order += [Title.name, Title.id]
     page = (
@@ -114,10 +132,18 @@ async def list_title_page(
     """
     q = f.q.strip() if f.q else None
     tsq = prefix_tsquery(q) if q else None
+    tsq_exact = exact_tsquery(q) if q else None
     page, count = _list_statements(
         genres=bool(f.genres), type_=bool(f.type), year=f.year is not None, q=bool(q), tsq=bool(tsq)
     )
-    values = {"genres": list(f.genres), "type": f.type, "year": f.year, "q": q, "tsq": tsq}
+    values = {
+        "genres": list(f.genres),
+        "type": f.type,
+        "year": f.year,
+        "q": q,
+        "tsq": tsq,
+        "tsq_exact": tsq_exact,
+    }
     rows = [dict(r) for r in await page.fetch(conn, **values, offset=offset, limit=limit)]
     if rows and len(rows) < limit:
         return rows, offset + len(rows), False
