@@ -13,12 +13,14 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     insert,
+    literal,
     select,
     text,
 )
 
-from studio_common.db import Database, SessionDep, service_metadata
+from studio_common.db import Database, DriverQuery, SessionDep, service_metadata
 from studio_common.errors import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -118,6 +120,18 @@ def build_app(db: Database, schema: str) -> tuple[FastAPI, Table]:
     async def add_late_then_fail(code: str, session: SessionDep) -> None:
         await session.execute(insert(late).values(code=code))
         raise Conflict("changed my mind")
+
+    echo = DriverQuery.compile(select(bindparam("word", type_=String).label("word")))
+    divide = DriverQuery.compile(select(literal(1) // bindparam("by", type_=Integer)))
+
+    @app.get("/driver/echo")
+    async def driver_echo(word: str) -> dict[str, str]:
+        [row] = await db.read(lambda conn: echo.fetch(conn, word=word))
+        return {"word": row["word"]}
+
+    @app.get("/driver/divide")
+    async def driver_divide(by: int) -> dict[str, int]:
+        return {"result": await db.read(lambda conn: divide.fetchval(conn, by=by))}
 
     app.state.metadata = metadata
     app.state.late = late
@@ -268,6 +282,21 @@ async def test_foreign_key_violation_is_409(client: httpx.AsyncClient) -> None:
 async def test_value_too_long_is_422(client: httpx.AsyncClient) -> None:
     resp = await client.post("/things/" + "x" * 40)
     assert_problem(resp, 422, "validation")
+
+
+async def test_nul_in_text_is_422_through_the_orm_and_the_driver(
+    client: httpx.AsyncClient,
+) -> None:
+    # Postgres text cannot hold NUL (SQLSTATE 22021): bad input, not a 500.
+    assert_problem(await client.post("/things/a%00b"), 422, "validation")
+    assert (await client.get("/driver/echo", params={"word": "fine"})).json() == {"word": "fine"}
+    assert_problem(await client.get("/driver/echo", params={"word": "a\x00b"}), 422, "validation")
+
+
+async def test_an_unexpected_driver_error_is_a_500_problem(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/driver/divide", params={"by": 2})).json() == {"result": 0}
+    body = assert_problem(await client.get("/driver/divide", params={"by": 0}), 500, "internal")
+    assert "division" not in body["detail"]
 
 
 async def test_commit_time_violation_is_409_and_rolled_back(

@@ -394,3 +394,10 @@ async def test_totals_stop_at_the_count_cap(catalog_settings, make):
         assert (last["total"], last["totalCapped"]) == (7, False)
         under = (await client.get("/api/titles", params={"genre": "capped", "pageSize": 20})).json()
         assert (under["total"], under["totalCapped"]) == (7, False)
+
+
+@pytest.mark.parametrize("params", [{"q": "a\x00b"}, {"genre": "drama\x00"}, {"q": "\x00"}])
+async def test_nul_in_a_filter_is_a_422_problem(client, params):
+    r = await client.get("/api/titles", params=params)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"] == "urn:studio:problem:validation"

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -154,7 +155,8 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 # Postgres SQLSTATEs that mean "the client asked for something impossible".
 _CONFLICT_STATES = {"23505": "already exists", "23503": "refers to something that does not exist"}
-_BAD_INPUT_STATES = {"23514", "22001", "22003", "22007", "22P02", "23502"}
+# 22021: a character the database encoding cannot hold, i.e. NUL in text.
+_BAD_INPUT_STATES = {"23514", "22001", "22003", "22007", "22021", "22P02", "23502"}
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -172,6 +174,22 @@ def _constraint_name(exc: DBAPIError) -> str | None:
     cause = getattr(exc.orig, "__cause__", None)
     name = getattr(cause, "constraint_name", None)
     return str(name) if name else None
+
+
+def _database_problem(
+    state: str | None, constraint: str | None, request: Request, *, integrity: bool
+) -> JSONResponse:
+    extra = {"constraint": constraint} if constraint else {}
+    if integrity and state in _CONFLICT_STATES:
+        return problem_response(
+            Conflict(f"The resource {_CONFLICT_STATES[state]}.", extra=extra), request
+        )
+    if state in _BAD_INPUT_STATES:
+        return problem_response(
+            ValidationFailed("A value is out of range or malformed.", extra=extra), request
+        )
+    log.exception("database error", extra={"sqlstate": state})
+    return problem_response(ProblemError("An unexpected database error occurred."), request)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -202,19 +220,24 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db(request: Request, exc: DBAPIError) -> JSONResponse:
-        state = _sqlstate(exc)
-        constraint = _constraint_name(exc)
-        extra = {"constraint": constraint} if constraint else {}
-        if isinstance(exc, IntegrityError) and state in _CONFLICT_STATES:
-            return problem_response(
-                Conflict(f"The resource {_CONFLICT_STATES[state]}.", extra=extra), request
-            )
-        if state in _BAD_INPUT_STATES:
-            return problem_response(
-                ValidationFailed("A value is out of range or malformed.", extra=extra), request
-            )
-        log.exception("database error", extra={"sqlstate": state})
-        return problem_response(ProblemError("An unexpected database error occurred."), request)
+        return _database_problem(
+            _sqlstate(exc),
+            _constraint_name(exc),
+            request,
+            integrity=isinstance(exc, IntegrityError),
+        )
+
+    # The same errors raised by asyncpg itself, where a hot read runs on the
+    # driver (studio_common.db.DriverQuery).
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _driver(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        state = getattr(exc, "sqlstate", None)
+        return _database_problem(
+            state,
+            getattr(exc, "constraint_name", None),
+            request,
+            integrity=bool(state and state.startswith("23")),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
