@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,11 +19,15 @@ import pytest
 from studio_devstack.backing import wait_for_tcp
 from studio_devstack.gateway import (
     GatewayOptions,
+    PlayerServerOptions,
     clerk_frontend_host,
     content_security_policy,
     find_nginx,
     nginx_command,
+    player_clerk_origin_map,
+    player_config,
     render_nginx_conf,
+    render_player_nginx_conf,
     write_nginx_conf,
 )
 from studio_devstack.routes import RouteTable
@@ -200,3 +206,172 @@ def test_api_is_still_routed(gateway: Gateway, http) -> None:
     down = http(gateway.port, "GET", "/api/me")  # identity is not running here
     assert down.status == 502
     assert down.json()["type"] == "urn:studio:problem:unavailable"
+
+
+# --------------------------------------------- the player's own nginx (the chart's)
+
+
+def _player_options(tmp_path: Path, **overrides: object) -> PlayerServerOptions:
+    defaults: dict[str, object] = {
+        "root": ROOT / "web" / "player",
+        "config_dir": tmp_path / "config",
+        "runtime_dir": tmp_path / "run",
+    }
+    return PlayerServerOptions(**{**defaults, **overrides})  # type: ignore[arg-type]
+
+
+def _blocks(conf: str) -> dict[str, str]:
+    """Each `location` block of a rendered config, by its opening line."""
+    blocks: dict[str, str] = {}
+    lines = conf.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("location "):
+            indent = line[: len(line) - len(line.lstrip())]
+            end = lines.index(indent + "}", i)
+            blocks[line.strip()] = "\n".join(x.strip() for x in lines[i : end + 1])
+    return blocks
+
+
+def test_the_player_server_serves_what_the_gateway_does(
+    route_table: RouteTable, tmp_path: Path
+) -> None:
+    gateway = render_nginx_conf(route_table, _options(tmp_path))
+    player = render_player_nginx_conf(_player_options(tmp_path))
+    gateway_blocks, player_blocks = _blocks(gateway), _blocks(player)
+    for opening in ("location = / {", "location ^~ /player/ {", "location @problem_404 {"):
+        assert player_blocks[opening] == gateway_blocks[opening], opening
+    # Unclaimed paths: the same problem body.
+    assert player_blocks["location / {"] == gateway_blocks["location / {"]
+    # Every security header of the gateway, with the CSP's Clerk parts as variables.
+    cors = ("Access-Control-", "Vary", "Content-Security-Policy")
+    headers = [
+        line.strip()
+        for line in gateway.splitlines()
+        if line.strip().startswith("add_header") and not any(c in line for c in cors)
+    ]
+    assert len(headers) == 7
+    for header in headers:
+        assert f"\n        {header}\n" in player, header
+    for path in (str(tmp_path / "config" / "config.json"), str(tmp_path / "config" / "*.map")):
+        assert path in player
+    assert "proxy_pass" not in player
+
+
+def test_the_player_server_csp_is_the_gateway_csp_once_filled_in(tmp_path: Path) -> None:
+    player = render_player_nginx_conf(_player_options(tmp_path))
+    (line,) = [x for x in player.splitlines() if "Content-Security-Policy" in x]
+    template = line.split('"')[1]
+    for key, origin in (("", ""), (CLERK_KEY, "https://sweet-owl-12.clerk.accounts.dev")):
+        filled = template.replace("$studio_clerk_source", f" {origin}" if origin else "")
+        filled = filled.replace("$studio_clerk_frame", origin or "'none'")
+        assert filled == content_security_policy(key)
+    assert player_clerk_origin_map(CLERK_KEY) == '"" "https://sweet-owl-12.clerk.accounts.dev";\n'
+    with pytest.raises(ValueError, match="publishable key"):
+        player_clerk_origin_map("pk_test_'x")
+
+
+class PlayerServer:
+    """The player's nginx over a config dir a test fills; `restart` rereads it (nginx
+    reads the *.map file when it starts, as a new pod does)."""
+
+    def __init__(self, nginx: str, tmp_path: Path, config_dir: Path, port: int) -> None:
+        self.port = port
+        self.config_dir = config_dir
+        options = _player_options(tmp_path, config_dir=config_dir, listen=f"127.0.0.1:{port}")
+        options.runtime_dir.mkdir(parents=True, exist_ok=True)
+        self._conf = options.runtime_dir / "nginx.conf"
+        self._conf.write_text(render_player_nginx_conf(options), encoding="utf-8")
+        self._argv = [nginx, "-p", str(options.runtime_dir), "-c", str(self._conf)]
+        self._argv += ["-e", "stderr", "-g", "daemon off;"]
+        self._log = options.runtime_dir / "nginx.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log.open("ab") as log:
+            self._proc = subprocess.Popen(self._argv, stdout=log, stderr=log)
+        if not wait_for_tcp("127.0.0.1", self.port, timeout=10):
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+            pytest.fail(f"nginx did not start: {self._log.read_text(encoding='utf-8')}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def player_server(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[PlayerServer]:
+    nginx = find_nginx()
+    if nginx is None:
+        pytest.skip("nginx is not installed")
+    # Outside pytest's private tmp dir: nginx started as root reads files as nobody.
+    config_dir = Path(tempfile.mkdtemp(prefix="studio-player-config-"))
+    config_dir.chmod(0o755)
+    server = PlayerServer(nginx, tmp_path, config_dir, free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(config_dir)
+
+
+def test_the_player_server_answers_like_the_gateway(player_server: PlayerServer, http) -> None:
+    port = player_server.port
+    page = http(port, "GET", "/")
+    assert page.status == 200
+    assert page.body == (ROOT / "web" / "player" / "index.html").read_bytes()
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["cache-control"] == "no-cache"
+    for name in SECURITY_HEADERS:
+        assert page.headers.get(name), name
+    assert page.headers["content-security-policy"] == content_security_policy()
+    assert "strict-transport-security" not in page.headers
+    for path, mime in (
+        ("/player/app.js", "application/javascript"),
+        ("/player/style.css", "text/css"),
+        ("/player/vendor/hls.min.js", "application/javascript"),
+    ):
+        reply = http(port, "GET", path)
+        assert reply.status == 200, path
+        assert reply.headers["content-type"].startswith(mime), path
+        assert reply.headers["content-security-policy"] == content_security_policy(), path
+    # No ConfigMap mounted: development sign-in.
+    config = http(port, "GET", "/player/config.json")
+    assert config.status == 200
+    assert config.headers["content-type"] == "application/json"
+    assert config.json() == player_config(_options(Path("/unused")))
+    for path in ("/player/nope.js", "/index.html", "/api/titles", "/nope"):
+        reply = http(port, "GET", path)
+        assert reply.status == 404, path
+        assert reply.headers["content-type"] == "application/problem+json", path
+        assert reply.json()["type"] == "urn:studio:problem:not-found", path
+        assert reply.headers["content-security-policy"] == content_security_policy(), path
+    # Behind the ingress controller: its request id, and HSTS when it was reached over TLS.
+    tls = http(port, "GET", "/", headers={"X-Forwarded-Proto": "https", "X-Request-ID": "abc-1"})
+    assert tls.headers["strict-transport-security"].startswith("max-age=")
+    assert tls.headers["x-request-id"] == "abc-1"
+
+
+def test_the_player_server_takes_its_clerk_key_from_the_config_dir(
+    player_server: PlayerServer, http
+) -> None:
+    options = _options(Path("/unused"), clerk_publishable_key=CLERK_KEY)
+    config = json.dumps(player_config(options))
+    (player_server.config_dir / "config.json").write_text(config, encoding="utf-8")
+    (player_server.config_dir / "clerk-origin.map").write_text(
+        player_clerk_origin_map(CLERK_KEY), encoding="utf-8"
+    )
+    player_server.restart()
+    for path in ("/", "/player/app.js", "/nope"):
+        reply = http(player_server.port, "GET", path)
+        assert reply.headers["content-security-policy"] == content_security_policy(CLERK_KEY), path
+    reply = http(player_server.port, "GET", "/player/config.json")
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json() == {"auth": "clerk", "clerkPublishableKey": CLERK_KEY}

@@ -74,6 +74,27 @@ class GatewayOptions:
     clerk_publishable_key: str = ""
 
 
+@dataclass(frozen=True)
+class PlayerServerOptions:
+    """The player's own nginx (web/player/Dockerfile, the chart's `player`), which
+    serves only the player. Its Clerk key is known only when the chart is installed,
+    so the config reads it from `config_dir`: `config.json` and a `*.map` file
+    (`player_clerk_origin_map`)."""
+
+    root: Path
+    config_dir: Path
+    # The only writable place of a read-only container: pid and temp files.
+    runtime_dir: Path = Path("/tmp")  # noqa: S108 - inside the player container
+    listen: str = "8080"
+    source: str = "web/player/nginx_conf.py"
+
+
+def player_clerk_origin_map(clerk_publishable_key: str) -> str:
+    """The `<config_dir>/*.map` file that gives the player image's CSP a Clerk key's
+    Frontend API origin (the chart renders the same from its values)."""
+    return f'"" "https://{clerk_frontend_host(clerk_publishable_key)}";\n'
+
+
 def clerk_frontend_host(publishable_key: str) -> str:
     """The Clerk Frontend API host a publishable key names: `pk_test_<base64("host$")>`."""
     match = _CLERK_KEY.match(publishable_key)
@@ -94,16 +115,23 @@ def content_security_policy(clerk_publishable_key: str = "") -> str:
     """The page's CSP: its own files only, no inline script or style. hls.js needs
     blob: for its worker and MediaSource; Clerk mode adds its Frontend API host."""
     clerk = f"https://{clerk_frontend_host(clerk_publishable_key)}" if clerk_publishable_key else ""
+    return _csp(extra_source=f" {clerk}" if clerk else "", frame_src=clerk or "'none'")
+
+
+def _csp(extra_source: str, frame_src: str) -> str:
+    """`extra_source` follows `'self'` where Clerk's scripts and API calls are allowed
+    (empty or " https://host"). The player image passes nginx variables for both,
+    since its Clerk key is known only when the chart is installed."""
     directives = {
         "default-src": "'self'",
-        "script-src": f"'self' {clerk}".strip(),
+        "script-src": f"'self'{extra_source}",
         "style-src": "'self'",
         "img-src": "'self' data: blob: https:",
         "media-src": "'self' blob:",
         "worker-src": "'self' blob:",
-        "connect-src": f"'self' {clerk}".strip(),
+        "connect-src": f"'self'{extra_source}",
         "font-src": "'self'",
-        "frame-src": clerk or "'none'",
+        "frame-src": frame_src,
         "object-src": "'none'",
         "base-uri": "'none'",
         "form-action": "'self'",
@@ -114,7 +142,10 @@ def content_security_policy(clerk_publishable_key: str = "") -> str:
 
 def player_config(options: GatewayOptions) -> dict[str, object]:
     """What the player reads from /player/config.json."""
-    key = options.clerk_publishable_key
+    return _player_config(options.clerk_publishable_key)
+
+
+def _player_config(key: str) -> dict[str, object]:
     if key:
         clerk_frontend_host(key)  # a malformed key fails here, not in the browser
     return {"auth": "clerk" if key else "dev", "clerkPublishableKey": key or None}
@@ -149,7 +180,7 @@ def render_nginx_conf(table: RouteTable, options: GatewayOptions) -> str:
         "}",
         "",
         "http {",
-        *_indent(_http_basics(run, options)),
+        *_indent(_http_basics(run, options.client_max_body_size, str(run / "access.log"))),
         "",
         *_indent(_maps(options.cors_origins)),
         "",
@@ -160,7 +191,95 @@ def render_nginx_conf(table: RouteTable, options: GatewayOptions) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _http_basics(run: Path, options: GatewayOptions) -> list[str]:
+def render_player_nginx_conf(options: PlayerServerOptions) -> str:
+    """A whole nginx config that serves the player as the gateway does (same
+    locations, headers and problem bodies) behind an ingress controller.
+
+    The CSP's Clerk origin comes from `<config_dir>/*.map` when present
+    (`player_clerk_origin_map`); without it the policy is the development one.
+    `config.json` in `config_dir` is served at /player/config.json, development
+    sign-in without it.
+    """
+    run = options.runtime_dir
+    dev_config = json.dumps(_player_config(""), separators=(",", ":"))
+    config_location = [
+        f"alias {options.config_dir / 'config.json'};",
+        "expires -1;",
+        "types {",
+        "    application/json json;",
+        "}",
+        "# Not mounted (e.g. `docker run`): development sign-in.",
+        "log_not_found off;",
+        "error_page 404 = @player_dev_config;",
+    ]
+    server = [
+        f"listen {options.listen};",
+        "server_name _;",
+        "",
+        "# add_header lives here only: a location that set its own would silently",
+        "# drop all of these.",
+        *_security_headers(_csp("$studio_clerk_source", "$studio_clerk_frame")),
+        "",
+        *_player_locations(_player_root(options.root), config_location),
+        "location @player_dev_config {",
+        "    default_type application/json;",
+        "    expires -1;",
+        f"    return 200 '{dev_config}';",
+        "}",
+        "",
+        "# Anything else.",
+        "location / {",
+        *_indent(_problem_body(404)),
+        "}",
+        "",
+        "location @problem_404 {",
+        *_indent(_problem_body(404)),
+        "}",
+    ]
+    lines = [
+        f"# Generated by {options.source} (studio_devstack.gateway). Do not edit:",
+        "# change the generator and regenerate.",
+        "worker_processes 1;",
+        f"pid {run / 'nginx.pid'};",
+        "error_log stderr warn;",
+        "",
+        "events {",
+        "    worker_connections 1024;",
+        "}",
+        "",
+        "http {",
+        *_indent(_http_basics(run, "1m", "/dev/stdout")),
+        "",
+        *_indent(_request_id_map()),
+        "",
+        *_indent(
+            [
+                "# The Clerk Frontend API origin, empty for development sign-in.",
+                'map "" $studio_clerk_origin {',
+                '    default "";',
+                f"    include {options.config_dir / '*.map'};",
+                "}",
+                "map $studio_clerk_origin $studio_clerk_source {",
+                '    "" "";',
+                '    default " $studio_clerk_origin";',
+                "}",
+                "map $studio_clerk_origin $studio_clerk_frame {",
+                '    "" "\'none\'";',
+                "    default $studio_clerk_origin;",
+                "}",
+                "",
+                "# HSTS only when the ingress controller was reached over TLS.",
+                *_hsts_map("$http_x_forwarded_proto"),
+            ]
+        ),
+        "",
+        *_indent(["server {", *_indent(server), "}"]),
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _http_basics(run: Path, client_max_body_size: str, access_log: str) -> list[str]:
     log_fields = {
         "time": "$time_iso8601",
         "request_id": "$studio_request_id",
@@ -187,7 +306,7 @@ def _http_basics(run: Path, options: GatewayOptions) -> list[str]:
         "server_tokens off;",
         "sendfile on;",
         "keepalive_timeout 65s;",
-        f"client_max_body_size {options.client_max_body_size};",
+        f"client_max_body_size {client_max_body_size};",
         "",
         "# Everything nginx writes stays under the runtime dir, so it runs without root.",
         f"client_body_temp_path {run / 'client_body'};",
@@ -197,17 +316,33 @@ def _http_basics(run: Path, options: GatewayOptions) -> list[str]:
         f"scgi_temp_path {run / 'scgi'};",
         "",
         f"log_format studio_json escape=json '{log_json}';",
-        f"access_log {run / 'access.log'} studio_json;",
+        f"access_log {access_log} studio_json;",
+    ]
+
+
+def _request_id_map() -> list[str]:
+    return [
+        "map $http_x_request_id $studio_request_id {",
+        f'    "~{REQUEST_ID_PATTERN}" $http_x_request_id;',
+        "    default $request_id;",
+        "}",
+    ]
+
+
+def _hsts_map(scheme: str) -> list[str]:
+    """`scheme`: the variable that says whether the client came over TLS."""
+    return [
+        f"map {scheme} $studio_hsts {{",
+        f'    https "{HSTS}";',
+        '    default "";',
+        "}",
     ]
 
 
 def _maps(cors_origins: Iterable[str]) -> list[str]:
     origins = tuple(cors_origins)
     lines = [
-        "map $http_x_request_id $studio_request_id {",
-        f'    "~{REQUEST_ID_PATTERN}" $http_x_request_id;',
-        "    default $request_id;",
-        "}",
+        *_request_id_map(),
         "",
         "# The Origin is echoed back only when it is one of STUDIO_CORS_ORIGINS.",
         "map $http_origin $studio_cors_origin {",
@@ -251,10 +386,7 @@ def _maps(cors_origins: Iterable[str]) -> list[str]:
         "}",
         "",
         "# HSTS only over TLS (an empty value sends no header).",
-        "map $scheme $studio_hsts {",
-        f'    https "{HSTS}";',
-        '    default "";',
-        "}",
+        *_hsts_map("$scheme"),
     ]
     return lines
 
@@ -279,14 +411,7 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "",
         "# add_header/proxy_set_header live here only: a location that set its own",
         "# would silently drop all of these.",
-        'add_header X-Content-Type-Options "nosniff" always;',
-        'add_header X-Frame-Options "DENY" always;',
-        'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
-        f'add_header Content-Security-Policy "{content_security_policy(options.clerk_publishable_key)}" always;',
-        f'add_header Permissions-Policy "{PERMISSIONS_POLICY}" always;',
-        'add_header Cross-Origin-Opener-Policy "same-origin" always;',
-        "add_header Strict-Transport-Security $studio_hsts always;",
-        "add_header X-Request-ID $studio_request_id always;",
+        *_security_headers(content_security_policy(options.clerk_publishable_key)),
         "add_header Access-Control-Allow-Origin $studio_cors_origin always;",
         "add_header Access-Control-Allow-Credentials $studio_cors_credentials always;",
         "add_header Access-Control-Expose-Headers $studio_cors_expose always;",
@@ -319,7 +444,11 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
     for route in _ordered(table.routes):
         lines += _locations(route)
     if options.player_dir is not None:
-        lines += _player_locations(options)
+        config = json.dumps(player_config(options), separators=(",", ":"))
+        lines += _player_locations(
+            _player_root(options.player_dir),
+            ["default_type application/json;", "expires -1;", f"return 200 '{config}';"],
+        )
     lines += [
         "# Anything no route claims.",
         "location / {",
@@ -333,14 +462,32 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
     return lines[:-1]
 
 
-def _player_locations(options: GatewayOptions) -> list[str]:
+def _security_headers(csp: str) -> list[str]:
+    """What every response carries, the player's page above all."""
+    return [
+        'add_header X-Content-Type-Options "nosniff" always;',
+        'add_header X-Frame-Options "DENY" always;',
+        'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
+        f'add_header Content-Security-Policy "{csp}" always;',
+        f'add_header Permissions-Policy "{PERMISSIONS_POLICY}" always;',
+        'add_header Cross-Origin-Opener-Policy "same-origin" always;',
+        "add_header Strict-Transport-Security $studio_hsts always;",
+        "add_header X-Request-ID $studio_request_id always;",
+    ]
+
+
+def _player_root(player_dir: Path) -> Path:
+    # An absolute path may name a directory inside a container (compose, the
+    # player image), which must not be resolved against this machine's files.
+    return player_dir if player_dir.is_absolute() else player_dir.resolve()
+
+
+def _player_locations(root: Path, config: list[str]) -> list[str]:
     """The demo player: `/` is its index.html, `/player/` its files, no route of the
     table is shadowed (they are all under /api, /hls and /.well-known). The
-    server-level headers (CSP and the rest) apply: no location adds its own."""
-    assert options.player_dir is not None
-    root = options.player_dir.resolve()
+    server-level headers (CSP and the rest) apply: no location adds its own.
+    `config`: how /player/config.json is answered."""
     types = [f"    {mime} {exts};" for mime, exts in PLAYER_TYPES.items()]
-    config = json.dumps(player_config(options), separators=(",", ":"))
     return [
         "# The demo player (web/player): index at /, files under /player/.",
         "location = / {",
@@ -352,9 +499,7 @@ def _player_locations(options: GatewayOptions) -> list[str]:
         "    }",
         "}",
         f"location = {PLAYER_CONFIG_PATH} {{",
-        "    default_type application/json;",
-        "    expires -1;",
-        f"    return 200 '{config}';",
+        *_indent(config),
         "}",
         f"location ^~ {PLAYER_PREFIX} {{",
         f"    alias {root}/;",
