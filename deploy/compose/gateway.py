@@ -3,8 +3,10 @@
     uv run python deploy/compose/gateway.py > deploy/compose/nginx.conf
 
 The same generator as `studio-dev gateway-config` (so the same routes, CORS,
-security headers and problem+json errors), with each upstream pointing at the
-compose service of that name and the logs on the container's stdout/stderr.
+security headers and problem+json errors, and the demo player at `/` from
+web/player, which docker-compose.yml mounts at PLAYER_DIR), with each upstream
+pointing at the compose service of that name and the logs on the container's
+stdout/stderr.
 deploy/tests/test_compose.py fails when the checked-in file is out of date.
 """
 
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = Path(__file__).resolve().parent / "nginx.conf"
 RUNTIME_DIR = Path("/tmp/gateway")  # noqa: S108 - inside the gateway container
 LISTEN_PORT = 8080
+PLAYER_DIR = Path("/usr/share/nginx/player")  # inside the gateway container
 _PLACEHOLDER = "studio-compose-upstream"
 
 
@@ -41,6 +44,8 @@ def render() -> str:
         cors_origins=parse_cors_origins(_env_example_default("STUDIO_CORS_ORIGINS")),
         client_max_body_size=_env_example_default("STUDIO_GATEWAY_MAX_BODY_SIZE") or "16m",
         source=str(ROUTES_RELATIVE_PATH),
+        player_dir=PLAYER_DIR,
+        clerk_publishable_key=_env_example_default("STUDIO_CLERK_PUBLISHABLE_KEY"),
     )
     lines = render_nginx_conf(table, options).splitlines()
     out: list[str] = []

@@ -4,15 +4,19 @@ service of the route table, and that the gateway config is generated and valid."
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import socket
 import subprocess
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from studio_devstack.gateway import find_nginx
+from studio_devstack.backing import wait_for_tcp
+from studio_devstack.gateway import content_security_policy, find_nginx
 
 from .conftest import ROOT
 
@@ -97,38 +101,95 @@ def test_the_gateway_fronts_every_service(services, route_table):
         assert f"server {name}:{spec['port']};" in conf
 
 
+def test_the_gateway_serves_the_player_it_mounts(services):
+    player_dir = gateway_module().PLAYER_DIR
+    assert f"./web/player:{player_dir}:ro" in services["gateway"]["volumes"]
+    assert (ROOT / "web" / "player" / "index.html").is_file()
+    conf = GATEWAY_CONF.read_text(encoding="utf-8")
+    assert "location = / {" in conf
+    assert f"root {player_dir};" in conf
+    assert f"alias {player_dir}/;" in conf
+    assert "location = /player/config.json {" in conf
+    # .env.example has no Clerk key: development sign-in, the development CSP.
+    assert 'return 200 \'{"auth":"dev","clerkPublishableKey":null}\';' in conf
+    assert f'add_header Content-Security-Policy "{content_security_policy()}" always;' in conf
+
+
 def test_the_gateway_config_is_up_to_date():
     assert GATEWAY_CONF.read_text(encoding="utf-8") == gateway_module().render(), (
         "regenerate: uv run python deploy/compose/gateway.py > deploy/compose/nginx.conf"
     )
 
 
+def _loopback_conf(tmp_path: Path, port: int = 8080) -> Path:
+    """The compose config on this machine: compose service names do not resolve
+    here, and the player's files are where the checkout has them."""
+    conf = GATEWAY_CONF.read_text(encoding="utf-8")
+    conf = re.sub(r"server [a-z_]+:(\d+);", r"server 127.0.0.1:\1;", conf)
+    conf = conf.replace("/tmp/gateway", str(tmp_path)).replace(  # noqa: S108
+        "listen 0.0.0.0:8080", f"listen 127.0.0.1:{port}"
+    )
+    conf = conf.replace(str(gateway_module().PLAYER_DIR), str(ROOT / "web" / "player"))
+    path = tmp_path / "nginx.conf"
+    path.write_text(conf, encoding="utf-8")
+    return path
+
+
 def test_the_gateway_config_is_valid_nginx(tmp_path: Path):
     nginx = find_nginx()
     if nginx is None:
         pytest.skip("nginx is not installed")
-    # Compose service names do not resolve here: the same config on loopback.
-    conf = GATEWAY_CONF.read_text(encoding="utf-8")
-    conf = re.sub(r"server [a-z_]+:(\d+);", r"server 127.0.0.1:\1;", conf)
-    conf = conf.replace("/tmp/gateway", str(tmp_path)).replace(  # noqa: S108
-        "listen 0.0.0.0:", "listen 127.0.0.1:"
-    )
-    (tmp_path / "nginx.conf").write_text(conf, encoding="utf-8")
+    conf = _loopback_conf(tmp_path)
     result = subprocess.run(
-        [
-            nginx,
-            "-t",
-            "-q",
-            "-p",
-            str(tmp_path),
-            "-c",
-            str(tmp_path / "nginx.conf"),
-            "-e",
-            "stderr",
-        ],
+        [nginx, "-t", "-q", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        conn.close()
+
+
+def test_the_gateway_answers_with_the_player(tmp_path: Path):
+    nginx = find_nginx()
+    if nginx is None:
+        pytest.skip("nginx is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = _loopback_conf(tmp_path, port)
+    log = (tmp_path / "nginx.log").open("wb")
+    proc = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"],
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        assert wait_for_tcp("127.0.0.1", port, timeout=10), (tmp_path / "nginx.log").read_text()
+        status, headers, body = _get(port, "/")
+        assert status == 200
+        assert body == (ROOT / "web" / "player" / "index.html").read_bytes()
+        assert headers["content-security-policy"] == content_security_policy()
+        assert headers["x-frame-options"] == "DENY"
+        status, headers, _ = _get(port, "/player/app.js")
+        assert status == 200
+        assert headers["content-type"].startswith("application/javascript")
+        status, _, body = _get(port, "/player/config.json")
+        assert json.loads(body) == {"auth": "dev", "clerkPublishableKey": None}
+        status, headers, _ = _get(port, "/player/nope.js")
+        assert status == 404
+        assert headers["content-type"] == "application/problem+json"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
