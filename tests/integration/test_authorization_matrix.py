@@ -1,4 +1,5 @@
-"""Every operation of every service against every kind of caller.
+"""Every operation of every service against every kind of caller, and against
+hostile input (at the end of this module: never a 5xx).
 
 The operations come from each service's own app at run time (its OpenAPI
 document), so a route added later is in the matrix without anyone listing it.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -310,3 +312,101 @@ async def test_access_is_enforced(op: Operation, running: Running, test_issuer: 
             f"admin {got['admin'].status_code}"
         )
     assert failures == [], f"{op.id} ({op.access}, {url}):\n" + "\n".join(failures)
+
+
+# --- hostile input -------------------------------------------------------------------------
+#
+# Whatever a caller sends, the answer is never a 5xx: NUL bytes, huge values,
+# malformed or deeply nested JSON, wrong types. Sent as an admin, whom every
+# route lets through, so the input reaches the handlers.
+
+HOSTILE_TEXT = ["a\x00b", "x" * 5000, "-1", "9" * 40, "../../etc/passwd", "%00", "null"]
+# Percent-encoded for the path, where a raw NUL or slash would change the route.
+HOSTILE_PATH = ["%00", "a" * 3000, "..%2F..%2Fetc", "-1", "null", "%F0%9F%8E%8C"]
+NESTED = b"[" * 100_000 + b"]" * 100_000
+HOSTILE_BODIES: list[bytes] = [b"{not json", b"[]", b'"text"', b"null", b"\xff\xfe\x00", NESTED]
+
+
+def _schema(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        resolved: dict[str, Any] = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+        return resolved
+    return schema
+
+
+def _hostile_value(document: dict[str, Any], schema: dict[str, Any]) -> Any:
+    schema = _schema(document, schema)
+    kind = schema.get("type")
+    if kind == "integer":
+        return 10**30
+    if kind == "number":
+        return 1e308
+    if kind == "boolean":
+        return "yes"
+    if kind == "array":
+        return ["a\x00b"]
+    if kind == "object":
+        return {"a\x00b": "a\x00b"}
+    return "a\x00b"
+
+
+def hostile_bodies(document: dict[str, Any], op: Operation) -> list[bytes]:
+    """The fixed malformed bodies, plus the route's own fields filled with bad values."""
+    spec = document["paths"][op.path][op.method.lower()].get("requestBody", {})
+    schema = spec.get("content", {}).get("application/json", {}).get("schema")
+    bodies = list(HOSTILE_BODIES)
+    if schema is not None:
+        properties = _schema(document, schema).get("properties", {})
+        if properties:
+            filled = {name: _hostile_value(document, s) for name, s in properties.items()}
+            bodies.append(json.dumps(filled).encode())
+            strings = {name: "a\x00b" for name in properties}
+            bodies.append(json.dumps(strings).encode())
+    return bodies
+
+
+DOCUMENTS = {name: build_app(name).openapi() for name in SERVICES}
+
+
+@pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.id)
+async def test_hostile_input_never_gets_a_5xx(
+    op: Operation, running: Running, test_issuer: TestIssuer
+):
+    client = running.client(op.service)
+    admin = callers()["admin"]
+    headers = admin.headers(test_issuer)
+    document = DOCUMENTS[op.service]
+    spec = document["paths"][op.path][op.method.lower()]
+    query = [p["name"] for p in spec.get("parameters", []) if p.get("in") == "query"]
+    url = url_for(op, admin.subject or "")
+
+    requests: list[tuple[str, dict[str, Any]]] = []
+    for value in HOSTILE_PATH if op.path_params else ():
+        hostile_url = op.path
+        for param in op.path_params:
+            hostile_url = hostile_url.replace(f"{{{param}}}", value)
+            hostile_url = hostile_url.replace(f"{{{param}:path}}", value)
+        requests.append((hostile_url, {}))
+    for name in query:
+        for value in HOSTILE_TEXT:
+            requests.append((url, {"params": {name: value}}))
+    if op.method in WITH_BODY:
+        for body in hostile_bodies(document, op):
+            content_headers = {"Content-Type": "application/json"}
+            requests.append((url, {"content": body, "headers": content_headers}))
+
+    failures = []
+    for target, options in requests:
+        extra_headers = options.pop("headers", {})
+        resp = await client.request(
+            op.method, target, headers={**headers, **extra_headers}, **options
+        )
+        sent = f"{target[:80]} {str(options)[:120]}"
+        if resp.status_code >= 500:
+            failures.append(f"{sent}: {resp.status_code} {resp.text[:200]}")
+        elif resp.status_code >= 400 and not resp.headers.get("content-type", "").startswith(
+            "application/problem+json"
+        ):
+            failures.append(f"{sent}: {resp.status_code} is not problem+json")
+    assert failures == [], f"{op.id}:\n" + "\n".join(failures)
