@@ -61,6 +61,7 @@ def test_helm_lint_is_clean(helm, values):
         ({"nats": {"enabled": False}}, "/nats/url"),
         ({"environment": "staging"}, "environment"),
         ({"ingress": {"corsOrigins": ["*"]}}, "corsOrigins"),
+        ({"player": {"clerkPublishableKey": "sk_test_abc"}}, "clerkPublishableKey"),
         ({"typo": True}, "typo"),
     ],
 )
@@ -143,6 +144,10 @@ def test_names_are_unique_per_kind(render, values):
 # --- the route table -----------------------------------------------------------------
 
 
+# The player's Service port (web/player/nginx_conf.py LISTEN_PORT; test_player.py).
+PLAYER_PORT = 8080
+
+
 def ingress_path(route: dict[str, str]) -> str:
     if route["match"] == "exact":
         return route["path"] + "$"
@@ -169,14 +174,18 @@ def test_ingress_paths_are_the_route_table(render, route_table, values):
         )
         for r in route_table["routes"]
     ]
+    # Then the player, for every path no route claims.
+    expected.append(("/", "Prefix", f"{RELEASE}-player", {"number": PLAYER_PORT}))
     assert rendered == expected
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
 
 
-def _gateway_route(table: Any, path: str) -> str | None:
+def _gateway_route(table: Any, path: str, *, player: bool = True) -> str | None:
     """What the local gateway (nginx from studio-dev) does: exact locations (a prefix
     route without a trailing slash has one for itself), then regexes in order, then
-    the longest prefix."""
+    the longest prefix. With the player (as `make up` runs it), `= /` and
+    `^~ /player/` are its own, and `location /` answers the rest with the same 404
+    problem as the player's server: "player" in both places."""
     exact = {r.path: r.service for r in table.routes if r.match is Match.EXACT}
     exact |= {
         r.path: r.service
@@ -185,16 +194,25 @@ def _gateway_route(table: Any, path: str) -> str | None:
     }
     if path in exact:
         return exact[path]
-    for r in table.routes:
-        if r.match is Match.REGEX and re.search(r.path, path):
-            return r.service
     prefixes = [
         (r.path if r.path.endswith("/") else r.path + "/", r.service)
         for r in table.routes
         if r.match is Match.PREFIX
     ]
+    if player:
+        if path == "/":
+            return "player"
+        # ^~: the longest prefix, when it is the player's, skips the regexes.
+        longest = max((p for p, _ in prefixes if path.startswith(p)), key=len, default="")
+        if path.startswith("/player/") and len(longest) <= len("/player/"):
+            return "player"
+    for r in table.routes:
+        if r.match is Match.REGEX and re.search(r.path, path):
+            return r.service
     matching = [(p, s) for p, s in prefixes if path.startswith(p)]
-    return max(matching, key=lambda m: len(m[0]))[1] if matching else None
+    if matching:
+        return max(matching, key=lambda m: len(m[0]))[1]
+    return "player" if player else None
 
 
 def _ingress_route(paths: list[tuple[str, str]], path: str) -> str | None:
@@ -210,6 +228,8 @@ def _ingress_route(paths: list[tuple[str, str]], path: str) -> str | None:
 
 def _samples(table: Any) -> set[str]:
     samples = {"/", "/api", "/api/", "/api/unknown", "/hls", "/metrics", "/healthz"}
+    samples |= {"/index.html", "/player", "/player/", "/player/app.js", "/player/config.json"}
+    samples |= {"/player/vendor/hls.min.js", "/player/api/titles", "/playerx"}
     for r in table.routes:
         base = r.path
         if r.match is Match.REGEX:
@@ -219,9 +239,10 @@ def _samples(table: Any) -> set[str]:
     return samples
 
 
-def test_the_ingress_routes_every_path_like_the_gateway(render):
+@pytest.mark.parametrize("player", [True, False])
+def test_the_ingress_routes_every_path_like_the_gateway(render, player):
     table = load_route_table(CHART / "routes.yaml")
-    ingress = of_kind(render("default"), "Ingress")[f"{RELEASE}-api"]
+    ingress = of_kind(render({"player": {"enabled": player}}), "Ingress")[f"{RELEASE}-api"]
     paths = [
         (p["path"], p["backend"]["service"]["name"].removeprefix(f"{RELEASE}-"))
         for p in ingress["spec"]["rules"][0]["http"]["paths"]
@@ -229,14 +250,20 @@ def test_the_ingress_routes_every_path_like_the_gateway(render):
     samples = _samples(table)
     assert len(samples) > 60
     disagree = {
-        path: (_gateway_route(table, path), _ingress_route(paths, path))
+        path: (_gateway_route(table, path, player=player), _ingress_route(paths, path))
         for path in sorted(samples)
-        if _gateway_route(table, path) != _ingress_route(paths, path)
+        if _gateway_route(table, path, player=player) != _ingress_route(paths, path)
     }
     assert disagree == {}
     # The regex route really wins over the longer catalog prefix in both.
     assert _ingress_route(paths, "/api/episodes/1/hls") == "media"
     assert _ingress_route(paths, "/api/episodes/1") == "catalog"
+    # The player has the page and its files, and nothing a route claims.
+    for path in ("/", "/player/app.js", "/player/config.json", "/nope"):
+        assert _ingress_route(paths, path) == ("player" if player else None), path
+    for r in table.routes:
+        if r.match is not Match.REGEX:
+            assert _ingress_route(paths, r.path) == r.service, r.path
 
 
 def test_cors_origins_become_ingress_annotations(render):

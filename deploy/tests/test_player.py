@@ -1,20 +1,35 @@
-"""The demo player's image (web/player/Dockerfile) and its generated nginx
-config, checked without Docker."""
+"""The demo player: its image (web/player/Dockerfile) and generated nginx config,
+checked without Docker, and the chart's `player` that runs it."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import re
 import shlex
+import shutil
+import socket
 import subprocess
+import tempfile
+from http.client import HTTPConnection
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
-from studio_devstack.gateway import find_nginx
+from studio_devstack.backing import wait_for_tcp
+from studio_devstack.gateway import (
+    GatewayOptions,
+    content_security_policy,
+    find_nginx,
+    player_clerk_origin_map,
+    player_config,
+)
 
-from .conftest import ROOT
+from .conftest import CHART, NAMESPACE, RELEASE, ROOT, VALUES, load_values, of_kind
+from .test_chart import assert_hardened
 
 PLAYER = ROOT / "web" / "player"
 DOCKERFILE = PLAYER / "Dockerfile"
@@ -97,3 +112,180 @@ def test_the_nginx_config_is_valid_nginx(tmp_path: Path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- the chart's player ------------------------------------------------------------
+
+CLERK_KEY = "pk_test_" + base64.b64encode(b"sweet-owl-12.clerk.accounts.dev$").decode().rstrip("=")
+
+
+def player_objects(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Everything of this release named for the player, by kind."""
+    return {
+        m["kind"]: m for m in manifests if m["metadata"]["name"].startswith(f"{RELEASE}-player")
+    }
+
+
+@pytest.mark.parametrize("values", list(VALUES))
+def test_the_chart_runs_the_player_image_hardened_and_probed(render, values):
+    module = player_conf_module()
+    manifests = render(values)
+    objects = player_objects(manifests)
+    registry = load_values(values).get("image", {}).get("registry", "studio")
+    deployment, service = objects["Deployment"], objects["Service"]
+    pod = deployment["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"].rsplit(":", 1)[0] == f"{registry}/studio-player"
+    assert c["ports"] == [{"name": "http", "containerPort": module.LISTEN_PORT, "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": module.LISTEN_PORT, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    # Probed on a file nginx.conf serves, not on a route of another service.
+    conf = NGINX_CONF.read_text(encoding="utf-8")
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/", "port": "http"}
+    assert "location = / {" in conf
+    assert "try_files /index.html =404;" in conf
+    assert c["resources"]["requests"]["cpu"]
+    assert c["resources"]["limits"]["memory"]
+    assert_hardened(pod, c)
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == objects["ServiceAccount"]["metadata"]["name"]
+    # Its ConfigMap where nginx.conf reads config.json and the Clerk origin.
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    config_mount = mounts[str(module.CONFIG_DIR)]
+    assert config_mount["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert (
+        volumes[config_mount["name"]]["configMap"]["name"]
+        == objects["ConfigMap"]["metadata"]["name"]
+    )
+    assert f"alias {module.CONFIG_DIR}/config.json;" in conf
+    assert f"include {module.CONFIG_DIR}/*.map;" in conf
+
+
+def test_the_player_config_is_built_from_values(render):
+    default = player_objects(render("default"))
+    assert json.loads(default["ConfigMap"]["data"]["config.json"]) == player_config(
+        GatewayOptions(runtime_dir=Path("/unused"))
+    )
+    assert set(default["ConfigMap"]["data"]) == {"config.json"}
+
+    clerk = player_objects(render({"player": {"clerkPublishableKey": CLERK_KEY}}))
+    data = clerk["ConfigMap"]["data"]
+    assert json.loads(data["config.json"]) == player_config(
+        GatewayOptions(runtime_dir=Path("/unused"), clerk_publishable_key=CLERK_KEY)
+    )
+    assert data["clerk-origin.map"] == player_clerk_origin_map(CLERK_KEY)
+    # nginx reads the origin when it starts: a new key rolls the pods.
+    annotation = "checksum/config"
+    assert (
+        clerk["Deployment"]["spec"]["template"]["metadata"]["annotations"][annotation]
+        != default["Deployment"]["spec"]["template"]["metadata"]["annotations"][annotation]
+    )
+
+
+def test_a_key_that_names_no_host_fails_the_install(helm):
+    chart = helm.Chart.load(str(CHART))
+    for key in ("pk_test_" + base64.b64encode(b"a;b$").decode(), "pk_live_abcd"):
+        with pytest.raises(ValueError, match="publishable key"):
+            player_clerk_origin_map(key)
+        with pytest.raises(helm.HelmError, match=re.escape("player.clerkPublishableKey")):
+            chart.render(
+                {"player": {"clerkPublishableKey": key}}, name=RELEASE, namespace=NAMESPACE
+            )
+
+
+def test_only_the_ingress_controller_reaches_the_player(render):
+    manifests = render("default")
+    policy = of_kind(manifests, "NetworkPolicy")[f"{RELEASE}-player-from-ingress"]["spec"]
+    deployment = player_objects(manifests)["Deployment"]
+    assert policy["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+        }
+    ]
+    assert rule["ports"] == [{"port": player_conf_module().LISTEN_PORT, "protocol": "TCP"}]
+    # No egress beyond the default deny: it serves files and calls nothing.
+    role = deployment["spec"]["template"]["metadata"]["labels"]["studio.anime/role"]
+    for p in of_kind(manifests, "NetworkPolicy").values():
+        if "Egress" in p["spec"]["policyTypes"] and p["spec"].get("egress"):
+            selector = p["spec"]["podSelector"]
+            assert selector.get("matchLabels", {}).get("app.kubernetes.io/component") != "player"
+            for expression in selector.get("matchExpressions", []):
+                if expression["key"] == "studio.anime/role":
+                    assert role not in expression["values"]
+
+
+def test_player_disabled_removes_it_and_its_ingress_path(render, route_table):
+    manifests = render({"player": {"enabled": False}})
+    assert player_objects(manifests) == {}
+    assert not [m for m in manifests if "player" in m["metadata"]["name"]]
+    (rule,) = of_kind(manifests, "Ingress")[f"{RELEASE}-api"]["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    assert "/" not in [p["path"] for p in paths]
+    assert len(paths) == len(route_table["routes"])
+
+
+# --- the chart's ConfigMap in the image's nginx -------------------------------------
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("key", ["", CLERK_KEY])
+def test_the_image_config_with_the_chart_configmap_sends_the_gateway_headers(
+    render, tmp_path: Path, key: str
+):
+    """web/player/nginx.conf as the image runs it, with the files of the ConfigMap the
+    chart renders for `key`: the page's CSP and config.json are the local gateway's."""
+    nginx = find_nginx()
+    if nginx is None:
+        pytest.skip("nginx is not installed")
+    module = player_conf_module()
+    data = player_objects(render({"player": {"clerkPublishableKey": key}}))["ConfigMap"]["data"]
+    # Outside pytest's private tmp dir: nginx started as root reads files as nobody.
+    config_dir = Path(tempfile.mkdtemp(prefix="studio-player-config-"))
+    config_dir.chmod(0o755)
+    for name, content in data.items():
+        (config_dir / name).write_text(content, encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = NGINX_CONF.read_text(encoding="utf-8")
+    conf = re.sub(r"(?m)^(\s*(?:pid|\w+_temp_path)) /tmp/", rf"\1 {tmp_path}/", conf)
+    conf = conf.replace(str(module.ROOT_IN_IMAGE), str(PLAYER))
+    conf = conf.replace(str(module.CONFIG_DIR), str(config_dir))
+    conf = conf.replace(f"listen {module.LISTEN_PORT};", f"listen 127.0.0.1:{port};")
+    (tmp_path / "nginx.conf").write_text(conf, encoding="utf-8")
+    log = (tmp_path / "nginx.log").open("wb")
+    argv = [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"]
+    proc = subprocess.Popen([*argv, "-g", "daemon off;"], stdout=log, stderr=log)
+    try:
+        assert wait_for_tcp("127.0.0.1", port, timeout=10), (tmp_path / "nginx.log").read_text()
+        status, headers, body = _get(port, "/")
+        assert status == 200
+        assert body == (PLAYER / "index.html").read_bytes()
+        assert headers["content-security-policy"] == content_security_policy(key)
+        status, headers, body = _get(port, "/player/config.json")
+        assert status == 200
+        assert headers["content-type"].startswith("application/json")
+        options = GatewayOptions(runtime_dir=Path("/unused"), clerk_publishable_key=key)
+        assert json.loads(body) == player_config(options)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(config_dir)

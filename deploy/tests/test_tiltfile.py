@@ -3,12 +3,14 @@ enough to Python): what it builds, installs and names must match the chart."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .conftest import ROOT, load_values
+from .test_player import dockerfile_instructions
 
 
 class FakeTilt:
@@ -59,11 +61,13 @@ def run_tiltfile() -> FakeTilt:
 
 def test_the_tiltfile_builds_every_image_the_chart_uses(render, route_table):
     tilt = run_tiltfile()
-    expected = {f"studio/studio-{name}" for name in route_table["services"]} | {
+    python_images = {f"studio/studio-{name}" for name in route_table["services"]} | {
         "studio/studio-operator"
     }
+    expected = python_images | {"studio/studio-player"}
     assert set(tilt.images) == expected
-    for ref, image in tilt.images.items():
+    for ref in python_images:
+        image = tilt.images[ref]
         assert image["dockerfile"] == "deploy/tilt/Dockerfile"
         assert (ROOT / image["build_args"]["SOURCE"] / "pyproject.toml").is_file(), ref
     assert tilt.images["studio/studio-transcoder"]["build_args"]["APT_PACKAGES"] == "ffmpeg"
@@ -79,6 +83,23 @@ def test_the_tiltfile_builds_every_image_the_chart_uses(render, route_table):
     }
     studio_images = {i for i in images if i.startswith("studio/")}
     assert studio_images == expected
+
+
+def test_the_tiltfile_builds_the_player_from_its_dockerfile_with_every_file_it_copies():
+    image = run_tiltfile().images["studio/studio-player"]
+    assert image["dockerfile"] == "web/player/Dockerfile"
+    assert image["context"] == "."
+    sources = [
+        source
+        for op, arg in dockerfile_instructions()
+        if op == "COPY"
+        for source in shlex.split(arg)[:-1]
+    ]
+    assert sources
+    for source in sources:
+        path = source.rstrip("/")
+        assert any(path == o or path.startswith(o + "/") for o in image["only"]), source
+        assert path not in image.get("ignore", []), source
 
 
 def test_the_tiltfile_installs_the_chart_with_dev_values_and_live_update():

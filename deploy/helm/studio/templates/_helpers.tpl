@@ -159,3 +159,28 @@ post-install,pre-upgrade
 pre-install,pre-upgrade
 {{- end }}
 {{- end }}
+
+{{/* The player image's port and config directory (web/player/nginx_conf.py). */}}
+{{- define "studio.playerPort" -}}
+8080
+{{- end }}
+
+{{- define "studio.playerConfigDir" -}}
+/etc/studio/player
+{{- end }}
+
+{{/*
+The Clerk Frontend API origin a publishable key names, pk_test_<base64("host$")>,
+decoded as studio_devstack.gateway.clerk_frontend_host does: the player's CSP
+allows it. include "studio.clerkOrigin" $key
+*/}}
+{{- define "studio.clerkOrigin" -}}
+{{- $encoded := regexReplaceAll "^pk_(test|live)_" . "" -}}
+{{- $padding := repeat (int (mod (sub 4 (mod (len $encoded) 4)) 4)) "=" -}}
+{{- $decoded := b64dec (printf "%s%s" $encoded $padding) -}}
+{{- $host := trimSuffix "$" $decoded | trim | lower -}}
+{{- if not (and (regexMatch "^pk_(test|live)_" .) (hasSuffix "$" $decoded) (regexMatch "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$" $host)) -}}
+{{- fail "player.clerkPublishableKey does not name a Clerk Frontend API host (pk_test_<base64 of host$>)" -}}
+{{- end -}}
+https://{{ $host }}
+{{- end }}
