@@ -1,4 +1,4 @@
-"""The demo player: its image (web/player/Dockerfile) and generated nginx config,
+"""The demo player: its image (deploy/player/Dockerfile) and generated nginx config,
 checked without Docker, and the chart's `player` that runs it."""
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ from .conftest import CHART, NAMESPACE, RELEASE, ROOT, VALUES, load_values, of_k
 from .test_chart import assert_hardened
 
 PLAYER = ROOT / "web" / "player"
-DOCKERFILE = PLAYER / "Dockerfile"
-NGINX_CONF = PLAYER / "nginx.conf"
+IMAGE = ROOT / "deploy" / "player"
+DOCKERFILE = IMAGE / "Dockerfile"
+NGINX_CONF = IMAGE / "nginx.conf"
 
 
 def player_conf_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("player_nginx_conf", PLAYER / "nginx_conf.py")
+    spec = importlib.util.spec_from_file_location("player_nginx_conf", IMAGE / "nginx_conf.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -57,7 +58,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def test_the_nginx_config_is_up_to_date():
     assert NGINX_CONF.read_text(encoding="utf-8") == player_conf_module().render(), (
-        "regenerate: uv run --frozen python web/player/nginx_conf.py > web/player/nginx.conf"
+        "regenerate: uv run --frozen python deploy/player/nginx_conf.py > deploy/player/nginx.conf"
     )
 
 
@@ -67,7 +68,7 @@ def test_the_image_is_unprivileged_nginx_with_the_config_and_every_file_the_page
     (base,) = [arg for op, arg in instructions if op == "FROM"]
     assert base.startswith("nginxinc/nginx-unprivileged:")
     copies = [shlex.split(arg) for op, arg in instructions if op == "COPY"]
-    assert ["web/player/nginx.conf", "/etc/nginx/nginx.conf"] in copies
+    assert ["deploy/player/nginx.conf", "/etc/nginx/nginx.conf"] in copies
     root = str(module.ROOT_IN_IMAGE).rstrip("/") + "/"
     in_image: set[str] = set()
     for *sources, target in copies:
@@ -126,7 +127,16 @@ def player_objects(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
     }
 
 
-@pytest.mark.parametrize("values", list(VALUES))
+# Production leaves the demo player out (its front-end has its own origin).
+WITH_PLAYER = [v for v in VALUES if load_values(v).get("player", {}).get("enabled", True)]
+
+
+def test_production_values_leave_the_player_out(render):
+    assert "production" not in WITH_PLAYER
+    assert player_objects(render("production")) == {}
+
+
+@pytest.mark.parametrize("values", WITH_PLAYER)
 def test_the_chart_runs_the_player_image_hardened_and_probed(render, values):
     module = player_conf_module()
     manifests = render(values)
@@ -249,7 +259,7 @@ def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
 def test_the_image_config_with_the_chart_configmap_sends_the_gateway_headers(
     render, tmp_path: Path, key: str
 ):
-    """web/player/nginx.conf as the image runs it, with the files of the ConfigMap the
+    """deploy/player/nginx.conf as the image runs it, with the files of the ConfigMap the
     chart renders for `key`: the page's CSP and config.json are the local gateway's."""
     nginx = find_nginx()
     if nginx is None:

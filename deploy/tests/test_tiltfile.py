@@ -87,7 +87,7 @@ def test_the_tiltfile_builds_every_image_the_chart_uses(render, route_table):
 
 def test_the_tiltfile_builds_the_player_from_its_dockerfile_with_every_file_it_copies():
     image = run_tiltfile().images["studio/studio-player"]
-    assert image["dockerfile"] == "web/player/Dockerfile"
+    assert image["dockerfile"] == "deploy/player/Dockerfile"
     assert image["context"] == "."
     sources = [
         source

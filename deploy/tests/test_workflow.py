@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ def test_every_image_is_built(jobs, route_table):
     built = {entry["name"]: entry["dockerfile"] for entry in matrix}
     expected = {name: f"services/{name}/Dockerfile" for name in route_table["services"]}
     expected["operator"] = "deploy/operator/Dockerfile"
+    expected["player"] = "deploy/player/Dockerfile"
     assert built == expected
     for dockerfile in built.values():
         assert (ROOT / dockerfile).is_file()
@@ -54,6 +56,9 @@ def test_the_kind_job_installs_the_chart_and_runs_e2e(jobs):
     assert "helm upgrade --install studio deploy/helm/studio" in text
     assert "-f deploy/helm/values-dev.yaml" in text
     assert "pytest tests/e2e" in text
+    # The dev install runs with pullPolicy=Never: the player's image is built and loaded.
+    assert "build player deploy/player/Dockerfile" in text
+    assert re.search(r"for name in [^;]*\bplayer\b[^;]*; do\s+kind load docker-image", text)
 
 
 def test_the_test_job_has_postgres_and_nats(jobs):

@@ -160,7 +160,7 @@ pre-install,pre-upgrade
 {{- end }}
 {{- end }}
 
-{{/* The player image's port and config directory (web/player/nginx_conf.py). */}}
+{{/* The player image's port and config directory (deploy/player/nginx_conf.py). */}}
 {{- define "studio.playerPort" -}}
 8080
 {{- end }}

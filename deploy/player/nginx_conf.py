@@ -1,6 +1,6 @@
-"""The player image's nginx config (web/player/Dockerfile), generated.
+"""The player image's nginx config (deploy/player/Dockerfile), generated.
 
-    uv run --frozen python web/player/nginx_conf.py > web/player/nginx.conf
+    uv run --frozen python deploy/player/nginx_conf.py > deploy/player/nginx.conf
 
 The same code as the local and compose gateways renders it, so the player gets
 the same locations, security headers and problem bodies wherever it is served.
