@@ -76,7 +76,7 @@ class GatewayOptions:
 
 @dataclass(frozen=True)
 class PlayerServerOptions:
-    """The player's own nginx (web/player/Dockerfile, the chart's `player`), which
+    """The player's own nginx (deploy/player/Dockerfile, the chart's `player`), which
     serves only the player. Its Clerk key is known only when the chart is installed,
     so the config reads it from `config_dir`: `config.json` and a `*.map` file
     (`player_clerk_origin_map`)."""
@@ -86,7 +86,7 @@ class PlayerServerOptions:
     # The only writable place of a read-only container: pid and temp files.
     runtime_dir: Path = Path("/tmp")  # noqa: S108 - inside the player container
     listen: str = "8080"
-    source: str = "web/player/nginx_conf.py"
+    source: str = "deploy/player/nginx_conf.py"
 
 
 def player_clerk_origin_map(clerk_publishable_key: str) -> str:
