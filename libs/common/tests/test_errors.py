@@ -121,6 +121,10 @@ def build_app(db: Database, schema: str) -> tuple[FastAPI, Table]:
         await session.execute(insert(late).values(code=code))
         raise Conflict("changed my mind")
 
+    @app.post("/terminate")
+    async def terminate(session: SessionDep) -> None:
+        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
     echo = DriverQuery.compile(select(bindparam("word", type_=String).label("word")))
     divide = DriverQuery.compile(select(literal(1) // bindparam("by", type_=Integer)))
 
@@ -329,3 +333,39 @@ async def test_unexpected_exception_is_500_problem(client: httpx.AsyncClient) ->
     body = assert_problem(resp, 500, "internal")
     assert "secret internals" not in resp.text
     assert body["detail"] == "An unexpected error occurred."
+
+
+async def test_a_connection_the_database_drops_is_a_503_then_recovers(
+    client: httpx.AsyncClient,
+) -> None:
+    resp = await client.post("/terminate")
+    assert_problem(resp, 503, "unavailable")
+    assert resp.headers["retry-after"] == "1"
+    assert (await client.post("/things/after-the-drop")).status_code == 200
+
+
+async def test_an_unreachable_database_is_a_503_with_retry_after() -> None:
+    from studio_common.testing.infra import free_port
+
+    down = Database.connect(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    app = FastAPI()
+    app.state.database = down
+    install_problem_handlers(app)
+
+    @app.get("/orm")
+    async def orm(session: SessionDep) -> None:
+        await session.execute(text("SELECT 1"))
+
+    @app.get("/read")
+    async def read() -> None:
+        await down.read(lambda conn: conn.execute(text("SELECT 1")))
+
+    try:
+        async with serve_app(app) as client:
+            for path in ("/orm", "/read"):
+                resp = await client.get(path)
+                body = assert_problem(resp, 503, "unavailable")
+                assert resp.headers["retry-after"] == "1"
+                assert "try again" in body["detail"]
+    finally:
+        await down.dispose()

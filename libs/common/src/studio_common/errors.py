@@ -8,6 +8,7 @@ Every error a service returns is ``application/problem+json`` with a stable
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from studio_common.telemetry import report_exception
@@ -157,6 +159,9 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 _CONFLICT_STATES = {"23505": "already exists", "23503": "refers to something that does not exist"}
 # 22021: a character the database encoding cannot hold, i.e. NUL in text.
 _BAD_INPUT_STATES = {"23514", "22001", "22003", "22007", "22021", "22P02", "23502"}
+# The database is going away, starting up or full: worth retrying shortly.
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
+_UNAVAILABLE_DETAIL = "The database is not reachable; try again shortly."
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -176,10 +181,19 @@ def _constraint_name(exc: DBAPIError) -> str | None:
     return str(name) if name else None
 
 
+def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    # An outage, not a bug: no traceback, and the client may retry.
+    log.warning("database unavailable: %s", type(exc).__name__, extra={"error": str(exc)[:200]})
+    error = ServiceUnavailable(_UNAVAILABLE_DETAIL, headers={"Retry-After": "1"})
+    return problem_response(error, request)
+
+
 def _database_problem(
     state: str | None, constraint: str | None, request: Request, *, integrity: bool
 ) -> JSONResponse:
     extra = {"constraint": constraint} if constraint else {}
+    if state is not None and (state in _UNAVAILABLE_STATES or state.startswith("08")):
+        return _unavailable(request, sys.exc_info()[1] or RuntimeError(state))
     if integrity and state in _CONFLICT_STATES:
         return problem_response(
             Conflict(f"The resource {_CONFLICT_STATES[state]}.", extra=extra), request
@@ -220,12 +234,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return _unavailable(request, exc)
         return _database_problem(
             _sqlstate(exc),
             _constraint_name(exc),
             request,
             integrity=isinstance(exc, IntegrityError),
         )
+
+    # Refused or reset connections (the database or another peer is down) and
+    # a connection pool that stayed exhausted for its whole timeout.
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _no_connection(request: Request, exc: Exception) -> JSONResponse:
+        return _unavailable(request, exc)
 
     # The same errors raised by asyncpg itself, where a hot read runs on the
     # driver (studio_common.db.DriverQuery).
