@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -369,3 +370,47 @@ async def test_an_unreachable_database_is_a_503_with_retry_after() -> None:
                 assert "try again" in body["detail"]
     finally:
         await down.dispose()
+
+
+async def test_unreachable_or_overloaded_storage_is_a_503() -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from studio_common.testing.infra import free_port
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test-secret",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/down")
+    def down() -> None:
+        s3.head_object(Bucket="nowhere", Key="x")
+
+    def client_error(status: int, code: str) -> ClientError:
+        response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return ClientError(response, "PutObject")
+
+    @app.get("/slow-down")
+    async def slow_down() -> None:
+        raise client_error(503, "SlowDown")
+
+    @app.get("/denied")
+    async def denied() -> None:
+        raise client_error(403, "AccessDenied")
+
+    async with serve_app(app) as client:
+        for path in ("/down", "/slow-down"):
+            resp = await client.get(path)
+            body = assert_problem(resp, 503, "unavailable")
+            assert body["detail"].startswith("Object storage is not reachable")
+            assert resp.headers["retry-after"] == "1"
+        # A refusal is a bug of ours (wrong credentials, a missing bucket): 500.
+        assert_problem(await client.get("/denied"), 500, "internal")

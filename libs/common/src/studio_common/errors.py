@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
+from botocore.exceptions import ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -161,7 +164,8 @@ _CONFLICT_STATES = {"23505": "already exists", "23503": "refers to something tha
 _BAD_INPUT_STATES = {"23514", "22001", "22003", "22007", "22021", "22P02", "23502"}
 # The database is going away, starting up or full: worth retrying shortly.
 _UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
-_UNAVAILABLE_DETAIL = "The database is not reachable; try again shortly."
+DATABASE = "The database"
+STORAGE = "Object storage"
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -181,10 +185,12 @@ def _constraint_name(exc: DBAPIError) -> str | None:
     return str(name) if name else None
 
 
-def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
+def _unavailable(request: Request, exc: BaseException, what: str = DATABASE) -> JSONResponse:
     # An outage, not a bug: no traceback, and the client may retry.
-    log.warning("database unavailable: %s", type(exc).__name__, extra={"error": str(exc)[:200]})
-    error = ServiceUnavailable(_UNAVAILABLE_DETAIL, headers={"Retry-After": "1"})
+    log.warning("%s unavailable: %s", what, type(exc).__name__, extra={"error": str(exc)[:200]})
+    error = ServiceUnavailable(
+        f"{what} is not reachable; try again shortly.", headers={"Retry-After": "1"}
+    )
     return problem_response(error, request)
 
 
@@ -249,6 +255,22 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _no_connection(request: Request, exc: Exception) -> JSONResponse:
         return _unavailable(request, exc)
+
+    # S3 unreachable or overloaded (connection failures and timeouts, or its own
+    # 5xx answers) is an outage of the same kind; other S3 errors are bugs.
+    @app.exception_handler(BotoConnectionError)
+    @app.exception_handler(BotoReadTimeoutError)
+    async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
+        return _unavailable(request, exc, STORAGE)
+
+    @app.exception_handler(ClientError)
+    async def _storage_error(request: Request, exc: ClientError) -> JSONResponse:
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if status >= 500:
+            return _unavailable(request, exc, STORAGE)
+        log.exception("storage error", extra={"code": exc.response.get("Error", {}).get("Code")})
+        report_exception(exc)
+        return problem_response(ProblemError("An unexpected storage error occurred."), request)
 
     # The same errors raised by asyncpg itself, where a hot read runs on the
     # driver (studio_common.db.DriverQuery).
