@@ -20,7 +20,7 @@ import httpx
 import jwt
 from fastapi import Depends, Request
 
-from studio_common.errors import Forbidden, Unauthorized
+from studio_common.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 if TYPE_CHECKING:
     from jwt.types import Options
@@ -162,7 +162,11 @@ class JwtVerifier:
         try:
             key = await self.jwks.get(kid)
         except (httpx.HTTPError, ValueError) as exc:
-            raise Unauthorized("The signing keys could not be fetched.") from exc
+            # Not the caller's fault: a 401 would send a good token to sign in again.
+            raise ServiceUnavailable(
+                "The token's signing keys cannot be fetched right now; try again shortly.",
+                headers={"Retry-After": "1"},
+            ) from exc
         if key is None:
             raise Unauthorized("The token is signed by an unknown key.")
         options: Options = {
