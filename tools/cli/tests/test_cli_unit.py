@@ -98,6 +98,56 @@ def test_a_401_says_how_to_sign_in() -> None:
     assert "studio login" in (caught.value.detail or "")
 
 
+def _flaky(answers: list[httpx.Response]) -> tuple[list[str], httpx.MockTransport]:
+    """A transport that gives `answers` in turn and records each request's method."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        return answers[min(len(seen), len(answers)) - 1]
+
+    return seen, httpx.MockTransport(handler)
+
+
+def _busy(status: int, retry_after: str) -> httpx.Response:
+    return httpx.Response(
+        status, headers={"Retry-After": retry_after}, json={"title": "Busy", "status": status}
+    )
+
+
+def test_a_short_retry_after_is_waited_out() -> None:
+    seen, transport = _flaky([_busy(503, "1"), _busy(429, "2"), httpx.Response(200, json=[])])
+    with Api("http://x.test", "t", transport=transport) as api:
+        waits: list[float] = []
+        api.sleep = waits.append
+        assert api.get("/api/titles") == []
+    assert seen == ["GET", "GET", "GET"]
+    assert waits == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("method", "answer", "attempts"),
+    [
+        # Not idempotent: a 503 may have come after part of the work.
+        ("POST", _busy(503, "1"), 1),
+        # A 429 was refused before any work: safe to repeat.
+        ("POST", _busy(429, "1"), 4),
+        # Too long a wait, or none said: reported at once.
+        ("GET", _busy(503, "600"), 1),
+        ("GET", httpx.Response(503, json={"title": "Down", "status": 503}), 1),
+        ("GET", _busy(500, "1"), 1),
+    ],
+)
+def test_what_is_not_retried(method: str, answer: httpx.Response, attempts: int) -> None:
+    seen, transport = _flaky([answer])
+    with Api("http://x.test", "t", transport=transport) as api:
+        api.sleep = lambda _: None
+        with pytest.raises(ApiError) as caught:
+            api.request(method, "/api/admin/titles", json={} if method == "POST" else None)
+    assert len(seen) == attempts
+    assert caught.value.code == Exit.UNAVAILABLE
+
+
 def test_unreachable_stack_is_an_error_line_not_a_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -9,6 +11,26 @@ import httpx
 from studio_cli.errors import ApiError, CliError, Exit
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# 429 and 503 carry Retry-After: a short wait is retried, a long one reported.
+RETRIES = 3
+MAX_RETRY_AFTER = 10.0
+IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE"}
+
+
+def retry_after(response: httpx.Response, method: str) -> float | None:
+    """Seconds to wait before the same request again, or None to give up on it.
+
+    A 429 means the request was not processed, so any method may be repeated;
+    after a 503 only an idempotent one."""
+    if response.status_code not in (429, 503):
+        return None
+    if response.status_code == 503 and method not in IDEMPOTENT:
+        return None
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER else None
 
 
 def problem_from_response(response: httpx.Response) -> ApiError:
@@ -47,6 +69,7 @@ class Api:
         self.client = httpx.Client(
             base_url=self.base_url, headers=headers, timeout=TIMEOUT, transport=transport
         )
+        self.sleep: Callable[[float], None] = time.sleep
 
     def close(self) -> None:
         self.client.close()
@@ -68,6 +91,12 @@ class Api:
     ) -> Any:
         try:
             response = self.client.request(method, path, json=json, params=params)
+            for _ in range(RETRIES):
+                wait = retry_after(response, method)
+                if wait is None:
+                    break
+                self.sleep(wait)
+                response = self.client.request(method, path, json=json, params=params)
         except httpx.TimeoutException as exc:
             raise CliError(
                 "The stack did not answer in time",
