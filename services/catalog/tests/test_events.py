@@ -37,6 +37,38 @@ async def uploaded_events(nats_url, ns, episode_id: str) -> list:
     return [m for m in msgs if envelope_of(m)["data"]["episodeId"] == episode_id]
 
 
+async def visibility_events(nats_url, ns, episode_id: str) -> list[dict]:
+    msgs = await stream_messages(
+        nats_url, ns.stream, subject_for(ns.subject_root, "catalog.episode.visibility_changed")
+    )
+    found = [envelope_of(m)["data"] for m in msgs]
+    return [d for d in found if d["episodeId"] == episode_id]
+
+
+async def test_visibility_is_announced_at_creation_and_on_each_change(
+    make, client, auth, nats_url, event_namespace
+):
+    title = await make.title(slug=f"visible-{uuid.uuid4().hex[:6]}")
+    season = await make.season(title["id"], 1)
+    ep = await make.episode(season["id"], 1, public=True)
+    assert ep["public"] is True
+    url = f"/api/admin/episodes/{ep['id']}"
+    # A change, no change, an untouched field, and back.
+    for body in ({"public": False}, {"public": False}, {"name": "Renamed"}, {"public": True}):
+        r = await client.patch(url, json=body, headers=auth.editor)
+        assert r.status_code == 200, r.text
+    assert r.json()["public"] is True
+
+    async def three() -> bool:
+        return len(await visibility_events(nats_url, event_namespace, ep["id"])) >= 3
+
+    await wait_until(three)
+    await asyncio.sleep(0.5)  # time for a wrong extra event to show up
+    events = await visibility_events(nats_url, event_namespace, ep["id"])
+    assert [e["public"] for e in events] == [True, False, True]
+    assert {e["titleId"] for e in events} == {title["id"]}
+
+
 async def test_creating_an_episode_publishes_exactly_one_uploaded_event(
     make, nats_url, event_namespace
 ):

@@ -133,6 +133,18 @@ class EpisodeDeletedV1(EventPayload):
     title_id: uuid.UUID
 
 
+@event("catalog.episode.visibility_changed")
+class EpisodeVisibilityChangedV1(EventPayload):
+    """Sent when an episode is created and whenever its visibility changes.
+
+    Public episodes may be streamed from plain CDN URLs; private ones only
+    through signed URLs."""
+
+    episode_id: uuid.UUID
+    title_id: uuid.UUID
+    public: bool
+
+
 # --- transcoder ------------------------------------------------------------
 
 

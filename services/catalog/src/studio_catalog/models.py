@@ -164,6 +164,8 @@ class Episode(Base):
     )
     transcode_progress: Mapped[float | None] = mapped_column(Float)
     transcode_playable: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    # Public: streamed from plain CDN URLs where media runs in CDN mode.
+    public: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
     transcode_log: Mapped[str | None] = mapped_column(Text)
     transcode_job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     # occurredAt of the last transcode event applied: older events are ignored.

@@ -112,6 +112,7 @@ class EpisodeOut(Schema):
     transcode_state: TranscodeState
     transcode_progress: float | None
     playable: bool = Field(validation_alias="transcode_playable")
+    public: bool
     created_at: datetime
     updated_at: datetime
 
@@ -153,8 +154,11 @@ class EpisodeIn(Schema):
     name: Name
     synopsis: Synopsis | None = None
     source_key: SourceKey
+    # Public episodes may be streamed from plain CDN URLs (free episodes, trailers).
+    public: bool = False
 
 
 class EpisodePatch(Schema):
     name: Name | None = None
     synopsis: Synopsis | None = None
+    public: bool | None = None

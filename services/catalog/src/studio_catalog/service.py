@@ -19,6 +19,7 @@ from studio_common.errors import NotFound, ProblemError
 from studio_common.events import (
     EpisodeDeletedV1,
     EpisodeUploadedV1,
+    EpisodeVisibilityChangedV1,
     TitleCreatedV1,
     TitleDeletedV1,
     TitleUpdatedV1,
@@ -127,8 +128,10 @@ class CatalogService:
                 synopsis=data.synopsis,
                 source_key=data.source_key,
                 transcode_state="queued",
+                public=data.public,
             )
         )
+        await self._visibility_changed(episode)
         await enqueue(
             self.session,
             messaging,
@@ -146,9 +149,24 @@ class CatalogService:
 
     async def update_episode(self, episode_id: uuid.UUID, data: EpisodePatch) -> Episode:
         episode = await self.episode(episode_id)
+        was_public = episode.public
         for key, value in data.model_dump(exclude_unset=True).items():
+            if value is None and key == "public":
+                continue  # not nullable: an explicit null leaves it as it is
             setattr(episode, key, value)
-        return await self.episodes.save(episode)
+        episode = await self.episodes.save(episode)
+        if episode.public != was_public:
+            await self._visibility_changed(episode)
+        return episode
+
+    async def _visibility_changed(self, episode: Episode) -> None:
+        await enqueue(
+            self.session,
+            messaging,
+            EpisodeVisibilityChangedV1(
+                episode_id=episode.id, title_id=episode.title_id, public=episode.public
+            ),
+        )
 
     async def delete_episode(self, episode_id: uuid.UUID) -> None:
         episode = await self.episode(episode_id)
