@@ -23,6 +23,7 @@ from sqlalchemy import text
 from studio_common.events import (
     EpisodeDeletedV1,
     EpisodeUploadedV1,
+    EpisodeVisibilityChangedV1,
     TitleDeletedV1,
     TranscodeCompletedV1,
     TranscodeFailedV1,
@@ -105,6 +106,14 @@ async def asset_state(app, episode_id) -> str | None:
     async with app.state.runtime.database.transaction() as s:
         return await s.scalar(
             text("SELECT state FROM media.episode_assets WHERE episode_id = :id"),
+            {"id": episode_id},
+        )
+
+
+async def asset_public(app, episode_id) -> bool | None:
+    async with app.state.runtime.database.transaction() as s:
+        return await s.scalar(
+            text("SELECT public FROM media.episode_assets WHERE episode_id = :id"),
             {"id": episode_id},
         )
 
@@ -384,6 +393,39 @@ async def test_a_late_event_does_not_overwrite_a_newer_state(client, auth, episo
     assert await asset_state(episodes.app, episode_id) == "ready"
 
 
+async def test_visibility_and_transcode_events_are_ordered_apart(episodes):
+    # Catalog announces the visibility before the transcode has even started...
+    episode_id, title_id = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    await episodes.publish(
+        EpisodeVisibilityChangedV1(episode_id=episode_id, title_id=title_id, public=True),
+        occurred_at=now,
+    )
+    await wait_until(lambda: asset_public(episodes.app, episode_id))
+    assert await asset_state(episodes.app, episode_id) == "pending"
+    # ...an older transcode event still applies, and keeps the visibility...
+    prefix = f"hls/show-{uuid.uuid4().hex[:8]}/season-1/ep-1/"
+    upload_ladder(episodes.s3c, episodes.bucket, episodes.ladder, prefix)
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=episode_id,
+            job_id=uuid.uuid4(),
+            hls_master_key=prefix + "master.m3u8",
+            hls_master_url="https://cdn.example/x",
+        ),
+        occurred_at=now - timedelta(minutes=1),
+    )
+    await episodes.wait_state(episode_id, "ready")
+    assert await asset_public(episodes.app, episode_id) is True
+    # ...and a stale visibility event changes nothing.
+    await episodes.publish(
+        EpisodeVisibilityChangedV1(episode_id=episode_id, title_id=title_id, public=False),
+        occurred_at=now - timedelta(hours=1),
+    )
+    await asyncio.sleep(1.0)
+    assert await asset_public(episodes.app, episode_id) is True
+
+
 async def test_deleted_episodes_and_titles_drop_their_assets(client, auth, episodes, s3c, bucket):
     episode_id, prefix = await episodes.ready()
     url = (await hls_url(client, auth, episode_id)).json()["url"]
@@ -545,15 +587,26 @@ async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
             "Domain=studio.test" in h and "Secure" in h and "HttpOnly" in h for h in set_cookies
         )
 
-        # A public episode gets a plain CDN URL.
-        async with media_app.state.runtime.database.transaction() as s:
-            await s.execute(
-                text("UPDATE media.episode_assets SET public = true WHERE episode_id = :id"),
-                {"id": episode_id},
-            )
+        # Made public by catalog, the episode gets a plain CDN URL.
+        title_id = uuid.uuid4()
+        await episodes.publish(
+            EpisodeVisibilityChangedV1(episode_id=episode_id, title_id=title_id, public=True)
+        )
+        await wait_until(lambda: asset_public(media_app, episode_id))
         r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
         assert r.json() == {
             "url": f"https://cdn.studio.test/{prefix}master.m3u8",
             "expiresAt": None,
             "cookies": None,
         }
+        # Private again: signed again.
+        await episodes.publish(
+            EpisodeVisibilityChangedV1(episode_id=episode_id, title_id=title_id, public=False)
+        )
+
+        async def private() -> bool:
+            return await asset_public(media_app, episode_id) is False
+
+        await wait_until(private)
+        r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
+        assert r.json()["expiresAt"] is not None

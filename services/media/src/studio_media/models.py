@@ -101,6 +101,9 @@ class EpisodeAsset(Base):
     public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     # occurredAt of the last event applied: older events are ignored (ADR 1).
     event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The same for catalog's visibility events, which are ordered apart: a
+    # visibility change must not make a late transcode event look stale.
+    public_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, func, or_, select, update
@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from studio_media.models import EpisodeAsset, Upload
 
 _ASSETS = cast(Table, EpisodeAsset.__table__)
+# Older than any event: a row made by a visibility event yields to every transcode event.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class UploadRepository:
@@ -96,6 +98,33 @@ class AssetRepository:
                 index_elements=[table.c.episode_id],
                 set_={**values, "event_at": occurred_at, "updated_at": func.now()},
                 where=table.c.event_at < occurred_at,
+            )
+            .returning(table.c.episode_id)
+        )
+        return result.first() is not None
+
+    async def apply_visibility(
+        self, episode_id: uuid.UUID, title_id: uuid.UUID, occurred_at: datetime, public: bool
+    ) -> bool:
+        """Record catalog's visibility unless a newer one was recorded.
+
+        An episode media has not heard of yet gets a pending row whose state any
+        transcode event will still overwrite."""
+        table = _ASSETS
+        result = await self.session.execute(
+            insert(table)
+            .values(
+                episode_id=episode_id,
+                title_id=title_id,
+                state="pending",
+                public=public,
+                public_event_at=occurred_at,
+                event_at=NEVER,
+            )
+            .on_conflict_do_update(
+                index_elements=[table.c.episode_id],
+                set_={"public": public, "public_event_at": occurred_at, "updated_at": func.now()},
+                where=or_(table.c.public_event_at.is_(None), table.c.public_event_at < occurred_at),
             )
             .returning(table.c.episode_id)
         )

@@ -20,6 +20,7 @@ from studio_common.events import (
     Envelope,
     EpisodeDeletedV1,
     EpisodeUploadedV1,
+    EpisodeVisibilityChangedV1,
     TitleDeletedV1,
     TranscodeCompletedV1,
     TranscodeFailedV1,
@@ -102,6 +103,13 @@ class AssetHandlers:
     ) -> None:
         await self._apply(session, envelope, event.episode_id, {"state": "failed"})
 
+    async def on_visibility_changed(
+        self, event: EpisodeVisibilityChangedV1, envelope: Envelope, session: AsyncSession
+    ) -> None:
+        await AssetRepository(session).apply_visibility(
+            event.episode_id, event.title_id, envelope.occurred_at, event.public
+        )
+
     async def _drop(self, prefixes: list[str]) -> None:
         # Runs inside the handler's transaction: if storage fails, the tombstone
         # rolls back too and the event is retried.
@@ -135,6 +143,7 @@ def registrar(ctx: MediaContext) -> ConsumerRegistration:
         consumers.add(TranscodeCompletedV1, handlers.on_completed)
         consumers.add(TranscodeFailedV1, handlers.on_failed)
         consumers.add(EpisodeDeletedV1, handlers.on_episode_deleted)
+        consumers.add(EpisodeVisibilityChangedV1, handlers.on_visibility_changed)
         consumers.add(TitleDeletedV1, handlers.on_title_deleted)
 
     return register
