@@ -229,7 +229,7 @@ def test_upload_resumes_after_an_interruption_then_transcodes(
 
     french = tmp_path / "episode.fr.srt"
     french.write_text("1\n00:00:00,500 --> 00:00:02,000\nBonjour\n", encoding="utf-8")
-    second = cli("--json", *args, "--subtitles", str(french), "--timeout", "150")
+    second = cli("--json", *args, "--public", "--subtitles", str(french), "--timeout", "150")
     assert second.returncode == 0, second.stderr
     assert "parts 1-2 of 4 already stored; sending 3-4" in second.stderr
     assert "sent parts 3-4 this run; 1-2 were already stored" in second.stderr
@@ -237,6 +237,7 @@ def test_upload_resumes_after_an_interruption_then_transcodes(
     result = json.loads(second.stdout)
     episode = result["episode"]
     assert episode["transcodeState"] == "ready"
+    assert episode["public"] is True
     assert set(episode["renditions"]) >= {"720p", "480p"}
     assert "/master.m3u8" in result["hls"]["url"]
     assert not state_file.exists(), "the state goes once the episode is ready"

@@ -487,6 +487,10 @@ def upload(
     wait_for_transcode: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Follow the transcode until it ends.")
     ] = True,
+    public: Annotated[
+        bool,
+        typer.Option("--public/--private", help="Public episodes get plain CDN URLs in CDN mode."),
+    ] = False,
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Parts sent at once.")] = 3,
     timeout: Annotated[
         float | None, typer.Option(help="Longest wait for the transcode, in seconds.")
@@ -570,6 +574,7 @@ def upload(
                     "number": episode,
                     "name": name or f"Episode {episode}",
                     "sourceKey": verified["key"],
+                    "public": public,
                 },
             )
             episode_id = str(created["id"])
