@@ -8,7 +8,6 @@ Every error a service returns is ``application/problem+json`` with a stable
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -185,9 +184,9 @@ def _constraint_name(exc: DBAPIError) -> str | None:
     return str(name) if name else None
 
 
-def _unavailable(request: Request, exc: BaseException, what: str = DATABASE) -> JSONResponse:
+def _unavailable(request: Request, reason: str, what: str = DATABASE) -> JSONResponse:
     # An outage, not a bug: no traceback, and the client may retry.
-    log.warning("%s unavailable: %s", what, type(exc).__name__, extra={"error": str(exc)[:200]})
+    log.warning("%s unavailable: %s", what, reason[:200])
     error = ServiceUnavailable(
         f"{what} is not reachable; try again shortly.", headers={"Retry-After": "1"}
     )
@@ -199,7 +198,7 @@ def _database_problem(
 ) -> JSONResponse:
     extra = {"constraint": constraint} if constraint else {}
     if state is not None and (state in _UNAVAILABLE_STATES or state.startswith("08")):
-        return _unavailable(request, sys.exc_info()[1] or RuntimeError(state))
+        return _unavailable(request, f"SQLSTATE {state}")
     if integrity and state in _CONFLICT_STATES:
         return problem_response(
             Conflict(f"The resource {_CONFLICT_STATES[state]}.", extra=extra), request
@@ -241,7 +240,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _db(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
-            return _unavailable(request, exc)
+            return _unavailable(request, f"connection lost: {exc.orig!r}")
         return _database_problem(
             _sqlstate(exc),
             _constraint_name(exc),
@@ -254,20 +253,20 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConnectionError)
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _no_connection(request: Request, exc: Exception) -> JSONResponse:
-        return _unavailable(request, exc)
+        return _unavailable(request, repr(exc))
 
     # S3 unreachable or overloaded (connection failures and timeouts, or its own
     # 5xx answers) is an outage of the same kind; other S3 errors are bugs.
     @app.exception_handler(BotoConnectionError)
     @app.exception_handler(BotoReadTimeoutError)
     async def _storage_down(request: Request, exc: Exception) -> JSONResponse:
-        return _unavailable(request, exc, STORAGE)
+        return _unavailable(request, repr(exc), STORAGE)
 
     @app.exception_handler(ClientError)
     async def _storage_error(request: Request, exc: ClientError) -> JSONResponse:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         if status >= 500:
-            return _unavailable(request, exc, STORAGE)
+            return _unavailable(request, repr(exc), STORAGE)
         log.exception("storage error", extra={"code": exc.response.get("Error", {}).get("Code")})
         report_exception(exc)
         return problem_response(ProblemError("An unexpected storage error occurred."), request)
