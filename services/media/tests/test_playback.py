@@ -393,6 +393,27 @@ async def test_a_late_event_does_not_overwrite_a_newer_state(client, auth, episo
     assert await asset_state(episodes.app, episode_id) == "ready"
 
 
+async def test_public_episodes_play_for_anyone_private_ones_need_a_sign_in(client, auth, episodes):
+    episode_id, _ = await episodes.ready()
+    anonymous = {"Accept": "application/json"}
+    r = await hls_url(client, auth, episode_id, headers=anonymous)
+    assert r.status_code == 401
+    assert r.json()["type"] == PROBLEM + "unauthorized"
+    assert (await hls_url(client, auth, episode_id)).status_code == 200
+    assert (await hls_url(client, auth, uuid.uuid4(), headers=anonymous)).status_code == 404
+
+    await episodes.publish(
+        EpisodeVisibilityChangedV1(episode_id=episode_id, title_id=uuid.uuid4(), public=True)
+    )
+    await wait_until(lambda: asset_public(episodes.app, episode_id))
+    r = await hls_url(client, auth, episode_id, headers=anonymous)
+    assert r.status_code == 200, r.text
+    # The URL plays like any other: every playlist and segment answers.
+    responses = await crawl(r.json()["url"])
+    assert responses
+    assert all(resp.status_code == 200 for resp in responses.values())
+
+
 async def test_visibility_and_transcode_events_are_ordered_apart(episodes):
     # Catalog announces the visibility before the transcode has even started...
     episode_id, title_id = uuid.uuid4(), uuid.uuid4()

@@ -21,7 +21,7 @@ from fastapi import Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from studio_common.errors import Conflict, NotFound, ProblemError
+from studio_common.errors import Conflict, NotFound, ProblemError, Unauthorized
 from studio_media import tokens
 from studio_media.context import MediaContext
 from studio_media.hls import PLAYLIST, file_in_folder
@@ -58,10 +58,14 @@ class PlaybackService:
     session: AsyncSession
     ctx: MediaContext
 
-    async def playable_asset(self, episode_id: uuid.UUID) -> EpisodeAsset:
+    async def playable_asset(
+        self, episode_id: uuid.UUID, *, signed_in: bool = True
+    ) -> EpisodeAsset:
         asset = await AssetRepository(self.session).get(episode_id)
         if asset is None or asset.state == "deleted":
             raise NotFound(f"No episode with id {episode_id}.")
+        if not (signed_in or asset.public):
+            raise Unauthorized("Sign in to watch this episode.")
         if not asset.playable:
             raise EpisodeNotReady(
                 f"The episode is {asset.state}; it can be played once transcoding has produced playlists.",
@@ -69,8 +73,10 @@ class PlaybackService:
             )
         return asset
 
-    async def issue_url(self, episode_id: uuid.UUID, base_url: str) -> PlaybackOut:
-        asset = await self.playable_asset(episode_id)
+    async def issue_url(
+        self, episode_id: uuid.UUID, base_url: str, *, signed_in: bool = True
+    ) -> PlaybackOut:
+        asset = await self.playable_asset(episode_id, signed_in=signed_in)
         master_key = asset.hls_master_key
         prefix = asset.hls_prefix
         assert master_key is not None

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 
 from studio_common.access import Access, access
-from studio_common.auth import CurrentUser
+from studio_common.auth import OptionalUser
 from studio_common.db import SessionDep
 from studio_media.context import ContextDep
 from studio_media.playback import PlaybackService
@@ -16,19 +16,23 @@ from studio_media.schemas import PlaybackOut
 router = APIRouter(tags=["media playback"])
 
 
-@router.get("/api/episodes/{episode_id}/hls", response_model=PlaybackOut, **access(Access.user))
+@router.get("/api/episodes/{episode_id}/hls", response_model=PlaybackOut, **access(Access.public))
 async def episode_hls(
     episode_id: uuid.UUID,
-    user: CurrentUser,
+    user: OptionalUser,
     request: Request,
     response: Response,
     session: SessionDep,
     ctx: ContextDep,
 ) -> PlaybackOut:
     """A short-lived URL of the episode's master playlist that HLS.js can play.
-    404 for an unknown episode, 409 while it is not playable yet."""
-    await ctx.limit("playback", user.subject)
-    out = await PlaybackService(session, ctx).issue_url(episode_id, str(request.base_url))
+    404 for an unknown episode, 401 for a private one without a signed-in
+    caller (public episodes play for anyone), 409 while it is not playable yet."""
+    client = request.client.host if request.client else "unknown"
+    await ctx.limit("playback", user.subject if user else f"anonymous:{client}")
+    out = await PlaybackService(session, ctx).issue_url(
+        episode_id, str(request.base_url), signed_in=user is not None
+    )
     response.headers["Cache-Control"] = "no-store"
     for name, value in (out.cookies or {}).items():
         response.set_cookie(
