@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,14 @@ def of_kind(manifests: Manifests, kind: str) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def kinds() -> Callable[[Manifests, str], dict[str, dict[str, Any]]]:
     return of_kind
+
+
+def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    """GET from a local nginx under test: status, lower-cased headers, body."""
+    conn = HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        conn.close()

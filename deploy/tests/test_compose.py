@@ -8,7 +8,6 @@ import json
 import re
 import socket
 import subprocess
-from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import yaml
 from studio_devstack.backing import wait_for_tcp
 from studio_devstack.gateway import content_security_policy, find_nginx
 
-from .conftest import ROOT
+from .conftest import ROOT, http_get
 
 COMPOSE = ROOT / "docker-compose.yml"
 GATEWAY_CONF = ROOT / "deploy" / "compose" / "nginx.conf"
@@ -150,16 +149,6 @@ def test_the_gateway_config_is_valid_nginx(tmp_path: Path):
     assert result.returncode == 0, result.stderr
 
 
-def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
-    conn = HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        reply = conn.getresponse()
-        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
-    finally:
-        conn.close()
-
-
 def test_the_gateway_answers_with_the_player(tmp_path: Path):
     nginx = find_nginx()
     if nginx is None:
@@ -176,17 +165,17 @@ def test_the_gateway_answers_with_the_player(tmp_path: Path):
     )
     try:
         assert wait_for_tcp("127.0.0.1", port, timeout=10), (tmp_path / "nginx.log").read_text()
-        status, headers, body = _get(port, "/")
+        status, headers, body = http_get(port, "/")
         assert status == 200
         assert body == (ROOT / "web" / "player" / "index.html").read_bytes()
         assert headers["content-security-policy"] == content_security_policy()
         assert headers["x-frame-options"] == "DENY"
-        status, headers, _ = _get(port, "/player/app.js")
+        status, headers, _ = http_get(port, "/player/app.js")
         assert status == 200
         assert headers["content-type"].startswith("application/javascript")
-        status, _, body = _get(port, "/player/config.json")
+        status, _, body = http_get(port, "/player/config.json")
         assert json.loads(body) == {"auth": "dev", "clerkPublishableKey": None}
-        status, headers, _ = _get(port, "/player/nope.js")
+        status, headers, _ = http_get(port, "/player/nope.js")
         assert status == 404
         assert headers["content-type"] == "application/problem+json"
     finally:

@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from http.client import HTTPConnection
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +27,7 @@ from studio_devstack.gateway import (
     player_config,
 )
 
-from .conftest import CHART, NAMESPACE, RELEASE, ROOT, VALUES, load_values, of_kind
+from .conftest import CHART, NAMESPACE, RELEASE, ROOT, VALUES, http_get, load_values, of_kind
 from .test_chart import assert_hardened
 
 PLAYER = ROOT / "web" / "player"
@@ -245,16 +244,6 @@ def test_player_disabled_removes_it_and_its_ingress_path(render, route_table):
 # --- the chart's ConfigMap in the image's nginx -------------------------------------
 
 
-def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
-    conn = HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        reply = conn.getresponse()
-        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("key", ["", CLERK_KEY])
 def test_the_image_config_with_the_chart_configmap_sends_the_gateway_headers(
     render, tmp_path: Path, key: str
@@ -285,11 +274,11 @@ def test_the_image_config_with_the_chart_configmap_sends_the_gateway_headers(
     proc = subprocess.Popen([*argv, "-g", "daemon off;"], stdout=log, stderr=log)
     try:
         assert wait_for_tcp("127.0.0.1", port, timeout=10), (tmp_path / "nginx.log").read_text()
-        status, headers, body = _get(port, "/")
+        status, headers, body = http_get(port, "/")
         assert status == 200
         assert body == (PLAYER / "index.html").read_bytes()
         assert headers["content-security-policy"] == content_security_policy(key)
-        status, headers, body = _get(port, "/player/config.json")
+        status, headers, body = http_get(port, "/player/config.json")
         assert status == 200
         assert headers["content-type"].startswith("application/json")
         options = GatewayOptions(runtime_dir=Path("/unused"), clerk_publishable_key=key)
