@@ -4,6 +4,7 @@ failures and keep one write per row."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import asyncpg
@@ -64,7 +65,8 @@ async def test_fast_path_and_routed_path_answer_alike(client, routed_client, cat
         assert r.status_code == 422
 
 
-async def test_fast_path_keeps_request_ids_metrics_and_limits(client, catalog, users):
+async def test_fast_path_keeps_request_ids_metrics_and_limits(client, catalog, users, caplog):
+    caplog.set_level(logging.INFO, logger="studio.access")
     user = users()
     title = await catalog.title()
     ep = await catalog.episode(title)
@@ -81,6 +83,13 @@ async def test_fast_path_keeps_request_ids_metrics_and_limits(client, catalog, u
         "/api/playback", content=b"{" + b" " * 20_000 + b"}", headers=user.headers
     )
     assert r.status_code == 413
+    # Successful writes are counted but not access-logged; failures are logged.
+    logged = [
+        (getattr(rec, "method", None), getattr(rec, "status", None))
+        for rec in caplog.records
+        if rec.name == "studio.access" and getattr(rec, "route", None) == "/api/playback"
+    ]
+    assert logged == [("POST", 413)]
     # Other methods on the path still go through routing.
     assert (await client.get("/api/playback", headers=user.headers)).status_code == 405
 

@@ -11,7 +11,6 @@ from studio_common.app import Runtime, create_service_app
 from studio_playback import api, subscribers
 from studio_playback.config import PlaybackSettings
 from studio_playback.fastpath import PositionWriteFastPath
-from studio_playback.logs import skip_successful_position_writes
 from studio_playback.models import messaging
 from studio_playback.positions import PositionWriter, create_pool
 from studio_playback.tokens import CachedVerifier
@@ -37,8 +36,6 @@ def create_app(settings: PlaybackSettings | None = None) -> FastAPI:
                 max_entries=settings.token_cache_size,
                 ttl_seconds=settings.token_cache_seconds,
             )
-        if not settings.log_position_writes:
-            skip_successful_position_writes()
 
     app = create_service_app(
         settings,
@@ -48,6 +45,9 @@ def create_app(settings: PlaybackSettings | None = None) -> FastAPI:
         tables=messaging,
         register_consumers=subscribers.register,
         on_startup=on_startup,
+        # Every player reports every few seconds: a line per successful write
+        # would be most of the log and a quarter of the CPU. Failures are logged.
+        quiet_routes=() if settings.log_position_writes else {("POST", "/api/playback")},
     )
     app.state.position_fast_path = settings.positions_fast_path
     # Innermost of the app's middleware: inside the shared request-context one
