@@ -181,3 +181,39 @@ def test_browse_play_switch_and_resume(stack, page, shot, episode: dict[str, Any
     assert "Resuming at" in page.inner_text("#watch-status")
 
     assert not csp_violations, csp_violations
+
+
+def test_signed_out_viewers_watch_public_episodes_only(
+    stack, page, shot, episode: dict[str, Any]
+) -> None:
+    gateway = stack.gateway_url
+    watch = f"{gateway}/#/watch/{episode['id']}"
+    page.goto(watch)
+    page.wait_for_selector('body[data-signed-in="false"]', timeout=WAIT_MS)
+    page.wait_for_function(
+        "() => document.getElementById('watch-status').textContent.includes('Sign in to watch')",
+        timeout=WAIT_MS,
+    )
+
+    # An editor makes it public; media hears of it from catalog's event.
+    r = httpx.patch(
+        f"{gateway}/api/admin/episodes/{episode['id']}",
+        json={"public": True},
+        headers=stack.headers("editor"),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    hls = f"{gateway}/api/episodes/{episode['id']}/hls"
+    for _ in range(100):
+        if httpx.get(hls, timeout=10).status_code == 200:
+            break
+        page.wait_for_timeout(100)
+    assert httpx.get(hls, timeout=10).status_code == 200
+
+    page.goto(gateway + "/")
+    page.goto(watch)
+    _wait_dataset(page, "playing", "true")
+    page.wait_for_function(
+        "() => document.getElementById('video').currentTime > 0.3", timeout=WAIT_MS
+    )
+    assert _dataset(page, "saved-position") is None  # nothing to save it for

@@ -401,7 +401,7 @@
 
   async function savePosition(w, { keepalive = false } = {}) {
     const video = w.video;
-    if (!w.started || !Number.isFinite(video.currentTime)) return;
+    if (!w.started || !w.signedIn || !Number.isFinite(video.currentTime)) return;
     const position = Math.max(0, video.currentTime);
     if (Math.abs(position - w.lastSaved) < 0.5) return;
     w.lastSaved = position;
@@ -443,7 +443,9 @@
     $("watch-back").href = slug ? `#/title/${encodeURIComponent(slug)}` : "#/";
     const episode = await api(`/api/episodes/${episodeId}`, { auth: false });
     $("watch-title").textContent = `${episode.number}. ${episode.name}`;
-    if (!signedIn()) {
+    // Public episodes play signed out too, without a saved position.
+    const viewer = signedIn();
+    if (!viewer && !episode.public) {
       $("watch-status").textContent = "Sign in to watch.";
       player.hidden = true;
       return;
@@ -451,7 +453,7 @@
     player.hidden = false;
     const [hlsInfo, saved] = await Promise.all([
       api(`/api/episodes/${episodeId}/hls`),
-      api(`/api/playback/${episodeId}`).catch(() => ({ positionSec: 0 })),
+      viewer ? api(`/api/playback/${episodeId}`).catch(() => ({ positionSec: 0 })) : { positionSec: 0 },
     ]);
     const video = $("video");
     const duration = episode.durationSec || 0;
@@ -464,6 +466,7 @@
       listeners: [],
       lastSaved: resumeAt,
       lastSaveAt: Date.now(),
+      signedIn: viewer,
       started: false,
       trickplay: [],
     };
