@@ -7,6 +7,7 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from studio_catalog.repository import TitleFilter, list_title_page
 from studio_catalog.schemas import EpisodeOut, TitleDetail, TitleSummary, TitleType
@@ -65,9 +66,16 @@ async def list_titles(
     response_model_by_alias=True,
     **access(Access.public),
 )
-async def get_title(slug: str, session: SessionDep) -> TitleDetail:
+async def get_title(slug: str, request: Request) -> Response:
     """A title with its seasons and their episodes."""
-    return TitleDetail.model_validate(await CatalogService(session).title_by_slug(slug))
+
+    async def detail(conn: AsyncConnection) -> TitleDetail:
+        async with AsyncSession(bind=conn) as session:
+            return TitleDetail.model_validate(await CatalogService(session).title_by_slug(slug))
+
+    # A title page is read far more than it is written: no transaction needed.
+    title = await request.app.state.runtime.database.read(detail)
+    return Response(title.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get(
