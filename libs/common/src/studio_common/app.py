@@ -35,6 +35,7 @@ from studio_common.observability import (
 )
 from studio_common.outbox import MessagingTables, OutboxRelay, ensure_stream
 from studio_common.settings import ServiceSettings
+from studio_common.tasks import stop_task
 from studio_common.telemetry import configure_sentry, configure_tracing
 
 log = logging.getLogger("studio.app")
@@ -165,7 +166,7 @@ def create_service_app(
                     _refresh_messaging_metrics(runtime, messaging_metrics),
                     name=f"{service}-messaging-metrics",
                 )
-                stack.push_async_callback(_cancel, refresher)
+                stack.push_async_callback(stop_task, refresher)
             if on_startup is not None:
                 result = on_startup(runtime, stack)
                 if asyncio.iscoroutine(result):
@@ -247,12 +248,6 @@ async def _refresh_messaging_metrics(runtime: Runtime, metrics: MessagingMetrics
         except Exception:
             log.warning("could not refresh the messaging metrics", exc_info=True)
         await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 @contextlib.asynccontextmanager

@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from studio_common.db import Database, normalise_pg_url
 from studio_common.events import Envelope, EventPayload, subject_for
 from studio_common.observability import MessagingMetrics
+from studio_common.tasks import stop_task
 from studio_common.telemetry import current_trace_headers, message_span
 
 log = logging.getLogger("studio.outbox")
@@ -310,9 +311,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         if self._listener is not None:
             with contextlib.suppress(Exception):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -12,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from studio_common.app import Runtime, create_service_app
+from studio_common.tasks import stop_task
 from studio_media.api import playback, uploads
 from studio_media.cdn import CdnSigner
 from studio_media.cleanup import cleanup_periodically
@@ -52,12 +52,7 @@ async def _start(ctx: MediaContext, runtime: Runtime, stack: AsyncExitStack) -> 
             name="media-upload-cleanup",
         )
 
-        async def stop() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        stack.push_async_callback(stop)
+        stack.push_async_callback(stop_task, task)
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:

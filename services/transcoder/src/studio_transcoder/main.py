@@ -7,13 +7,13 @@ its events to the same outbox; this process's relay publishes them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
 
 from studio_common.app import Runtime, create_service_app
+from studio_common.tasks import stop_task
 from studio_transcoder import api
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.metrics import JobGauge
@@ -40,12 +40,7 @@ def create_app(settings: TranscoderSettings | None = None) -> FastAPI:
 
         task = asyncio.create_task(refresh(), name="transcoder-jobs-gauge")
 
-        async def cancel() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        stack.push_async_callback(cancel)
+        stack.push_async_callback(stop_task, task)
 
     app = create_service_app(
         settings,
