@@ -6,6 +6,7 @@ Each benchmark script prints human lines and, last, one line
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -19,6 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import asyncpg
+import nats
+from nats.js.errors import NotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_PREFIX = "BENCH_RESULT "
@@ -34,6 +39,44 @@ def parse_result(stdout: str) -> dict[str, Any] | None:
             data: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
             return data
     return None
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """The Postgres (an admin URL, to create scratch databases) and NATS to use."""
+    parser.add_argument(
+        "--database-admin-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument(
+        "--nats-url", default=os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222")
+    )
+
+
+async def drop_scratch(admin_url: str, nats_url: str, *, database: str, stream: str) -> None:
+    """Remove a run's scratch database and JetStream stream, whatever state they are in."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    with contextlib.suppress(Exception):
+        nc = await nats.connect(nats_url)
+        with contextlib.suppress(NotFoundError):
+            await nc.jetstream().delete_stream(stream)
+        await nc.close()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its reaped children (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -71,6 +114,14 @@ def machine() -> dict[str, Any]:
         "ffmpeg": ffmpeg.stdout.split("\n")[0] if ffmpeg.returncode == 0 else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def describe(m: dict[str, Any]) -> str:
+    """One line for a report: what :func:`machine` found."""
+    return (
+        f"{m['cpus']} cores ({m['cpu']}), {m['memory_gb']} GB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}, PostgreSQL {m['postgres']}, {m['ffmpeg']}"
+    )
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:

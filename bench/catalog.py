@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
-from nats.js.errors import NotFoundError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_util import (
     ROOT,
+    add_server_options,
+    drop_scratch,
     emit,
     free_port,
     http_get_load,
@@ -244,14 +244,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 report["runs"][label] = runs
     finally:
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await conn.close()
-        with contextlib.suppress(Exception):
-            nc = await nats.connect(args.nats_url)
-            with contextlib.suppress(NotFoundError):
-                await nc.jetstream().delete_stream(stream)
-            await nc.close()
+        await drop_scratch(admin_url, args.nats_url, database=db_name, stream=stream)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
@@ -266,13 +259,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--log-level", default="INFO", help="the service's log level")
     p.add_argument("--log-dir", default="/tmp")  # noqa: S108
-    p.add_argument(
-        "--database-admin-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
-    p.add_argument("--nats-url", default=os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222"))
+    add_server_options(p)
     return p.parse_args()
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -27,15 +26,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import asyncpg
-import nats
-from nats.js.errors import NotFoundError
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_util import emit, machine, percentile, verdict
+from bench_util import add_server_options, drop_scratch, emit, machine, percentile, verdict
 
 from studio_common.app import create_service_app, running
 from studio_common.consumer import EventConsumers
@@ -142,14 +139,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["ratio_p99_to_limit"] = round(steady["p99_ms"] / 50.0, 2)
         report["verdict"] = verdict(steady["p99_ms"], 50.0, higher_is_better=False)
     finally:
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await conn.close()
-        with contextlib.suppress(Exception):
-            nc = await nats.connect(args.nats_url)
-            with contextlib.suppress(NotFoundError):
-                await nc.jetstream().delete_stream(stream)
-            await nc.close()
+        await drop_scratch(admin_url, args.nats_url, database=db_name, stream=stream)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
@@ -173,13 +163,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=100.0, help="events per second")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--burst", type=int, default=200)
-    p.add_argument(
-        "--database-admin-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
-    p.add_argument("--nats-url", default=os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222"))
+    add_server_options(p)
     return p.parse_args()
 
 

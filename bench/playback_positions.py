@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 import uvloop
-from nats.js.errors import NotFoundError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_util import add_server_options, drop_scratch, free_port, process_cpu_seconds
 
 from studio_common.migrations import upgrade
 from studio_common.testing.issuer import TestIssuer
@@ -52,17 +53,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICE_DIR = ROOT / "services" / "playback"
 DURATION_SEC = 1440.0
 WATCHED_FRACTION = 0.9
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its reaped children (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = sum(int(x) for x in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def processes_cpu_seconds(pids: list[int]) -> float:
@@ -88,12 +78,6 @@ def postgres_pids() -> list[int]:
 
 
 CpuProbe = Callable[[], float]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -531,14 +515,7 @@ async def main(args: argparse.Namespace) -> int:
                 print(json.dumps(runs), file=sys.stderr)
         await conn.close()
     finally:
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await conn.close()
-        with contextlib.suppress(Exception):
-            nc = await nats.connect(args.nats_url)
-            with contextlib.suppress(NotFoundError):
-                await nc.jetstream().delete_stream(stream)
-            await nc.close()
+        await drop_scratch(admin_url, args.nats_url, database=db_name, stream=stream)
 
     report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     rounds = report["rounds"]
@@ -587,13 +564,7 @@ def parse_args() -> argparse.Namespace:
         help="extra environment of the service (repeatable), e.g. OTEL_TRACES_SAMPLER=...",
     )
     p.add_argument("--service-log", default="/tmp/bench-playback-service.log")  # noqa: S108
-    p.add_argument(
-        "--database-admin-url",
-        default=os.environ.get(
-            "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
-    p.add_argument("--nats-url", default=os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222"))
+    add_server_options(p)
     return p.parse_args()
 
 

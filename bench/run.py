@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_util import ROOT, machine, parse_result, verdict
+from bench_util import ROOT, describe, machine, parse_result, verdict
 
 BENCH = ROOT / "bench"
 
@@ -231,10 +231,7 @@ def main() -> int:
     }
     m = before
     print("\n==> summary")
-    print(
-        f"machine: {m['cpus']} cores ({m['cpu']}), {m['memory_gb']} GB RAM, Linux {m['kernel']}, "
-        f"Python {m['python']}, PostgreSQL {m['postgres']}, {m['ffmpeg']}"
-    )
+    print(f"machine: {describe(m)}")
     print(
         f"load average before {m['load_average']}, after {report['load_average_after']}; "
         + ", ".join(f"{k} {v['wall_s']} s" for k, v in results.items())

@@ -26,10 +26,8 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,8 +39,11 @@ from typing import Any
 import asyncpg
 import boto3
 import nats
-from nats.js.errors import NotFoundError
 from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_util import describe, drop_scratch, free_port, machine, process_cpu_seconds
 
 from studio_common.app import running
 from studio_common.db import Database
@@ -58,12 +59,6 @@ SERVICE_DIR = ROOT / "services" / "transcoder"
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222")
 LADDER = [(1920, 1080, 5000), (1280, 720, 2800), (854, 480, 1400)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
@@ -85,12 +80,6 @@ def children_cpu() -> float:
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds of another process so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_source(path: Path, seconds: int) -> None:
@@ -224,7 +213,7 @@ async def run_job(src: Path, preset: str, work: Path) -> dict[str, Any]:
             sub = await nc.subscribe(f"{settings.event_subject_root}.transcoder.>", cb=on_event)
             try:
                 env = Envelope.wrap(event)
-                cpu_before = (own_cpu(), children_cpu(), process_cpu(moto.pid))
+                cpu_before = (own_cpu(), children_cpu(), process_cpu_seconds(moto.pid))
                 start = time.perf_counter()
                 await nc.jetstream().publish(
                     subject_for(settings.event_subject_root, env.type),
@@ -233,7 +222,7 @@ async def run_job(src: Path, preset: str, work: Path) -> dict[str, Any]:
                 )
                 await asyncio.wait_for(done.wait(), timeout=3600)
                 now = seen.get("transcoder.transcode.completed", time.perf_counter()) - start
-                cpu_after = (own_cpu(), children_cpu(), process_cpu(moto.pid))
+                cpu_after = (own_cpu(), children_cpu(), process_cpu_seconds(moto.pid))
                 async with db.transaction() as session:
                     job = (await session.scalars(select(Job))).one()
                 assert job.status == "ready", job.error_reason
@@ -242,7 +231,8 @@ async def run_job(src: Path, preset: str, work: Path) -> dict[str, Any]:
                 playable = seen.get("transcoder.transcode.playable")
                 return {
                     "job_wall": now,
-                    "to_playable": None if playable is None else playable - start,
+                    # A source shorter than the first segments is playable when it is ready.
+                    "to_playable": now if playable is None else playable - start,
                     "encode_seconds": job.encode_seconds,
                     "result": job.result,
                     # Everything on the machine's cores during the job besides
@@ -262,29 +252,7 @@ async def run_job(src: Path, preset: str, work: Path) -> dict[str, Any]:
     finally:
         moto.terminate()
         await moto.wait()
-        nc2 = await nats.connect(NATS_URL)
-        with contextlib.suppress(NotFoundError):
-            await nc2.jetstream().delete_stream(settings.event_stream)
-        await nc2.close()
-        admin = await asyncpg.connect(PG_ADMIN)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem = ""
-    with contextlib.suppress(OSError, ValueError):
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 1024 / 1024:.0f} GB RAM"
-    out = subprocess.run([FFMPEG, "-version"], capture_output=True, text=True)  # noqa: S603
-    version = out.stdout.split("\n")[0]
-    return f"{os.cpu_count()} cores ({model}){mem}, {platform.system()} {platform.release()}, {version}"
+        await drop_scratch(PG_ADMIN, NATS_URL, database=database, stream=settings.event_stream)
 
 
 def main() -> None:
@@ -328,7 +296,7 @@ def main() -> None:
         print(f"reference one-process ladder again: {after:.1f} s", flush=True)
         reference = (before + after) / 2
         lines = [
-            f"machine: {machine()}",
+            f"machine: {describe(machine())}",
             f"source: {args.seconds} s 1080p24 testsrc2 + stereo AAC; preset {args.preset}; 6 s segments; 1080p/720p/480p",
             "",
             "| measurement | seconds | ratio |",
