@@ -58,6 +58,8 @@ async def test_visibility_is_announced_at_creation_and_on_each_change(
         r = await client.patch(url, json=body, headers=auth.editor)
         assert r.status_code == 200, r.text
     assert r.json()["public"] is True
+    r = await client.patch(url, json={"public": None}, headers=auth.editor)
+    assert r.status_code == 422
 
     async def three() -> bool:
         return len(await visibility_events(nats_url, event_namespace, ep["id"])) >= 3

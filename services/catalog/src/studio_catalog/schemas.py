@@ -161,4 +161,5 @@ class EpisodeIn(Schema):
 class EpisodePatch(Schema):
     name: Name | None = None
     synopsis: Synopsis | None = None
-    public: bool | None = None
+    # Not nullable: left out, it stays as it is; null is a validation error.
+    public: bool = False

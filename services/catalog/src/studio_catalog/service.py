@@ -151,8 +151,6 @@ class CatalogService:
         episode = await self.episode(episode_id)
         was_public = episode.public
         for key, value in data.model_dump(exclude_unset=True).items():
-            if value is None and key == "public":
-                continue  # not nullable: an explicit null leaves it as it is
             setattr(episode, key, value)
         episode = await self.episodes.save(episode)
         if episode.public != was_public:
