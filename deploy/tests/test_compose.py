@@ -56,6 +56,8 @@ def test_every_route_table_service_is_built_migrated_and_served(services, route_
         dockerfile = service["build"]["dockerfile"]
         assert dockerfile == f"services/{name}/Dockerfile"
         assert (ROOT / dockerfile).is_file()
+        # The image alone runs as production; compose asks for development.
+        assert "STUDIO_ENVIRONMENT=production" in (ROOT / dockerfile).read_text()
         command = command_text(service)
         migrate = command.index(f"python -m studio_{name} migrate")
         serve = command.index(f"python -m studio_{name} serve --host 0.0.0.0 --port {spec['port']}")

@@ -209,6 +209,11 @@ async def running(
     extra: dict[str, dict[str, Any]] = {
         # The development issuer's key stays out of the working tree.
         "identity": {"dev_key_path": tmp_path_factory.mktemp("matrix") / "jwt-key.pem"},
+        # Required outside development.
+        "media": {
+            "playback_signing_key": "matrix-playback-signing-key-0123456789abcdef",
+            "public_base_url": "http://media.test",
+        },
     }
     out = Running()
     async with AsyncExitStack() as stack:
