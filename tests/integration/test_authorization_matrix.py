@@ -311,6 +311,12 @@ async def test_access_is_enforced(op: Operation, running: Running, test_issuer: 
             failures.append(f"{caller_name}: expected {expected}, got {status} {resp.text[:200]}")
         elif resp.headers.get("content-type") != "application/problem+json":
             failures.append(f"{caller_name}: {status} is not problem+json")
+        # What a token opened, or a route that needs one answered, is no cache's business.
+        if (caller.subject is not None or op.access != "public") and (
+            resp.headers.get("cache-control") != "no-store"
+            or "authorization" not in resp.headers.get("vary", "").lower()
+        ):
+            failures.append(f"{caller_name}: {status} may be cached: {dict(resp.headers)}")
     if op.access == "public" and got["admin"].status_code != got["anonymous"].status_code:
         failures.append(
             f"a public route answers by caller: anonymous {got['anonymous'].status_code}, "
