@@ -193,3 +193,12 @@ def test_upload_state_is_keyed_by_file_and_target(tmp_path: Path) -> None:
 def test_format_parts() -> None:
     assert format_parts([]) == "none"
     assert format_parts([3, 1, 2, 5, 7, 8]) == "1-3, 5, 7-8"
+
+
+def test_a_relative_playback_url_is_made_absolute_on_the_gateway() -> None:
+    from studio_cli.main import absolute_url
+
+    gateway = "http://127.0.0.1:8080"
+    assert absolute_url(gateway, "/hls/t/e/master.m3u8") == f"{gateway}/hls/t/e/master.m3u8"
+    cdn = "https://cdn.example/hls/e/master.m3u8?Signature=x"
+    assert absolute_url(gateway + "/", cdn) == cdn
