@@ -152,7 +152,9 @@ def test_dev_token_route_exists_only_in_development(environment, tmp_path):
 def test_without_an_environment_there_is_no_dev_token_route(tmp_path, monkeypatch):
     for name in ("STUDIO_ENVIRONMENT", "IDENTITY_ENVIRONMENT"):
         monkeypatch.delenv(name, raising=False)
-    app = create_app(IdentitySettings(dev_key_path=tmp_path / "k.pem"))
+    # Production also wants the Clerk write-back; only the route is looked at here.
+    settings = IdentitySettings(dev_key_path=tmp_path / "k.pem", clerk_secret_key="sk_test_x")
+    app = create_app(settings)
     assert "/api/dev/token" not in app.openapi()["paths"]
     assert app.state.dev_keys is None
 

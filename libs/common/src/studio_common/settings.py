@@ -21,10 +21,6 @@ from pydantic_settings import (
 SHARED_PREFIX = "STUDIO_"
 
 
-class SettingsError(RuntimeError):
-    """Settings a service cannot run with; the message names each variable."""
-
-
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
@@ -139,3 +135,7 @@ class ServiceSettings(BaseSettings):
     def service_name(self) -> str:
         prefix = str(self.model_config.get("env_prefix") or "studio_")
         return prefix.rstrip("_").lower()
+
+
+class SettingsError(RuntimeError):
+    """Settings a service cannot run with; the message names each variable."""

@@ -36,4 +36,4 @@ class IdentitySettings(ServiceSettings):
 
     @property
     def dev_token_route_enabled(self) -> bool:
-        return self.development
+        return self.environment == "development"
