@@ -92,6 +92,11 @@ def ladder(tmp_path_factory) -> Path:
     return out
 
 
+def version_prefix(episode_id: uuid.UUID) -> str:
+    """Where a transcode attempt of the episode writes: hls/{episodeId}/{version}/."""
+    return f"hls/{episode_id}/{uuid.uuid4().hex}/"
+
+
 def ladder_files(ladder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(ladder)): p.read_bytes() for p in ladder.rglob("*") if p.is_file()}
 
@@ -132,7 +137,7 @@ class Episodes:
     async def ready(self, *, playable_only: bool = False) -> tuple[uuid.UUID, str]:
         """An episode whose ladder is in S3 and registered; returns (id, its HLS prefix)."""
         episode_id = uuid.uuid4()
-        prefix = f"hls/show-{uuid.uuid4().hex[:8]}/season-1/ep-1/"
+        prefix = version_prefix(episode_id)
         upload_ladder(self.s3c, self.bucket, self.ladder, prefix)
         key = prefix + "master.m3u8"
         if playable_only:
@@ -183,7 +188,8 @@ async def crawl(start: str) -> dict[str, httpx.Response]:
 
 
 def relative(url: str, episode_id) -> str:
-    return urlsplit(url).path.split(f"/{episode_id}/", 1)[1]
+    # After the episode id: the version folder, then the path inside it.
+    return urlsplit(url).path.split(f"/{episode_id}/", 1)[1].split("/", 1)[1]
 
 
 async def test_every_playlist_and_segment_plays_through_the_token_url(
@@ -195,7 +201,9 @@ async def test_every_playlist_and_segment_plays_through_the_token_url(
     out = r.json()
     assert r.headers["cache-control"] == "no-store"
     url = out["url"]
-    assert re.search(rf"/hls/\d+\.[A-Za-z0-9_-]{{43}}/{episode_id}/master\.m3u8$", url)
+    assert re.search(
+        rf"/hls/\d+\.[A-Za-z0-9_-]{{43}}/{episode_id}/[0-9a-f]{{32}}/master\.m3u8$", url
+    )
     expires = datetime.fromisoformat(out["expiresAt"])
     assert timedelta(minutes=9) < expires - datetime.now(UTC) <= timedelta(minutes=10)
 
@@ -253,8 +261,9 @@ PATHS = ["master.m3u8", "180p/index.m3u8", "90p/seg_000.ts", "subs/en.vtt"]
 async def test_expired_forged_and_other_episode_tokens_are_refused(
     client, auth, episodes, signing_key
 ):
-    episode_id, _ = await episodes.ready()
+    episode_id, prefix = await episodes.ready()
     other_id, _ = await episodes.ready()
+    version = prefix.split("/")[2]
     base = client.base_url.__str__().rstrip("/")
     now = int(time.time())
     key = signing_key
@@ -271,23 +280,24 @@ async def test_expired_forged_and_other_episode_tokens_are_refused(
     }  # fmt: skip
     async with httpx.AsyncClient() as plain:
         for path in PATHS:
-            r = await plain.get(token_url(base, good, episode_id, path))
+            r = await plain.get(token_url(base, good, episode_id, f"{version}/{path}"))
             assert r.status_code == 200, (path, r.text)
             for name, (token, target, slug) in cases.items():
-                r = await plain.get(token_url(base, token, target, path))
+                r = await plain.get(token_url(base, token, target, f"{version}/{path}"))
                 assert r.status_code == 403, (name, path, r.text)
                 assert r.json()["type"] == PROBLEM + slug, (name, path)
                 assert r.headers["content-type"] == "application/problem+json"
 
 
 async def test_a_token_issued_by_the_api_opens_only_its_episode(client, auth, episodes):
-    a, _ = await episodes.ready()
-    b, _ = await episodes.ready()
+    a, prefix_a = await episodes.ready()
+    _b, prefix_b = await episodes.ready()
     url_a = (await hls_url(client, auth, a)).json()["url"]
+    folder_a, folder_b = prefix_a.removeprefix("hls/"), prefix_b.removeprefix("hls/")
     async with httpx.AsyncClient() as plain:
         assert (await plain.get(url_a)).status_code == 200
         for path in PATHS:
-            r = await plain.get(url_a.replace(f"/{a}/master.m3u8", f"/{b}/{path}"))
+            r = await plain.get(url_a.replace(f"/{folder_a}master.m3u8", f"/{folder_b}{path}"))
             assert r.status_code == 403, path
             assert r.json()["type"] == PROBLEM + "playback-token-invalid"
 
@@ -425,7 +435,7 @@ async def test_visibility_and_transcode_events_are_ordered_apart(episodes):
     await wait_until(lambda: asset_public(episodes.app, episode_id))
     assert await asset_state(episodes.app, episode_id) == "pending"
     # ...an older transcode event still applies, and keeps the visibility...
-    prefix = f"hls/show-{uuid.uuid4().hex[:8]}/season-1/ep-1/"
+    prefix = version_prefix(episode_id)
     upload_ladder(episodes.s3c, episodes.bucket, episodes.ladder, prefix)
     await episodes.publish(
         TranscodeCompletedV1(
@@ -552,7 +562,7 @@ def cdn_key() -> rsa.RSAPrivateKey:
 
 
 async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
-    media_settings, media_app, episodes, auth, cdn_key
+    media_settings, media_app, episodes, auth, cdn_key, s3c, bucket
 ):
     episode_id, prefix = await episodes.ready()
     pem = cdn_key.private_bytes(
@@ -615,11 +625,14 @@ async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
         )
         await wait_until(lambda: asset_public(media_app, episode_id))
         r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
+        # ... of its unsigned copy: public and private folders never share a prefix.
         assert r.json() == {
-            "url": f"https://cdn.studio.test/{prefix}master.m3u8",
+            "url": f"https://cdn.studio.test/public/{prefix}master.m3u8",
             "expiresAt": None,
             "cookies": None,
         }
+        copied = s3c.list_objects_v2(Bucket=bucket, Prefix="public/" + prefix)["KeyCount"]
+        assert copied == s3c.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] > 0
         # Private again: signed again.
         await episodes.publish(
             EpisodeVisibilityChangedV1(episode_id=episode_id, title_id=title_id, public=False)
@@ -631,3 +644,6 @@ async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
         await wait_until(private)
         r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
         assert r.json()["expiresAt"] is not None
+        # The unsigned copy is gone at once; the private folder stays.
+        assert s3c.list_objects_v2(Bucket=bucket, Prefix="public/" + prefix)["KeyCount"] == 0
+        assert s3c.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] > 0
