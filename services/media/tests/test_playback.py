@@ -28,11 +28,14 @@ from studio_common.events import (
     TranscodeCompletedV1,
     TranscodeFailedV1,
     TranscodePlayableV1,
+    TranscodeStartedV1,
+    subject_for,
 )
-from studio_common.testing.jetstream import wait_until
+from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import serve_app
 from studio_media import tokens
 from studio_media.config import MediaSettings
+from studio_media.folders import sweep_folders
 from studio_media.main import create_app
 
 PROBLEM = "urn:studio:problem:"
@@ -250,6 +253,20 @@ async def test_thumbnails_and_ranges(client, auth, episodes, ladder):
         r = await plain.get(f"{base}/180p/seg_999.ts")
         assert r.status_code == 404
 
+        # HEAD, as CDNs and players send it: a GET's headers, no body.
+        for name, ctype in (("180p/seg_001.ts", "video/mp2t"), ("master.m3u8", None)):
+            r = await plain.head(f"{base}/{name}")
+            assert r.status_code == 200, name
+            assert r.content == b""
+            size = len((ladder / name).read_bytes())
+            assert r.headers["content-length"] == str(size)
+            if ctype:
+                assert r.headers["content-type"] == ctype
+        assert (await plain.head(f"{base}/180p/seg_999.ts")).status_code == 404
+        assert (
+            await plain.head(f"{base.replace('/hls/', '/hls/1')}/master.m3u8")
+        ).status_code == 403
+
 
 def token_url(base_url: str, token: str, episode_id, path: str) -> str:
     return f"{base_url}/hls/{token}/{episode_id}/{path}"
@@ -376,7 +393,11 @@ async def test_unknown_not_ready_and_failed_episodes(client, auth, episodes):
     failed = uuid.uuid4()
     await episodes.publish(TranscodeFailedV1(episode_id=failed, job_id=uuid.uuid4(), reason="x"))
     await episodes.wait_state(failed, "failed")
-    assert (await hls_url(client, auth, failed)).status_code == 409
+    r = await hls_url(client, auth, failed)
+    assert r.status_code == 409
+    # Not "still processing": it says the transcode failed.
+    assert r.json()["type"] == PROBLEM + "episode-transcode-failed"
+    assert "failed" in r.json()["detail"]
 
     # Anonymous viewers are asked to sign in.
     r = await client.get(f"/api/episodes/{episode_id}/hls")
@@ -647,3 +668,96 @@ async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
         # The unsigned copy is gone at once; the private folder stays.
         assert s3c.list_objects_v2(Bucket=bucket, Prefix="public/" + prefix)["KeyCount"] == 0
         assert s3c.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] > 0
+
+
+# --- versions (ADR 6) -----------------------------------------------------------
+
+
+async def playability_events(nats_url, event_namespace, episode_id) -> list[dict]:
+    subject = subject_for(event_namespace.subject_root, "media.episode.playability_changed")
+    found = [
+        envelope_of(m) for m in await stream_messages(nats_url, event_namespace.stream, subject)
+    ]
+    return [e["data"] for e in found if e["data"]["episodeId"] == str(episode_id)]
+
+
+async def test_a_retranscode_is_served_from_its_own_folder_and_the_old_one_retires(
+    client, auth, episodes, s3c, bucket, media_app, nats_url, event_namespace
+):
+    episode_id, first = await episodes.ready()
+    old_url = (await hls_url(client, auth, episode_id)).json()["url"]
+    # media announced, after recording it, that it serves the episode.
+    announced = await wait_until(lambda: playability_events(nats_url, event_namespace, episode_id))
+    assert announced[-1] == {"episodeId": str(episode_id), "playable": True, "state": "ready"}
+
+    # A second transcode writes a folder of its own and becomes the one served.
+    second = version_prefix(episode_id)
+    job = uuid.uuid4()
+    await episodes.publish(
+        TranscodeStartedV1(episode_id=episode_id, job_id=job, attempt=1, hls_prefix=second)
+    )
+    upload_ladder(s3c, bucket, episodes.ladder, second)
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=episode_id,
+            job_id=job,
+            hls_master_key=second + "master.m3u8",
+            renditions=["180p", "90p"],
+        )
+    )
+
+    async def switched() -> str | None:
+        url = (await hls_url(client, auth, episode_id)).json()["url"]
+        return url if second.removeprefix("hls/") in url else None
+
+    new_url = await wait_until(switched)
+    # A failed third attempt leaves a folder nothing will serve.
+    third = version_prefix(episode_id)
+    upload_ladder(s3c, bucket, episodes.ladder, third)
+    await episodes.publish(
+        TranscodeStartedV1(episode_id=episode_id, job_id=job, attempt=2, hls_prefix=third)
+    )
+    await episodes.publish(
+        TranscodeFailedV1(episode_id=episode_id, job_id=job, reason="x", hls_prefix=third)
+    )
+    await episodes.wait_state(episode_id, "failed")
+    async with httpx.AsyncClient() as plain:
+        # A player still on the old version finishes it: nothing changed under it.
+        assert (await plain.get(old_url)).status_code == 200
+        assert (await plain.get(new_url)).status_code == 200
+
+        ctx = media_app.state.media
+        database = media_app.state.runtime.database
+        # Before the grace period ends nothing goes...
+        assert await sweep_folders(database, ctx.storage) == 0
+        # ... after it, every folder that is not served, and only those.
+        later = datetime.now(UTC) + timedelta(seconds=ctx.settings.hls_retire_grace + 1)
+        assert await sweep_folders(database, ctx.storage, now=later) == 2
+        for gone in (first, third):
+            assert s3c.list_objects_v2(Bucket=bucket, Prefix=gone).get("KeyCount") == 0
+        assert s3c.list_objects_v2(Bucket=bucket, Prefix=second)["KeyCount"] > 0
+        assert (await plain.get(old_url)).status_code == 404
+        assert (await plain.get(new_url)).status_code == 200
+
+
+async def test_a_folder_another_episode_wrote_is_never_served_or_deleted(
+    client, auth, episodes, s3c, bucket
+):
+    victim, victim_prefix = await episodes.ready()
+    intruder = uuid.uuid4()
+    # An event naming the other episode's folder: refused, nothing registered.
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=intruder, job_id=uuid.uuid4(), hls_master_key=victim_prefix + "master.m3u8"
+        )
+    )
+    await episodes.publish(
+        TranscodeFailedV1(
+            episode_id=intruder, job_id=uuid.uuid4(), reason="x", hls_prefix=victim_prefix
+        )
+    )
+    await episodes.wait_state(intruder, "failed")
+    await episodes.publish(EpisodeDeletedV1(episode_id=intruder, title_id=uuid.uuid4()))
+    await episodes.wait_state(intruder, "deleted")
+    assert s3c.list_objects_v2(Bucket=bucket, Prefix=victim_prefix)["KeyCount"] > 0
+    assert (await hls_url(client, auth, victim)).status_code == 200
