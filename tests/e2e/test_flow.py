@@ -170,7 +170,9 @@ def watch_episode(
         state = (episode["transcodeState"], episode["transcodeProgress"], episode["playable"])
         if not seen or seen[-1] != state:
             seen.append(state)
-        if episode["transcodeState"] in until:
+        # "ready" counts once media serves it too (playable is media's word).
+        state_reached = episode["transcodeState"] in until
+        if state_reached and (episode["transcodeState"] != "ready" or episode["playable"]):
             return episode, seen
         assert time.monotonic() < deadline, f"still {state} after {within} s: {seen}"
         time.sleep(0.1)

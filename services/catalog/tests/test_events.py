@@ -18,6 +18,7 @@ from studio_common.auth import Principal, Role
 from studio_common.db import Database
 from studio_common.events import (
     Envelope,
+    EpisodePlayabilityChangedV1,
     EventPayload,
     TranscodeCompletedV1,
     TranscodeFailedV1,
@@ -260,7 +261,8 @@ async def test_transcode_events_drive_the_episode_state(
         occurred_at=t0 + timedelta(seconds=1),
     )
     s = await state_is("processing", transcodeProgress=42.5)
-    assert s["playable"] is True
+    # The transcoder's word is not enough: only media, which serves it, says playable.
+    assert s["playable"] is False
     public = (await client.get(f"/api/episodes/{ep['id']}")).json()
     assert public["transcodeProgress"] == 42.5
 
@@ -275,8 +277,9 @@ async def test_transcode_events_drive_the_episode_state(
         ),
         occurred_at=t0 + timedelta(seconds=2),
     )
-    s = await state_is("processing", playable=True, renditions=["1080p"])
+    s = await state_is("processing", renditions=["1080p"])
     assert s["hlsMasterKey"] == "hls/x/season-1/ep-1/master.m3u8"
+    assert s["playable"] is False
 
     await publish(
         nats_url,
@@ -285,19 +288,36 @@ async def test_transcode_events_drive_the_episode_state(
             episode_id=eid,
             job_id=job,
             hls_master_key="hls/x/season-1/ep-1/master.m3u8",
-            hls_master_url="s3://bucket/hls/x/season-1/ep-1/master.m3u8",
             duration_sec=1425.5,
             renditions=["1080p", "720p"],
-            thumbnails=["hls/x/thumbs/0001.jpg"],
-            subtitles=[{"language": "en", "name": "English", "url": "hls/x/subs/en.vtt"}],
+            thumbnails=["thumbs/0001.jpg"],
+            subtitles=[{"language": "en", "name": "English", "url": "subs/en.vtt"}],
         ),
         occurred_at=t0 + timedelta(seconds=10),
     )
     s = await state_is("ready")
+    # Ready by the transcoder, yet media has not said it serves it (events reordered).
+    assert s["playable"] is False
+    await publish(
+        nats_url,
+        event_namespace,
+        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
+        occurred_at=t0 + timedelta(seconds=11),
+    )
+    s = await state_is("ready", playable=True)
+    # media's older word arrives late: it must not win.
+    stale = await publish(
+        nats_url,
+        event_namespace,
+        EpisodePlayabilityChangedV1(episode_id=eid, playable=False, state="pending"),
+        occurred_at=t0 + timedelta(seconds=3),
+    )
+    await wait_until(lambda: inbox_count(runtime, stale.id))
+    assert (await state())["playable"] is True
     assert s["hlsMasterKey"] == "hls/x/season-1/ep-1/master.m3u8"
     assert s["durationSec"] == 1425.5
     assert s["renditions"] == ["1080p", "720p"]
-    assert s["thumbnails"] == ["hls/x/thumbs/0001.jpg"]
+    assert s["thumbnails"] == ["thumbs/0001.jpg"]
     assert s["subtitles"][0]["language"] == "en"
     assert s["transcodeProgress"] == 100.0
 

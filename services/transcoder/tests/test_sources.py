@@ -160,9 +160,9 @@ async def test_two_audio_languages_and_subtitles_become_selectable_renditions(
     completed = await jobs.wait_events("transcoder.transcode.completed", job_id=job.id)
     tracks = {(t["language"], t["format"]): t["url"] for t in completed[0]["data"]["subtitles"]}
     assert tracks == {
-        ("en", "vtt"): prefix + "subs/en.vtt",
-        ("en", "ass"): prefix + "subs/en.ass",
-        ("fr", "vtt"): prefix + "subs/fr.vtt",
+        ("en", "vtt"): "subs/en.vtt",
+        ("en", "ass"): "subs/en.ass",
+        ("fr", "vtt"): "subs/fr.vtt",
     }
 
 

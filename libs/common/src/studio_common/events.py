@@ -180,6 +180,9 @@ class TranscodeStartedV1(EventPayload):
     episode_id: uuid.UUID
     job_id: uuid.UUID
     attempt: int = 1
+    # The folder this attempt writes (``hls/{episodeId}/{version}/``): every
+    # attempt has its own, so a retry never overwrites what is being served.
+    hls_prefix: str | None = None
 
 
 @event("transcoder.transcode.progress")
@@ -205,6 +208,7 @@ class TranscodePlayableV1(EventPayload):
 class SubtitleTrack(CamelModel):
     language: str
     name: str
+    # A path inside the episode's HLS folder (``subs/en.vtt``).
     url: str
     format: str = "vtt"
 
@@ -214,9 +218,12 @@ class TranscodeCompletedV1(EventPayload):
     episode_id: uuid.UUID
     job_id: uuid.UUID
     hls_master_key: str
-    hls_master_url: str
+    # A CDN URL of the master when the transcoder knows one; never a storage path.
+    hls_master_url: str | None = None
     duration_sec: float | None = None
     renditions: list[str] = Field(default_factory=list)
+    # Paths inside the episode's HLS folder (``thumbs/poster.jpg``), resolved
+    # against the playback URL media issues; never storage keys.
     thumbnails: list[str] = Field(default_factory=list)
     subtitles: list[SubtitleTrack] = Field(default_factory=list)
 
@@ -230,6 +237,8 @@ class TranscodeFailedV1(EventPayload):
     log_tail: str | None = None
     # Machine-readable cause (not_video, no_video_stream, source_missing, gave_up, ...).
     code: str | None = None
+    # The folder of the failed attempt, which nothing will serve.
+    hls_prefix: str | None = None
 
 
 @event("transcoder.job.retry_requested")
@@ -239,6 +248,22 @@ class TranscodeRetryRequestedV1(EventPayload):
     job_id: uuid.UUID
     episode_id: uuid.UUID
     requested_by: str | None = None
+
+
+# --- media -----------------------------------------------------------------
+
+
+@event("media.episode.playability_changed")
+class EpisodePlayabilityChangedV1(EventPayload):
+    """Whether media serves the episode's HLS now: the one source of "playable".
+
+    Sent after media recorded the change, so once a consumer sees
+    ``playable: true`` the playback URL route answers for that episode."""
+
+    episode_id: uuid.UUID
+    playable: bool
+    # media's asset state: pending, playable, ready, failed or deleted.
+    state: str
 
 
 # --- identity --------------------------------------------------------------

@@ -164,6 +164,8 @@ class Episode(Base):
         String(20), nullable=False, server_default="pending"
     )
     transcode_progress: Mapped[float | None] = mapped_column(Float)
+    # Whether media serves the episode now: set only from media's
+    # playability events, so "playable" never runs ahead of the playback route.
     transcode_playable: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
     # Public: streamed from plain CDN URLs where media runs in CDN mode.
     public: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
@@ -171,6 +173,8 @@ class Episode(Base):
     transcode_job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     # occurredAt of the last transcode event applied: older events are ignored.
     transcode_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The same for media's playability events, ordered apart from the transcoder's.
+    playable_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()

@@ -4,6 +4,9 @@
 uploads can be aborted and a verified object can be told from an unchecked
 one. ``episode_assets`` is media's own projection of where each episode's HLS
 lives, built from catalog and transcoder events; media never reads catalog.
+``hls_folders`` registers every folder of HLS objects an episode ever had
+(one per transcode attempt, plus public copies): only registered folders are
+served, and only registered folders are ever deleted.
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ class EpisodeAsset(Base):
         ARRAY(String(40)), nullable=False, server_default=text("'{}'")
     )
     public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # The master of the unsigned copy under public/hls/ (a ready public episode only).
+    public_master_key: Mapped[str | None] = mapped_column(String(1024))
     # occurredAt of the last event applied: older events are ignored (ADR 1).
     event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # The same for catalog's visibility events, which are ordered apart: a
@@ -143,5 +148,38 @@ class EpisodeAsset(Base):
         return posixpath.dirname(self.hls_master_key) + "/"
 
     @property
+    def public_prefix(self) -> str | None:
+        if not self.public_master_key:
+            return None
+        return posixpath.dirname(self.public_master_key) + "/"
+
+    @property
     def playable(self) -> bool:
         return self.state in ("playable", "ready") and self.hls_master_key is not None
+
+    def serves(self, prefix: str) -> bool:
+        return prefix in (self.hls_prefix, self.public_prefix)
+
+
+class HlsFolder(Base):
+    """A folder of HLS objects: ``hls/{episodeId}/{version}/`` as the transcoder
+    wrote it, or its unsigned copy ``public/hls/{episodeId}/{version}/``."""
+
+    __tablename__ = "hls_folders"
+
+    prefix: Mapped[str] = mapped_column(String(300), primary_key=True)
+    episode_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # When set, the sweep deletes the folder from then on (unless it is served again).
+    retire_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        Index("ix_hls_folders_episode_id", "episode_id"),
+        Index(
+            "ix_hls_folders_retire_after",
+            "retire_after",
+            postgresql_where=text("deleted_at IS NULL AND retire_after IS NOT NULL"),
+        ),
+    )

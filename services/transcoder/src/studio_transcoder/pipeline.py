@@ -37,7 +37,7 @@ from studio_transcoder.media.playlists import (
 )
 from studio_transcoder.media.probe import SourceInfo, check_decodes, probe
 from studio_transcoder.media.process import FfmpegRun, run_tool
-from studio_transcoder.naming import UNDETERMINED, is_language, language_tag, output_prefix
+from studio_transcoder.naming import UNDETERMINED, is_language, language_tag
 from studio_transcoder.publisher import HlsPublisher
 from studio_transcoder.storage import CACHE_FINAL, CACHE_IMMUTABLE, ObjectStore
 
@@ -60,7 +60,7 @@ class Reporter(Protocol):
 @dataclass
 class AttemptResult:
     master_key: str
-    master_url: str
+    master_url: str | None
     duration: float
     renditions: list[str]
     audio_languages: list[str]
@@ -108,13 +108,15 @@ class TranscodeAttempt:
         event: EpisodeUploadedV1,
         workdir: Path,
         reporter: Reporter,
+        prefix: str,
     ) -> None:
         self.settings = settings
         self.store = store
         self.event = event
         self.workdir = workdir
         self.reporter = reporter
-        self.prefix = output_prefix(event.title_slug, event.season_number, event.episode_number)
+        # This attempt's own folder (``hls/{episodeId}/{version}/``), empty at the start.
+        self.prefix = prefix
         self.layout = OutputLayout(workdir / "out")
 
     # --- the whole attempt --------------------------------------------------
@@ -193,7 +195,6 @@ class TranscodeAttempt:
             await publisher.abort()
             await asyncio.gather(subtitles, return_exceptions=True)
             raise
-        await self._remove_stale_objects()
         return AttemptResult(
             master_key=publisher.master_key,
             master_url=self.master_url(publisher.master_key),
@@ -210,10 +211,10 @@ class TranscodeAttempt:
             source_streamed=source.streamed,
         )
 
-    def master_url(self, key: str) -> str:
+    def master_url(self, key: str) -> str | None:
         if self.settings.cdn_base_url:
             return f"{self.settings.cdn_base_url.rstrip('/')}/{key}"
-        return f"s3://{self.store.bucket}/{key}"
+        return None
 
     # --- source -------------------------------------------------------------
 
@@ -350,16 +351,14 @@ class TranscodeAttempt:
             if t.name not in published:
                 continue
             tracks.append(
-                SubtitleTrack(
-                    language=t.language, name=t.label, url=self._key(f"subs/{t.name}.vtt")
-                )
+                SubtitleTrack(language=t.language, name=t.label, url=f"subs/{t.name}.vtt")
             )
             if (self.layout.subs / f"{t.name}.ass").exists():
                 tracks.append(
                     SubtitleTrack(
                         language=t.language,
                         name=t.label,
-                        url=self._key(f"subs/{t.name}.ass"),
+                        url=f"subs/{t.name}.ass",
                         format="ass",
                     )
                 )
@@ -381,9 +380,12 @@ class TranscodeAttempt:
         poster = thumbs / "poster.jpg"
         if not poster.exists() and stills:
             shutil.copyfile(stills[0], poster)
-        keys: list[str] = []
+        # Paths inside the folder, not storage keys: viewers resolve them
+        # against the playback URL.
+        names: list[str] = []
         for path in ([poster] if poster.exists() else []) + stills + sheets:
-            keys.append(await self._upload(path, f"thumbs/{path.name}", CACHE_IMMUTABLE))
+            await self._upload(path, f"thumbs/{path.name}", CACHE_IMMUTABLE)
+            names.append(f"thumbs/{path.name}")
         if sheets:
             t = plan.thumbnails
             vtt = sprite_vtt(
@@ -395,8 +397,9 @@ class TranscodeAttempt:
                 tile=t.tile_size,
                 sheets=[p.name for p in sheets],
             )
-            keys.append(await self._put("thumbs/sprite.vtt", vtt, CACHE_IMMUTABLE))
-        return keys
+            await self._put("thumbs/sprite.vtt", vtt, CACHE_IMMUTABLE)
+            names.append("thumbs/sprite.vtt")
+        return names
 
     # --- storage ------------------------------------------------------------
 
@@ -412,10 +415,3 @@ class TranscodeAttempt:
         key = self._key(name)
         await self.store.put_text(key, text, cache_control=cache_control)
         return key
-
-    async def _remove_stale_objects(self) -> None:
-        """Objects an earlier attempt or source left under the prefix, that nothing lists now."""
-        stale = [k for k in await self.store.list_keys(self.prefix) if k not in self.store.written]
-        if stale:
-            self.reporter.note(f"removed {len(stale)} objects left by an earlier attempt")
-            await self.store.delete_keys(stale)

@@ -412,7 +412,7 @@ def _upload_subtitles(
 
 
 def follow_transcode(api: Api, episode_id: str, *, timeout: float | None = None) -> dict[str, Any]:
-    """Polls the episode until it is ready or failed, with a progress bar."""
+    """Polls the episode until it is ready and playable, or failed, with a progress bar."""
     deadline = time.monotonic() + timeout if timeout else None
     columns = (
         TextColumn("[bold]transcode[/]"),
@@ -429,7 +429,9 @@ def follow_transcode(api: Api, episode_id: str, *, timeout: float | None = None)
             percent = float(episode.get("transcodeProgress") or 0)
             label = state + (" (playable)" if episode.get("playable") and state != "ready" else "")
             progress.update(task, completed=100 if state == "ready" else percent, state=label)
-            if state in ("ready", "failed"):
+            # Ready is the job's word; playable is media's (it serves the episode).
+            # The playback URL is asked for only once both say so.
+            if state == "failed" or (state == "ready" and episode.get("playable")):
                 return episode
             if deadline is not None and time.monotonic() > deadline:
                 raise CliError(
