@@ -456,6 +456,34 @@ async def test_another_editor_cannot_overwrite_or_destroy_a_verified_upload(
     assert s3c.get_object(Bucket=bucket, Key=out["key"])["Body"].read() == body
 
 
+async def test_only_a_presigned_or_completed_upload_is_checked(
+    client, auth, media_app, s3c, bucket
+):
+    sub = editor()
+    # An open multipart upload is completed, not verified.
+    upload = await create_upload(client, auth, sub, 1000)
+    r = await verify(client, auth, upload["uploadId"], sub)
+    assert r.status_code == 409, r.text
+    assert r.json()["type"] == PROBLEM + "upload-not-open"
+    # A row from before keys were made from upload ids is never checked, so a
+    # failure cannot delete an object some other upload may share.
+    legacy_key = f"uploads/shared-{uuid.uuid4().hex[:6]}/a.mp4"
+    s3c.put_object(Bucket=bucket, Key=legacy_key, Body=b"x" * 10, ContentType="video/mp4")
+    legacy = uuid.uuid4()
+    async with media_app.state.runtime.database.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO media.uploads (id, key, kind, asset_kind, content_type, size, "
+                "status, created_by) VALUES (:id, :key, 'single', 'source', 'video/mp4', 1, "
+                "'pending', :sub)"
+            ),
+            {"id": legacy, "key": legacy_key, "sub": sub},
+        )
+    r = await verify(client, auth, str(legacy), sub)
+    assert r.status_code == 409, r.text
+    assert s3c.head_object(Bucket=bucket, Key=legacy_key)["ContentLength"] == 10
+
+
 async def test_a_verified_upload_is_announced_through_the_outbox(client, auth, media_app):
     sub = editor()
     source = await source_upload(client, auth, sub)
