@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from studio_catalog.models import messaging
 from studio_catalog.schemas import EpisodeIn, SeasonIn, TitleIn
 from studio_catalog.service import CatalogService
+from studio_common.auth import Principal, Role
 from studio_common.db import Database
 from studio_common.events import (
     Envelope,
@@ -77,7 +78,8 @@ async def test_creating_an_episode_publishes_exactly_one_uploaded_event(
 ):
     title = await make.title(slug=f"uploaded-{uuid.uuid4().hex[:6]}")
     season = await make.season(title["id"], 2)
-    ep = await make.episode(season["id"], 5, sourceKey="uploads/abc/ep5.mp4")
+    key = await make.source("ep5.mp4")
+    ep = await make.episode(season["id"], 5, sourceKey=key)
 
     msgs = await wait_until(lambda: uploaded_events(nats_url, event_namespace, ep["id"]))
     await asyncio.sleep(1.0)  # give a wrongly duplicated publish time to show up
@@ -94,7 +96,9 @@ async def test_creating_an_episode_publishes_exactly_one_uploaded_event(
         "seasonId": season["id"],
         "seasonNumber": 2,
         "episodeNumber": 5,
-        "sourceKey": "uploads/abc/ep5.mp4",
+        "sourceKey": key,
+        "sourceUploadId": key.split("/")[1],
+        "subtitleKeys": [],
     }
 
 
@@ -159,8 +163,9 @@ async def test_relay_restarted_between_publish_and_commit_publishes_once(
 
 
 async def test_a_rolled_back_transaction_publishes_nothing(
-    catalog_settings, nats_url, event_namespace
+    catalog_settings, nats_url, event_namespace, verified_upload
 ):
+    source = await verified_upload("editor_rb")
     db = Database.connect(catalog_settings.database_url, pool_size=1)
     created: list[str] = []
     try:
@@ -172,7 +177,8 @@ async def test_a_rolled_back_transaction_publishes_nothing(
                 )
                 season = await service.create_season(SeasonIn(title_id=title.id, number=1))
                 ep = await service.create_episode(
-                    EpisodeIn(season_id=season.id, number=1, name="x", source_key="uploads/rb.mp4")
+                    EpisodeIn(season_id=season.id, number=1, name="x", source_key=source.key),
+                    Principal(subject="editor_rb", role=Role.editor),
                 )
                 created.append(str(ep.id))
                 raise RuntimeError("abort")

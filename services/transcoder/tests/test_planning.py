@@ -274,18 +274,3 @@ def test_retry_backoff_and_lock_keys():
 
     key = advisory_key(uuid.UUID("ffffffff-ffff-ffff-0000-000000000000"))
     assert key == -1
-
-
-@pytest.mark.parametrize(
-    ("source", "prefix"),
-    [
-        ("uploads/ab12/episode.mkv", "subtitles/ab12/"),
-        ("uploads/show/s1/e1/source.mp4", "subtitles/show/s1/e1/"),
-        ("uploads/episode.mkv", "subtitles/"),
-        ("episode.mkv", "subtitles/"),
-    ],
-)
-def test_subtitles_for_a_source_live_under_the_subtitles_prefix(source: str, prefix: str) -> None:
-    from studio_transcoder.pipeline import sidecar_subtitles_prefix
-
-    assert sidecar_subtitles_prefix(source) == prefix

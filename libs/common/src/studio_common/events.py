@@ -125,6 +125,11 @@ class EpisodeUploadedV1(EventPayload):
     season_number: int
     episode_number: int
     source_key: str
+    # Media's upload id of the source, and the verified subtitle uploads
+    # attached to it by id: the transcoder takes exactly these, never whatever
+    # lies next to the source.
+    source_upload_id: uuid.UUID | None = None
+    subtitle_keys: list[str] = Field(default_factory=list)
 
 
 @event("catalog.episode.deleted")
@@ -143,6 +148,28 @@ class EpisodeVisibilityChangedV1(EventPayload):
     episode_id: uuid.UUID
     title_id: uuid.UUID
     public: bool
+
+
+# --- media -----------------------------------------------------------------
+
+
+@event("media.upload.verified")
+class UploadVerifiedV1(EventPayload):
+    """An uploaded object passed media's checks; only such a source may be referenced.
+
+    ``kind`` is source, poster, banner or subtitle; ``owner`` the subject of the
+    editor who created the upload; ``attached_to`` the source upload a subtitle
+    (or art) belongs to."""
+
+    upload_id: uuid.UUID
+    key: str
+    kind: str
+    owner: str
+    size: int
+    content_type: str
+    format: str
+    filename: str
+    attached_to: uuid.UUID | None = None
 
 
 # --- transcoder ------------------------------------------------------------

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Computed,
     DateTime,
@@ -199,3 +200,26 @@ class Episode(Base):
         ),
         Index("ix_episodes_title_id", "title_id"),
     )
+
+
+class VerifiedUpload(Base):
+    """Media's verified uploads, projected from ``media.upload.verified``.
+
+    Only a verified source may be referenced by an episode; catalog learns them
+    from media's events and never asks media synchronously."""
+
+    __tablename__ = "verified_uploads"
+
+    upload_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    content_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    format: Mapped[str] = mapped_column(String(20), nullable=False)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    attached_to: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    verified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index("ix_verified_uploads_attached_to", "attached_to"),)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -38,6 +39,8 @@ metadata = service_metadata(SCHEMA)
 messaging = messaging_tables(metadata)
 
 UPLOAD_KINDS = ("single", "multipart")
+# What the upload is for (studio_media.policy.UploadKind); it decides the key prefix.
+ASSET_KINDS = ("source", "poster", "banner", "subtitle")
 # pending: presigned PUT handed out; uploading: multipart open; completed:
 # the object exists but is unchecked; verified / rejected: checked.
 UPLOAD_STATES = ("pending", "uploading", "completed", "verified", "rejected", "aborted", "expired")
@@ -58,6 +61,15 @@ class Upload(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     key: Mapped[str] = mapped_column(String(512), nullable=False)
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    asset_kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    # The client's file name, the last segment of the key; NULL on rows from
+    # before keys were made from upload ids.
+    filename: Mapped[str | None] = mapped_column(String(200))
+    # The source upload a subtitle (or art) belongs to, owned by the same editor.
+    attached_to: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("media.uploads.id", ondelete="SET NULL")
+    )
+    format: Mapped[str | None] = mapped_column(String(20))  # what verification found
     s3_upload_id: Mapped[str | None] = mapped_column(String(1024), unique=True)
     content_type: Mapped[str] = mapped_column(String(100), nullable=False)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -76,12 +88,21 @@ class Upload(Base):
     __table_args__ = (
         CheckConstraint(f"kind IN {UPLOAD_KINDS!r}", name="kind"),
         CheckConstraint(f"status IN {UPLOAD_STATES!r}", name="status"),
+        CheckConstraint(f"asset_kind IN {ASSET_KINDS!r}", name="asset_kind"),
         CheckConstraint("size >= 0", name="size"),
         CheckConstraint(
             "kind = 'single' OR (s3_upload_id IS NOT NULL AND part_size > 0 AND part_count > 0)",
             name="multipart_fields",
         ),
-        Index("ix_uploads_key", "key"),
+        # One upload per key: keys are made from the upload's own id.
+        Index(
+            "ux_uploads_key",
+            "key",
+            unique=True,
+            postgresql_where=text("filename IS NOT NULL"),
+        ),
+        Index("ix_uploads_legacy_key", "key", postgresql_where=text("filename IS NULL")),
+        Index("ix_uploads_attached_to", "attached_to"),
         # The cleanup sweep: open uploads by age.
         Index(
             "ix_uploads_open_created_at",

@@ -34,16 +34,6 @@ class UploadRepository:
             stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).first()
 
-    async def latest_for_key(self, key: str) -> Upload | None:
-        stmt = (
-            select(Upload)
-            .where(Upload.key == key, Upload.status.in_(("pending", "completed", "verified")))
-            .order_by(Upload.created_at.desc())
-            .limit(1)
-            .with_for_update()
-        )
-        return (await self.session.scalars(stmt)).first()
-
     async def set_status(self, upload: Upload, status: str, **values: Any) -> Upload:
         upload.status = status
         for name, value in values.items():

@@ -73,8 +73,10 @@ class MediaStorage:
                 "Bucket": self.bucket,
                 "Key": key,
                 "ContentType": content_type,
-                # Signed: S3 refuses a body of any other length.
+                # Signed: S3 refuses a body of any other length,
                 "ContentLength": size,
+                # and any write over an object already stored under the key.
+                "IfNoneMatch": "*",
             },
             ExpiresIn=expires,
         )
@@ -132,6 +134,8 @@ class MediaStorage:
             Key=key,
             UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+            # Never replace an object already stored under the key.
+            IfNoneMatch="*",
         )
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -80,18 +80,6 @@ class _Source:
     redactions: dict[str, str] = field(default_factory=dict)
 
 
-def sidecar_subtitles_prefix(source_key: str) -> str:
-    """Where subtitle files uploaded for a source live.
-
-    ``uploads/<folder>/episode.mkv`` → ``subtitles/<folder>/``: under the
-    ``subtitles/`` prefix that media accepts subtitle types for, mirroring the
-    source's folder (the `studio upload --subtitles` convention).
-    """
-    folder = source_key.rsplit("/", 1)[0] if "/" in source_key else ""
-    folder = folder.removeprefix("uploads").strip("/")
-    return f"subtitles/{folder}/" if folder else "subtitles/"
-
-
 def subtitle_language(key: str) -> str:
     """``subtitles/en.srt``, ``subtitles/ep1.pt-BR.ass`` → ``en``, ``pt-BR``; else ``und``."""
     stem = posixpath.basename(key).rsplit(".", 1)[0]
@@ -262,11 +250,12 @@ class TranscodeAttempt:
     # --- subtitles ----------------------------------------------------------
 
     async def _subtitle_files(self) -> list[SubtitleFile]:
-        prefix = sidecar_subtitles_prefix(self.event.source_key)
+        """The subtitle uploads the event names: verified by media and attached
+        to this source by id. Nothing is picked up by where it lies in storage."""
         files = []
-        for key in sorted(await self.store.list_keys(prefix))[:MAX_SUBTITLE_FILES]:
+        for key in self.event.subtitle_keys[:MAX_SUBTITLE_FILES]:
             extension = posixpath.splitext(key)[1].lower().lstrip(".")
-            if extension in SUBTITLE_EXTENSIONS:
+            if key.startswith("subtitles/") and extension in SUBTITLE_EXTENSIONS:
                 files.append(SubtitleFile(key, subtitle_language(key), extension))
         return files
 
