@@ -91,11 +91,11 @@ def ffmpeg(*args: str) -> None:
 
 
 def upload(http: httpx.Client, admin: dict[str, str], path: Path) -> str:
-    key = f"uploads/bench-{uuid.uuid4().hex[:8]}/{path.name}"
     size = path.stat().st_size
+    # Media assigns the key (uploads/<uploadId>/<file name>).
     up = http.post(
         "/api/admin/uploads",
-        json={"key": key, "contentType": "video/mp4", "size": size},
+        json={"kind": "source", "filename": path.name, "contentType": "video/mp4", "size": size},
         headers=admin,
     )
     up.raise_for_status()
@@ -116,7 +116,7 @@ def upload(http: httpx.Client, admin: dict[str, str], path: Path) -> str:
         f"/api/admin/uploads/{upload_id}/complete", json={"parts": parts}, headers=admin
     )
     done.raise_for_status()
-    return key
+    return str(done.json()["key"])
 
 
 def measure(stack: Stack, page: Any, season_id: str, number: int, key: str) -> dict[str, Any]:

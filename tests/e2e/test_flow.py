@@ -118,13 +118,18 @@ def ok(response: httpx.Response, *expected: int) -> Any:
 
 
 def multipart_upload(
-    http: httpx.Client, headers: dict[str, str], key: str, body: bytes, content_type: str
+    http: httpx.Client, headers: dict[str, str], filename: str, body: bytes, content_type: str
 ) -> tuple[dict[str, Any], httpx.Response]:
-    """Create → part URLs → PUT the parts (to S3, not the gateway) → complete."""
+    """Create (media assigns the key) → part URLs → PUT the parts (to S3, not the gateway) → complete."""
     upload = ok(
         http.post(
             "/api/admin/uploads",
-            json={"key": key, "contentType": content_type, "size": len(body)},
+            json={
+                "kind": "source",
+                "filename": filename,
+                "contentType": content_type,
+                "size": len(body),
+            },
             headers=headers,
         ),
         201,
@@ -165,7 +170,9 @@ def watch_episode(
         state = (episode["transcodeState"], episode["transcodeProgress"], episode["playable"])
         if not seen or seen[-1] != state:
             seen.append(state)
-        if episode["transcodeState"] in until:
+        # "ready" counts once media serves it too (playable is media's word).
+        state_reached = episode["transcodeState"] in until
+        if state_reached and (episode["transcodeState"] != "ready" or episode["playable"]):
             return episode, seen
         assert time.monotonic() < deadline, f"still {state} after {within} s: {seen}"
         time.sleep(0.1)
@@ -204,14 +211,115 @@ def test_a_title_and_a_season(http: httpx.Client, admin: dict[str, str], flow: F
     assert [s["number"] for s in public["seasons"]] == [1]
 
 
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+def test_an_editor_can_neither_overwrite_nor_destroy_another_editors_upload(
+    http: httpx.Client, stack: Stack
+) -> None:
+    """Issue 12, repro 2: B presigns A's key or verifies it with another size."""
+    a = stack.headers("editor", "editor-a@e2e.studio.test")
+    b = stack.headers("editor", "editor-b@e2e.studio.test")
+    body = MP4_HEAD + b"\x00" * 4000
+    mine = ok(
+        http.post(
+            "/api/admin/presign",
+            json={
+                "kind": "source",
+                "filename": "ep.mp4",
+                "contentType": "video/mp4",
+                "size": len(body),
+            },
+            headers=a,
+        )
+    )
+    with httpx.Client(timeout=30) as s3:
+        assert s3.put(mine["url"], content=body, headers=mine["headers"]).status_code == 200
+    ok(http.post("/api/admin/uploads/verify", json={"uploadId": mine["uploadId"]}, headers=a))
+
+    # B cannot name A's key, and the same file name is another object.
+    r = http.post(
+        "/api/admin/presign",
+        json={"key": mine["key"], "contentType": "video/mp4", "size": 1},
+        headers=b,
+    )
+    assert r.status_code == 422, r.text
+    theirs = ok(
+        http.post(
+            "/api/admin/presign",
+            json={"kind": "source", "filename": "ep.mp4", "contentType": "video/mp4", "size": 1},
+            headers=b,
+        )
+    )
+    assert theirs["key"] != mine["key"]
+    # B's verify of A's upload is refused and deletes nothing.
+    r = http.post("/api/admin/uploads/verify", json={"uploadId": mine["uploadId"]}, headers=b)
+    assert r.status_code == 403, r.text
+    # A's object is still there and still verified; B cannot use it as a source.
+    again = ok(
+        http.post("/api/admin/uploads/verify", json={"uploadId": mine["uploadId"]}, headers=a)
+    )
+    assert again["size"] == len(body)
+
+
+def test_only_a_verified_source_of_ones_own_makes_an_episode(
+    http: httpx.Client, stack: Stack, flow: Flow
+) -> None:
+    """Issue 12, repro 3: a source never uploaded or verified is refused at creation."""
+    assert flow.season, "needs the season"
+    a = stack.headers("editor", "editor-a@e2e.studio.test")
+    b = stack.headers("editor", "editor-b@e2e.studio.test")
+
+    def create(key: str, headers: dict[str, str]) -> httpx.Response:
+        return http.post(
+            "/api/admin/episodes",
+            json={"seasonId": flow.season["id"], "number": 50, "name": "x", "sourceKey": key},
+            headers=headers,
+        )
+
+    for key, reason in [
+        ("uploads/never-uploaded/x.mp4", "source-key-invalid"),
+        ("uploads/x.exe", "source-key-invalid"),
+        (f"uploads/{uuid.uuid4()}/x.mp4", "source-not-verified"),
+    ]:
+        r = create(key, a)
+        assert r.status_code == 422, (key, r.text)
+        assert r.json()["type"] == f"urn:studio:problem:{reason}", (key, r.text)
+
+    # A presigned but never verified upload is no source either; once verified it is
+    # A's alone.
+    body = MP4_HEAD + b"\x00" * 4000
+    mine = ok(
+        http.post(
+            "/api/admin/presign",
+            json={
+                "kind": "source",
+                "filename": "ep.mp4",
+                "contentType": "video/mp4",
+                "size": len(body),
+            },
+            headers=a,
+        )
+    )
+    with httpx.Client(timeout=30) as s3:
+        assert s3.put(mine["url"], content=body, headers=mine["headers"]).status_code == 200
+    r = create(mine["key"], a)
+    assert r.json()["type"] == "urn:studio:problem:source-not-verified", r.text
+    ok(http.post("/api/admin/uploads/verify", json={"uploadId": mine["uploadId"]}, headers=a))
+    r = create(mine["key"], b)
+    assert r.json()["type"] == "urn:studio:problem:source-not-owned", r.text
+    # Right after verification: catalog waits for media's word instead of refusing.
+    episode = ok(create(mine["key"], a), 201)
+    ok(http.delete(f"/api/admin/episodes/{episode['id']}", headers=a), 204)
+
+
 def test_an_upload_that_is_not_a_video_fails_with_a_readable_reason(
     http: httpx.Client, admin: dict[str, str], flow: Flow
 ) -> None:
     assert flow.season, "needs the season"
     # Plain text declared as MP4: media checks the first bytes and refuses it.
-    key = f"uploads/e2e-{uuid.uuid4().hex[:8]}/notes.mp4"
     _, done = multipart_upload(
-        http, admin, key, b"these are not moving pictures\n" * 400, "video/mp4"
+        http, admin, "notes.mp4", b"these are not moving pictures\n" * 400, "video/mp4"
     )
     assert done.status_code == 422, done.text
     problem = done.json()
@@ -219,12 +327,11 @@ def test_an_upload_that_is_not_a_video_fails_with_a_readable_reason(
     assert problem["detail"]
 
     # An MP4 header and then noise passes that check; the transcoder's probe has the last word.
-    key = f"uploads/e2e-{uuid.uuid4().hex[:8]}/noise.mp4"
     noise = (
         b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + hashlib.sha256(b"x").digest() * 4000
     )
-    _, done = multipart_upload(http, admin, key, noise, "video/mp4")
-    ok(done)
+    _, done = multipart_upload(http, admin, "noise.mp4", noise, "video/mp4")
+    key = ok(done)["key"]
     episode = ok(
         http.post(
             "/api/admin/episodes",
@@ -251,14 +358,17 @@ def test_a_real_source_goes_queued_processing_ready(
     http: httpx.Client, admin: dict[str, str], source: Path, flow: Flow
 ) -> None:
     assert flow.season, "needs the season"
-    key = f"uploads/e2e-{uuid.uuid4().hex[:8]}/source.mp4"
     body = source.read_bytes()
-    upload, done = multipart_upload(http, admin, key, body, "video/mp4")
+    upload, done = multipart_upload(http, admin, "source.mp4", body, "video/mp4")
     verified = ok(done)
+    key = verified["key"]
+    assert key == f"uploads/{upload['uploadId']}/source.mp4"
     assert upload["partCount"] >= 2 or upload["partSize"] > 5 * 1024 * 1024, upload
     assert verified["size"] == len(body)
     assert verified["format"] in ("mp4", "mov", "mp4/mov"), verified
-    checked = ok(http.post("/api/admin/uploads/verify", json={"key": key}, headers=admin))
+    checked = ok(
+        http.post("/api/admin/uploads/verify", json={"uploadId": upload["uploadId"]}, headers=admin)
+    )
     assert checked["size"] == len(body)
 
     started = time.monotonic()

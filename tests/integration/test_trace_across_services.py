@@ -23,6 +23,8 @@ from opentelemetry.trace import SpanKind
 
 from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app as create_catalog
+from studio_catalog.sources import on_upload_verified
+from studio_common.events import Envelope, UploadVerifiedV1
 from studio_common.migrations import upgrade
 from studio_common.testing.plugin import serve_app
 from studio_transcoder.config import TranscoderSettings
@@ -100,7 +102,8 @@ async def test_one_trace_links_the_request_the_relay_the_job_and_the_state_updat
     )
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
-    key = f"uploads/{uuid.uuid4().hex}/source.mp4"
+    upload_id = uuid.uuid4()
+    key = f"uploads/{upload_id}/source.mp4"
     s3.upload_file(str(make_source(tmp_path / "source.mp4")), BUCKET, key)
 
     transcoder_settings = TranscoderSettings(
@@ -119,6 +122,19 @@ async def test_one_trace_links_the_request_the_relay_the_job_and_the_state_updat
     async with serve_app(catalog_app) as catalog, serve_app(transcoder_app):
         await worker.start()
         try:
+            # What media's verification of the upload leaves in catalog.
+            verified = UploadVerifiedV1(
+                upload_id=upload_id,
+                key=key,
+                kind="source",
+                owner="trace-editor",
+                size=1,
+                content_type="video/mp4",
+                format="mp4",
+                filename="source.mp4",
+            )
+            async with catalog_app.state.runtime.database.transaction() as session:
+                await on_upload_verified(verified, Envelope.wrap(verified), session)
             slug = f"trace-{uuid.uuid4().hex[:8]}"
             title = await catalog.post(
                 "/api/admin/titles",

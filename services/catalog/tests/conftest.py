@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app
+from studio_catalog.sources import on_upload_verified
+from studio_common.events import Envelope, UploadVerifiedV1
 from studio_common.migrations import upgrade
 from studio_common.testing.plugin import Auth, EventNamespace, EventNamespaces, serve_app
 
@@ -34,7 +36,7 @@ def service_settings(
 @pytest.fixture(scope="session")
 def catalog_settings(service_settings: dict[str, Any]) -> CatalogSettings:
     upgrade(SERVICE_DIR, service_settings["database_url"])
-    return CatalogSettings(**service_settings, consumer_max_deliver=3)
+    return CatalogSettings(**service_settings, consumer_max_deliver=3, source_wait_seconds=5.0)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +58,7 @@ async def clean_catalog(catalog_settings: CatalogSettings) -> AsyncIterator[None
     yield
     engine = create_async_engine(catalog_settings.database_url)
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE catalog.titles CASCADE"))
+        await conn.execute(text("TRUNCATE catalog.titles, catalog.verified_uploads CASCADE"))
     await engine.dispose()
 
 
@@ -64,12 +66,41 @@ def unique_slug(prefix: str = "show") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+async def add_verified_upload(
+    app: Any,
+    owner: str,
+    *,
+    kind: str = "source",
+    filename: str = "source.mp4",
+    attached_to: uuid.UUID | None = None,
+) -> UploadVerifiedV1:
+    """What media's ``media.upload.verified`` leaves in catalog, through the projection's handler."""
+    upload_id = uuid.uuid4()
+    prefix = {"source": "uploads", "subtitle": "subtitles", "poster": "posters"}[kind]
+    event = UploadVerifiedV1(
+        upload_id=upload_id,
+        key=f"{prefix}/{upload_id}/{filename}",
+        kind=kind,
+        owner=owner,
+        size=1000,
+        content_type="video/mp4" if kind == "source" else "text/vtt",
+        format="mp4" if kind == "source" else filename.rsplit(".", 1)[-1],
+        filename=filename,
+        attached_to=attached_to,
+    )
+    async with app.state.runtime.database.transaction() as session:
+        await on_upload_verified(event, Envelope.wrap(event), session)
+    return event
+
+
 class Factory:
     """Creates catalog objects through the admin API, as an editor would."""
 
-    def __init__(self, client: httpx.AsyncClient, auth: Auth) -> None:
+    def __init__(self, client: httpx.AsyncClient, auth: Auth, app: Any) -> None:
         self.client = client
         self.auth = auth
+        self.app = app
+        self.editor_sub = f"editor_{uuid.uuid4().hex[:8]}"
 
     async def title(self, **over: Any) -> dict[str, Any]:
         body = {"slug": unique_slug(), "name": "Some Show", "type": "series", **over}
@@ -88,20 +119,37 @@ class Factory:
         data: dict[str, Any] = r.json()
         return data
 
+    async def source(self, filename: str = "source.mp4") -> str:
+        """The key of a source media verified for this factory's editor."""
+        return (await add_verified_upload(self.app, self.editor_sub, filename=filename)).key
+
     async def episode(self, season_id: str, number: int = 1, **over: Any) -> dict[str, Any]:
         body = {
             "seasonId": season_id,
             "number": number,
             "name": f"Episode {number}",
-            "sourceKey": f"uploads/{uuid.uuid4().hex}/source.mp4",
             **over,
         }
-        r = await self.client.post("/api/admin/episodes", json=body, headers=self.auth.editor)
+        if "sourceKey" not in body:
+            body["sourceKey"] = await self.source()
+        r = await self.client.post(
+            "/api/admin/episodes", json=body, headers=self.auth.headers("editor", self.editor_sub)
+        )
         assert r.status_code == 201, r.text
         data: dict[str, Any] = r.json()
         return data
 
 
 @pytest.fixture
-def make(client: httpx.AsyncClient, auth: Auth) -> Factory:
-    return Factory(client, auth)
+def make(client: httpx.AsyncClient, auth: Auth, catalog_app: Any) -> Factory:
+    return Factory(client, auth, catalog_app)
+
+
+@pytest.fixture
+def verified_upload(catalog_app: Any) -> Any:
+    """``await verified_upload(owner, kind=..., filename=..., attached_to=...)`` → the event."""
+
+    async def run(owner: str, **kw: Any) -> UploadVerifiedV1:
+        return await add_verified_upload(catalog_app, owner, **kw)
+
+    return run

@@ -14,9 +14,11 @@ from sqlalchemy import func, select
 from studio_catalog.models import messaging
 from studio_catalog.schemas import EpisodeIn, SeasonIn, TitleIn
 from studio_catalog.service import CatalogService
+from studio_common.auth import Principal, Role
 from studio_common.db import Database
 from studio_common.events import (
     Envelope,
+    EpisodePlayabilityChangedV1,
     EventPayload,
     TranscodeCompletedV1,
     TranscodeFailedV1,
@@ -76,7 +78,8 @@ async def test_creating_an_episode_publishes_exactly_one_uploaded_event(
 ):
     title = await make.title(slug=f"uploaded-{uuid.uuid4().hex[:6]}")
     season = await make.season(title["id"], 2)
-    ep = await make.episode(season["id"], 5, sourceKey="uploads/abc/ep5.mp4")
+    key = await make.source("ep5.mp4")
+    ep = await make.episode(season["id"], 5, sourceKey=key)
 
     msgs = await wait_until(lambda: uploaded_events(nats_url, event_namespace, ep["id"]))
     await asyncio.sleep(1.0)  # give a wrongly duplicated publish time to show up
@@ -93,7 +96,9 @@ async def test_creating_an_episode_publishes_exactly_one_uploaded_event(
         "seasonId": season["id"],
         "seasonNumber": 2,
         "episodeNumber": 5,
-        "sourceKey": "uploads/abc/ep5.mp4",
+        "sourceKey": key,
+        "sourceUploadId": key.split("/")[1],
+        "subtitleKeys": [],
     }
 
 
@@ -158,8 +163,9 @@ async def test_relay_restarted_between_publish_and_commit_publishes_once(
 
 
 async def test_a_rolled_back_transaction_publishes_nothing(
-    catalog_settings, nats_url, event_namespace
+    catalog_settings, nats_url, event_namespace, verified_upload
 ):
+    source = await verified_upload("editor_rb")
     db = Database.connect(catalog_settings.database_url, pool_size=1)
     created: list[str] = []
     try:
@@ -171,7 +177,8 @@ async def test_a_rolled_back_transaction_publishes_nothing(
                 )
                 season = await service.create_season(SeasonIn(title_id=title.id, number=1))
                 ep = await service.create_episode(
-                    EpisodeIn(season_id=season.id, number=1, name="x", source_key="uploads/rb.mp4")
+                    EpisodeIn(season_id=season.id, number=1, name="x", source_key=source.key),
+                    Principal(subject="editor_rb", role=Role.editor),
                 )
                 created.append(str(ep.id))
                 raise RuntimeError("abort")
@@ -254,7 +261,8 @@ async def test_transcode_events_drive_the_episode_state(
         occurred_at=t0 + timedelta(seconds=1),
     )
     s = await state_is("processing", transcodeProgress=42.5)
-    assert s["playable"] is True
+    # The transcoder's word is not enough: only media, which serves it, says playable.
+    assert s["playable"] is False
     public = (await client.get(f"/api/episodes/{ep['id']}")).json()
     assert public["transcodeProgress"] == 42.5
 
@@ -269,8 +277,9 @@ async def test_transcode_events_drive_the_episode_state(
         ),
         occurred_at=t0 + timedelta(seconds=2),
     )
-    s = await state_is("processing", playable=True, renditions=["1080p"])
+    s = await state_is("processing", renditions=["1080p"])
     assert s["hlsMasterKey"] == "hls/x/season-1/ep-1/master.m3u8"
+    assert s["playable"] is False
 
     await publish(
         nats_url,
@@ -279,19 +288,36 @@ async def test_transcode_events_drive_the_episode_state(
             episode_id=eid,
             job_id=job,
             hls_master_key="hls/x/season-1/ep-1/master.m3u8",
-            hls_master_url="s3://bucket/hls/x/season-1/ep-1/master.m3u8",
             duration_sec=1425.5,
             renditions=["1080p", "720p"],
-            thumbnails=["hls/x/thumbs/0001.jpg"],
-            subtitles=[{"language": "en", "name": "English", "url": "hls/x/subs/en.vtt"}],
+            thumbnails=["thumbs/0001.jpg"],
+            subtitles=[{"language": "en", "name": "English", "url": "subs/en.vtt"}],
         ),
         occurred_at=t0 + timedelta(seconds=10),
     )
     s = await state_is("ready")
+    # Ready by the transcoder, yet media has not said it serves it (events reordered).
+    assert s["playable"] is False
+    await publish(
+        nats_url,
+        event_namespace,
+        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
+        occurred_at=t0 + timedelta(seconds=11),
+    )
+    s = await state_is("ready", playable=True)
+    # media's older word arrives late: it must not win.
+    stale = await publish(
+        nats_url,
+        event_namespace,
+        EpisodePlayabilityChangedV1(episode_id=eid, playable=False, state="pending"),
+        occurred_at=t0 + timedelta(seconds=3),
+    )
+    await wait_until(lambda: inbox_count(runtime, stale.id))
+    assert (await state())["playable"] is True
     assert s["hlsMasterKey"] == "hls/x/season-1/ep-1/master.m3u8"
     assert s["durationSec"] == 1425.5
     assert s["renditions"] == ["1080p", "720p"]
-    assert s["thumbnails"] == ["hls/x/thumbs/0001.jpg"]
+    assert s["thumbnails"] == ["thumbs/0001.jpg"]
     assert s["subtitles"][0]["language"] == "en"
     assert s["transcodeProgress"] == 100.0
 

@@ -265,8 +265,8 @@ async def test_constraint_violations_are_409(client, make, auth):
     await make.episode(season["id"], 1)
     r = await client.post(
         "/api/admin/episodes",
-        json={"seasonId": season["id"], "number": 1, "name": "x", "sourceKey": "uploads/a.mp4"},
-        headers=auth.editor,
+        json={"seasonId": season["id"], "number": 1, "name": "x", "sourceKey": await make.source()},
+        headers=auth.headers("editor", make.editor_sub),
     )
     assert assert_problem(r, 409, "conflict")["constraint"] == "uq_episodes_season_id_number"
 
@@ -316,6 +316,11 @@ async def test_malformed_json_is_422_not_500(client, auth):
         "posters/a.jpg",
         "uploads//a.mp4",
         "uploads/",
+        "uploads/x.exe",
+        "uploads/never-uploaded/x.mp4",
+        f"uploads/{uuid.uuid4()}/a b.mp4",
+        f"uploads/{uuid.uuid4()}/sub/a.mp4",
+        f"posters/{uuid.uuid4()}/a.jpg",
     ],
 )
 async def test_episode_source_keys_are_validated(client, make, auth, source_key):
@@ -326,7 +331,7 @@ async def test_episode_source_keys_are_validated(client, make, auth, source_key)
         json={"seasonId": season["id"], "number": 1, "name": "x", "sourceKey": source_key},
         headers=auth.editor,
     )
-    assert_problem(r, 422, "validation")
+    assert_problem(r, 422, "source-key-invalid")
 
 
 async def test_references_to_missing_parents_are_422(client, auth):
@@ -350,11 +355,12 @@ async def test_references_to_missing_parents_are_422(client, auth):
 async def test_episode_admin_view_and_patch(client, make, auth):
     title = await make.title()
     season = await make.season(title["id"])
-    ep = await make.episode(season["id"], 3, sourceKey="uploads/x/ep3.mkv")
+    key = await make.source("ep3.mkv")
+    ep = await make.episode(season["id"], 3, sourceKey=key)
     assert ep["transcodeState"] == "queued"
     assert ep["titleId"] == title["id"]
     r = await client.get(f"/api/admin/episodes/{ep['id']}", headers=auth.editor)
-    assert r.json()["sourceKey"] == "uploads/x/ep3.mkv"
+    assert r.json()["sourceKey"] == key
     r = await client.patch(
         f"/api/admin/episodes/{ep['id']}", json={"name": "Renamed"}, headers=auth.editor
     )

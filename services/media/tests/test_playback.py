@@ -28,12 +28,15 @@ from studio_common.events import (
     TranscodeCompletedV1,
     TranscodeFailedV1,
     TranscodePlayableV1,
+    TranscodeStartedV1,
+    subject_for,
 )
 from studio_common.settings import SettingsError
-from studio_common.testing.jetstream import wait_until
+from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import serve_app
 from studio_media import tokens
 from studio_media.config import MediaSettings
+from studio_media.folders import sweep_folders
 from studio_media.main import create_app
 
 PROBLEM = "urn:studio:problem:"
@@ -93,6 +96,11 @@ def ladder(tmp_path_factory) -> Path:
     return out
 
 
+def version_prefix(episode_id: uuid.UUID) -> str:
+    """Where a transcode attempt of the episode writes: hls/{episodeId}/{version}/."""
+    return f"hls/{episode_id}/{uuid.uuid4().hex}/"
+
+
 def ladder_files(ladder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(ladder)): p.read_bytes() for p in ladder.rglob("*") if p.is_file()}
 
@@ -133,7 +141,7 @@ class Episodes:
     async def ready(self, *, playable_only: bool = False) -> tuple[uuid.UUID, str]:
         """An episode whose ladder is in S3 and registered; returns (id, its HLS prefix)."""
         episode_id = uuid.uuid4()
-        prefix = f"hls/show-{uuid.uuid4().hex[:8]}/season-1/ep-1/"
+        prefix = version_prefix(episode_id)
         upload_ladder(self.s3c, self.bucket, self.ladder, prefix)
         key = prefix + "master.m3u8"
         if playable_only:
@@ -184,7 +192,8 @@ async def crawl(start: str) -> dict[str, httpx.Response]:
 
 
 def relative(url: str, episode_id) -> str:
-    return urlsplit(url).path.split(f"/{episode_id}/", 1)[1]
+    # After the episode id: the version folder, then the path inside it.
+    return urlsplit(url).path.split(f"/{episode_id}/", 1)[1].split("/", 1)[1]
 
 
 async def test_every_playlist_and_segment_plays_through_the_token_url(
@@ -196,7 +205,9 @@ async def test_every_playlist_and_segment_plays_through_the_token_url(
     out = r.json()
     assert r.headers["cache-control"] == "no-store"
     url = out["url"]
-    assert re.search(rf"/hls/\d+\.[A-Za-z0-9_-]{{43}}/{episode_id}/master\.m3u8$", url)
+    assert re.search(
+        rf"/hls/\d+\.[A-Za-z0-9_-]{{43}}/{episode_id}/[0-9a-f]{{32}}/master\.m3u8$", url
+    )
     expires = datetime.fromisoformat(out["expiresAt"])
     assert timedelta(minutes=9) < expires - datetime.now(UTC) <= timedelta(minutes=10)
 
@@ -243,6 +254,20 @@ async def test_thumbnails_and_ranges(client, auth, episodes, ladder):
         r = await plain.get(f"{base}/180p/seg_999.ts")
         assert r.status_code == 404
 
+        # HEAD, as CDNs and players send it: a GET's headers, no body.
+        for name, ctype in (("180p/seg_001.ts", "video/mp2t"), ("master.m3u8", None)):
+            r = await plain.head(f"{base}/{name}")
+            assert r.status_code == 200, name
+            assert r.content == b""
+            size = len((ladder / name).read_bytes())
+            assert r.headers["content-length"] == str(size)
+            if ctype:
+                assert r.headers["content-type"] == ctype
+        assert (await plain.head(f"{base}/180p/seg_999.ts")).status_code == 404
+        assert (
+            await plain.head(f"{base.replace('/hls/', '/hls/1')}/master.m3u8")
+        ).status_code == 403
+
 
 def token_url(base_url: str, token: str, episode_id, path: str) -> str:
     return f"{base_url}/hls/{token}/{episode_id}/{path}"
@@ -254,8 +279,9 @@ PATHS = ["master.m3u8", "180p/index.m3u8", "90p/seg_000.ts", "subs/en.vtt"]
 async def test_expired_forged_and_other_episode_tokens_are_refused(
     client, auth, episodes, signing_key
 ):
-    episode_id, _ = await episodes.ready()
+    episode_id, prefix = await episodes.ready()
     other_id, _ = await episodes.ready()
+    version = prefix.split("/")[2]
     base = client.base_url.__str__().rstrip("/")
     now = int(time.time())
     key = signing_key
@@ -272,23 +298,24 @@ async def test_expired_forged_and_other_episode_tokens_are_refused(
     }  # fmt: skip
     async with httpx.AsyncClient() as plain:
         for path in PATHS:
-            r = await plain.get(token_url(base, good, episode_id, path))
+            r = await plain.get(token_url(base, good, episode_id, f"{version}/{path}"))
             assert r.status_code == 200, (path, r.text)
             for name, (token, target, slug) in cases.items():
-                r = await plain.get(token_url(base, token, target, path))
+                r = await plain.get(token_url(base, token, target, f"{version}/{path}"))
                 assert r.status_code == 403, (name, path, r.text)
                 assert r.json()["type"] == PROBLEM + slug, (name, path)
                 assert r.headers["content-type"] == "application/problem+json"
 
 
 async def test_a_token_issued_by_the_api_opens_only_its_episode(client, auth, episodes):
-    a, _ = await episodes.ready()
-    b, _ = await episodes.ready()
+    a, prefix_a = await episodes.ready()
+    _b, prefix_b = await episodes.ready()
     url_a = (await hls_url(client, auth, a)).json()["url"]
+    folder_a, folder_b = prefix_a.removeprefix("hls/"), prefix_b.removeprefix("hls/")
     async with httpx.AsyncClient() as plain:
         assert (await plain.get(url_a)).status_code == 200
         for path in PATHS:
-            r = await plain.get(url_a.replace(f"/{a}/master.m3u8", f"/{b}/{path}"))
+            r = await plain.get(url_a.replace(f"/{folder_a}master.m3u8", f"/{folder_b}{path}"))
             assert r.status_code == 403, path
             assert r.json()["type"] == PROBLEM + "playback-token-invalid"
 
@@ -367,7 +394,11 @@ async def test_unknown_not_ready_and_failed_episodes(client, auth, episodes):
     failed = uuid.uuid4()
     await episodes.publish(TranscodeFailedV1(episode_id=failed, job_id=uuid.uuid4(), reason="x"))
     await episodes.wait_state(failed, "failed")
-    assert (await hls_url(client, auth, failed)).status_code == 409
+    r = await hls_url(client, auth, failed)
+    assert r.status_code == 409
+    # Not "still processing": it says the transcode failed.
+    assert r.json()["type"] == PROBLEM + "episode-transcode-failed"
+    assert "failed" in r.json()["detail"]
 
     # Anonymous viewers are asked to sign in.
     r = await client.get(f"/api/episodes/{episode_id}/hls")
@@ -426,7 +457,7 @@ async def test_visibility_and_transcode_events_are_ordered_apart(episodes):
     await wait_until(lambda: asset_public(episodes.app, episode_id))
     assert await asset_state(episodes.app, episode_id) == "pending"
     # ...an older transcode event still applies, and keeps the visibility...
-    prefix = f"hls/show-{uuid.uuid4().hex[:8]}/season-1/ep-1/"
+    prefix = version_prefix(episode_id)
     upload_ladder(episodes.s3c, episodes.bucket, episodes.ladder, prefix)
     await episodes.publish(
         TranscodeCompletedV1(
@@ -553,7 +584,7 @@ def cdn_key() -> rsa.RSAPrivateKey:
 
 
 async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
-    media_settings, media_app, episodes, auth, cdn_key
+    media_settings, media_app, episodes, auth, cdn_key, s3c, bucket
 ):
     episode_id, prefix = await episodes.ready()
     pem = cdn_key.private_bytes(
@@ -616,11 +647,14 @@ async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
         )
         await wait_until(lambda: asset_public(media_app, episode_id))
         r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
+        # ... of its unsigned copy: public and private folders never share a prefix.
         assert r.json() == {
-            "url": f"https://cdn.studio.test/{prefix}master.m3u8",
+            "url": f"https://cdn.studio.test/public/{prefix}master.m3u8",
             "expiresAt": None,
             "cookies": None,
         }
+        copied = s3c.list_objects_v2(Bucket=bucket, Prefix="public/" + prefix)["KeyCount"]
+        assert copied == s3c.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] > 0
         # Private again: signed again.
         await episodes.publish(
             EpisodeVisibilityChangedV1(episode_id=episode_id, title_id=title_id, public=False)
@@ -632,6 +666,102 @@ async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
         await wait_until(private)
         r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
         assert r.json()["expiresAt"] is not None
+        # The unsigned copy is gone at once; the private folder stays.
+        assert s3c.list_objects_v2(Bucket=bucket, Prefix="public/" + prefix)["KeyCount"] == 0
+        assert s3c.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] > 0
+
+
+# --- versions (ADR 6) -----------------------------------------------------------
+
+
+async def playability_events(nats_url, event_namespace, episode_id) -> list[dict]:
+    subject = subject_for(event_namespace.subject_root, "media.episode.playability_changed")
+    found = [
+        envelope_of(m) for m in await stream_messages(nats_url, event_namespace.stream, subject)
+    ]
+    return [e["data"] for e in found if e["data"]["episodeId"] == str(episode_id)]
+
+
+async def test_a_retranscode_is_served_from_its_own_folder_and_the_old_one_retires(
+    client, auth, episodes, s3c, bucket, media_app, nats_url, event_namespace
+):
+    episode_id, first = await episodes.ready()
+    old_url = (await hls_url(client, auth, episode_id)).json()["url"]
+    # media announced, after recording it, that it serves the episode.
+    announced = await wait_until(lambda: playability_events(nats_url, event_namespace, episode_id))
+    assert announced[-1] == {"episodeId": str(episode_id), "playable": True, "state": "ready"}
+
+    # A second transcode writes a folder of its own and becomes the one served.
+    second = version_prefix(episode_id)
+    job = uuid.uuid4()
+    await episodes.publish(
+        TranscodeStartedV1(episode_id=episode_id, job_id=job, attempt=1, hls_prefix=second)
+    )
+    upload_ladder(s3c, bucket, episodes.ladder, second)
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=episode_id,
+            job_id=job,
+            hls_master_key=second + "master.m3u8",
+            renditions=["180p", "90p"],
+        )
+    )
+
+    async def switched() -> str | None:
+        url = (await hls_url(client, auth, episode_id)).json()["url"]
+        return url if second.removeprefix("hls/") in url else None
+
+    new_url = await wait_until(switched)
+    # A failed third attempt leaves a folder nothing will serve.
+    third = version_prefix(episode_id)
+    upload_ladder(s3c, bucket, episodes.ladder, third)
+    await episodes.publish(
+        TranscodeStartedV1(episode_id=episode_id, job_id=job, attempt=2, hls_prefix=third)
+    )
+    await episodes.publish(
+        TranscodeFailedV1(episode_id=episode_id, job_id=job, reason="x", hls_prefix=third)
+    )
+    await episodes.wait_state(episode_id, "failed")
+    async with httpx.AsyncClient() as plain:
+        # A player still on the old version finishes it: nothing changed under it.
+        assert (await plain.get(old_url)).status_code == 200
+        assert (await plain.get(new_url)).status_code == 200
+
+        ctx = media_app.state.media
+        database = media_app.state.runtime.database
+        # Before the grace period ends nothing goes...
+        assert await sweep_folders(database, ctx.storage) == 0
+        # ... after it, every folder that is not served, and only those.
+        later = datetime.now(UTC) + timedelta(seconds=ctx.settings.hls_retire_grace + 1)
+        assert await sweep_folders(database, ctx.storage, now=later) == 2
+        for gone in (first, third):
+            assert s3c.list_objects_v2(Bucket=bucket, Prefix=gone).get("KeyCount") == 0
+        assert s3c.list_objects_v2(Bucket=bucket, Prefix=second)["KeyCount"] > 0
+        assert (await plain.get(old_url)).status_code == 404
+        assert (await plain.get(new_url)).status_code == 200
+
+
+async def test_a_folder_another_episode_wrote_is_never_served_or_deleted(
+    client, auth, episodes, s3c, bucket
+):
+    victim, victim_prefix = await episodes.ready()
+    intruder = uuid.uuid4()
+    # An event naming the other episode's folder: refused, nothing registered.
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=intruder, job_id=uuid.uuid4(), hls_master_key=victim_prefix + "master.m3u8"
+        )
+    )
+    await episodes.publish(
+        TranscodeFailedV1(
+            episode_id=intruder, job_id=uuid.uuid4(), reason="x", hls_prefix=victim_prefix
+        )
+    )
+    await episodes.wait_state(intruder, "failed")
+    await episodes.publish(EpisodeDeletedV1(episode_id=intruder, title_id=uuid.uuid4()))
+    await episodes.wait_state(intruder, "deleted")
+    assert s3c.list_objects_v2(Bucket=bucket, Prefix=victim_prefix)["KeyCount"] > 0
+    assert (await hls_url(client, auth, victim)).status_code == 200
 
 
 # --- the edge: client addresses, no host reflection, fail closed ------------------------------

@@ -26,165 +26,304 @@ def mp4_bytes(size: int) -> bytes:
     return MP4_HEAD + b"\x00" * (size - len(MP4_HEAD))
 
 
-def unique(prefix: str = "uploads", ext: str = "mp4") -> str:
-    return f"{prefix}/{uuid.uuid4().hex[:12]}/file.{ext}"
+def editor() -> str:
+    return f"user_{uuid.uuid4().hex[:8]}"
 
 
-async def presign(client, auth, key, content_type, size, sub=None):
+async def presign(client, auth, kind, filename, content_type, size, sub=None, attach_to=None):
+    body = {"kind": kind, "filename": filename, "contentType": content_type, "size": size}
+    if attach_to is not None:
+        body["attachTo"] = attach_to
     return await client.post(
-        "/api/admin/presign",
-        json={"key": key, "contentType": content_type, "size": size},
-        headers=auth.headers("editor", sub),
+        "/api/admin/presign", json=body, headers=auth.headers("editor", sub or editor())
     )
+
+
+async def put(url, body, headers):
+    async with httpx.AsyncClient() as raw:
+        return await raw.put(url, content=body, headers=headers)
 
 
 # --- single presigned PUT -----------------------------------------------------
 
 
 async def test_presign_put_and_verify(client, auth, s3c, bucket):
-    key = unique()
+    sub = editor()
     body = mp4_bytes(4096)
-    r = await presign(client, auth, key, "video/mp4", len(body))
+    r = await presign(
+        client, auth, "source", "episode 1.mp4".replace(" ", "_"), "video/mp4", 4096, sub
+    )
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["key"] == key
+    # The key is the server's, made from the upload's own id.
+    assert out["key"] == f"uploads/{out['uploadId']}/episode_1.mp4"
     assert out["expiresIn"] > 0
-    assert out["headers"] == {"Content-Type": "video/mp4", "Content-Length": "4096"}
-    # The size and type are part of the signature: S3 rejects any other body.
+    assert out["headers"] == {
+        "Content-Type": "video/mp4",
+        "Content-Length": "4096",
+        "If-None-Match": "*",
+    }
+    # The size, type and "no overwrite" are part of the signature.
     signed = parse_qs(urlsplit(out["url"]).query)["X-Amz-SignedHeaders"][0].split(";")
-    assert {"content-length", "content-type", "host"} <= set(signed)
+    assert {"content-length", "content-type", "host", "if-none-match"} <= set(signed)
 
-    async with httpx.AsyncClient() as raw:
-        put = await raw.put(out["url"], content=body, headers=out["headers"])
-    assert put.status_code == 200, put.text
-    assert s3c.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    assert (await put(out["url"], body, out["headers"])).status_code == 200
+    assert s3c.get_object(Bucket=bucket, Key=out["key"])["Body"].read() == body
 
-    r = await client.post("/api/admin/uploads/verify", json={"key": key}, headers=auth.editor)
+    r = await verify(client, auth, out["uploadId"], sub)
     assert r.status_code == 200, r.text
-    assert r.json()["format"] == "mp4"
-    assert r.json()["size"] == 4096
-    assert r.json()["uploadId"] is not None
+    assert r.json() == {
+        "uploadId": out["uploadId"],
+        "key": out["key"],
+        "kind": "source",
+        "size": 4096,
+        "contentType": "video/mp4",
+        "format": "mp4",
+        "attachedTo": None,
+    }
+    # Checking again answers the same without touching storage again.
+    assert (await verify(client, auth, out["uploadId"], sub)).json() == r.json()
+
+
+async def test_the_same_file_name_twice_is_two_objects(client, auth):
+    sub = editor()
+    a = (await presign(client, auth, "source", "ep.mp4", "video/mp4", 100, sub)).json()
+    b = (await presign(client, auth, "source", "ep.mp4", "video/mp4", 100, sub)).json()
+    assert a["key"] != b["key"]
+    assert a["key"].endswith("/ep.mp4")
 
 
 @pytest.mark.parametrize(
-    ("key", "reason"),
+    ("filename", "reason"),
     [
-        ("movies/a.mp4", "unknown prefix"),
-        ("/uploads/a.mp4", "absolute"),
-        ("uploads/../posters/a.mp4", "dot-dot"),
-        ("uploads/./a.mp4", "dot segment"),
-        ("uploads//a.mp4", "empty segment"),
-        ("uploads\\a.mp4", "backslash"),
-        ("uploads/a b.mp4", "space"),
-        ("uploads/%2e%2e/a.mp4", "percent"),
-        ("uploads/ä.mp4", "non-ascii"),
-        ("uploads/" + "a" * 600 + ".mp4", "too long"),
-        ("uploads/noext", "no extension"),
-        ("uploads/.mp4", "no name"),
-        ("uploads", "no file"),
+        ("../posters/a.mp4", "dot-dot"),
+        ("a/b.mp4", "slash"),
+        ("/a.mp4", "absolute"),
+        ("a\\b.mp4", "backslash"),
+        ("a b.mp4", "space"),
+        ("%2e%2e.mp4", "percent"),
+        ("ä.mp4", "non-ascii"),
+        ("a" * 300 + ".mp4", "too long"),
+        ("noext", "no extension"),
+        (".mp4", "no name"),
+        ("...mp4", "dots only"),
     ],
 )
-async def test_bad_keys_are_rejected(client, auth, key, reason):
-    r = await presign(client, auth, key, "video/mp4", 100)
+async def test_bad_file_names_are_rejected(client, auth, filename, reason):
+    r = await presign(client, auth, "source", filename, "video/mp4", 100)
     assert r.status_code == 422, (reason, r.text)
-    assert r.json()["type"] == PROBLEM + "invalid-upload-key", reason
+    assert r.json()["type"] == PROBLEM + "invalid-file-name", reason
     assert r.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize(
-    ("key", "content_type"),
+    "body",
     [
-        ("uploads/a.mp4", "video/webm"),  # type and extension disagree
-        ("uploads/a.mp4", "image/jpeg"),
-        ("uploads/a.exe", "application/octet-stream"),  # extension not allowed
-        ("uploads/a.jpg", "image/jpeg"),  # art is not a source
-        ("posters/a.png", "image/jpeg"),
-        ("posters/a.mp4", "video/mp4"),
-        ("posters/a.svg", "image/svg+xml"),  # script-capable images stay out
-        ("banners/a.gif", "image/gif"),
-        ("subtitles/a.vtt", "text/plain"),
-        ("subtitles/a.srt", "text/vtt"),
-        ("subtitles/a.html", "text/html"),
+        {"key": "uploads/x/a.mp4", "contentType": "video/mp4", "size": 100},
+        {
+            "kind": "source",
+            "filename": "a.mp4",
+            "key": "uploads/x/a.mp4",
+            "contentType": "video/mp4",
+            "size": 100,
+        },
+        {"kind": "movie", "filename": "a.mp4", "contentType": "video/mp4", "size": 100},
     ],
 )
-async def test_bad_types_are_rejected(client, auth, key, content_type):
-    r = await presign(
-        client, auth, key.replace("/a.", f"/{uuid.uuid4().hex[:6]}."), content_type, 100
-    )
+async def test_a_client_cannot_choose_the_key(client, auth, body):
+    r = await client.post("/api/admin/presign", json=body, headers=auth.editor)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"] == PROBLEM + "validation"
+
+
+@pytest.mark.parametrize(
+    ("kind", "filename", "content_type"),
+    [
+        ("source", "a.mp4", "video/webm"),  # type and extension disagree
+        ("source", "a.mp4", "image/jpeg"),
+        ("source", "a.exe", "application/octet-stream"),  # extension not allowed
+        ("source", "a.m4v", "video/mp4"),
+        ("source", "a.jpg", "image/jpeg"),  # art is not a source
+        ("poster", "a.png", "image/jpeg"),
+        ("poster", "a.mp4", "video/mp4"),
+        ("poster", "a.svg", "image/svg+xml"),  # script-capable images stay out
+        ("banner", "a.gif", "image/gif"),
+    ],
+)
+async def test_bad_types_are_rejected(client, auth, kind, filename, content_type):
+    r = await presign(client, auth, kind, filename, content_type, 100)
     assert r.status_code == 422, r.text
     assert r.json()["type"] == PROBLEM + "content-type-not-allowed"
 
 
 @pytest.mark.parametrize(
-    ("key", "content_type"),
+    ("kind", "filename", "content_type"),
     [
-        ("uploads/a.mkv", "video/x-matroska"),
-        ("uploads/a.mov", "video/quicktime"),
-        ("uploads/a.webm", "video/webm"),
-        ("uploads/a.ts", "video/mp2t"),
-        ("posters/a.jpg", "image/jpeg"),
-        ("banners/a.webp", "image/webp"),
-        ("posters/a.avif", "image/avif"),
-        ("subtitles/a.vtt", "text/vtt; charset=utf-8"),
-        ("subtitles/a.ass", "text/x-ssa"),
-        ("subtitles/a.ass", "application/x-ass"),
-        ("subtitles/a.srt", "application/x-subrip"),
+        ("source", "a.mkv", "video/x-matroska"),
+        ("source", "a.mov", "video/quicktime"),
+        ("source", "a.webm", "video/webm"),
+        ("source", "a.ts", "video/mp2t"),
+        ("poster", "a.jpg", "image/jpeg"),
+        ("banner", "a.webp", "image/webp"),
+        ("poster", "a.avif", "image/avif"),
     ],
 )
-async def test_allowed_types_are_presigned(client, auth, key, content_type):
-    r = await presign(client, auth, key, content_type, 100)
+async def test_allowed_types_are_presigned(client, auth, kind, filename, content_type):
+    r = await presign(client, auth, kind, filename, content_type, 100)
     assert r.status_code == 200, r.text
 
 
+async def source_upload(client, auth, sub) -> str:
+    r = await presign(client, auth, "source", "ep.mkv", "video/x-matroska", 1000, sub)
+    assert r.status_code == 200, r.text
+    return str(r.json()["uploadId"])
+
+
 @pytest.mark.parametrize(
-    ("key", "content_type", "size"),
+    ("filename", "content_type"),
     [
-        ("uploads/a.mp4", "video/mp4", 64 * MiB + 1),
-        ("posters/a.jpg", "image/jpeg", 1 * MiB + 1),
-        ("subtitles/a.vtt", "text/vtt", 64 * 1024 + 1),
+        ("a.vtt", "text/vtt; charset=utf-8"),
+        ("a.ass", "text/x-ssa"),
+        ("a.ass", "application/x-ass"),
+        ("a.srt", "application/x-subrip"),
     ],
 )
-async def test_sizes_over_the_prefix_cap_are_rejected(client, auth, key, content_type, size):
-    r = await presign(client, auth, key, content_type, size)
+async def test_subtitle_types_are_presigned_for_a_source(client, auth, filename, content_type):
+    sub = editor()
+    source = await source_upload(client, auth, sub)
+    r = await presign(client, auth, "subtitle", filename, content_type, 100, sub, source)
+    assert r.status_code == 200, r.text
+    assert r.json()["key"].startswith("subtitles/")
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type"),
+    [("a.vtt", "text/plain"), ("a.srt", "text/vtt"), ("a.html", "text/html")],
+)
+async def test_bad_subtitle_types_are_rejected(client, auth, filename, content_type):
+    sub = editor()
+    source = await source_upload(client, auth, sub)
+    r = await presign(client, auth, "subtitle", filename, content_type, 100, sub, source)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"] == PROBLEM + "content-type-not-allowed"
+
+
+async def test_a_subtitle_belongs_to_a_source_of_the_same_editor(client, auth):
+    owner, other = editor(), editor()
+    source = await source_upload(client, auth, owner)
+    vtt = ("subtitle", "x.en.vtt", "text/vtt", 100)
+    r = await presign(client, auth, *vtt, owner)
+    assert r.status_code == 422
+    assert r.json()["type"] == PROBLEM + "attachment-required"
+    # Another editor cannot attach anything to it.
+    r = await presign(client, auth, *vtt, other, source)
+    assert r.status_code == 403, r.text
+    r = await presign(client, auth, *vtt, other, str(uuid.uuid4()))
+    assert r.json()["type"] == PROBLEM + "unknown-attachment"
+    # Nor can a subtitle attach to a subtitle, or a source to anything.
+    own = (await presign(client, auth, *vtt, owner, source)).json()
+    assert own["key"].startswith(f"subtitles/{own['uploadId']}/")
+    r = await presign(client, auth, *vtt, owner, own["uploadId"])
+    assert r.json()["type"] == PROBLEM + "unknown-attachment"
+    r = await presign(client, auth, "source", "a.mp4", "video/mp4", 100, owner, source)
+    assert r.json()["type"] == PROBLEM + "attachment-not-allowed"
+    # An admin may attach to anyone's source.
+    r = await client.post(
+        "/api/admin/presign",
+        json={
+            "kind": "subtitle",
+            "filename": "x.fr.vtt",
+            "contentType": "text/vtt",
+            "size": 100,
+            "attachTo": source,
+        },
+        headers=auth.headers("admin"),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["uploadId"] != source
+
+
+@pytest.mark.parametrize(
+    ("kind", "filename", "content_type", "size"),
+    [
+        ("source", "a.mp4", "video/mp4", 64 * MiB + 1),
+        ("poster", "a.jpg", "image/jpeg", 1 * MiB + 1),
+    ],
+)
+async def test_sizes_over_the_kind_cap_are_rejected(
+    client, auth, kind, filename, content_type, size
+):
+    r = await presign(client, auth, kind, filename, content_type, size)
     assert r.status_code == 413, r.text
     assert r.json()["type"] == PROBLEM + "upload-too-large"
     assert r.json()["maxBytes"] == size - 1
-    r = await presign(client, auth, key, content_type, size - 1)
+    r = await presign(client, auth, kind, filename, content_type, size - 1)
     assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("size", [0, -1, "big"])
 async def test_malformed_sizes_are_validation_errors(client, auth, size):
-    r = await presign(client, auth, unique(), "video/mp4", size)
+    r = await presign(client, auth, "source", "a.mp4", "video/mp4", size)
     assert r.status_code == 422
     assert r.json()["type"] == PROBLEM + "validation"
 
 
-async def put_via_presign(client, auth, key, content_type, body, declared=None):
-    r = await presign(client, auth, key, content_type, declared or len(body))
+async def test_accepted_types_are_published(client, auth):
+    r = await client.get("/api/admin/uploads/accepted-types", headers=auth.editor)
+    assert r.status_code == 200, r.text
+    kinds = {k["kind"]: k for k in r.json()["kinds"]}
+    assert set(kinds) == {"source", "poster", "banner", "subtitle"}
+    source = {e["extension"]: e["contentTypes"] for e in kinds["source"]["extensions"]}
+    assert source["mp4"] == ["video/mp4"]
+    assert "m4v" not in source  # what presign refuses is not listed
+    assert kinds["source"]["maxBytes"] == 64 * MiB
+    assert kinds["subtitle"]["attachable"] is True
+    assert kinds["source"]["attachable"] is False
+    # Every listed pair is one presign accepts.
+    for kind, data in kinds.items():
+        for ext in data["extensions"]:
+            for ctype in ext["contentTypes"]:
+                if kind == "subtitle":
+                    continue
+                r = await presign(client, auth, kind, f"a.{ext['extension']}", ctype, 10)
+                assert r.status_code == 200, (kind, ext, ctype, r.text)
+
+
+async def upload_single(
+    client, auth, sub, kind, filename, content_type, body, declared=None, attach_to=None
+):
+    r = await presign(
+        client, auth, kind, filename, content_type, declared or len(body), sub, attach_to
+    )
     assert r.status_code == 200, r.text
     out = r.json()
-    async with httpx.AsyncClient() as raw:
-        # The local S3 stand-in does not enforce the signed length; S3 would.
-        headers = {"Content-Type": out["headers"]["Content-Type"]}
-        assert (await raw.put(out["url"], content=body, headers=headers)).status_code == 200
+    # The local S3 stand-in does not enforce the signed length; S3 would.
+    headers = {"Content-Type": out["headers"]["Content-Type"], "If-None-Match": "*"}
+    assert (await put(out["url"], body, headers)).status_code == 200
+    return out
 
 
-async def verify(client, auth, key):
-    return await client.post("/api/admin/uploads/verify", json={"key": key}, headers=auth.editor)
+async def verify(client, auth, upload_id, sub, role="editor"):
+    return await client.post(
+        "/api/admin/uploads/verify", json={"uploadId": upload_id}, headers=auth.headers(role, sub)
+    )
 
 
 async def test_verify_rejects_what_is_not_a_video(client, auth, s3c, bucket):
-    key = unique()
-    await put_via_presign(client, auth, key, "video/mp4", b"<html>not a video</html>" * 20)
-    r = await verify(client, auth, key)
+    sub = editor()
+    out = await upload_single(
+        client, auth, sub, "source", "a.mp4", "video/mp4", b"<html>not a video</html>" * 20
+    )
+    r = await verify(client, auth, out["uploadId"], sub)
     assert r.status_code == 422, r.text
     assert r.json()["type"] == PROBLEM + "upload-content-invalid"
     assert "video container" in r.json()["detail"]
     # A rejected object is gone, so nothing can reference it.
-    assert s3c.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount") == 0
+    assert s3c.list_objects_v2(Bucket=bucket, Prefix=out["key"]).get("KeyCount") == 0
     # And the rejection was recorded although the response is an error.
-    assert (await verify(client, auth, key)).json()["type"] == PROBLEM + "upload-missing"
+    assert (await verify(client, auth, out["uploadId"], sub)).json()[
+        "type"
+    ] == PROBLEM + "upload-missing"
 
 
 @pytest.mark.parametrize(
@@ -197,79 +336,198 @@ async def test_verify_rejects_what_is_not_a_video(client, auth, s3c, bucket):
     ],
 )
 async def test_verify_accepts_each_container(client, auth, ext, content_type, head):
-    key = unique(ext=ext)
-    await put_via_presign(client, auth, key, content_type, head)
-    r = await verify(client, auth, key)
+    sub = editor()
+    out = await upload_single(client, auth, sub, "source", f"a.{ext}", content_type, head)
+    r = await verify(client, auth, out["uploadId"], sub)
     assert r.status_code == 200, r.text
 
 
 async def test_verify_rejects_a_container_other_than_declared(client, auth):
-    key = unique(ext="mkv")
-    await put_via_presign(client, auth, key, "video/x-matroska", mp4_bytes(1000))
-    r = await verify(client, auth, key)
+    sub = editor()
+    out = await upload_single(
+        client, auth, sub, "source", "a.mkv", "video/x-matroska", mp4_bytes(1000)
+    )
+    r = await verify(client, auth, out["uploadId"], sub)
     assert r.json()["type"] == PROBLEM + "upload-content-invalid"
     assert r.json()["detected"] == "mp4"
 
 
 async def test_verify_rejects_a_body_larger_than_declared(client, auth):
     # S3 would refuse this PUT (signed Content-Length); the check catches it anyway.
-    key = unique()
-    await put_via_presign(client, auth, key, "video/mp4", mp4_bytes(3000), declared=1000)
-    r = await verify(client, auth, key)
+    sub = editor()
+    out = await upload_single(
+        client, auth, sub, "source", "a.mp4", "video/mp4", mp4_bytes(3000), declared=1000
+    )
+    r = await verify(client, auth, out["uploadId"], sub)
     assert r.status_code == 422
     assert r.json()["type"] == PROBLEM + "upload-size-mismatch"
     assert (r.json()["declaredSize"], r.json()["size"]) == (1000, 3000)
 
 
 async def test_verify_rejects_an_object_over_the_cap(client, auth, s3c, bucket):
-    key = unique(prefix="posters", ext="png")
+    sub = editor()
+    out = (await presign(client, auth, "poster", "a.png", "image/png", 100, sub)).json()
     s3c.put_object(
-        Bucket=bucket, Key=key, Body=b"\x89PNG\r\n\x1a\n" + b"\x00" * MiB, ContentType="image/png"
+        Bucket=bucket,
+        Key=out["key"],
+        Body=b"\x89PNG\r\n\x1a\n" + b"\x00" * MiB,
+        ContentType="image/png",
     )
-    r = await verify(client, auth, key)
+    r = await verify(client, auth, out["uploadId"], sub)
     assert r.status_code == 422
     assert r.json()["type"] == PROBLEM + "upload-object-too-large"
 
 
 async def test_verify_rejects_a_stored_content_type_that_is_not_allowed(client, auth, s3c, bucket):
-    key = unique()
-    s3c.put_object(Bucket=bucket, Key=key, Body=mp4_bytes(100), ContentType="text/html")
-    r = await verify(client, auth, key)
+    sub = editor()
+    out = (await presign(client, auth, "source", "a.mp4", "video/mp4", 100, sub)).json()
+    s3c.put_object(Bucket=bucket, Key=out["key"], Body=mp4_bytes(100), ContentType="text/html")
+    r = await verify(client, auth, out["uploadId"], sub)
     assert r.json()["type"] == PROBLEM + "upload-content-type-mismatch"
 
 
 async def test_verify_of_a_missing_object(client, auth):
-    r = await verify(client, auth, unique())
+    sub = editor()
+    out = (await presign(client, auth, "source", "a.mp4", "video/mp4", 100, sub)).json()
+    r = await verify(client, auth, out["uploadId"], sub)
     assert r.status_code == 422
     assert r.json()["type"] == PROBLEM + "upload-missing"
+    r = await verify(client, auth, str(uuid.uuid4()), sub)
+    assert r.status_code == 404
 
 
 async def test_verify_checks_art_and_subtitles_too(client, auth):
+    sub = editor()
+    source = await source_upload(client, auth, sub)
     good = [
-        ("posters", "jpg", "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 100),
-        ("subtitles", "vtt", "text/vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"),
-        ("subtitles", "srt", "application/x-subrip", b"1\n00:00:00,000 --> 00:00:01,000\nhi\n"),
-        ("subtitles", "ass", "text/x-ssa", b"[Script Info]\nTitle: x\n"),
+        ("poster", "a.jpg", "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 100),
+        ("subtitle", "a.vtt", "text/vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"),
+        ("subtitle", "a.srt", "application/x-subrip", b"1\n00:00:00,000 --> 00:00:01,000\nhi\n"),
+        ("subtitle", "a.ass", "text/x-ssa", b"[Script Info]\nTitle: x\n"),
     ]
-    for prefix, ext, ctype, body in good:
-        key = unique(prefix, ext)
-        await put_via_presign(client, auth, key, ctype, body)
-        assert (await verify(client, auth, key)).status_code == 200, key
-    key = unique("posters", "png")
-    await put_via_presign(client, auth, key, "image/png", b"GIF89a" + b"\x00" * 100)
-    assert (await verify(client, auth, key)).json()["type"] == PROBLEM + "upload-content-invalid"
+    art = editor()  # five presigns per window per editor
+    for kind, name, ctype, body in good:
+        attach = source if kind == "subtitle" else None
+        out = await upload_single(
+            client, auth, sub if attach else art, kind, name, ctype, body, attach_to=attach
+        )
+        r = await verify(client, auth, out["uploadId"], sub if attach else art)
+        assert r.status_code == 200, (name, r.text)
+        assert r.json()["attachedTo"] == attach
+    out = await upload_single(
+        client, auth, art, "poster", "a.png", "image/png", b"GIF89a" + b"\x00" * 100
+    )
+    r = await verify(client, auth, out["uploadId"], art)
+    assert r.json()["type"] == PROBLEM + "upload-content-invalid"
+
+
+# --- ownership: another editor can neither overwrite nor destroy --------------
+
+
+async def test_another_editor_cannot_overwrite_or_destroy_a_verified_upload(
+    client, auth, s3c, bucket
+):
+    a, b = editor(), editor()
+    body = mp4_bytes(4096)
+    out = await upload_single(client, auth, a, "source", "ep.mp4", "video/mp4", body)
+    assert (await verify(client, auth, out["uploadId"], a)).status_code == 200
+
+    # B cannot presign A's key: the key is not B's to choose ...
+    r = await client.post(
+        "/api/admin/presign",
+        json={"key": out["key"], "contentType": "video/mp4", "size": 1},
+        headers=auth.headers("editor", b),
+    )
+    assert r.status_code == 422
+    # ... and the same file name is another object.
+    other = (await presign(client, auth, "source", "ep.mp4", "video/mp4", 1, b)).json()
+    assert other["key"] != out["key"]
+    # B's verify of A's upload (the old "size: 1" trick) is refused and deletes nothing.
+    r = await verify(client, auth, out["uploadId"], b)
+    assert r.status_code == 403, r.text
+    assert s3c.get_object(Bucket=bucket, Key=out["key"])["Body"].read() == body
+    # Even A's own URL cannot replace the verified object: storage refuses the write.
+    r = await put(out["url"], mp4_bytes(4096)[::-1], out["headers"])
+    assert r.status_code == 412, r.text
+    assert s3c.get_object(Bucket=bucket, Key=out["key"])["Body"].read() == body
+    # An admin may check anyone's upload; a verified one stays as it is.
+    r = await verify(client, auth, out["uploadId"], None, role="admin")
+    assert r.status_code == 200, r.text
+    assert s3c.get_object(Bucket=bucket, Key=out["key"])["Body"].read() == body
+
+
+async def test_only_a_presigned_or_completed_upload_is_checked(
+    client, auth, media_app, s3c, bucket
+):
+    sub = editor()
+    # An open multipart upload is completed, not verified.
+    upload = await create_upload(client, auth, sub, 1000)
+    r = await verify(client, auth, upload["uploadId"], sub)
+    assert r.status_code == 409, r.text
+    assert r.json()["type"] == PROBLEM + "upload-not-open"
+    # A row from before keys were made from upload ids is never checked, so a
+    # failure cannot delete an object some other upload may share.
+    legacy_key = f"uploads/shared-{uuid.uuid4().hex[:6]}/a.mp4"
+    s3c.put_object(Bucket=bucket, Key=legacy_key, Body=b"x" * 10, ContentType="video/mp4")
+    legacy = uuid.uuid4()
+    async with media_app.state.runtime.database.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO media.uploads (id, key, kind, asset_kind, content_type, size, "
+                "status, created_by) VALUES (:id, :key, 'single', 'source', 'video/mp4', 1, "
+                "'pending', :sub)"
+            ),
+            {"id": legacy, "key": legacy_key, "sub": sub},
+        )
+    r = await verify(client, auth, str(legacy), sub)
+    assert r.status_code == 409, r.text
+    assert s3c.head_object(Bucket=bucket, Key=legacy_key)["ContentLength"] == 10
+
+
+async def test_a_verified_upload_is_announced_through_the_outbox(client, auth, media_app):
+    sub = editor()
+    source = await source_upload(client, auth, sub)
+    body = b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"
+    out = await upload_single(
+        client, auth, sub, "subtitle", "ep.en.vtt", "text/vtt", body, attach_to=source
+    )
+    assert (await verify(client, auth, out["uploadId"], sub)).status_code == 200
+    assert (await verify(client, auth, out["uploadId"], sub)).status_code == 200
+    async with media_app.state.runtime.database.transaction() as s:
+        rows = (
+            await s.execute(
+                text(
+                    "SELECT envelope FROM media.outbox WHERE event_type = 'media.upload.verified' "
+                    "AND envelope->'data'->>'uploadId' = :id"
+                ),
+                {"id": out["uploadId"]},
+            )
+        ).all()
+    assert len(rows) == 1  # checking a verified upload again announces nothing new
+    assert rows[0][0]["data"] == {
+        "uploadId": out["uploadId"],
+        "key": out["key"],
+        "kind": "subtitle",
+        "owner": sub,
+        "size": len(body),
+        "contentType": "text/vtt",
+        "format": "vtt",
+        "filename": "ep.en.vtt",
+        "attachedTo": source,
+    }
 
 
 # --- multipart, resumable -----------------------------------------------------
 
 
-async def create_upload(client, auth, sub, key, size, content_type="video/mp4"):
+async def create_upload(client, auth, sub, size, filename="ep.mp4", content_type="video/mp4"):
     r = await client.post(
         "/api/admin/uploads",
-        json={"key": key, "contentType": content_type, "size": size},
+        json={"kind": "source", "filename": filename, "contentType": content_type, "size": size},
         headers=auth.headers("editor", sub),
     )
     assert r.status_code == 201, r.text
+    assert r.json()["key"] == f"uploads/{r.json()['uploadId']}/{filename}"
     return r.json()
 
 
@@ -296,8 +554,7 @@ async def put_parts(client, auth, sub, upload, body, numbers):
 async def test_multipart_upload_resumes_after_a_dropped_connection(client, auth, s3c, bucket):
     sub = f"user_{uuid.uuid4().hex[:8]}"
     body = mp4_bytes(11 * MiB) + bytes(range(256)) * 7
-    key = unique()
-    upload = await create_upload(client, auth, sub, key, len(body))
+    upload = await create_upload(client, auth, sub, len(body))
     assert (upload["partSize"], upload["partCount"]) == (5 * MiB, 3)
     assert upload["status"] == "uploading"
 
@@ -329,7 +586,7 @@ async def test_multipart_upload_resumes_after_a_dropped_connection(client, auth,
     )
     assert r.status_code == 200, r.text
     assert r.json()["format"] == "mp4"
-    stored = s3c.get_object(Bucket=bucket, Key=key)["Body"].read()
+    stored = s3c.get_object(Bucket=bucket, Key=upload["key"])["Body"].read()
     assert hashlib.sha256(stored).digest() == hashlib.sha256(body).digest()
 
     r = await client.get(
@@ -347,20 +604,19 @@ async def test_multipart_upload_resumes_after_a_dropped_connection(client, auth,
 async def test_complete_without_a_part_list_uses_what_storage_holds(client, auth, s3c, bucket):
     sub = f"user_{uuid.uuid4().hex[:8]}"
     body = mp4_bytes(6 * MiB)
-    key = unique()
-    upload = await create_upload(client, auth, sub, key, len(body))
+    upload = await create_upload(client, auth, sub, len(body))
     await put_parts(client, auth, sub, upload, body, [1, 2])
     r = await client.post(
         f"/api/admin/uploads/{upload['uploadId']}/complete", headers=auth.headers("editor", sub)
     )
     assert r.status_code == 200, r.text
-    assert s3c.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(body)
+    assert s3c.head_object(Bucket=bucket, Key=upload["key"])["ContentLength"] == len(body)
 
 
 async def test_complete_with_wrong_etags_is_refused(client, auth):
     sub = f"user_{uuid.uuid4().hex[:8]}"
     body = mp4_bytes(1000)
-    upload = await create_upload(client, auth, sub, unique(), len(body))
+    upload = await create_upload(client, auth, sub, len(body))
     await put_parts(client, auth, sub, upload, body, [1])
     r = await client.post(
         f"/api/admin/uploads/{upload['uploadId']}/complete",
@@ -376,15 +632,14 @@ async def test_a_multipart_upload_that_is_not_a_video_is_rejected_on_complete(
 ):
     sub = f"user_{uuid.uuid4().hex[:8]}"
     body = b"not a video at all " * 100
-    key = unique()
-    upload = await create_upload(client, auth, sub, key, len(body))
+    upload = await create_upload(client, auth, sub, len(body))
     await put_parts(client, auth, sub, upload, body, [1])
     r = await client.post(
         f"/api/admin/uploads/{upload['uploadId']}/complete", headers=auth.headers("editor", sub)
     )
     assert r.status_code == 422
     assert r.json()["type"] == PROBLEM + "upload-content-invalid"
-    assert s3c.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount") == 0
+    assert s3c.list_objects_v2(Bucket=bucket, Prefix=upload["key"]).get("KeyCount") == 0
     r = await client.get(
         f"/api/admin/uploads/{upload['uploadId']}", headers=auth.headers("editor", sub)
     )
@@ -393,7 +648,7 @@ async def test_a_multipart_upload_that_is_not_a_video_is_rejected_on_complete(
 
 async def test_part_numbers_outside_the_upload_are_refused(client, auth):
     sub = f"user_{uuid.uuid4().hex[:8]}"
-    upload = await create_upload(client, auth, sub, unique(), 1000)
+    upload = await create_upload(client, auth, sub, 1000)
     r = await client.post(
         f"/api/admin/uploads/{upload['uploadId']}/parts",
         json={"partNumbers": [1, 2]},
@@ -412,7 +667,7 @@ async def test_part_numbers_outside_the_upload_are_refused(client, auth):
 async def test_abort_drops_the_parts(client, auth, s3c, bucket, media_app):
     sub = f"user_{uuid.uuid4().hex[:8]}"
     body = mp4_bytes(1000)
-    upload = await create_upload(client, auth, sub, unique(), len(body))
+    upload = await create_upload(client, auth, sub, len(body))
     await put_parts(client, auth, sub, upload, body, [1])
     r = await client.delete(
         f"/api/admin/uploads/{upload['uploadId']}", headers=auth.headers("editor", sub)
@@ -425,7 +680,7 @@ async def test_abort_drops_the_parts(client, auth, s3c, bucket, media_app):
 
 async def test_another_editors_upload_is_not_theirs(client, auth):
     owner = f"user_{uuid.uuid4().hex[:8]}"
-    upload = await create_upload(client, auth, owner, unique(), 1000)
+    upload = await create_upload(client, auth, owner, 1000)
     url = f"/api/admin/uploads/{upload['uploadId']}"
     assert (await client.get(url, headers=auth.editor)).status_code == 403
     assert (await client.delete(url, headers=auth.editor)).status_code == 403
@@ -460,9 +715,9 @@ def open_s3_uploads(s3c, bucket) -> set[str]:
 
 async def test_abandoned_uploads_are_aborted(client, auth, s3c, bucket, media_app):
     sub = f"user_{uuid.uuid4().hex[:8]}"
-    old = await create_upload(client, auth, sub, unique(), 1000)
-    fresh = await create_upload(client, auth, sub, unique(), 1000)
-    stale_presign = (await presign(client, auth, unique(), "video/mp4", 10, sub)).json()
+    old = await create_upload(client, auth, sub, 1000)
+    fresh = await create_upload(client, auth, sub, 1000)
+    stale_presign = (await presign(client, auth, "source", "a.mp4", "video/mp4", 10, sub)).json()
     async with media_app.state.runtime.database.transaction() as s:
         await s.execute(
             text(
@@ -472,7 +727,9 @@ async def test_abandoned_uploads_are_aborted(client, auth, s3c, bucket, media_ap
             {"id": old["uploadId"], "key": stale_presign["key"]},
         )
     # An S3 upload no row knows (its row never committed).
-    orphan = s3c.create_multipart_upload(Bucket=bucket, Key=unique(), ContentType="video/mp4")
+    orphan = s3c.create_multipart_upload(
+        Bucket=bucket, Key=f"uploads/{uuid.uuid4()}/a.mp4", ContentType="video/mp4"
+    )
     ids = await s3_upload_ids(media_app)
 
     ctx = media_app.state.media
@@ -523,24 +780,26 @@ async def test_presign_rate_limit_holds_across_replicas_and_recovers(client, aut
         # 5 per window per user, counted in Redis: both replicas share the budget.
         for i in range(5):
             c = client if i % 2 else other
-            r = await presign(c, auth, unique(), "video/mp4", 10, sub)
+            r = await presign(c, auth, "source", "a.mp4", "video/mp4", 10, sub)
             assert r.status_code == 200, r.text
-        r = await presign(other, auth, unique(), "video/mp4", 10, sub)
+        r = await presign(other, auth, "source", "a.mp4", "video/mp4", 10, sub)
         assert r.status_code == 429
         assert r.json()["type"] == PROBLEM + "rate-limited"
         retry_after = int(r.headers["retry-after"])
         assert 1 <= retry_after <= 2
         # Another user is not affected.
-        assert (await presign(client, auth, unique(), "video/mp4", 10)).status_code == 200
+        assert (await presign(client, auth, "source", "a.mp4", "video/mp4", 10)).status_code == 200
         # Multipart starts draw from the same budget.
         r = await client.post(
             "/api/admin/uploads",
-            json={"key": unique(), "contentType": "video/mp4", "size": 10},
+            json={"kind": "source", "filename": "a.mp4", "contentType": "video/mp4", "size": 10},
             headers=auth.headers("editor", sub),
         )
         assert r.status_code == 429
         await asyncio.sleep(retry_after + 0.1)
-        assert (await presign(client, auth, unique(), "video/mp4", 10, sub)).status_code == 200
+        assert (
+            await presign(client, auth, "source", "a.mp4", "video/mp4", 10, sub)
+        ).status_code == 200
 
 
 async def test_the_limiter_lets_requests_through_when_redis_is_down(media_settings):

@@ -351,6 +351,10 @@ class Jobs:
                 await asyncio.gather(*(fetch(e) for e in entries))
         return {"master": master, "playlists": playlists, "segments": segments}
 
+    def size(self, key: str) -> int:
+        head = self.s3.head_object(Bucket=self.settings.s3_bucket, Key=key)
+        return int(head["ContentLength"])
+
     def download(self, key: str, path: Path) -> Path:
         self.s3.download_file(self.settings.s3_bucket, key, str(path))
         return path

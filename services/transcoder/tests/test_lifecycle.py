@@ -40,7 +40,8 @@ async def test_progress_arrives_in_order_and_the_episode_is_playable_before_read
     job = await wait_until(playable, within=30)
     assert job.status == "processing"
     # Playable now: the master and growing EVENT playlists of what is in storage.
-    prefix = f"hls/{event.title_slug}/season-1/ep-1/"
+    prefix = job.output_prefix
+    assert prefix.startswith(f"hls/{event.episode_id}/")
     early = await jobs.follow(prefix + "master.m3u8")
     video = early["playlists"][prefix + "360p/index.m3u8"]
     assert "#EXT-X-PLAYLIST-TYPE:EVENT" in video
@@ -197,6 +198,9 @@ async def test_a_worker_killed_mid_job_leaves_a_job_that_completes_once(
 
     started = await jobs.events("transcoder.transcode.started", job_id=job.id)
     assert [s["data"]["attempt"] for s in started] == [1, 2]
+    # The redone attempt wrote a folder of its own; the dead one's is never overwritten.
+    first, second = (s["data"]["hlsPrefix"] for s in started)
+    assert first != second == prefix_of(job)
     await jobs.wait_events("transcoder.transcode.completed", job_id=job.id)
     await asyncio.sleep(0.5)
     assert len(await jobs.events("transcoder.transcode.completed", job_id=job.id)) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import uuid
 
 import pytest
 
@@ -115,14 +116,19 @@ async def test_two_audio_languages_and_subtitles_become_selectable_renditions(
     event = jobs.uploaded_event("placeholder")
     folder = f"uploads/{event.episode_id}"
     jobs.upload(anime_mkv, f"{folder}/source.mkv")
-    # An extra subtitle uploaded for the source (subtitles/<its folder>/), for a
-    # language the file lacks.
+    # An extra subtitle uploaded for the source, for a language the file lacks:
+    # attached by id, it reaches the transcoder in the event.
+    french = f"subtitles/{uuid.uuid4()}/episode.fr.srt"
+    jobs.upload(None, french, b"1\n00:00:00,500 --> 00:00:01,500\nBonjour\n")
+    # Someone else's file dropped "next to" the source is not part of it.
     jobs.upload(
         None,
-        f"subtitles/{event.episode_id}/episode.fr.srt",
-        b"1\n00:00:00,500 --> 00:00:01,500\nBonjour\n",
+        f"subtitles/{event.episode_id}/episode.de.srt",
+        b"1\n00:00:00,500 --> 00:00:01,500\nHallo\n",
     )
-    event = event.model_copy(update={"source_key": f"{folder}/source.mkv"})
+    event = event.model_copy(
+        update={"source_key": f"{folder}/source.mkv", "subtitle_keys": [french]}
+    )
     await jobs.publish(event)
     job = await jobs.wait_for(event.episode_id, "ready", "failed")
     assert job.status == "ready", job.error_reason
@@ -154,9 +160,9 @@ async def test_two_audio_languages_and_subtitles_become_selectable_renditions(
     completed = await jobs.wait_events("transcoder.transcode.completed", job_id=job.id)
     tracks = {(t["language"], t["format"]): t["url"] for t in completed[0]["data"]["subtitles"]}
     assert tracks == {
-        ("en", "vtt"): prefix + "subs/en.vtt",
-        ("en", "ass"): prefix + "subs/en.ass",
-        ("fr", "vtt"): prefix + "subs/fr.vtt",
+        ("en", "vtt"): "subs/en.vtt",
+        ("en", "ass"): "subs/en.ass",
+        ("fr", "vtt"): "subs/fr.vtt",
     }
 
 

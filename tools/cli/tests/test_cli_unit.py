@@ -11,9 +11,9 @@ import pytest
 
 from studio_cli import config
 from studio_cli.api import Api, problem_from_response
-from studio_cli.errors import ApiError, Exit, exit_for_status
+from studio_cli.errors import ApiError, CliError, Exit, exit_for_status
 from studio_cli.main import main
-from studio_cli.upload import Target, UploadState, format_parts
+from studio_cli.upload import Accepted, Target, UploadState, format_parts, upload_filename
 
 
 @pytest.fixture(autouse=True)
@@ -193,6 +193,52 @@ def test_upload_state_is_keyed_by_file_and_target(tmp_path: Path) -> None:
 def test_format_parts() -> None:
     assert format_parts([]) == "none"
     assert format_parts([3, 1, 2, 5, 7, 8]) == "1-3, 5, 7-8"
+
+
+def test_accepted_types_come_from_media(tmp_path: Path) -> None:
+    kinds = {
+        "kinds": [
+            {
+                "kind": "source",
+                "maxBytes": 10,
+                "attachable": False,
+                "extensions": [
+                    {"extension": "mkv", "contentTypes": ["video/x-matroska"]},
+                    {"extension": "mp4", "contentTypes": ["video/mp4"]},
+                ],
+            },
+            {
+                "kind": "subtitle",
+                "maxBytes": 10,
+                "attachable": True,
+                "extensions": [{"extension": "vtt", "contentTypes": ["text/vtt"]}],
+            },
+        ]
+    }
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(200, json=kinds)
+
+    with Api("http://a.test", "t", transport=httpx.MockTransport(handler)) as api:
+        accepted = Accepted.fetch(api)
+    assert seen == ["/api/admin/uploads/accepted-types"]
+    assert accepted.content_type("source", tmp_path / "Ep 1.MKV", "a video") == "video/x-matroska"
+    assert accepted.content_type("subtitle", tmp_path / "ep.en.vtt", "subs") == "text/vtt"
+    # What media does not list is refused before anything is sent (no copy of the list here).
+    with pytest.raises(CliError) as refused:
+        accepted.content_type("source", tmp_path / "ep.m4v", "a video file")
+    assert refused.value.code == Exit.USAGE
+    assert refused.value.detail == "Accepted: .mkv, .mp4"
+
+
+def test_upload_file_names_are_made_safe_for_media() -> None:
+    assert upload_filename(Path("/x/My Show: Ep 1é.en.srt")) == "My_Show__Ep_1_.en.srt"
+    assert upload_filename(Path("ep.mkv")) == "ep.mkv"
+    long = upload_filename(Path("a" * 300 + ".mkv"))
+    assert len(long) == 200
+    assert long.endswith(".mkv")
 
 
 def test_a_relative_playback_url_is_made_absolute_on_the_gateway() -> None:

@@ -125,6 +125,11 @@ class EpisodeUploadedV1(EventPayload):
     season_number: int
     episode_number: int
     source_key: str
+    # Media's upload id of the source, and the verified subtitle uploads
+    # attached to it by id: the transcoder takes exactly these, never whatever
+    # lies next to the source.
+    source_upload_id: uuid.UUID | None = None
+    subtitle_keys: list[str] = Field(default_factory=list)
 
 
 @event("catalog.episode.deleted")
@@ -145,6 +150,28 @@ class EpisodeVisibilityChangedV1(EventPayload):
     public: bool
 
 
+# --- media -----------------------------------------------------------------
+
+
+@event("media.upload.verified")
+class UploadVerifiedV1(EventPayload):
+    """An uploaded object passed media's checks; only such a source may be referenced.
+
+    ``kind`` is source, poster, banner or subtitle; ``owner`` the subject of the
+    editor who created the upload; ``attached_to`` the source upload a subtitle
+    (or art) belongs to."""
+
+    upload_id: uuid.UUID
+    key: str
+    kind: str
+    owner: str
+    size: int
+    content_type: str
+    format: str
+    filename: str
+    attached_to: uuid.UUID | None = None
+
+
 # --- transcoder ------------------------------------------------------------
 
 
@@ -153,6 +180,9 @@ class TranscodeStartedV1(EventPayload):
     episode_id: uuid.UUID
     job_id: uuid.UUID
     attempt: int = 1
+    # The folder this attempt writes (``hls/{episodeId}/{version}/``): every
+    # attempt has its own, so a retry never overwrites what is being served.
+    hls_prefix: str | None = None
 
 
 @event("transcoder.transcode.progress")
@@ -178,6 +208,7 @@ class TranscodePlayableV1(EventPayload):
 class SubtitleTrack(CamelModel):
     language: str
     name: str
+    # A path inside the episode's HLS folder (``subs/en.vtt``).
     url: str
     format: str = "vtt"
 
@@ -187,9 +218,12 @@ class TranscodeCompletedV1(EventPayload):
     episode_id: uuid.UUID
     job_id: uuid.UUID
     hls_master_key: str
-    hls_master_url: str
+    # A CDN URL of the master when the transcoder knows one; never a storage path.
+    hls_master_url: str | None = None
     duration_sec: float | None = None
     renditions: list[str] = Field(default_factory=list)
+    # Paths inside the episode's HLS folder (``thumbs/poster.jpg``), resolved
+    # against the playback URL media issues; never storage keys.
     thumbnails: list[str] = Field(default_factory=list)
     subtitles: list[SubtitleTrack] = Field(default_factory=list)
 
@@ -203,6 +237,8 @@ class TranscodeFailedV1(EventPayload):
     log_tail: str | None = None
     # Machine-readable cause (not_video, no_video_stream, source_missing, gave_up, ...).
     code: str | None = None
+    # The folder of the failed attempt, which nothing will serve.
+    hls_prefix: str | None = None
 
 
 @event("transcoder.job.retry_requested")
@@ -212,6 +248,22 @@ class TranscodeRetryRequestedV1(EventPayload):
     job_id: uuid.UUID
     episode_id: uuid.UUID
     requested_by: str | None = None
+
+
+# --- media -----------------------------------------------------------------
+
+
+@event("media.episode.playability_changed")
+class EpisodePlayabilityChangedV1(EventPayload):
+    """Whether media serves the episode's HLS now: the one source of "playable".
+
+    Sent after media recorded the change, so once a consumer sees
+    ``playable: true`` the playback URL route answers for that episode."""
+
+    episode_id: uuid.UUID
+    playable: bool
+    # media's asset state: pending, playable, ready, failed or deleted.
+    state: str
 
 
 # --- identity --------------------------------------------------------------

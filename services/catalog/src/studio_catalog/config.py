@@ -9,3 +9,6 @@ class CatalogSettings(ServiceSettings):
 
     # List totals count at most this many matches (then `totalCapped: true`).
     total_count_cap: int = Field(default=1_000, ge=1, le=1_000_000)
+    # Creating an episode waits this long for media's verification of its source
+    # to arrive (media.upload.verified), then refuses it; 0 does not wait.
+    source_wait_seconds: float = Field(default=10.0, ge=0, le=60)

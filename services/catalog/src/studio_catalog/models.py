@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Computed,
     DateTime,
@@ -163,6 +164,8 @@ class Episode(Base):
         String(20), nullable=False, server_default="pending"
     )
     transcode_progress: Mapped[float | None] = mapped_column(Float)
+    # Whether media serves the episode now: set only from media's
+    # playability events, so "playable" never runs ahead of the playback route.
     transcode_playable: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
     # Public: streamed from plain CDN URLs where media runs in CDN mode.
     public: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
@@ -170,6 +173,8 @@ class Episode(Base):
     transcode_job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     # occurredAt of the last transcode event applied: older events are ignored.
     transcode_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The same for media's playability events, ordered apart from the transcoder's.
+    playable_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
@@ -195,3 +200,26 @@ class Episode(Base):
         ),
         Index("ix_episodes_title_id", "title_id"),
     )
+
+
+class VerifiedUpload(Base):
+    """Media's verified uploads, projected from ``media.upload.verified``.
+
+    Only a verified source may be referenced by an episode; catalog learns them
+    from media's events and never asks media synchronously."""
+
+    __tablename__ = "verified_uploads"
+
+    upload_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    owner: Mapped[str] = mapped_column(String(255), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    content_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    format: Mapped[str] = mapped_column(String(20), nullable=False)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    attached_to: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    verified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index("ix_verified_uploads_attached_to", "attached_to"),)

@@ -253,3 +253,20 @@ class EpisodeRepository:
             .returning(Episode.id)
         )
         return result.first() is not None
+
+    async def apply_playability(
+        self, episode_id: uuid.UUID, occurred_at: datetime, playable: bool
+    ) -> bool:
+        """Record media's word on playability unless a newer one was recorded."""
+        result = await self.session.execute(
+            update(Episode)
+            .where(
+                Episode.id == episode_id,
+                or_(Episode.playable_event_at.is_(None), Episode.playable_event_at < occurred_at),
+            )
+            .values(
+                transcode_playable=playable, playable_event_at=occurred_at, updated_at=func.now()
+            )
+            .returning(Episode.id)
+        )
+        return result.first() is not None

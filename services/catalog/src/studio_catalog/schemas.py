@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 from pydantic.alias_generators import to_camel
 
 TitleType = Literal["series", "movie", "ova", "ona", "special"]
@@ -34,20 +34,8 @@ def _url_str(value: HttpUrl | None) -> str | None:
 Url = Annotated[HttpUrl, Field(max_length=2048)]
 
 
-def _source_key(value: str) -> str:
-    parts = value.split("/")
-    if value.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise ValueError("must be a relative object key without empty, '.' or '..' segments")
-    if parts[0] != "uploads":
-        raise ValueError("episode sources live under 'uploads/'")
-    return value
-
-
-SourceKey = Annotated[
-    str,
-    StringConstraints(min_length=9, max_length=1024, pattern=r"^[A-Za-z0-9!_.*'()/ -]+$"),
-    AfterValidator(_source_key),
-]
+# Checked against media's verified uploads by studio_catalog.sources; here only bounded.
+SourceKey = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
 class Schema(BaseModel):
@@ -154,6 +142,9 @@ class EpisodeIn(Schema):
     name: Name
     synopsis: Synopsis | None = None
     source_key: SourceKey
+    # Subtitle uploads (media ids) attached to the source that must be part of
+    # the episode; waited for like the source. Others attached are taken too.
+    subtitle_upload_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
     # Public episodes may be streamed from plain CDN URLs (free episodes, trailers).
     public: bool = False
 

@@ -15,6 +15,8 @@ from studio_catalog.repository import (
     TitleRepository,
 )
 from studio_catalog.schemas import EpisodeIn, EpisodePatch, SeasonIn, TitleIn, TitlePatch
+from studio_catalog.sources import check_source
+from studio_common.auth import Principal
 from studio_common.errors import NotFound, ProblemError
 from studio_common.events import (
     EpisodeDeletedV1,
@@ -115,10 +117,17 @@ class CatalogService:
             raise NotFound(f"No episode with id {episode_id}.")
         return episode
 
-    async def create_episode(self, data: EpisodeIn) -> Episode:
+    async def create_episode(
+        self, data: EpisodeIn, principal: Principal, *, source_wait: float = 0.0
+    ) -> Episode:
+        """A queued episode of a source media verified and the caller may use (any re-source
+        path must go through the same check)."""
         season = await self.seasons.get(data.season_id)
         if season is None:
             raise UnknownReference(f"No season with id {data.season_id}.")
+        source = await check_source(
+            self.session, principal, data.source_key, data.subtitle_upload_ids, wait=source_wait
+        )
         episode = await self.episodes.add(
             Episode(
                 season_id=season.id,
@@ -142,7 +151,9 @@ class CatalogService:
                 season_id=season.id,
                 season_number=season.number,
                 episode_number=episode.number,
-                source_key=data.source_key,
+                source_key=source.key,
+                source_upload_id=source.upload_id,
+                subtitle_keys=source.subtitle_keys,
             ),
         )
         return episode

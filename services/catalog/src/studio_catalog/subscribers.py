@@ -1,8 +1,12 @@
-"""Transcode events → the episode's state.
+"""Transcode and media events → the episode's state.
 
 Each handler is applied once per event (the consumer's inbox) and only when
 the event is newer than the last one applied to that episode, so a late
 ``progress`` can never turn a ``ready`` episode back into ``processing``.
+
+``playable`` is media's alone (ADR 6): the transcoder says how far the job
+is, media says whether it serves the episode, in whatever order the two
+arrive. Once catalog says ``playable: true``, the playback route answers.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from studio_catalog.repository import EpisodeRepository
 from studio_common.consumer import EventConsumers
 from studio_common.events import (
     Envelope,
+    EpisodePlayabilityChangedV1,
     TranscodeCompletedV1,
     TranscodeFailedV1,
     TranscodePlayableV1,
@@ -42,7 +47,6 @@ async def on_started(event: TranscodeStartedV1, envelope: Envelope, session: Asy
             "transcode_state": "processing",
             "transcode_job_id": event.job_id,
             "transcode_progress": 0.0,
-            "transcode_playable": False,
         },
     )
 
@@ -58,7 +62,6 @@ async def on_progress(
             "transcode_state": "processing",
             "transcode_job_id": event.job_id,
             "transcode_progress": round(event.percent, 2),
-            "transcode_playable": event.playable,
         },
     )
 
@@ -73,7 +76,6 @@ async def on_playable(
         {
             "transcode_state": "processing",
             "transcode_job_id": event.job_id,
-            "transcode_playable": True,
             "hls_master_key": event.hls_master_key,
             "renditions": event.renditions,
         },
@@ -91,7 +93,6 @@ async def on_completed(
             "transcode_state": "ready",
             "transcode_job_id": event.job_id,
             "transcode_progress": 100.0,
-            "transcode_playable": True,
             "hls_master_url": event.hls_master_url,
             "hls_master_key": event.hls_master_key,
             "duration_sec": event.duration_sec,
@@ -111,9 +112,16 @@ async def on_failed(event: TranscodeFailedV1, envelope: Envelope, session: Async
         {
             "transcode_state": "failed",
             "transcode_job_id": event.job_id,
-            "transcode_playable": False,
             "transcode_log": log[-LOG_LIMIT:],
         },
+    )
+
+
+async def on_playability(
+    event: EpisodePlayabilityChangedV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    await EpisodeRepository(session).apply_playability(
+        event.episode_id, envelope.occurred_at, event.playable
     )
 
 
@@ -123,3 +131,4 @@ def register(consumers: EventConsumers) -> None:
     consumers.add(TranscodePlayableV1, on_playable)
     consumers.add(TranscodeCompletedV1, on_completed)
     consumers.add(TranscodeFailedV1, on_failed)
+    consumers.add(EpisodePlayabilityChangedV1, on_playability)

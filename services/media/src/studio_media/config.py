@@ -61,6 +61,11 @@ class MediaSettings(ServiceSettings):
     hls_cors_allow_origin: str | None = None
     # Assets registered as public get a plain CDN URL in cdn mode.
     assets_public_by_default: bool = False
+    # A folder no longer served (an older transcode, a failed attempt) is deleted
+    # this long after, so players holding its URL finish; empty = the URL lifetime.
+    hls_retire_grace_seconds: int | None = Field(default=None, ge=0)
+    # How often retired folders are looked for; 0 switches the sweep off here.
+    hls_sweep_interval_seconds: float = Field(default=300.0, ge=0)
 
     # --- CDN (playback_mode=cdn) ----------------------------------------
     cdn_base_url: str | None = None
@@ -96,6 +101,12 @@ class MediaSettings(ServiceSettings):
                 "are built from it, never from the request's Host"
             )
         return problems
+
+    @property
+    def hls_retire_grace(self) -> int:
+        if self.hls_retire_grace_seconds is None:
+            return self.playback_url_ttl_seconds
+        return self.hls_retire_grace_seconds
 
     @property
     def signing_key_generated(self) -> bool:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
+import uuid
 
 from studio_common.errors import ProblemError
 
 HLS_ROOT = "hls/"
+# Unsigned copies of public episodes; the CDN serves this prefix without a
+# signature and everything under hls/ only to trusted signers.
+PUBLIC_ROOT = "public/hls/"
+_VERSION_FOLDER = re.compile(r"^hls/([0-9a-f-]{36})/([0-9a-f]{32})/$")
 MAX_PATH_LENGTH = 300
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
@@ -45,11 +49,32 @@ def _clean(path: str) -> bool:
     )
 
 
-def is_master_key(key: str) -> bool:
-    """A master playlist key media will serve from: ``hls/<folder...>/<name>.m3u8``."""
-    if not key.startswith(HLS_ROOT) or not key.endswith(".m3u8") or len(key) > 1024:
-        return False
-    return _clean(key) and posixpath.dirname(key) != "hls"
+def version_folder(prefix: str, episode_id: uuid.UUID) -> str | None:
+    """``hls/{episodeId}/{version}/`` of this episode, or None for anything else."""
+    match = _VERSION_FOLDER.match(prefix)
+    if match is None or match.group(1) != str(episode_id):
+        return None
+    return prefix
+
+
+def master_folder(key: str, episode_id: uuid.UUID) -> str | None:
+    """The version folder of a master playlist key of this episode, or None."""
+    if not key.endswith(".m3u8") or "/" not in key:
+        return None
+    folder, name = key.rsplit("/", 1)
+    if not _clean(name):
+        return None
+    return version_folder(folder + "/", episode_id)
+
+
+def version_of(prefix: str) -> str:
+    return prefix.rstrip("/").rsplit("/", 1)[-1]
+
+
+def public_copy(prefix: str) -> str:
+    """``hls/{episodeId}/{version}/`` → ``public/hls/{episodeId}/{version}/``."""
+    assert prefix.startswith(HLS_ROOT)
+    return "public/" + prefix
 
 
 def file_in_folder(path: str) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from studio_media.cdn import CdnSigner
 from studio_media.cleanup import cleanup_periodically
 from studio_media.config import MediaSettings
 from studio_media.context import MediaContext
+from studio_media.folders import sweep_periodically
 from studio_media.models import messaging
 from studio_media.ratelimit import RateLimiter
 from studio_media.storage import MediaStorage
@@ -53,6 +54,14 @@ async def _start(ctx: MediaContext, runtime: Runtime, stack: AsyncExitStack) -> 
         )
 
         stack.push_async_callback(stop_task, task)
+    if settings.hls_sweep_interval_seconds > 0:
+        sweep = asyncio.create_task(
+            sweep_periodically(
+                runtime.database, ctx.storage, interval=settings.hls_sweep_interval_seconds
+            ),
+            name="media-hls-sweep",
+        )
+        stack.push_async_callback(stop_task, sweep)
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:

@@ -1,10 +1,14 @@
 """Playback: issuing an episode's HLS URL, and serving the files behind it.
 
-Token mode (ADR 4): ``/hls/{token}/{episodeId}/{path}``. Playlists are served
-by this service unchanged, so the relative links in them resolve to URLs that
-carry the same token; segments are streamed (Range supported) or redirected to
-a short presigned S3 GET, which is safe because a segment links to nothing.
-CDN mode: a CloudFront signed URL and cookies whose policy covers the folder.
+Token mode (ADR 4): ``/hls/{token}/{episodeId}/{version}/{path}``. The URL
+names the version folder it was issued for (ADR 6), so a re-transcode never
+changes the files under a player's feet; the folder must still be registered
+to the episode. Playlists are served by this service unchanged, so the
+relative links in them resolve to URLs that carry the same token; segments are
+streamed (Range supported) or redirected to a short presigned S3 GET, which is
+safe because a segment links to nothing. CDN mode: a CloudFront signed URL and
+cookies whose policy covers the private folder, or for a public episode a plain
+URL of its unsigned copy under ``public/hls/``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from studio_common.errors import Conflict, NotFound, ProblemError, Unauthorized
 from studio_media import tokens
 from studio_media.context import MediaContext
-from studio_media.hls import PLAYLIST, file_in_folder
+from studio_media.hls import PLAYLIST, file_in_folder, version_folder, version_of
 from studio_media.models import EpisodeAsset
 from studio_media.repository import AssetRepository
 from studio_media.schemas import PlaybackOut
@@ -37,6 +41,10 @@ REDIRECT_TTL_SECONDS = 120
 
 class EpisodeNotReady(Conflict):
     slug, title = "episode-not-ready", "The episode cannot be played yet"
+
+
+class EpisodeTranscodeFailed(Conflict):
+    slug, title = "episode-transcode-failed", "The episode's transcoding failed"
 
 
 class RangeNotSatisfiable(ProblemError):
@@ -66,9 +74,15 @@ class PlaybackService:
             raise NotFound(f"No episode with id {episode_id}.")
         if not (signed_in or asset.public):
             raise Unauthorized("Sign in to watch this episode.")
+        if asset.state == "failed":
+            raise EpisodeTranscodeFailed(
+                "Transcoding this episode failed; it can be played once it is transcoded again.",
+                extra={"state": asset.state},
+            )
         if not asset.playable:
             raise EpisodeNotReady(
-                f"The episode is {asset.state}; it can be played once transcoding has produced playlists.",
+                "The episode is still being transcoded; it can be played once its first "
+                "segments are ready.",
                 extra={"state": asset.state},
             )
         return asset
@@ -82,30 +96,44 @@ class PlaybackService:
         settings = self.ctx.settings
         expires_at = int(time.time()) + settings.playback_url_ttl_seconds
         expires = datetime.fromtimestamp(expires_at, UTC)
+        name = posixpath.basename(master_key)
         if settings.playback_mode == "cdn":
             cdn = self.ctx.cdn
             assert cdn is not None
-            if asset.public:
-                return PlaybackOut(url=cdn.url_for(master_key), expires_at=None)
-            signed = cdn.sign_folder(prefix, posixpath.basename(master_key), expires)
+            if asset.public and asset.public_master_key:
+                # Only the unsigned copy is reachable without a signature.
+                return PlaybackOut(url=cdn.url_for(asset.public_master_key), expires_at=None)
+            signed = cdn.sign_folder(prefix, name, expires)
             return PlaybackOut(url=signed.url, expires_at=expires, cookies=signed.cookies)
         token = tokens.sign(settings.signing_keys()[0], episode_id, expires_at)
         # Never the request's Host: a forged one would come back in the URL. Without
         # a configured base (development only) the URL is relative to the gateway.
         base = (settings.public_base_url or "").rstrip("/")
-        name = posixpath.basename(master_key)
-        return PlaybackOut(url=f"{base}/hls/{token}/{episode_id}/{name}", expires_at=expires)
+        version = version_of(prefix)
+        return PlaybackOut(
+            url=f"{base}/hls/{token}/{episode_id}/{version}/{name}", expires_at=expires
+        )
 
     async def serve(
-        self, token: str, episode_id: uuid.UUID, path: str, range_header: str | None
+        self,
+        token: str,
+        episode_id: uuid.UUID,
+        path: str,
+        range_header: str | None,
+        *,
+        head: bool = False,
     ) -> Response:
         settings = self.ctx.settings
         # The token first: nothing about the episode is revealed to a bad token.
         expires_at = tokens.verify(settings.signing_keys(), token, episode_id)
         path, content_type = file_in_folder(path)
-        asset = await self.playable_asset(episode_id)
-        assert asset.hls_prefix is not None
-        key = asset.hls_prefix + path
+        version, _, inner = path.partition("/")
+        folder = version_folder(f"hls/{episode_id}/{version}/", episode_id)
+        if folder is None or not inner:
+            raise NotFound("No such file in this episode.")
+        if await AssetRepository(self.session).serving(episode_id, folder) is None:
+            raise NotFound("No such file in this episode.")
+        key = folder + inner
         remaining = max(1, expires_at - int(time.time()))
         headers: dict[str, str] = {}
         if settings.hls_cors_allow_origin:
@@ -113,7 +141,20 @@ class PlaybackService:
             headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range"
 
         storage = self.ctx.storage
-        if path.endswith("." + PLAYLIST):
+        is_playlist = path.endswith("." + PLAYLIST)
+        if head:
+            # What a GET would answer, without the body (CDNs and players probe with HEAD).
+            info = await storage.head(key)
+            if info is None:
+                raise NotFound("No such file in this episode.")
+            headers["Cache-Control"] = (
+                "private, no-cache" if is_playlist else f"private, max-age={min(remaining, 86_400)}"
+            )
+            headers["Content-Length"] = str(info.size)
+            if not is_playlist:
+                headers["Accept-Ranges"] = "bytes"
+            return Response(status_code=200, media_type=content_type, headers=headers)
+        if is_playlist:
             body = await storage.read(key)
             if body is None:
                 raise NotFound("No such playlist.")

@@ -1,27 +1,29 @@
-"""What may be uploaded where: key rules, content types and size caps per prefix.
+"""What may be uploaded: kinds, file names, content types and size caps.
 
-Pure functions, no I/O. A key is accepted only in its normal form: the caller
-gets back exactly the key that will be signed, so ``uploads//a.mp4`` or
-``uploads/./a.mp4`` are refused instead of quietly rewritten into a different
-object than the one the client thinks it is writing.
+Pure functions, no I/O. The caller names what it uploads (a kind) and a file
+name; the key is the server's: ``<prefix>/<upload id>/<file name>``, made of an
+id nobody else holds, so two editors can never address the same object. A file
+name is accepted only in its normal form (one segment, safe characters) rather
+than quietly rewritten into something else than the client thinks it wrote.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+import uuid
 from dataclasses import dataclass
 
 from studio_common.errors import PayloadTooLarge, ProblemError
 from studio_media.config import MediaSettings
 
 MAX_KEY_LENGTH = 512
-# S3's "safe characters" (no URL-encoding surprises, no control characters).
-_KEY_CHARS = re.compile(r"^[A-Za-z0-9!_.*'()/-]+$")
+# S3's "safe characters" (no URL-encoding surprises, no control characters), one segment.
+_NAME_CHARS = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
 
 
-class InvalidKey(ProblemError):
-    status, slug, title = 422, "invalid-upload-key", "The object key is not allowed"
+class InvalidFileName(ProblemError):
+    status, slug, title = 422, "invalid-file-name", "The file name is not allowed"
 
 
 class ContentTypeNotAllowed(ProblemError):
@@ -38,9 +40,19 @@ class AssetKind(enum.StrEnum):
     subtitle = "subtitle"
 
 
+class UploadKind(enum.StrEnum):
+    """What an upload is for; each kind has its own key prefix."""
+
+    source = "source"
+    poster = "poster"
+    banner = "banner"
+    subtitle = "subtitle"
+
+
 @dataclass(frozen=True, slots=True)
-class PrefixRule:
-    kind: AssetKind
+class KindRule:
+    prefix: str
+    asset: AssetKind
     # extension → content types accepted for it
     types: dict[str, frozenset[str]]
 
@@ -66,19 +78,24 @@ _SUBTITLE = {
     "srt": frozenset({"application/x-subrip"}),
 }
 
-RULES: dict[str, PrefixRule] = {
-    "uploads": PrefixRule(AssetKind.source, _VIDEO),
-    "posters": PrefixRule(AssetKind.image, _IMAGE),
-    "banners": PrefixRule(AssetKind.image, _IMAGE),
-    "subtitles": PrefixRule(AssetKind.subtitle, _SUBTITLE),
+RULES: dict[UploadKind, KindRule] = {
+    UploadKind.source: KindRule("uploads", AssetKind.source, _VIDEO),
+    UploadKind.poster: KindRule("posters", AssetKind.image, _IMAGE),
+    UploadKind.banner: KindRule("banners", AssetKind.image, _IMAGE),
+    UploadKind.subtitle: KindRule("subtitles", AssetKind.subtitle, _SUBTITLE),
 }
-PREFIXES = tuple(f"{p}/" for p in RULES)
+PREFIXES = tuple(f"{r.prefix}/" for r in RULES.values())
+MAX_FILENAME_LENGTH = 200
+# A subtitle belongs to a source; art may name one too. Sources stand alone.
+ATTACHABLE = {UploadKind.subtitle, UploadKind.poster, UploadKind.banner}
 
 
 @dataclass(frozen=True, slots=True)
 class UploadTarget:
-    key: str
+    kind: UploadKind
+    filename: str
     content_type: str  # normalised: "video/mp4", no parameters
+    extension: str
 
 
 def max_bytes_for(kind: AssetKind, settings: MediaSettings) -> int:
@@ -89,34 +106,33 @@ def max_bytes_for(kind: AssetKind, settings: MediaSettings) -> int:
     }[kind]
 
 
-def check_key(key: str) -> tuple[PrefixRule, str]:
-    """The key's prefix rule and lower-case extension; raises :class:`InvalidKey`."""
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidKey(f"The key must be 1 to {MAX_KEY_LENGTH} characters long.")
-    if key.startswith("/") or "\\" in key:
-        raise InvalidKey("The key must be a relative path with '/' separators.")
-    if not _KEY_CHARS.match(key):
-        raise InvalidKey("The key may contain only letters, digits, '/' and !_.*'()-")
-    parts = key.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise InvalidKey("The key may not contain empty, '.' or '..' segments.")
-    rule = RULES.get(parts[0])
-    if rule is None or len(parts) < 2:
-        raise InvalidKey(f"The key must start with one of {', '.join(PREFIXES)}.")
-    name = parts[-1]
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        raise InvalidKey("The file name needs an extension.")
-    return rule, ext.lower()
+def upload_key(kind: UploadKind, upload_id: uuid.UUID, filename: str) -> str:
+    """The only way an upload's key is made: from its kind and its own id."""
+    return f"{RULES[kind].prefix}/{upload_id}/{filename}"
 
 
-def allowed_types(key: str) -> tuple[PrefixRule, str, frozenset[str]]:
-    """The key's prefix rule, extension and accepted content types; raises for a bad key or extension."""
-    rule, ext = check_key(key)
+def check_filename(filename: str) -> str:
+    """The file name's lower-case extension; raises :class:`InvalidFileName`."""
+    if not filename or len(filename) > MAX_FILENAME_LENGTH:
+        raise InvalidFileName(f"The file name must be 1 to {MAX_FILENAME_LENGTH} characters long.")
+    if not _NAME_CHARS.match(filename):
+        raise InvalidFileName(
+            "The file name may contain only letters, digits and !_.*'()- (no '/')."
+        )
+    stem, dot, ext = filename.rpartition(".")
+    if not dot or not stem.strip("."):
+        raise InvalidFileName("The file name needs a name and an extension.")
+    return ext.lower()
+
+
+def allowed_types(kind: UploadKind, filename: str) -> tuple[KindRule, str, frozenset[str]]:
+    """The kind's rule, the extension and its accepted content types; raises for a bad name or extension."""
+    rule = RULES[kind]
+    ext = check_filename(filename)
     allowed = rule.types.get(ext)
     if allowed is None:
         raise ContentTypeNotAllowed(
-            f"'.{ext}' files are not accepted under '{key.split('/')[0]}/' "
+            f"'.{ext}' files are not accepted as {kind.value} uploads "
             f"(allowed: {', '.join(sorted(rule.types))}).",
             extra={"allowedExtensions": sorted(rule.types)},
         )
@@ -128,19 +144,33 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def check_upload(key: str, content_type: str, size: int, settings: MediaSettings) -> UploadTarget:
-    """Validate an upload request: key, extension, content type and size."""
-    rule, ext, allowed = allowed_types(key)
+def check_upload(
+    kind: UploadKind, filename: str, content_type: str, size: int, settings: MediaSettings
+) -> UploadTarget:
+    """Validate an upload request: file name, extension, content type and size."""
+    rule, ext, allowed = allowed_types(kind, filename)
     ctype = media_type(content_type)
     if ctype not in allowed:
         raise ContentTypeNotAllowed(
             f"'{content_type}' does not match a '.{ext}' file (expected {', '.join(sorted(allowed))}).",
             extra={"allowedContentTypes": sorted(allowed)},
         )
-    limit = max_bytes_for(rule.kind, settings)
+    limit = max_bytes_for(rule.asset, settings)
     if size > limit:
         raise UploadTooLarge(
-            f"{size} bytes is over the {limit} byte limit for {rule.kind.value} uploads.",
+            f"{size} bytes is over the {limit} byte limit for {kind.value} uploads.",
             extra={"maxBytes": limit},
         )
-    return UploadTarget(key=key, content_type=ctype)
+    return UploadTarget(kind=kind, filename=filename, content_type=ctype, extension=ext)
+
+
+def accepted(settings: MediaSettings) -> list[tuple[UploadKind, int, dict[str, list[str]]]]:
+    """Every kind with its size cap and extensions → content types."""
+    return [
+        (
+            kind,
+            max_bytes_for(rule.asset, settings),
+            {ext: sorted(types) for ext, types in sorted(rule.types.items())},
+        )
+        for kind, rule in RULES.items()
+    ]

@@ -9,10 +9,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from studio_media.policy import MAX_KEY_LENGTH
+from studio_media.policy import MAX_FILENAME_LENGTH, UploadKind
 
 # Checked in depth by studio_media.policy; here only bounded.
-Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH * 2)]
+FileName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_FILENAME_LENGTH * 2)]
 ContentType = Annotated[str, StringConstraints(min_length=3, max_length=100)]
 Size = Annotated[int, Field(ge=1, le=5 * 1024**4)]
 PartNumber = Annotated[int, Field(ge=1, le=10_000)]
@@ -26,12 +26,18 @@ class Schema(BaseModel):
 
 
 class PresignIn(Schema):
-    key: Key
+    """What is uploaded; the server picks the key (``<prefix>/<uploadId>/<filename>``)."""
+
+    kind: UploadKind
+    filename: FileName
     content_type: ContentType
     size: Size
+    # The source upload a subtitle belongs to (required for subtitles; optional for art).
+    attach_to: uuid.UUID | None = None
 
 
 class PresignOut(Schema):
+    upload_id: uuid.UUID
     url: str
     key: str
     expires_in: int
@@ -39,15 +45,15 @@ class PresignOut(Schema):
     headers: dict[str, str]
 
 
-class UploadIn(Schema):
-    key: Key
-    content_type: ContentType
-    size: Size
+class UploadIn(PresignIn):
+    pass
 
 
 class UploadOut(Schema):
     upload_id: uuid.UUID
     key: str
+    kind: UploadKind
+    attached_to: uuid.UUID | None = None
     status: str
     size: int
     content_type: str
@@ -94,15 +100,35 @@ class CompleteIn(Schema):
 
 
 class VerifyIn(Schema):
-    key: Key
+    upload_id: uuid.UUID
 
 
 class VerifiedObject(Schema):
+    upload_id: uuid.UUID
     key: str
+    kind: UploadKind
     size: int
     content_type: str
     format: str
-    upload_id: uuid.UUID | None = None
+    attached_to: uuid.UUID | None = None
+
+
+class AcceptedExtension(Schema):
+    extension: str
+    content_types: list[str]
+
+
+class AcceptedKind(Schema):
+    kind: UploadKind
+    max_bytes: int
+    attachable: bool
+    extensions: list[AcceptedExtension]
+
+
+class AcceptedTypes(Schema):
+    """What may be uploaded: the one list clients check files against before sending them."""
+
+    kinds: list[AcceptedKind]
 
 
 class PlaybackOut(Schema):

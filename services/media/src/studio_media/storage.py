@@ -22,6 +22,9 @@ from studio_media.config import MediaSettings
 CHUNK = 64 * 1024
 
 
+COPY_CONCURRENCY = 16
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -70,8 +73,10 @@ class MediaStorage:
                 "Bucket": self.bucket,
                 "Key": key,
                 "ContentType": content_type,
-                # Signed: S3 refuses a body of any other length.
+                # Signed: S3 refuses a body of any other length,
                 "ContentLength": size,
+                # and any write over an object already stored under the key.
+                "IfNoneMatch": "*",
             },
             ExpiresIn=expires,
         )
@@ -129,6 +134,8 @@ class MediaStorage:
             Key=key,
             UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+            # Never replace an object already stored under the key.
+            IfNoneMatch="*",
         )
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
@@ -234,3 +241,30 @@ class MediaStorage:
             return deleted
 
         return await asyncio.to_thread(run)
+
+    async def copy_prefix(self, source: str, target: str) -> int:
+        """Server-side copies of every object under ``source`` to the same names under ``target``."""
+
+        def run() -> list[str]:
+            keys: list[str] = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=source):
+                keys += [obj["Key"] for obj in page.get("Contents", [])]
+            return keys
+
+        keys = await asyncio.to_thread(run)
+
+        def copy(key: str) -> None:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target + key.removeprefix(source),
+                CopySource={"Bucket": self.bucket, "Key": key},
+                MetadataDirective="COPY",
+            )
+
+        # A few at a time: thousands of segments, each one request.
+        for start in range(0, len(keys), COPY_CONCURRENCY):
+            await asyncio.gather(
+                *(asyncio.to_thread(copy, k) for k in keys[start : start + COPY_CONCURRENCY])
+            )
+        return len(keys)

@@ -3,6 +3,13 @@
 Each runs in the caller's transaction. S3 calls are not transactional: an S3
 multipart upload whose row never committed is an orphan the cleanup sweep
 aborts, and a rejected object is deleted before the rejection is reported.
+
+An upload belongs to the editor who created it. Its key is made here from its
+own id (``uploads/<id>/<file name>``), never taken from the request, and S3 is
+told to refuse a write over an existing object (``If-None-Match: *``), so no
+one can address, overwrite or, through a failed check, delete another upload's
+object. A verified upload is announced as ``media.upload.verified`` through the
+outbox; catalog accepts only such sources.
 """
 
 from __future__ import annotations
@@ -16,14 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.auth import Principal, Role
 from studio_common.errors import Forbidden, NotFound, ProblemError, ValidationFailed
+from studio_common.events import UploadVerifiedV1
+from studio_common.outbox import enqueue
 from studio_media.config import MediaSettings
-from studio_media.models import Upload
+from studio_media.models import Upload, messaging
 from studio_media.policy import (
+    ATTACHABLE,
+    RULES,
     AssetKind,
-    allowed_types,
+    UploadKind,
     check_upload,
     max_bytes_for,
     media_type,
+    upload_key,
 )
 from studio_media.repository import UploadRepository
 from studio_media.schemas import (
@@ -40,6 +52,22 @@ from studio_media.storage import MediaStorage
 
 MiB = 1024**2
 S3_MAX_PARTS = 10_000
+
+
+class AttachmentRequired(ValidationFailed):
+    slug, title = "attachment-required", "A subtitle upload names the source it belongs to"
+
+
+class AttachmentNotAllowed(ValidationFailed):
+    slug, title = "attachment-not-allowed", "This kind of upload cannot belong to another"
+
+
+class UnknownAttachment(ProblemError):
+    status, slug, title = (
+        422,
+        "unknown-attachment",
+        "The upload to attach to is not a usable source",
+    )
 
 
 class UploadNotOpen(ProblemError):
@@ -112,57 +140,112 @@ class UploadService:
     def uploads(self) -> UploadRepository:
         return UploadRepository(self.session)
 
+    async def _attachment(
+        self, principal: Principal, kind: UploadKind, attach_to: uuid.UUID | None
+    ) -> Upload | None:
+        """The source upload a new upload belongs to: the caller's own (an admin may use any)."""
+        if attach_to is None:
+            if kind is UploadKind.subtitle:
+                raise AttachmentRequired("Name the source upload in 'attachTo'.")
+            return None
+        if kind not in ATTACHABLE:
+            raise AttachmentNotAllowed(f"A {kind.value} upload stands alone; omit 'attachTo'.")
+        parent = await self.uploads.get(attach_to)
+        if parent is None or parent.asset_kind != UploadKind.source:
+            raise UnknownAttachment(f"No source upload with id {attach_to}.")
+        if parent.created_by != principal.subject and not principal.has_role(Role.admin):
+            raise Forbidden("Only the editor who uploaded a source, or an admin, may attach to it.")
+        if parent.status in ("rejected", "aborted", "expired"):
+            raise UnknownAttachment(
+                f"The source upload {attach_to} is {parent.status}.",
+                extra={"uploadStatus": parent.status},
+            )
+        return parent
+
+    async def _new(
+        self,
+        principal: Principal,
+        kind: UploadKind,
+        filename: str,
+        content_type: str,
+        size: int,
+        attach_to: uuid.UUID | None,
+    ) -> tuple[Upload, str]:
+        """A new upload row (not yet added) and its normalised content type."""
+        target = check_upload(kind, filename, content_type, size, self.settings)
+        parent = await self._attachment(principal, kind, attach_to)
+        upload_id = uuid.uuid4()
+        upload = Upload(
+            id=upload_id,
+            key=upload_key(kind, upload_id, target.filename),
+            asset_kind=kind.value,
+            filename=target.filename,
+            attached_to=parent.id if parent else None,
+            content_type=target.content_type,
+            size=size,
+            created_by=principal.subject,
+        )
+        return upload, target.content_type
+
     # --- single PUT ---------------------------------------------------------
 
     async def presign(
-        self, principal: Principal, key: str, content_type: str, size: int
+        self,
+        principal: Principal,
+        kind: UploadKind,
+        filename: str,
+        content_type: str,
+        size: int,
+        attach_to: uuid.UUID | None = None,
     ) -> PresignOut:
-        target = check_upload(key, content_type, size, self.settings)
+        upload, ctype = await self._new(principal, kind, filename, content_type, size, attach_to)
         expires = self.settings.presign_expires_seconds
-        url = self.storage.presign_put(target.key, target.content_type, size, expires)
-        await self.uploads.add(
-            Upload(
-                key=target.key,
-                kind="single",
-                content_type=target.content_type,
-                size=size,
-                status="pending",
-                created_by=principal.subject,
-            )
-        )
+        url = self.storage.presign_put(upload.key, ctype, size, expires)
+        upload.kind, upload.status = "single", "pending"
+        await self.uploads.add(upload)
         return PresignOut(
+            upload_id=upload.id,
             url=url,
-            key=target.key,
+            key=upload.key,
             expires_in=expires,
-            headers={"Content-Type": target.content_type, "Content-Length": str(size)},
+            headers={
+                "Content-Type": ctype,
+                "Content-Length": str(size),
+                # Signed: storage refuses the PUT once an object is there.
+                "If-None-Match": "*",
+            },
         )
 
     # --- multipart ------------------------------------------------------------
 
-    async def create(self, principal: Principal, key: str, content_type: str, size: int) -> Upload:
-        target = check_upload(key, content_type, size, self.settings)
+    async def create(
+        self,
+        principal: Principal,
+        kind: UploadKind,
+        filename: str,
+        content_type: str,
+        size: int,
+        attach_to: uuid.UUID | None = None,
+    ) -> Upload:
+        upload, ctype = await self._new(principal, kind, filename, content_type, size, attach_to)
         part_size, part_count = plan_parts(size, self.settings.multipart_part_size)
-        s3_upload_id = await self.storage.create_multipart(target.key, target.content_type)
-        return await self.uploads.add(
-            Upload(
-                key=target.key,
-                kind="multipart",
-                s3_upload_id=s3_upload_id,
-                content_type=target.content_type,
-                size=size,
-                part_size=part_size,
-                part_count=part_count,
-                status="uploading",
-                created_by=principal.subject,
-            )
-        )
+        upload.kind, upload.status = "multipart", "uploading"
+        upload.part_size, upload.part_count = part_size, part_count
+        upload.s3_upload_id = await self.storage.create_multipart(upload.key, ctype)
+        return await self.uploads.add(upload)
 
     async def owned(
-        self, upload_id: uuid.UUID, principal: Principal, *, for_update: bool = False
+        self,
+        upload_id: uuid.UUID,
+        principal: Principal,
+        *,
+        for_update: bool = False,
+        multipart: bool = True,
     ) -> Upload:
+        """The caller's upload (an admin may touch anyone's)."""
         upload = await self.uploads.get(upload_id, for_update=for_update)
-        if upload is None or upload.kind != "multipart":
-            raise NotFound(f"No multipart upload with id {upload_id}.")
+        if upload is None or (multipart and upload.kind != "multipart"):
+            raise NotFound(f"No {'multipart ' if multipart else ''}upload with id {upload_id}.")
         if upload.created_by != principal.subject and not principal.has_role(Role.admin):
             raise Forbidden("Only the editor who started an upload, or an admin, may touch it.")
         return upload
@@ -211,6 +294,8 @@ class UploadService:
         return UploadProgress(
             upload_id=upload.id,
             key=upload.key,
+            kind=UploadKind(upload.asset_kind),
+            attached_to=upload.attached_to,
             status=upload.status,
             size=upload.size,
             content_type=upload.content_type,
@@ -248,7 +333,7 @@ class UploadService:
             upload.key, s3_id, [(n, stored[n].etag) for n in sorted(stored)]
         )
         await self.uploads.set_status(upload, "completed", completed_at=datetime.now(UTC))
-        return await self.verify_object(upload.key, upload)
+        return await self.verify_object(upload)
 
     async def abort(self, upload: Upload) -> None:
         s3_id = self._require_open(upload)
@@ -257,66 +342,105 @@ class UploadService:
 
     # --- verification -------------------------------------------------------
 
-    async def verify(self, key: str) -> VerifiedObject:
-        allowed_types(key)  # a bad key or extension is the request's fault, not the object's
-        return await self.verify_object(key, await self.uploads.latest_for_key(key))
+    async def verify(self, upload: Upload) -> VerifiedObject:
+        """Check the caller's own upload (see :meth:`owned`).
 
-    async def verify_object(self, key: str, upload: Upload | None) -> VerifiedObject:
-        """Check the stored object; on failure delete it, mark the upload and raise.
+        A verified upload answers what was found then, unchanged: its object
+        cannot be replaced (``If-None-Match``), and checking it again must not
+        be able to delete what an episode may already reference."""
+        if upload.status == "verified" and upload.format is not None:
+            return _verified_out(upload)
+        if upload.filename is None or upload.status in ("uploading", "aborted", "expired"):
+            raise UploadNotOpen(
+                "Only a presigned or completed upload can be checked"
+                + ("" if upload.filename else "; upload the file again")
+                + ".",
+                extra={"uploadStatus": upload.status},
+            )
+        return await self.verify_object(upload)
 
-        The caller commits the rejection even though this raises: the API
-        returns a :class:`VerificationFailed` as a response, not an exception.
+    async def verify_object(self, upload: Upload) -> VerifiedObject:
+        """Check the upload's stored object; on failure delete it, mark the upload and raise.
+
+        The object is this upload's own (its key carries the upload's id). The
+        caller commits the rejection even though this raises: the API returns
+        a :class:`VerificationFailed` as a response, not an exception.
         """
         try:
-            return await self._check_object(key, upload)
+            return await self._check_object(upload)
         except VerificationFailed as exc:
             if not isinstance(exc, UploadMissing):
-                await self.storage.delete(key)
-            if upload is not None:
-                await self.uploads.set_status(upload, "rejected", reason=exc.detail or exc.title)
+                await self.storage.delete(upload.key)
+            await self.uploads.set_status(upload, "rejected", reason=exc.detail or exc.title)
             raise
 
-    async def _check_object(self, key: str, upload: Upload | None) -> VerifiedObject:
-        rule, ext, allowed = allowed_types(key)
+    async def _check_object(self, upload: Upload) -> VerifiedObject:
+        kind = UploadKind(upload.asset_kind)
+        rule = RULES[kind]
+        key = upload.key
+        ext = key.rsplit(".", 1)[-1].lower()
+        allowed = rule.types.get(ext, frozenset())
         info = await self.storage.head(key)
         if info is None:
             raise UploadMissing(f"Nothing is stored under '{key}'; upload it first.")
         stored_type = media_type(info.content_type or "")
-        if stored_type not in allowed or (
-            upload is not None and stored_type != upload.content_type
-        ):
+        if stored_type not in allowed or stored_type != upload.content_type:
             raise UploadContentTypeMismatch(
                 f"The object is stored as '{info.content_type}'; a '.{ext}' file here must be "
-                f"{upload.content_type if upload else ' or '.join(sorted(allowed))}."
+                f"{upload.content_type}."
             )
-        limit = max_bytes_for(rule.kind, self.settings)
+        limit = max_bytes_for(rule.asset, self.settings)
         if info.size > limit:
             raise UploadObjectTooLarge(
                 f"The object has {info.size} bytes; the limit is {limit}.",
                 extra={"maxBytes": limit, "size": info.size},
             )
-        if upload is not None and info.size != upload.size:
+        if info.size != upload.size:
             raise UploadSizeMismatch(
                 f"The object has {info.size} bytes; {upload.size} were declared.",
                 extra={"declaredSize": upload.size, "size": info.size},
             )
         head = await self.storage.read_head(key, SNIFF_BYTES) if info.size else b""
-        found = sniff(rule.kind, head)
+        found = sniff(rule.asset, head)
         if found is None or found not in EXPECTED[ext]:
             what = (
                 "a video container (MP4/MOV, Matroska/WebM or MPEG-TS)"
-                if rule.kind is AssetKind.source
+                if rule.asset is AssetKind.source
                 else f"a .{ext} file"
             )
             raise UploadContentInvalid(
                 f"The first bytes of '{key}' do not look like {what}.", extra={"detected": found}
             )
-        if upload is not None:
-            await self.uploads.set_status(upload, "verified", verified_at=datetime.now(UTC))
-        return VerifiedObject(
-            key=key,
-            size=info.size,
-            content_type=stored_type,
-            format=found,
-            upload_id=upload.id if upload else None,
+        await self.uploads.set_status(
+            upload, "verified", verified_at=datetime.now(UTC), format=found
         )
+        assert upload.filename is not None
+        await enqueue(
+            self.session,
+            messaging,
+            UploadVerifiedV1(
+                upload_id=upload.id,
+                key=key,
+                kind=kind.value,
+                owner=upload.created_by,
+                size=info.size,
+                content_type=stored_type,
+                format=found,
+                filename=upload.filename,
+                attached_to=upload.attached_to,
+            ),
+        )
+        return _verified_out(upload)
+
+
+def _verified_out(upload: Upload) -> VerifiedObject:
+    assert upload.format is not None
+    return VerifiedObject(
+        upload_id=upload.id,
+        key=upload.key,
+        kind=UploadKind(upload.asset_kind),
+        size=upload.size,
+        content_type=upload.content_type,
+        format=upload.format,
+        attached_to=upload.attached_to,
+    )

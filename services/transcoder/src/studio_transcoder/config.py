@@ -86,7 +86,7 @@ class TranscoderSettings(ServiceSettings):
     source_access: Literal["auto", "stream", "download"] = "auto"
     # Lifetime of the presigned source URL: at least this, longer for long sources.
     source_url_ttl_seconds: int = Field(default=900, ge=60, le=43_200)
-    # hls_master_url = <cdn_base_url>/<key> when set, else s3://<bucket>/<key>.
+    # hls_master_url = <cdn_base_url>/<key> when set, else none (storage paths stay inside).
     cdn_base_url: str | None = None
     upload_concurrency: int = Field(default=4, ge=1, le=32)
     # Segments of every rendition in storage before the playlists are published.

@@ -60,6 +60,8 @@ class Job(Base):
     error_reason: Mapped[str | None] = mapped_column(Text)
     log_tail: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The folder of the current (or last) attempt: hls/{episodeId}/{version}/.
+    output_prefix: Mapped[str | None] = mapped_column(String(200))
     media_duration_sec: Mapped[float | None] = mapped_column(Float)
     encode_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(

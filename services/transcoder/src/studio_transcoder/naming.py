@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import unicodedata
+import uuid
 
 # ISO 639-2 (what MKV and MP4 carry) → BCP 47 primary tags (what HLS wants).
 _ISO639_2_TO_1 = {
@@ -85,6 +85,7 @@ _DISPLAY_NAMES = {
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 UNDETERMINED = "und"
+_VERSION = re.compile(r"^[0-9a-f]{32}$")
 
 
 def language_tag(raw: str | None) -> str:
@@ -112,18 +113,17 @@ def language_name(tag: str, title: str | None = None) -> str:
     return f"{name} ({region})" if region else name
 
 
-def slugify(value: str, fallback: str = "untitled") -> str:
-    """Lowercase ASCII words joined by dashes: safe in an object key and a URL."""
-    ascii_only = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")
-    return slug[:120].strip("-") or fallback
+def new_version() -> str:
+    """A fresh version id for one transcode attempt's output."""
+    return uuid.uuid4().hex
 
 
-def output_prefix(title_slug: str, season_number: int, episode_number: int) -> str:
-    """``hls/{titleSlug}/season-{n}/ep-{n}/`` with every part made safe."""
-    return (
-        f"hls/{slugify(title_slug)}/season-{abs(int(season_number))}/ep-{abs(int(episode_number))}/"
-    )
+def output_prefix(episode_id: uuid.UUID, version: str) -> str:
+    """``hls/{episodeId}/{version}/``: immutable ids only, never a slug or a name,
+    so a renamed title or a reused slug can never address another episode's files."""
+    if not _VERSION.match(version):
+        raise ValueError(f"not a version id: {version!r}")
+    return f"hls/{episode_id}/{version}/"
 
 
 def unique_names(names: list[str]) -> list[str]:

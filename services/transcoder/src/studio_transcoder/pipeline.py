@@ -37,7 +37,7 @@ from studio_transcoder.media.playlists import (
 )
 from studio_transcoder.media.probe import SourceInfo, check_decodes, probe
 from studio_transcoder.media.process import FfmpegRun, run_tool
-from studio_transcoder.naming import UNDETERMINED, is_language, language_tag, output_prefix
+from studio_transcoder.naming import UNDETERMINED, is_language, language_tag
 from studio_transcoder.publisher import HlsPublisher
 from studio_transcoder.storage import CACHE_FINAL, CACHE_IMMUTABLE, ObjectStore
 
@@ -60,7 +60,7 @@ class Reporter(Protocol):
 @dataclass
 class AttemptResult:
     master_key: str
-    master_url: str
+    master_url: str | None
     duration: float
     renditions: list[str]
     audio_languages: list[str]
@@ -78,18 +78,6 @@ class _Source:
     label: str
     streamed: bool
     redactions: dict[str, str] = field(default_factory=dict)
-
-
-def sidecar_subtitles_prefix(source_key: str) -> str:
-    """Where subtitle files uploaded for a source live.
-
-    ``uploads/<folder>/episode.mkv`` → ``subtitles/<folder>/``: under the
-    ``subtitles/`` prefix that media accepts subtitle types for, mirroring the
-    source's folder (the `studio upload --subtitles` convention).
-    """
-    folder = source_key.rsplit("/", 1)[0] if "/" in source_key else ""
-    folder = folder.removeprefix("uploads").strip("/")
-    return f"subtitles/{folder}/" if folder else "subtitles/"
 
 
 def subtitle_language(key: str) -> str:
@@ -120,13 +108,15 @@ class TranscodeAttempt:
         event: EpisodeUploadedV1,
         workdir: Path,
         reporter: Reporter,
+        prefix: str,
     ) -> None:
         self.settings = settings
         self.store = store
         self.event = event
         self.workdir = workdir
         self.reporter = reporter
-        self.prefix = output_prefix(event.title_slug, event.season_number, event.episode_number)
+        # This attempt's own folder (``hls/{episodeId}/{version}/``), empty at the start.
+        self.prefix = prefix
         self.layout = OutputLayout(workdir / "out")
 
     # --- the whole attempt --------------------------------------------------
@@ -205,7 +195,6 @@ class TranscodeAttempt:
             await publisher.abort()
             await asyncio.gather(subtitles, return_exceptions=True)
             raise
-        await self._remove_stale_objects()
         return AttemptResult(
             master_key=publisher.master_key,
             master_url=self.master_url(publisher.master_key),
@@ -222,10 +211,10 @@ class TranscodeAttempt:
             source_streamed=source.streamed,
         )
 
-    def master_url(self, key: str) -> str:
+    def master_url(self, key: str) -> str | None:
         if self.settings.cdn_base_url:
             return f"{self.settings.cdn_base_url.rstrip('/')}/{key}"
-        return f"s3://{self.store.bucket}/{key}"
+        return None
 
     # --- source -------------------------------------------------------------
 
@@ -261,11 +250,12 @@ class TranscodeAttempt:
     # --- subtitles ----------------------------------------------------------
 
     async def _subtitle_files(self) -> list[SubtitleFile]:
-        prefix = sidecar_subtitles_prefix(self.event.source_key)
+        """The subtitle uploads the event names: verified by media and attached
+        to this source by id. Nothing is picked up by where it lies in storage."""
         files = []
-        for key in sorted(await self.store.list_keys(prefix))[:MAX_SUBTITLE_FILES]:
+        for key in self.event.subtitle_keys[:MAX_SUBTITLE_FILES]:
             extension = posixpath.splitext(key)[1].lower().lstrip(".")
-            if extension in SUBTITLE_EXTENSIONS:
+            if key.startswith("subtitles/") and extension in SUBTITLE_EXTENSIONS:
                 files.append(SubtitleFile(key, subtitle_language(key), extension))
         return files
 
@@ -361,16 +351,14 @@ class TranscodeAttempt:
             if t.name not in published:
                 continue
             tracks.append(
-                SubtitleTrack(
-                    language=t.language, name=t.label, url=self._key(f"subs/{t.name}.vtt")
-                )
+                SubtitleTrack(language=t.language, name=t.label, url=f"subs/{t.name}.vtt")
             )
             if (self.layout.subs / f"{t.name}.ass").exists():
                 tracks.append(
                     SubtitleTrack(
                         language=t.language,
                         name=t.label,
-                        url=self._key(f"subs/{t.name}.ass"),
+                        url=f"subs/{t.name}.ass",
                         format="ass",
                     )
                 )
@@ -392,9 +380,12 @@ class TranscodeAttempt:
         poster = thumbs / "poster.jpg"
         if not poster.exists() and stills:
             shutil.copyfile(stills[0], poster)
-        keys: list[str] = []
+        # Paths inside the folder, not storage keys: viewers resolve them
+        # against the playback URL.
+        names: list[str] = []
         for path in ([poster] if poster.exists() else []) + stills + sheets:
-            keys.append(await self._upload(path, f"thumbs/{path.name}", CACHE_IMMUTABLE))
+            await self._upload(path, f"thumbs/{path.name}", CACHE_IMMUTABLE)
+            names.append(f"thumbs/{path.name}")
         if sheets:
             t = plan.thumbnails
             vtt = sprite_vtt(
@@ -406,8 +397,9 @@ class TranscodeAttempt:
                 tile=t.tile_size,
                 sheets=[p.name for p in sheets],
             )
-            keys.append(await self._put("thumbs/sprite.vtt", vtt, CACHE_IMMUTABLE))
-        return keys
+            await self._put("thumbs/sprite.vtt", vtt, CACHE_IMMUTABLE)
+            names.append("thumbs/sprite.vtt")
+        return names
 
     # --- storage ------------------------------------------------------------
 
@@ -423,10 +415,3 @@ class TranscodeAttempt:
         key = self._key(name)
         await self.store.put_text(key, text, cache_control=cache_control)
         return key
-
-    async def _remove_stale_objects(self) -> None:
-        """Objects an earlier attempt or source left under the prefix, that nothing lists now."""
-        stale = [k for k in await self.store.list_keys(self.prefix) if k not in self.store.written]
-        if stale:
-            self.reporter.note(f"removed {len(stale)} objects left by an earlier attempt")
-            await self.store.delete_keys(stale)

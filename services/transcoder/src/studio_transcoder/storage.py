@@ -46,17 +46,12 @@ def _missing(exc: ClientError) -> bool:
 
 
 class ObjectStore:
-    """The bucket through one boto3 client; remembers every key it wrote."""
+    """The bucket through one boto3 client."""
 
     def __init__(self, settings: TranscoderSettings, client: Any = None) -> None:
         self.settings = settings
         self.bucket = settings.s3_bucket
         self.client: Any = client if client is not None else s3_client(settings)
-        self.written: set[str] = set()
-
-    def fresh(self) -> ObjectStore:
-        """The same client with an empty record of written keys (one per attempt)."""
-        return ObjectStore(self.settings, self.client)
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -69,7 +64,8 @@ class ObjectStore:
             raise TransientFailure("storage", f"Storage failed to {what}: {exc}") from exc
 
     def label(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
+        """How logs and failure reasons name an object: its key, never the bucket or a URL."""
+        return key
 
     async def size(self, key: str) -> int | None:
         """The object's size in bytes, or None when there is no such object."""
@@ -118,9 +114,7 @@ class ObjectStore:
             )
             return path.stat().st_size
 
-        size = await self._call(f"upload {key}", run)
-        self.written.add(key)
-        return size
+        return await self._call(f"upload {key}", run)
 
     async def put_text(self, key: str, text: str, *, cache_control: str) -> None:
         body = text.encode()
@@ -134,7 +128,6 @@ class ObjectStore:
                 CacheControl=cache_control,
             ),
         )
-        self.written.add(key)
 
     async def list_keys(self, prefix: str) -> list[str]:
         def run() -> list[str]:
@@ -150,10 +143,16 @@ class ObjectStore:
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": k} for k in keys[start : start + 1000]]
             await self._call(
-                "delete stale objects",
+                "delete objects",
                 functools.partial(
                     self.client.delete_objects,
                     Bucket=self.bucket,
                     Delete={"Objects": chunk, "Quiet": True},
                 ),
             )
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Deletes every object under ``prefix``; returns how many there were."""
+        keys = await self.list_keys(prefix)
+        await self.delete_keys(keys)
+        return len(keys)

@@ -72,6 +72,7 @@ from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import JobFailure, TransientFailure
 from studio_transcoder.metrics import WorkerMetrics
 from studio_transcoder.models import Job, messaging
+from studio_transcoder.naming import new_version, output_prefix
 from studio_transcoder.pipeline import AttemptResult, TranscodeAttempt
 from studio_transcoder.repository import JobRepository, clip_log
 from studio_transcoder.storage import ObjectStore
@@ -446,11 +447,17 @@ class Worker:
                 job.progress = 0.0
                 job.playable = False
                 job.error_code = job.error_reason = None
+                # Every attempt writes a folder of its own: what an earlier one
+                # left (and what media serves) is never overwritten.
+                job.output_prefix = output_prefix(job.episode_id, new_version())
                 await enqueue(
                     session,
                     messaging,
                     TranscodeStartedV1(
-                        episode_id=job.episode_id, job_id=job.id, attempt=job.attempts
+                        episode_id=job.episode_id,
+                        job_id=job.id,
+                        attempt=job.attempts,
+                        hls_prefix=job.output_prefix,
                     ),
                 )
                 gave_up = False
@@ -480,10 +487,14 @@ class Worker:
         keepalive = asyncio.create_task(self._keep_alive(msg))
         self.metrics.running.inc()
         try:
-            attempt = TranscodeAttempt(self.settings, self.store.fresh(), event, workdir, reporter)
+            assert job.output_prefix is not None
+            attempt = TranscodeAttempt(
+                self.settings, self.store, event, workdir, reporter, job.output_prefix
+            )
             try:
                 result = await attempt.run()
             except JobFailure as failure:
+                await self._discard_output(job)
                 await self._after_failure(msg, job, failure, reporter)
             except asyncio.CancelledError:
                 await self._hand_back(msg, job, reporter)
@@ -494,6 +505,7 @@ class Worker:
                 unexpected = TransientFailure(
                     "internal", f"Unexpected error in the worker: {exc!r}"
                 )
+                await self._discard_output(job)
                 await self._after_failure(msg, job, unexpected, reporter)
             else:
                 await self._complete(msg, job, result, reporter)
@@ -501,6 +513,20 @@ class Worker:
             keepalive.cancel()
             self.metrics.running.dec()
             shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _discard_output(self, job: Job) -> None:
+        """Removes what a failed attempt wrote. Best effort: media also retires the
+        folder once it hears of the failure or of the next attempt."""
+        assert self.store is not None
+        if not job.output_prefix:
+            return
+        try:
+            await self.store.delete_prefix(job.output_prefix)
+        except Exception:
+            log.warning(
+                "could not remove a failed attempt's output",
+                extra={"job_id": str(job.id), "prefix": job.output_prefix},
+            )
 
     async def _keep_alive(self, msg: Msg) -> None:
         interval = max(0.5, self.settings.worker_ack_wait_seconds / 3)
@@ -578,6 +604,7 @@ class Worker:
                 permanent=failure.permanent,
                 log_tail=job.log_tail,
                 code=failure.code,
+                hls_prefix=job.output_prefix,
             ),
         )
         self.metrics.attempts.labels("failed").inc()

@@ -28,13 +28,13 @@ from studio_cli import config
 from studio_cli.api import Api
 from studio_cli.errors import ApiError, CliError, Exit
 from studio_cli.upload import (
-    SUBTITLE_TYPES,
-    VIDEO_TYPES,
+    Accepted,
     MultipartUpload,
     Target,
     UploadState,
     abort_after_parts_from_env,
     format_parts,
+    upload_attached,
 )
 
 console = Console(soft_wrap=True)
@@ -390,41 +390,30 @@ def _season(title: dict[str, Any], number: int) -> dict[str, Any]:
     )
 
 
-def _upload_subtitles(api: Api, folder: str, files: Sequence[Path]) -> None:
-    """Each subtitle file goes where the transcoder looks for a source's
-    sidecars: ``uploads/<folder>/x.mkv`` → ``subtitles/<folder>/<name>.<lang>.<ext>``,
-    one presigned PUT each."""
-    import httpx
-
-    sidecars = "subtitles/" + folder.removeprefix("uploads").strip("/")
-    for file in files:
-        key = f"{sidecars}/{file.name}"
-        content_type = SUBTITLE_TYPES[file.suffix.lower()]
-        size = file.stat().st_size
-        presigned = api.post(
-            "/api/admin/presign", {"key": key, "contentType": content_type, "size": size}
-        )
-        try:
-            response = httpx.put(
-                presigned["url"],
-                content=file.read_bytes(),
-                headers=presigned["headers"],
-                timeout=60,
-            )
-        except httpx.HTTPError as exc:
-            raise CliError(f"Could not upload {file.name}", str(exc), Exit.UNAVAILABLE) from exc
-        if not response.is_success:
-            raise CliError(
-                f"Storage refused {file.name} (HTTP {response.status_code})",
-                response.text[:300],
-                Exit.UNAVAILABLE,
-            )
-        api.post("/api/admin/uploads/verify", {"key": key})
-        console.print(f"Subtitles {file.name} uploaded.")
+def _upload_subtitles(
+    api: Api,
+    state: UploadState,
+    files: Sequence[tuple[Path, str]],
+    source_upload_id: str,
+) -> list[str]:
+    """Each subtitle file is attached to the source upload by its id (one presigned
+    PUT each, then verified); returns their upload ids. A file sent in an earlier
+    run of the same upload is not sent again."""
+    done: dict[str, str] = state.data.setdefault("subtitleUploads", {})
+    ids = []
+    for file, content_type in files:
+        path = str(file.resolve())
+        if path not in done:
+            verified = upload_attached(api, file, "subtitle", content_type, source_upload_id)
+            done[path] = str(verified["uploadId"])
+            state.save()
+            console.print(f"Subtitles {file.name} uploaded.")
+        ids.append(done[path])
+    return ids
 
 
 def follow_transcode(api: Api, episode_id: str, *, timeout: float | None = None) -> dict[str, Any]:
-    """Polls the episode until it is ready or failed, with a progress bar."""
+    """Polls the episode until it is ready and playable, or failed, with a progress bar."""
     deadline = time.monotonic() + timeout if timeout else None
     columns = (
         TextColumn("[bold]transcode[/]"),
@@ -441,7 +430,9 @@ def follow_transcode(api: Api, episode_id: str, *, timeout: float | None = None)
             percent = float(episode.get("transcodeProgress") or 0)
             label = state + (" (playable)" if episode.get("playable") and state != "ready" else "")
             progress.update(task, completed=100 if state == "ready" else percent, state=label)
-            if state in ("ready", "failed"):
+            # Ready is the job's word; playable is media's (it serves the episode).
+            # The playback URL is asked for only once both say so.
+            if state == "failed" or (state == "ready" and episode.get("playable")):
                 return episode
             if deadline is not None and time.monotonic() > deadline:
                 raise CliError(
@@ -499,24 +490,17 @@ def upload(
 ) -> None:
     """Upload an episode (resumable: rerun after Ctrl-C), create it and follow its transcode."""
     opts = _options(ctx)
-    content_type = VIDEO_TYPES.get(episode_file.suffix.lower())
-    if content_type is None:
-        raise CliError(
-            f"{episode_file.name}: not a supported video file",
-            f"Accepted: {', '.join(sorted(VIDEO_TYPES))}",
-            Exit.USAGE,
-        )
-    for sub in subtitles or []:
-        if sub.suffix.lower() not in SUBTITLE_TYPES:
-            raise CliError(
-                f"{sub.name}: not a subtitle file",
-                f"Accepted: {', '.join(sorted(SUBTITLE_TYPES))}",
-                Exit.USAGE,
-            )
     if opts.credentials() is None:
         raise CliError("Not signed in", "Run: studio login --dev --role editor", Exit.AUTH)
     target = Target(title, season, episode)
     with opts.client() as api:
+        # Media's own list: what it accepts is checked before anything is sent.
+        accepted = Accepted.fetch(api)
+        content_type = accepted.content_type("source", episode_file, "a video file")
+        subtitle_files = [
+            (sub, accepted.content_type("subtitle", sub, "a subtitle file"))
+            for sub in subtitles or []
+        ]
         state = UploadState.for_file(config.state_dir(), api.base_url, episode_file, target)
         episode_id = state.data.get("episodeId")
         if not episode_id:
@@ -529,17 +513,11 @@ def upload(
                     f"Its id is {existing[0]['id']}; delete it first to upload a new source.",
                     Exit.REJECTED,
                 )
-            key = f"{target.folder}/source{episode_file.suffix.lower()}"
-            if not state.data.get("subtitlesDone") and subtitles:
-                _upload_subtitles(api, target.folder, subtitles)
-                state.data["subtitlesDone"] = True
-                state.save()
             uploader = MultipartUpload(
                 api,
                 console,
                 state,
                 episode_file,
-                key,
                 content_type,
                 parallel=parallel,
                 abort_after_parts=abort_after_parts_from_env(),
@@ -568,6 +546,9 @@ def upload(
                     else "."
                 )
             )
+            subtitle_ids = _upload_subtitles(api, state, subtitle_files, str(verified["uploadId"]))
+            # Catalog accepts only a source media verified for this editor; it
+            # waits briefly for media's word to reach it.
             created = api.post(
                 "/api/admin/episodes",
                 {
@@ -575,6 +556,7 @@ def upload(
                     "number": episode,
                     "name": name or f"Episode {episode}",
                     "sourceKey": verified["key"],
+                    "subtitleUploadIds": subtitle_ids,
                     "public": public,
                 },
             )

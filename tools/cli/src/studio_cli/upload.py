@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,20 +38,11 @@ from studio_cli.api import Api
 from studio_cli.config import read_json, write_private_json
 from studio_cli.errors import ApiError, CliError, Exit
 
-VIDEO_TYPES = {
-    ".mp4": "video/mp4",
-    ".m4v": "video/mp4",
-    ".mkv": "video/x-matroska",
-    ".mov": "video/quicktime",
-    ".webm": "video/webm",
-    ".ts": "video/mp2t",
-}
-SUBTITLE_TYPES = {
-    ".vtt": "text/vtt",
-    ".srt": "application/x-subrip",
-    ".ass": "text/x-ssa",
-    ".ssa": "text/x-ssa",
-}
+ACCEPTED_TYPES_PATH = "/api/admin/uploads/accepted-types"
+# Media's file-name characters; others become "_" (the language tag in
+# "<name>.<lang>.srt" survives).
+_UNSAFE = re.compile(r"[^A-Za-z0-9!_.*'()-]")
+MAX_FILENAME = 200
 CHUNK = 256 * 1024
 PART_ATTEMPTS = 4
 # Part URLs are asked for in batches so they are fresh when used.
@@ -72,14 +64,50 @@ def format_parts(numbers: list[int]) -> str:
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """What media accepts per kind (source, subtitle, ...), read from media itself:
+    kind → extension (".mp4") → the content type to declare."""
+
+    types: dict[str, dict[str, str]]
+
+    @classmethod
+    def fetch(cls, api: Api) -> Accepted:
+        answer = api.get(ACCEPTED_TYPES_PATH)
+        return cls(
+            {
+                str(k["kind"]): {
+                    f".{e['extension']}": str(e["contentTypes"][0])
+                    for e in k["extensions"]
+                    if e.get("contentTypes")
+                }
+                for k in answer["kinds"]
+            }
+        )
+
+    def content_type(self, kind: str, file: Path, what: str) -> str:
+        known = self.types.get(kind, {})
+        content_type = known.get(file.suffix.lower())
+        if content_type is None:
+            raise CliError(
+                f"{file.name}: not {what} media accepts",
+                f"Accepted: {', '.join(sorted(known)) or 'nothing'}",
+                Exit.USAGE,
+            )
+        return content_type
+
+
+def upload_filename(file: Path) -> str:
+    """The file's name as media accepts it: unsafe characters become '_'."""
+    name = _UNSAFE.sub("_", file.name)
+    stem, _, ext = name.rpartition(".")
+    return f"{stem[: MAX_FILENAME - len(ext) - 1]}.{ext}"
+
+
+@dataclass(frozen=True)
 class Target:
     title: str
     season: int
     episode: int
-
-    @property
-    def folder(self) -> str:
-        return f"uploads/{self.title}/season-{self.season}/ep-{self.episode}"
 
 
 @dataclass
@@ -135,6 +163,38 @@ class UploadState:
         return parts
 
 
+def upload_attached(
+    api: Api, file: Path, kind: str, content_type: str, attach_to: str
+) -> dict[str, Any]:
+    """One small file (a subtitle) attached to a source upload: presigned PUT, then verify."""
+    presigned = api.post(
+        "/api/admin/presign",
+        {
+            "kind": kind,
+            "filename": upload_filename(file),
+            "contentType": content_type,
+            "size": file.stat().st_size,
+            "attachTo": attach_to,
+        },
+    )
+    try:
+        response = httpx.put(
+            presigned["url"], content=file.read_bytes(), headers=presigned["headers"], timeout=60
+        )
+    except httpx.HTTPError as exc:
+        raise CliError(f"Could not upload {file.name}", str(exc), Exit.UNAVAILABLE) from exc
+    if not response.is_success:
+        raise CliError(
+            f"Storage refused {file.name} (HTTP {response.status_code})",
+            response.text[:300],
+            Exit.UNAVAILABLE,
+        )
+    verified: dict[str, Any] = api.post(
+        "/api/admin/uploads/verify", {"uploadId": presigned["uploadId"]}
+    )
+    return verified
+
+
 class _Cancelled(Exception):
     pass
 
@@ -157,7 +217,6 @@ class MultipartUpload:
         console: Console,
         state: UploadState,
         file: Path,
-        key: str,
         content_type: str,
         *,
         parallel: int = 3,
@@ -167,7 +226,7 @@ class MultipartUpload:
         self.console = console
         self.state = state
         self.file = file
-        self.key = key
+        self.filename = upload_filename(file)
         self.content_type = content_type
         self.parallel = max(1, parallel)
         self.abort_after_parts = abort_after_parts
@@ -190,7 +249,7 @@ class MultipartUpload:
                 if exc.status not in (403, 404):
                     raise
                 progress = None
-            if progress and progress.get("key") == self.key:
+            if progress and progress.get("key") == self.state.data.get("key"):
                 status = progress.get("status")
                 if status == "uploading":
                     stored = {int(p["partNumber"]): str(p["etag"]) for p in progress["parts"]}
@@ -204,9 +263,15 @@ class MultipartUpload:
             )
             self.state.data.pop("uploadId", None)
             self.state.data["parts"] = {}
+        # Media names the object (uploads/<uploadId>/<file name>); we say what it is.
         upload = self.api.post(
             "/api/admin/uploads",
-            {"key": self.key, "contentType": self.content_type, "size": self.size},
+            {
+                "kind": "source",
+                "filename": self.filename,
+                "contentType": self.content_type,
+                "size": self.size,
+            },
         )
         self.state.data.update(
             {
@@ -300,7 +365,9 @@ class MultipartUpload:
         part_count = int(upload["partCount"])
         if upload.get("status") in ("completed", "verified"):
             self.console.print(f"Upload {upload_id} was already assembled in storage.")
-            return UploadOutcome(upload_id, self.key, list(range(1, part_count + 1)), [], 0)
+            return UploadOutcome(
+                upload_id, str(upload["key"]), list(range(1, part_count + 1)), [], 0
+            )
         # Storage is the truth: keep the ETags of exactly the parts it holds.
         self.state.data["parts"] = {str(n): etag for n, etag in stored.items()}
         self.state.save()
@@ -315,7 +382,7 @@ class MultipartUpload:
         if missing:
             done_bytes = self.size - sum(self._part_range(n, part_size)[1] for n in missing)
             bytes_sent = self._send_missing(upload_id, missing, part_size, done_bytes, sent)
-        return UploadOutcome(upload_id, self.key, already, sent, bytes_sent)
+        return UploadOutcome(upload_id, str(upload["key"]), already, sent, bytes_sent)
 
     def _progress(self) -> Progress:
         return Progress(
@@ -397,7 +464,9 @@ class MultipartUpload:
         except ApiError:
             status = None
         if status in ("completed", "verified"):
-            result: dict[str, Any] = self.api.post("/api/admin/uploads/verify", {"key": self.key})
+            result: dict[str, Any] = self.api.post(
+                "/api/admin/uploads/verify", {"uploadId": upload_id}
+            )
             return result
         parts = [
             {"partNumber": int(n), "etag": etag}

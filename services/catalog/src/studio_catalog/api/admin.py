@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from studio_catalog.schemas import (
     EpisodeAdminOut,
@@ -18,6 +18,7 @@ from studio_catalog.schemas import (
 )
 from studio_catalog.service import CatalogService
 from studio_common.access import Access, access
+from studio_common.auth import EditorUser
 from studio_common.db import SessionDep
 
 router = APIRouter(prefix="/api/admin", tags=["catalog admin"])
@@ -74,10 +75,16 @@ async def delete_season(season_id: uuid.UUID, session: SessionDep) -> Response:
     "/episodes", status_code=status.HTTP_201_CREATED, response_model=EpisodeAdminOut, **EDITOR
 )
 async def create_episode(
-    data: EpisodeIn, session: SessionDep, response: Response
+    data: EpisodeIn, user: EditorUser, session: SessionDep, request: Request, response: Response
 ) -> EpisodeAdminOut:
-    """Stores the episode as `queued` and emits `catalog.episode.uploaded` in the same transaction."""
-    episode = await CatalogService(session).create_episode(data)
+    """Stores the episode as `queued` and emits `catalog.episode.uploaded` in the same transaction.
+
+    The source must be a video media verified, uploaded by the caller (or the
+    caller is an admin); a source whose verification has not reached catalog yet
+    is waited for a few seconds. Otherwise 422: `source-key-invalid`,
+    `source-not-verified`, `source-not-owned` or `subtitle-not-attached`."""
+    wait: float = request.app.state.runtime.settings.source_wait_seconds
+    episode = await CatalogService(session).create_episode(data, user, source_wait=wait)
     response.headers["Location"] = f"/api/episodes/{episode.id}"
     return EpisodeAdminOut.model_validate(episode)
 

@@ -61,8 +61,27 @@ async def hls_file(
     session: SessionDep,
     ctx: ContextDep,
 ) -> Response:
-    """A file of the episode's HLS folder. The token in the path is checked on
-    every request: 403 when forged, expired or issued for another episode."""
+    """A file of the episode's HLS folder (`{version}/...`, as the issued URL
+    names it). The token in the path is checked on every request: 403 when
+    forged, expired or issued for another episode; 404 for a version the
+    episode no longer has."""
     return await PlaybackService(session, ctx).serve(
         token, episode_id, path, request.headers.get("range")
     )
+
+
+@router.head(
+    "/hls/{token}/{episode_id}/{path:path}",
+    response_class=Response,
+    responses={200: {"description": "The headers a GET of the file would answer"}},
+    **access(Access.public),
+)
+async def hls_file_head(
+    token: str,
+    episode_id: uuid.UUID,
+    path: str,
+    session: SessionDep,
+    ctx: ContextDep,
+) -> Response:
+    """HEAD of a file of the episode's HLS folder: CDNs and players probe with it."""
+    return await PlaybackService(session, ctx).serve(token, episode_id, path, None, head=True)

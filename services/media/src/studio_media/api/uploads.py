@@ -12,7 +12,11 @@ from studio_common.auth import EditorUser
 from studio_common.db import SessionDep
 from studio_common.errors import problem_response
 from studio_media.context import ContextDep
+from studio_media.policy import ATTACHABLE, accepted
 from studio_media.schemas import (
+    AcceptedExtension,
+    AcceptedKind,
+    AcceptedTypes,
     CompleteIn,
     PartsIn,
     PartsOut,
@@ -47,10 +51,33 @@ def _upload_out(upload: object) -> UploadOut:
 async def presign(
     data: PresignIn, user: EditorUser, session: SessionDep, ctx: ContextDep
 ) -> PresignOut:
-    """A presigned PUT for one object. Send the returned `headers` with it: the
-    content type and length are part of the signature."""
+    """A presigned PUT for one file of the given kind; the answer names its key
+    (`<prefix>/<uploadId>/<filename>`). Send the returned `headers` with it: the
+    content type, length and `If-None-Match: *` are part of the signature."""
     await ctx.limit("presign", user.subject)
-    return await _service(session, ctx).presign(user, data.key, data.content_type, data.size)
+    return await _service(session, ctx).presign(
+        user, data.kind, data.filename, data.content_type, data.size, data.attach_to
+    )
+
+
+@router.get("/uploads/accepted-types", response_model=AcceptedTypes, **EDITOR)
+async def accepted_types(ctx: ContextDep) -> AcceptedTypes:
+    """What may be uploaded, per kind: extensions, their content types and the size cap.
+    Clients check files against this list; media enforces the same one."""
+    return AcceptedTypes(
+        kinds=[
+            AcceptedKind(
+                kind=kind,
+                max_bytes=max_bytes,
+                attachable=kind in ATTACHABLE,
+                extensions=[
+                    AcceptedExtension(extension=ext, content_types=types)
+                    for ext, types in extensions.items()
+                ],
+            )
+            for kind, max_bytes, extensions in accepted(ctx.settings)
+        ]
+    )
 
 
 @router.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadOut, **EDITOR)
@@ -59,11 +86,15 @@ async def create_upload(
 ) -> UploadOut:
     """Start a resumable multipart upload; the answer says how to cut the file into parts."""
     await ctx.limit("presign", user.subject)
-    upload = await _service(session, ctx).create(user, data.key, data.content_type, data.size)
+    upload = await _service(session, ctx).create(
+        user, data.kind, data.filename, data.content_type, data.size, data.attach_to
+    )
     response.headers["Location"] = f"/api/admin/uploads/{upload.id}"
     return UploadOut(
         upload_id=upload.id,
         key=upload.key,
+        kind=data.kind,
+        attached_to=upload.attached_to,
         status=upload.status,
         size=upload.size,
         content_type=upload.content_type,
@@ -75,12 +106,15 @@ async def create_upload(
 
 @router.post("/uploads/verify", response_model=VerifiedObject, responses=CHECK_RESPONSES, **EDITOR)
 async def verify_upload(
-    data: VerifyIn, request: Request, session: SessionDep, ctx: ContextDep
+    data: VerifyIn, user: EditorUser, request: Request, session: SessionDep, ctx: ContextDep
 ) -> VerifiedObject | JSONResponse:
-    """Check a stored object before an episode references it: it exists, its size
-    is within the limit (and as declared), and its first bytes are the declared format."""
+    """Check the caller's own upload before an episode references it: it exists, its
+    size is within the limit and as declared, and its first bytes are the declared
+    format. Another editor's upload is 403 (an admin may check anyone's)."""
+    service = _service(session, ctx)
+    upload = await service.owned(data.upload_id, user, for_update=True, multipart=False)
     try:
-        return await _service(session, ctx).verify(data.key)
+        return await service.verify(upload)
     except VerificationFailed as exc:
         return problem_response(exc, request)
 

@@ -79,7 +79,7 @@ class AudioRendition:
 
 @dataclass(frozen=True, slots=True)
 class SubtitleFile:
-    """A subtitle uploaded next to the source, under ``subtitles/``."""
+    """A subtitle upload attached to the source by id (listed in the uploaded event)."""
 
     key: str
     language: str

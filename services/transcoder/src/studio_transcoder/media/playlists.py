@@ -111,15 +111,14 @@ class Bandwidth:
 def measure(segments: Sequence[tuple[float, int]], segment_seconds: float) -> Bandwidth | None:
     """Peak and average bit rate from (duration, bytes) of every segment.
 
-    A short tail segment is mostly headers and a keyframe; it does not count
-    towards the peak unless it is all there is.
+    The peak is over every segment, the short tail too (RFC 8216 4.3.4.2: the
+    largest bit rate of any segment), so it is never below the average.
     """
     if not segments:
         return None
     total_bytes = sum(size for _, size in segments)
     total_seconds = sum(duration for duration, _ in segments)
-    full = [(d, s) for d, s in segments if d >= segment_seconds / 2] or list(segments)
-    peak = max(size * 8 / max(d, 1e-3) for d, size in full)
+    peak = max(size * 8 / max(d, 1e-3) for d, size in segments)
     average = total_bytes * 8 / max(total_seconds, 1e-3)
     return Bandwidth(peak=math.ceil(peak), average=math.ceil(average))
 

@@ -1,0 +1,28 @@
+"""episodes.playable_event_at: playable is media's word, ordered apart from transcode events
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-06 18:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "episodes",
+        sa.Column("playable_event_at", sa.DateTime(timezone=True), nullable=True),
+        schema="catalog",
+    )
+
+
+def downgrade() -> None:
+    op.drop_column("episodes", "playable_event_at", schema="catalog")
