@@ -4,20 +4,13 @@ A schema-aware client (a generated SDK, schemathesis) sees each error status
 with ``application/problem+json`` and the ``Problem`` schema instead of only
 the success. The statuses follow from what a route is made of:
 
-========================================================== ===============
-the route                                                  declares
-========================================================== ===============
-checks a token (``x-access`` other than public, or an      401, 503 (the
-optional caller on a public route)                         issuer's keys)
-is role-gated (``self-or-admin``, ``editor``, ``admin``)    403
-has path parameters                                        404
-has parameters or a body                                   422 (and 400 for
-                                                           a body that cannot
-                                                           be parsed)
-uses the request's database session                        503, and 409 on
-                                                           writes (unique and
-                                                           foreign keys)
-========================================================== ===============
+- a token check (``x-access`` other than public, or an optional caller on a
+  public route): 401, and 503 for the issuer's keys;
+- a role gate (``self-or-admin``, ``editor``, ``admin``): 403;
+- path parameters: 404;
+- parameters or a body: 422, and 400 for a body that cannot be parsed;
+- the request's database session: 503, and 409 on writes (unique and
+  foreign keys);
 
 and whatever the route adds with ``responses=`` (429 through
 ``errors.RATE_LIMITED``, a public route's own 403, …), which gets the same
