@@ -1,5 +1,6 @@
 """Every operation of every service against every kind of caller, and against
-hostile input (at the end of this module: never a 5xx).
+hostile input (at the end of this module: never a 5xx; lax booleans and
+numbers are 422s), and every status seen is declared in the operation's OpenAPI.
 
 The operations come from each service's own app at run time (its OpenAPI
 document), so a route added later is in the matrix without anyone listing it.
@@ -81,7 +82,8 @@ def settings_class(name: str) -> type[ServiceSettings]:
 
 def build_app(name: str, **settings: Any) -> FastAPI:
     main = importlib.import_module(f"studio_{name}.main")
-    settings.setdefault("environment", ENVIRONMENT.get(name, "test"))
+    # Over the shared test settings too: the running apps are the documented ones.
+    settings["environment"] = ENVIRONMENT.get(name, settings.get("environment", "test"))
     app: FastAPI = main.create_app(settings_class(name)(**settings))
     return app
 
@@ -133,6 +135,7 @@ def undeclared_routes(name: str) -> list[str]:
 
 
 OPERATIONS = [op for name in SERVICES for op in operations_of(name)]
+DOCUMENTS = {name: build_app(name).openapi() for name in SERVICES}
 
 
 # --- declarations --------------------------------------------------------------------------
@@ -167,6 +170,62 @@ def test_admin_paths_need_editor_or_admin():
         if op.path.startswith("/api/admin/") and op.access not in ("editor", "admin")
     ]
     assert loose == []
+
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+ROLE_GATED = {"self-or-admin", "editor", "admin"}
+# Rate-limited operations (each answers 429 past its limit), by id.
+RATE_LIMITED = {
+    "media POST /api/admin/presign",
+    "media POST /api/admin/uploads",
+    "media GET /api/episodes/{episode_id}/hls",
+    "playback POST /api/playback",
+}
+
+
+def declared_statuses(op: Operation) -> set[int]:
+    spec = DOCUMENTS[op.service]["paths"][op.path][op.method.lower()]
+    return {int(code) for code in spec.get("responses", {}) if code.isdigit()}
+
+
+def test_every_operation_declares_the_problems_it_can_give():
+    failures = []
+    for op in OPERATIONS:
+        spec = DOCUMENTS[op.service]["paths"][op.path][op.method.lower()]
+        expected = set()
+        if op.access != "public":
+            expected |= {401, 503}
+        if op.access in ROLE_GATED:
+            expected.add(403)
+        if op.path_params:
+            expected.add(404)
+        if spec.get("parameters") or "requestBody" in spec:
+            expected.add(422)
+        if op.id in RATE_LIMITED:
+            expected.add(429)
+        missing = expected - declared_statuses(op)
+        if missing:
+            failures.append(f"{op.id}: {sorted(missing)} not declared")
+        for code, response in spec["responses"].items():
+            if int(code) >= 400 and response.get("content") != {
+                "application/problem+json": {"schema": PROBLEM_REF}
+            }:
+                failures.append(f"{op.id}: {code} is not declared as a problem")
+    assert failures == []
+    for name, document in DOCUMENTS.items():
+        assert "Problem" in document["components"]["schemas"], name
+        assert "HTTPValidationError" not in document["components"]["schemas"], name
+
+
+def test_the_rate_limited_operations_exist():
+    assert {op.id for op in OPERATIONS} >= RATE_LIMITED
+
+
+def undeclared(op: Operation, resp: httpx.Response) -> str | None:
+    """A failure when an error status is not in the operation's OpenAPI responses."""
+    if resp.status_code >= 400 and resp.status_code not in declared_statuses(op):
+        return f"{resp.status_code} is not declared in the OpenAPI document"
+    return None
 
 
 # --- enforcement ---------------------------------------------------------------------------
@@ -301,6 +360,8 @@ async def test_access_is_enforced(op: Operation, running: Running, test_issuer: 
         resp = await client.request(op.method, url, headers=caller.headers(test_issuer), json=body)
         got[caller_name] = resp
         status, kind = resp.status_code, problem_type(resp)
+        if problem := undeclared(op, resp):
+            failures.append(f"{caller_name}: {problem}")
         if expected == PASS:
             refused = status == 401 or (
                 status == 403 and (op.access != "public" or kind == FORBIDDEN)
@@ -377,9 +438,6 @@ def hostile_bodies(document: dict[str, Any], op: Operation) -> list[bytes]:
     return bodies
 
 
-DOCUMENTS = {name: build_app(name).openapi() for name in SERVICES}
-
-
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.id)
 async def test_hostile_input_never_gets_a_5xx(
     op: Operation, running: Running, test_issuer: TestIssuer
@@ -420,4 +478,92 @@ async def test_hostile_input_never_gets_a_5xx(
             "application/problem+json"
         ):
             failures.append(f"{sent}: {resp.status_code} is not problem+json")
+        elif missing := undeclared(op, resp):
+            failures.append(f"{sent}: {missing}")
+    assert failures == [], f"{op.id}:\n" + "\n".join(failures)
+
+
+# --- lax input -----------------------------------------------------------------------------
+#
+# Booleans and numbers of a request body are JSON booleans and numbers: a
+# string, a 0/1 or a boolean for a number is a 422 problem naming the field,
+# never a value read into something else ({"public": "yes"} publishing).
+
+LAX: dict[str, list[Any]] = {
+    "boolean": ["yes", "true", "false", 1, 0],
+    "integer": ["1000", True, False, 1.0, "1e3"],
+    "number": ["1.5", True],
+}
+STRICT_CODES = {"bool_type", "int_type", "float_type"}
+
+
+def lax_cases(
+    document: dict[str, Any], schema: dict[str, Any], pointer: str
+) -> list[tuple[Any, str]]:
+    """(a value with one lax boolean or number in it, that value's pointer), for each
+    boolean and number the schema has, in lists and nested objects too."""
+    schema = _schema(document, schema)
+    cases: list[tuple[Any, str]] = []
+    for option in schema.get("anyOf", []):
+        cases += lax_cases(document, option, pointer)
+    kind = schema.get("type")
+    if kind in LAX:
+        cases += [(value, pointer) for value in LAX[kind]]
+    elif kind == "array" and "items" in schema:
+        for value, where in lax_cases(document, schema["items"], f"{pointer}.0"):
+            cases.append(([value], where))
+    for name, sub in schema.get("properties", {}).items():
+        for value, where in lax_cases(document, sub, f"{pointer}.{name}"):
+            cases.append(({name: value}, where))
+    return cases
+
+
+def body_schema(op: Operation) -> dict[str, Any] | None:
+    spec = DOCUMENTS[op.service]["paths"][op.path][op.method.lower()].get("requestBody", {})
+    schema: dict[str, Any] | None = (
+        spec.get("content", {}).get("application/json", {}).get("schema")
+    )
+    return schema
+
+
+LAX_OPERATIONS = [
+    op
+    for op in OPERATIONS
+    if op.method in WITH_BODY
+    and (schema := body_schema(op)) is not None
+    and lax_cases(DOCUMENTS[op.service], schema, "body")
+]
+
+
+def test_the_lax_input_suite_sees_the_known_fields():
+    ids = {op.id for op in LAX_OPERATIONS}
+    assert "catalog PATCH /api/admin/episodes/{episode_id}" in ids
+    assert "media POST /api/admin/presign" in ids
+    assert "playback POST /api/playback" in ids
+
+
+@pytest.mark.parametrize("op", LAX_OPERATIONS, ids=lambda op: op.id)
+async def test_lax_booleans_and_numbers_are_422(
+    op: Operation, running: Running, test_issuer: TestIssuer
+):
+    client = running.client(op.service)
+    admin = callers()["admin"]
+    headers = admin.headers(test_issuer)
+    url = url_for(op, admin.subject or "")
+    schema = body_schema(op)
+    assert schema is not None
+    failures = []
+    for body, pointer in lax_cases(DOCUMENTS[op.service], schema, "body"):
+        resp = await client.request(op.method, url, headers=headers, json=body)
+        sent = json.dumps(body)[:120]
+        if resp.status_code != 422:
+            failures.append(f"{sent}: {resp.status_code} {resp.text[:200]}")
+            continue
+        codes = {e["pointer"]: e["code"] for e in resp.json().get("errors", [])}
+        if resp.headers.get("content-type") != "application/problem+json":
+            failures.append(f"{sent}: 422 is not problem+json")
+        elif codes.get(pointer) not in STRICT_CODES:
+            failures.append(f"{sent}: no type error at {pointer}: {codes}")
+        elif missing := undeclared(op, resp):
+            failures.append(f"{sent}: {missing}")
     assert failures == [], f"{op.id}:\n" + "\n".join(failures)

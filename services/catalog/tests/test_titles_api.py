@@ -407,3 +407,41 @@ async def test_nul_in_a_filter_is_a_422_problem(client, params):
     r = await client.get("/api/titles", params=params)
     assert r.status_code == 422, r.text
     assert r.json()["type"] == "urn:studio:problem:validation"
+
+
+@pytest.mark.parametrize("public", ["yes", "true", 1, 0, "false"])
+async def test_an_episode_is_published_only_by_a_json_boolean(client, make, auth, public):
+    title = await make.title()
+    season = await make.season(title["id"])
+    ep = await make.episode(season["id"], 1)
+    assert ep["public"] is False
+    url = f"/api/admin/episodes/{ep['id']}"
+    r = await client.patch(url, json={"public": public}, headers=auth.editor)
+    assert assert_problem(r, 422, "validation")["errors"][0]["pointer"] == "body.public"
+    assert (await client.get(url, headers=auth.editor)).json()["public"] is False
+    body = {"seasonId": season["id"], "number": 2, "name": "x", "sourceKey": "uploads/x.mp4"}
+    r = await client.post(
+        "/api/admin/episodes", json={**body, "public": public}, headers=auth.editor
+    )
+    assert_problem(r, 422, "validation")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("year", "2020"), ("year", True), ("year", 2020.0), ("ratingAvg", "7.5"), ("ratingAvg", True)],
+)
+async def test_title_numbers_are_json_numbers(client, auth, field, value):
+    body = {"slug": f"strict-{uuid.uuid4().hex[:6]}", "name": "x", "type": "series", field: value}
+    r = await client.post("/api/admin/titles", json=body, headers=auth.editor)
+    assert assert_problem(r, 422, "validation")["errors"][0]["pointer"] == f"body.{field}"
+
+
+async def test_season_numbers_are_json_integers(client, make, auth):
+    title = await make.title()
+    for number in ("1", True, 1.0):
+        r = await client.post(
+            "/api/admin/seasons",
+            json={"titleId": title["id"], "number": number},
+            headers=auth.editor,
+        )
+        assert assert_problem(r, 422, "validation")["errors"][0]["pointer"] == "body.number"

@@ -12,7 +12,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -305,6 +305,59 @@ async def test_expired_forged_and_other_episode_tokens_are_refused(
                 assert r.status_code == 403, (name, path, r.text)
                 assert r.json()["type"] == PROBLEM + slug, (name, path)
                 assert r.headers["content-type"] == "application/problem+json"
+
+
+def other_spellings(token: str) -> dict[str, str]:
+    """The same expiry and MAC written otherwise; each is percent-encoded for a URL path."""
+    expiry, mac = token.split(".")
+    arabic_indic = "".join(chr(0x0660 + int(d)) for d in expiry)
+    fullwidth = "".join(chr(0xFF10 + int(d)) for d in expiry)
+    return {
+        "leading zero": f"0{expiry}.{mac}",
+        "two leading zeros": f"00{expiry}.{mac}",
+        "arabic-indic digits": quote(f"{arabic_indic}.{mac}"),
+        "fullwidth digits": quote(f"{fullwidth}.{mac}"),
+        "one non-ascii digit": quote(f"{expiry[:-1]}{chr(0x0660 + int(expiry[-1]))}.{mac}"),
+        "trailing newline": f"{token}%0A",
+        "trailing carriage return": f"{token}%0D",
+        "trailing space": f"{token}%20",
+        "leading space": f"%20{token}",
+        "plus sign": f"%2B{expiry}.{mac}",
+        "padded mac": f"{token}%3D",
+    }
+
+
+@pytest.mark.parametrize("spelling", list(other_spellings("1.m")))
+async def test_a_token_has_one_spelling(client, auth, episodes, signing_key, spelling):
+    episode_id, prefix = await episodes.ready()
+    master = prefix.split("/")[2] + "/master.m3u8"
+    base = str(client.base_url).rstrip("/")
+    good = tokens.sign(signing_key, episode_id, int(time.time()) + 300)
+    other = other_spellings(good)[spelling]
+    async with httpx.AsyncClient() as plain:
+        assert (await plain.get(token_url(base, good, episode_id, master))).status_code == 200
+        r = await plain.get(token_url(base, other, episode_id, master))
+    assert r.status_code == 403, (other, r.status_code, r.text)
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == PROBLEM + "playback-token-invalid"
+
+
+def test_verify_accepts_only_the_signed_string(signing_key):
+    episode_id = uuid.uuid4()
+    expires_at = int(time.time()) + 300
+    good = tokens.sign(signing_key, episode_id, expires_at)
+    assert tokens.verify([signing_key], good, episode_id) == expires_at
+    expiry, mac = good.split(".")
+    for other in (
+        f"0{good}",
+        f"{good}\n",
+        f"{good}\r\n",
+        f" {good}",
+        "".join(chr(0x0660 + int(d)) for d in expiry) + f".{mac}",
+        "".join(chr(0x0966 + int(d)) for d in expiry) + f".{mac}",  # Devanagari
+    ):
+        with pytest.raises(tokens.PlaybackTokenInvalid):
+            tokens.verify([signing_key], other, episode_id)
 
 
 async def test_a_token_issued_by_the_api_opens_only_its_episode(client, auth, episodes):

@@ -36,6 +36,7 @@ from studio_common.observability import (
     configure_logging,
     redact_span_hook,
 )
+from studio_common.openapi import install_problem_openapi
 from studio_common.outbox import MessagingTables, OutboxRelay, ensure_stream
 from studio_common.settings import ServiceSettings
 from studio_common.tasks import stop_task
@@ -214,6 +215,7 @@ def create_service_app(
         )
     trust_forwarded_headers(app, settings.trusted_proxy_list)
     install_problem_handlers(app)
+    install_problem_openapi(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -18,6 +18,7 @@ from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -130,6 +131,40 @@ _STATUS_TO_ERROR: dict[int, type[ProblemError]] = {
         TooManyRequests,
         ServiceUnavailable,
     )
+}
+
+
+class FieldProblem(BaseModel):
+    pointer: str = Field(description="Where the invalid value is, e.g. `body.seasonId`")
+    message: str
+    code: str = Field(description="A stable code of what is wrong, e.g. `int_type`")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the body of every error (`application/problem+json`)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description="`urn:studio:problem:<slug>`, stable: switch on this")
+    title: str = Field(description="Fixed per type")
+    status: int
+    detail: str | None = Field(default=None, description="This occurrence, for people")
+    instance: str | None = Field(default=None, description="The request path")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Validation problems (422): one per invalid value"
+    )
+    constraint: str | None = Field(
+        default=None, description="The database constraint a 409 or 422 comes from"
+    )
+
+
+# For a route's ``responses=``: the problems that the shared machinery cannot
+# infer from its declaration (studio_common.openapi adds the problem schema).
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many requests from this caller; retry after `Retry-After` seconds"}
+}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "A dependency is unreachable; retry after `Retry-After` seconds"}
 }
 
 

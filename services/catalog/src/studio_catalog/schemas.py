@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from studio_common.schemas import RequestModel
+
 TitleType = Literal["series", "movie", "ova", "ona", "special"]
 TranscodeState = Literal["pending", "queued", "processing", "ready", "failed"]
 
@@ -44,7 +46,7 @@ class Schema(BaseModel):
     )
 
 
-class TitleIn(Schema):
+class TitleIn(RequestModel):
     slug: Slug
     name: Name
     type: TitleType
@@ -58,7 +60,7 @@ class TitleIn(Schema):
     rating_avg: float | None = Field(default=None, ge=0, le=10)
 
 
-class TitlePatch(Schema):
+class TitlePatch(RequestModel):
     slug: Slug | None = None
     name: Name | None = None
     type: TitleType | None = None
@@ -130,13 +132,13 @@ class TitleDetail(TitleSummary):
     seasons: list[SeasonOut] = Field(default_factory=list)
 
 
-class SeasonIn(Schema):
+class SeasonIn(RequestModel):
     title_id: uuid.UUID
     number: int = Field(ge=0, le=1000)
     name: Name | None = None
 
 
-class EpisodeIn(Schema):
+class EpisodeIn(RequestModel):
     season_id: uuid.UUID
     number: int = Field(ge=0, le=10000)
     name: Name
@@ -149,7 +151,7 @@ class EpisodeIn(Schema):
     public: bool = False
 
 
-class EpisodePatch(Schema):
+class EpisodePatch(RequestModel):
     name: Name | None = None
     synopsis: Synopsis | None = None
     # Not nullable: left out, it stays as it is; null is a validation error.

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from studio_common.schemas import RequestModel
+
 RoleName = Literal["viewer", "editor", "admin"]
 WebhookStatus = Literal["processed", "duplicate", "ignored"]
 Email = Annotated[
@@ -37,11 +39,11 @@ class UserOut(Schema):
     updated_at: datetime
 
 
-class RoleIn(Schema):
+class RoleIn(RequestModel):
     role: RoleName
 
 
-class DevTokenIn(Schema):
+class DevTokenIn(RequestModel):
     email: Email
     role: RoleName
     sub: Subject | None = None

@@ -41,12 +41,13 @@ class Folders:
     def grace_end(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.settings.hls_retire_grace)
 
-    async def serve_only(self, asset: EpisodeAsset, *also: str) -> None:
-        """The asset's served folders are kept; every other one is retired."""
-        served = {p for p in (asset.hls_prefix, asset.public_prefix, *also) if p}
+    async def serve_only(self, asset: EpisodeAsset, *spare: str) -> None:
+        """The asset's served folders are kept; every other one but ``spare``
+        (an attempt still writing) is retired."""
+        served = {p for p in (asset.hls_prefix, asset.public_prefix) if p}
         for prefix in served:
             await self.repo.keep(prefix)
-        await self.repo.retire_others(asset.episode_id, served, self.grace_end())
+        await self.repo.retire_others(asset.episode_id, served | set(spare), self.grace_end())
 
     async def publish(self, asset: EpisodeAsset) -> None:
         """An unsigned copy of a ready public episode's current folder."""

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from studio_common.schemas import StrictModel
 from studio_media.policy import MAX_FILENAME_LENGTH, UploadKind
 
 # Checked in depth by studio_media.policy; here only bounded.
@@ -19,7 +20,9 @@ PartNumber = Annotated[int, Field(ge=1, le=10_000)]
 ETag = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class Schema(BaseModel):
+# Strict booleans and integers for every request body ("size": "1000" is a 422);
+# the responses are built from typed values, which strictness leaves as they are.
+class Schema(StrictModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, from_attributes=True, extra="forbid"
     )

@@ -166,7 +166,11 @@ class AssetHandlers:
         await self._apply(session, envelope, event.episode_id, {"state": "failed"})
         folder = version_folder(event.hls_prefix or "", event.episode_id)
         if folder is not None:
-            await FolderRepository(session).retire([folder], self._folders(session).grace_end())
+            # Registered here too: event types are consumed apart, so the failure
+            # may be seen before the attempt's start, which then leaves it retired.
+            folders = FolderRepository(session)
+            await folders.register(event.episode_id, folder)
+            await folders.retire([folder], self._folders(session).grace_end())
 
     async def on_visibility_changed(
         self, event: EpisodeVisibilityChangedV1, envelope: Envelope, session: AsyncSession

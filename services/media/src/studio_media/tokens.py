@@ -4,7 +4,10 @@
 playlist and segment relative to that URL, so each request carries the token
 and each request is checked. The token names no episode itself: the MAC is
 computed over the episode id in the path, so a token for one episode opens no
-other. Format: ``<expiry unix seconds>.<base64url HMAC-SHA256, 32 bytes>``.
+other. Format: ``<expiry unix seconds>.<base64url HMAC-SHA256, 32 bytes>``,
+exactly as :func:`sign` writes it: one spelling per token (ASCII digits without
+a leading zero, unpadded base64url, nothing before or after), so a token is
+either the issued string or refused.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from collections.abc import Callable, Sequence
 
 from studio_common.errors import Forbidden
 
-_TOKEN = re.compile(r"^(\d{1,12})\.([A-Za-z0-9_-]{43})$")
+# [0-9], not \d (which takes any script's digits); fullmatch, not $ (which
+# allows a trailing newline).
+_TOKEN = re.compile(r"([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})")
 _CONTEXT = b"studio-media/hls/v1"
 
 
@@ -56,7 +61,7 @@ def verify(
     The signature is checked before the expiry, so an expired forgery is
     reported as forged and the expiry of a token is only believed once its MAC is.
     """
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     if match is None:
         raise PlaybackTokenInvalid("The playback token is malformed.")
     expires_at = int(match.group(1))

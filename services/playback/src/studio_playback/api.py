@@ -39,6 +39,7 @@ def _service(request: Request, session: SessionDep) -> PlaybackService:
     "/favorites",
     response_model=FavoriteOut,
     response_model_by_alias=True,
+    responses={404: {"description": "No such title"}},
     **access(Access.user),
 )
 async def toggle_favorite(
@@ -76,6 +77,12 @@ _USER = access(Access.user)
     "/playback",
     response_model=PositionOut,
     response_model_by_alias=True,
+    responses={
+        404: {"description": "No such episode"},
+        413: {"description": "A body over 16 KiB"},
+        429: {"description": "Too many position writes are waiting; retry after `Retry-After`"},
+        503: {"description": "The service is stopping; retry after `Retry-After`"},
+    },
     dependencies=_USER["dependencies"],
     openapi_extra={
         **_USER["openapi_extra"],

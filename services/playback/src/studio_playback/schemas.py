@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from studio_common.schemas import RequestModel
+
 # A resume position beyond a day is a client bug, not an episode.
 MAX_POSITION_SEC = 86_400.0
 MAX_SEQUENCE = 2**63 - 1
@@ -18,11 +20,7 @@ class Schema(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class Input(Schema):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class FavoriteIn(Input):
+class FavoriteIn(RequestModel):
     title_id: uuid.UUID
     # Omitted: toggle. Given: set this state (a retry-safe alternative to toggling).
     favorite: bool | None = None
@@ -40,7 +38,7 @@ class WatchlistItem(Schema):
     favorited_at: datetime
 
 
-class PositionIn(Input):
+class PositionIn(RequestModel):
     episode_id: uuid.UUID
     position_sec: float = Field(ge=0, le=MAX_POSITION_SEC, allow_inf_nan=False)
     # Orders the writes of one user for one episode: a write applies only when

@@ -14,6 +14,7 @@ from studio_catalog.schemas import EpisodeOut, TitleDetail, TitleSummary, TitleT
 from studio_catalog.service import CatalogService
 from studio_common.access import Access, access
 from studio_common.db import SessionDep
+from studio_common.errors import UNAVAILABLE
 from studio_common.paging import Page, Paging
 
 router = APIRouter(prefix="/api", tags=["catalog"])
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/api", tags=["catalog"])
     "/titles",
     response_model=Page[TitleSummary],
     response_model_by_alias=True,
+    responses=UNAVAILABLE,  # read on the driver, outside the session dependency
     **access(Access.public),
 )
 async def list_titles(
@@ -64,6 +66,7 @@ async def list_titles(
     "/titles/{slug}",
     response_model=TitleDetail,
     response_model_by_alias=True,
+    responses=UNAVAILABLE,
     **access(Access.public),
 )
 async def get_title(slug: str, request: Request) -> Response:

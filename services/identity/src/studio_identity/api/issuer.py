@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from studio_common.access import Access, access
-from studio_common.errors import ValidationFailed
+from studio_common.errors import RATE_LIMITED, ValidationFailed
 from studio_identity.config import IdentitySettings
 from studio_identity.dev_limit import DevTokenLimiter
 from studio_identity.issuer import issue_dev_token
@@ -37,6 +37,7 @@ async def jwks(request: Request) -> JSONResponse:
     "/api/dev/token",
     response_model=DevTokenOut,
     response_model_by_alias=True,
+    responses=RATE_LIMITED,
     **access(Access.public),
 )
 async def dev_token(data: DevTokenIn, request: Request) -> DevTokenOut:

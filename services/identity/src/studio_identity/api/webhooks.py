@@ -56,7 +56,15 @@ async def verified_clerk_webhook(request: Request) -> VerifiedWebhook:
     return VerifiedWebhook(svix_id=headers["svix-id"], event=event)
 
 
-@router.post("/api/webhooks/clerk", response_model=WebhookResult, **access(Access.public))
+@router.post(
+    "/api/webhooks/clerk",
+    response_model=WebhookResult,
+    responses={
+        400: {"description": "A bad or old signature, or a body that is not a Clerk event"},
+        413: {"description": f"A body over {MAX_BODY_BYTES} bytes"},
+    },
+    **access(Access.public),
+)
 async def clerk_webhook(
     webhook: Annotated[VerifiedWebhook, Depends(verified_clerk_webhook)], session: SessionDep
 ) -> WebhookResult:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from studio_common.access import Access, access
 from studio_common.auth import OptionalUser
 from studio_common.db import SessionDep
+from studio_common.errors import RATE_LIMITED
 from studio_media.context import ContextDep
 from studio_media.playback import PlaybackService
 from studio_media.schemas import PlaybackOut
@@ -16,7 +17,12 @@ from studio_media.schemas import PlaybackOut
 router = APIRouter(tags=["media playback"])
 
 
-@router.get("/api/episodes/{episode_id}/hls", response_model=PlaybackOut, **access(Access.public))
+@router.get(
+    "/api/episodes/{episode_id}/hls",
+    response_model=PlaybackOut,
+    responses={409: {"description": "The episode is not playable yet"}, **RATE_LIMITED},
+    **access(Access.public),
+)
 async def episode_hls(
     episode_id: uuid.UUID,
     user: OptionalUser,
@@ -50,7 +56,12 @@ async def episode_hls(
 @router.get(
     "/hls/{token}/{episode_id}/{path:path}",
     response_class=Response,
-    responses={200: {"description": "A playlist, segment or subtitle file"}},
+    responses={
+        200: {"description": "A playlist, segment or subtitle file"},
+        400: {"description": "The path is not a file of an HLS folder"},
+        403: {"description": "The token is forged, expired or for another episode"},
+        416: {"description": "The range is not satisfiable"},
+    },
     **access(Access.public),
 )
 async def hls_file(

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from studio_common.access import Access, access
 from studio_common.auth import EditorUser
 from studio_common.db import SessionDep
-from studio_common.errors import problem_response
+from studio_common.errors import RATE_LIMITED, problem_response
 from studio_media.context import ContextDep
 from studio_media.policy import ATTACHABLE, accepted
 from studio_media.schemas import (
@@ -38,6 +38,11 @@ CHECK_RESPONSES: dict[int | str, dict[str, str]] = {
     422: {"description": "The object failed a check; it was deleted."}
 }
 
+UPLOAD_RESPONSES: dict[int | str, dict[str, str]] = {
+    413: {"description": "Larger than the limit for the key's folder"},
+    **RATE_LIMITED,
+}
+
 
 def _service(session: SessionDep, ctx: ContextDep) -> UploadService:
     return UploadService(session, ctx.storage, ctx.settings)
@@ -47,7 +52,7 @@ def _upload_out(upload: object) -> UploadOut:
     return UploadOut.model_validate(upload, from_attributes=True)
 
 
-@router.post("/presign", response_model=PresignOut, **EDITOR)
+@router.post("/presign", response_model=PresignOut, responses=UPLOAD_RESPONSES, **EDITOR)
 async def presign(
     data: PresignIn, user: EditorUser, session: SessionDep, ctx: ContextDep
 ) -> PresignOut:
@@ -80,7 +85,13 @@ async def accepted_types(ctx: ContextDep) -> AcceptedTypes:
     )
 
 
-@router.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadOut, **EDITOR)
+@router.post(
+    "/uploads",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UploadOut,
+    responses=UPLOAD_RESPONSES,
+    **EDITOR,
+)
 async def create_upload(
     data: UploadIn, user: EditorUser, session: SessionDep, ctx: ContextDep, response: Response
 ) -> UploadOut:
