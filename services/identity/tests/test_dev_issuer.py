@@ -15,7 +15,7 @@ import yaml
 
 from studio_common.auth import JwksCache, JwtVerifier, Principal, Role
 from studio_common.errors import Unauthorized
-from studio_common.settings import ServiceSettings
+from studio_common.settings import DEV_JWT_AUDIENCE, ServiceSettings
 from studio_identity.config import IdentitySettings
 from studio_identity.issuer import dev_subject, issue_dev_token
 from studio_identity.keys import DevKeyStore
@@ -193,7 +193,7 @@ async def verify_locally(settings: ServiceSettings, keys: DevKeyStore, token: st
         verifier = JwtVerifier(
             JwksCache(settings.jwks_url, client=http),
             issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
+            audience=settings.jwt_expected_audience,
             authorized_parties=settings.jwt_authorized_parties,
             role_claim=settings.jwt_role_claim,
         )
@@ -201,12 +201,20 @@ async def verify_locally(settings: ServiceSettings, keys: DevKeyStore, token: st
 
 
 async def test_a_token_from_default_settings_verifies_with_default_settings(tmp_path):
-    identity = IdentitySettings(dev_key_path=tmp_path / "jwt-key.pem")
+    identity = IdentitySettings(environment="development", dev_key_path=tmp_path / "jwt-key.pem")
     keys = DevKeyStore(identity.dev_key_path)
     issued = issue_dev_token(identity, keys, role="admin", email="root@studio.local")
-    principal = await verify_locally(ServiceSettings(), keys, issued.token)
+    principal = await verify_locally(ServiceSettings(environment="development"), keys, issued.token)
     assert principal.role is Role.admin
     assert principal.subject == dev_subject("root@studio.local")
+    # Development tokens carry an audience, and the services require it.
+    assert principal.claims["aud"] == DEV_JWT_AUDIENCE
+    unaudienced = keys.sign({k: v for k, v in principal.claims.items() if k != "aud"})
+    with pytest.raises(Unauthorized, match="audience"):
+        await verify_locally(ServiceSettings(environment="development"), keys, unaudienced)
+    other = keys.sign({**principal.claims, "aud": "another-app"})
+    with pytest.raises(Unauthorized, match="audience"):
+        await verify_locally(ServiceSettings(environment="development"), keys, other)
 
 
 @pytest.mark.parametrize("claim_path", ["role", "public_metadata.role", "metadata.studio.role"])

@@ -117,7 +117,7 @@ def create_service_app(
             verifier = JwtVerifier(
                 jwks,
                 issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
+                audience=settings.jwt_expected_audience,
                 authorized_parties=settings.jwt_authorized_parties,
                 role_claim=settings.jwt_role_claim,
                 leeway_seconds=settings.jwt_leeway_seconds,

@@ -176,6 +176,7 @@ def service_settings(
         "event_stream": event_namespace.stream,
         "jwks_url": test_issuer.jwks_url,
         "jwt_issuer": test_issuer.issuer,
+        "jwt_audience": test_issuer.audience,
         "jwks_min_refetch_seconds": 0.0,
         "outbox_poll_interval": 0.2,
         # Every suite keeps its apps up for the session: small pools keep the
