@@ -138,7 +138,9 @@ async def test_dev_token_validation(dev_server, body):
 
 @pytest.mark.parametrize("environment", ["test", "production"])
 def test_dev_token_route_exists_only_in_development(environment, tmp_path):
-    settings = IdentitySettings(environment=environment, dev_key_path=tmp_path / "k.pem")
+    settings = IdentitySettings(
+        environment=environment, dev_key_path=tmp_path / "k.pem", clerk_secret_key="sk_test_x"
+    )
     app = create_app(settings)
     assert "/api/dev/token" not in app.openapi()["paths"]
     assert all(getattr(r, "path", None) != "/api/dev/token" for r in app.routes)
@@ -153,9 +155,22 @@ async def test_dev_token_route_is_404_in_the_test_environment(client):
 
 
 def test_production_has_no_dev_keys(tmp_path):
-    app = create_app(IdentitySettings(environment="production", dev_key_path=tmp_path / "k.pem"))
+    app = create_app(
+        IdentitySettings(
+            environment="production", dev_key_path=tmp_path / "k.pem", clerk_secret_key="sk_test_x"
+        )
+    )
     assert app.state.dev_keys is None
     assert not (tmp_path / "k.pem").exists()
+
+
+def test_production_does_not_start_without_the_clerk_write_back(tmp_path):
+    # Without it Clerk's tokens never learn a role change made here.
+    settings = IdentitySettings(environment="production", dev_key_path=tmp_path / "k.pem")
+    with pytest.raises(ValueError, match="IDENTITY_CLERK_SECRET_KEY"):
+        create_app(settings)
+    for environment in ("development", "test"):
+        create_app(IdentitySettings(environment=environment, dev_key_path=tmp_path / "k.pem"))
 
 
 # --- zero configuration under `make up` ---------------------------------------------------------

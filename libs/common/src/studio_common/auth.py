@@ -6,6 +6,10 @@ service's own issuer in development and tests. ``alg`` is pinned to RS256, so
 before any key is used. Every token is checked for its audience (``aud``) or
 authorized party (``azp``), whatever the environment; ``sub`` must be a
 non-empty string and ``exp``/``nbf``/``iat`` JSON numbers.
+
+The role in the token is a ceiling: identity's current role, projected into
+every service (:mod:`studio_common.roles`), can only lower it, so a demotion
+takes effect before the token expires (ADR 6).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import httpx
 import jwt
@@ -256,11 +260,24 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+class RoleSource(Protocol):
+    def effective(self, principal: Principal) -> Principal: ...
+
+
+def _effective(request: Request, principal: Principal) -> Principal:
+    """The principal with identity's current role applied (never above the token's).
+
+    Applied after verification, so a cache of verified tokens (playback's)
+    never holds on to a role that was taken away."""
+    roles: RoleSource | None = getattr(request.app.state, "roles", None)
+    return principal if roles is None else roles.effective(principal)
+
+
 async def optional_user(request: Request) -> Principal | None:
     token = _bearer(request)
     if token is None:
         return None
-    principal = await get_verifier(request).verify(token)
+    principal = _effective(request, await get_verifier(request).verify(token))
     request.state.principal = principal
     return principal
 
@@ -269,7 +286,7 @@ async def current_user(request: Request) -> Principal:
     token = _bearer(request)
     if token is None:
         raise Unauthorized()
-    principal = await get_verifier(request).verify(token)
+    principal = _effective(request, await get_verifier(request).verify(token))
     request.state.principal = principal
     return principal
 
