@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import asyncpg
-import pytest
 
 from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app as create_catalog
@@ -26,24 +22,6 @@ from studio_identity.main import create_app as create_identity
 ROOT = Path(__file__).resolve().parents[2]
 # The design target is about a second; the bound leaves room for a loaded machine.
 BOUND_SECONDS = 5.0
-
-
-@pytest.fixture
-async def own_database(pg_admin_url: str) -> AsyncIterator[str]:
-    """Apps other tests left running share the session database's outbox."""
-    name = f"studio_roles_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = pg_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    yield f"{base}/{name}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def test_a_demotion_reaches_another_service_and_sticks(
