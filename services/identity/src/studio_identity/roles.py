@@ -50,7 +50,12 @@ class RoleWriter:
         return self._kv
 
     async def publish(self, js: JetStreamContext, user: User) -> bool:
-        written = await write_role(await self.kv(js), user.clerk_id, record_of(user))
+        try:
+            written = await write_role(await self.kv(js), user.clerk_id, record_of(user))
+        except Exception:
+            # Reopened (or recreated, if it was lost) on the retry.
+            self._kv = None
+            raise
         if written:
             log.info(
                 "role published",
