@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 class TestIssuer:
     __test__ = False  # not a pytest class
 
-    def __init__(self, issuer: str = "https://issuer.test") -> None:
+    def __init__(self, issuer: str = "https://issuer.test", audience: str = "studio-test") -> None:
         self.issuer = issuer
+        # Every token carries it, as the services require one (aud=None leaves it out).
+        self.audience = audience
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.kid = self.add_key()
         self.jwks_url = ""
@@ -59,12 +61,15 @@ class TestIssuer:
             "iat": now,
             "nbf": now,
             "exp": now + ttl,
+            "aud": self.audience,
         }
         if role is not None:
             body["role"] = role
         if email is not None:
             body["email"] = email
         body.update(claims)
+        if body.get("aud") is None:
+            body.pop("aud")
         use_kid = kid or self.kid
         return jwt.encode(body, self.keys[use_kid], algorithm="RS256", headers={"kid": use_kid})
 
