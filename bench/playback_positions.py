@@ -479,6 +479,7 @@ async def main(args: argparse.Namespace) -> int:
                 "PLAYBACK_EVENT_STREAM": stream,
                 "PLAYBACK_JWKS_URL": issuer.jwks_url,
                 "PLAYBACK_JWT_ISSUER": issuer.issuer,
+                "PLAYBACK_JWT_AUDIENCE": issuer.audience,
                 "PLAYBACK_POSITIONS_POOL_SIZE": str(args.pool),
                 "PLAYBACK_POSITIONS_BATCH_SIZE": str(args.batch_size),
                 "PLAYBACK_LOG_LEVEL": args.log_level,

@@ -72,6 +72,35 @@ def test_the_values_schema_rejects_mistakes(helm, values, message):
         chart.render(values, name=RELEASE, namespace=NAMESPACE)
 
 
+@pytest.mark.parametrize(
+    "secret_env",
+    [
+        {"IDENTITY_CLERK_SECRET_KEY": None},
+        {
+            "IDENTITY_CLERK_SECRET_KEY": {
+                "secret": "studio-identity",
+                "key": "clerk-secret-key",
+                "optional": True,
+            }
+        },
+    ],
+)
+def test_production_needs_the_clerk_write_back(helm, secret_env):
+    chart = helm.Chart.load(str(CHART))
+    values = load_values("production")
+    values["services"]["identity"]["secretEnv"] = secret_env
+    with pytest.raises(helm.HelmError, match="IDENTITY_CLERK_SECRET_KEY"):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_the_clerk_secret_key_is_not_optional(render, values):
+    identity = of_kind(render(values), "Deployment")[f"{RELEASE}-identity"]
+    ref = env_of(container(identity))["IDENTITY_CLERK_SECRET_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == "studio-identity"
+    assert not ref.get("optional", False)
+
+
 # --- valid Kubernetes objects ---------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ admin          401         403        ·           ·         403       passes
 "Passes" means authorization let the request through: the status is neither
 401 nor 403 and below 500 (a 404 or 422 for the made-up ids and the ``{}``
 body is expected). Path parameters get fresh UUIDs; the owner parameter of a
-self-or-admin route gets the owner's subject (or another one).
+self-or-admin route gets the owner's user id, announced as identity does.
 
 A public route may still check a capability of its own (a signed playback URL,
 a webhook signature) and refuse with its own problem type: a 403 there is
@@ -43,14 +43,17 @@ from typing import Any
 
 import boto3
 import httpx
+import nats
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from studio_common.access import ACCESS_EXTENSION, OWNER_EXTENSION, Access
+from studio_common.events import Envelope, UserCreatedV1, subject_for
 from studio_common.migrations import upgrade
 from studio_common.settings import ServiceSettings
 from studio_common.testing.issuer import TestIssuer
+from studio_common.testing.jetstream import wait_until
 from studio_common.testing.plugin import serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -345,12 +348,42 @@ def problem_type(resp: httpx.Response) -> str | None:
     return body.get("type") if isinstance(body, dict) else None
 
 
+async def owner_id(
+    op: Operation, running: Running, settings: dict[str, Any], issuer: TestIssuer, owner: Caller
+) -> str:
+    """A self-or-admin route names its user by identity's id (what /api/me returns):
+    the owner's, announced as identity announces it, once the route's service knows it."""
+    user_id = str(uuid.uuid4())
+    envelope = Envelope.wrap(UserCreatedV1(user_id=user_id, clerk_id=owner.subject or ""))
+    nc = await nats.connect(settings["nats_url"])
+    try:
+        await nc.jetstream().publish(
+            subject_for(settings["event_subject_root"], envelope.type),
+            envelope.model_dump_json(by_alias=True).encode(),
+            stream=settings["event_stream"],
+        )
+    finally:
+        await nc.close()
+    client, url = running.client(op.service), url_for(op, user_id)
+    admin = callers()["admin"].headers(issuer)
+
+    async def known() -> bool:
+        return (await client.request(op.method, url, headers=admin)).status_code != 404
+
+    await wait_until(known, within=15)
+    return user_id
+
+
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.id)
-async def test_access_is_enforced(op: Operation, running: Running, test_issuer: TestIssuer):
+async def test_access_is_enforced(
+    op: Operation, running: Running, test_issuer: TestIssuer, shared_settings: dict[str, Any]
+):
     assert op.access in EXPECTED, f"{op.id} declares no known access level"
     client = running.client(op.service)
     who = callers()
     url = url_for(op, who["owner"].subject or "")
+    if op.owner is not None:
+        url = url_for(op, await owner_id(op, running, shared_settings, test_issuer, who["owner"]))
     body: dict[str, Any] | None = {} if op.method in WITH_BODY else None
 
     got: dict[str, httpx.Response] = {}

@@ -55,6 +55,7 @@ def claims_for(issuer: TestIssuer, **extra: Any) -> dict[str, Any]:
         "iat": now,
         "nbf": now,
         "exp": now + 300,
+        "aud": issuer.audience,
         "role": "admin",
     }
     body.update(extra)
@@ -74,6 +75,8 @@ class FakeClock:
 
 def make_verifier(issuer: TestIssuer, **kw: Any) -> JwtVerifier:
     cache = JwksCache(issuer.jwks_url, min_refetch_seconds=0)
+    if "authorized_parties" not in kw:
+        kw.setdefault("audience", issuer.audience)
     return JwtVerifier(cache, issuer=issuer.issuer, **kw)
 
 
@@ -183,7 +186,17 @@ async def test_audience_when_configured(test_issuer: TestIssuer) -> None:
         ok_list = await c.get("/me", headers=bearer(test_issuer.mint("u", aud=["x", AUDIENCE])))
         assert ok_list.status_code == 200
         assert_401(await c.get("/me", headers=bearer(test_issuer.mint("u", aud="other-api"))))
+        assert_401(await c.get("/me", headers=bearer(test_issuer.mint("u", aud=None))))
         assert_401(await c.get("/me", headers=bearer(test_issuer.mint("u"))))
+
+
+def test_a_verifier_checks_an_audience_or_a_party(test_issuer: TestIssuer) -> None:
+    cache = JwksCache(test_issuer.jwks_url)
+    with pytest.raises(ValueError, match="STUDIO_JWT_AUDIENCE"):
+        JwtVerifier(cache, issuer=test_issuer.issuer)
+    with pytest.raises(ValueError, match="STUDIO_JWT_AUDIENCE"):
+        JwtVerifier(cache, issuer=test_issuer.issuer, audience="", authorized_parties=[])
+    JwtVerifier(cache, issuer=test_issuer.issuer, authorized_parties=[FRONTEND])
 
 
 async def test_authorized_party_when_configured(test_issuer: TestIssuer) -> None:
@@ -291,6 +304,20 @@ BAD_TOKENS: dict[str, Any] = {
     "no-exp": lambda i: signed(i, exp=None),
     "no-sub": lambda i: signed(i, sub=None),
     "no-iss": lambda i: signed(i, iss=None),
+    "no-aud": lambda i: signed(i, aud=None),
+    "other-aud": lambda i: signed(i, aud="another-app"),
+    "aud-not-a-string": lambda i: signed(i, aud=123),
+    "empty-sub": lambda i: signed(i, sub=""),
+    "blank-sub": lambda i: signed(i, sub="   "),
+    "sub-padded": lambda i: signed(i, sub=" user_x"),
+    "sub-control-char": lambda i: signed(i, sub="user\nx"),
+    "sub-too-long": lambda i: signed(i, sub="u" * 192),
+    "sub-number": lambda i: signed(i, sub=12345),
+    "exp-numeric-string": lambda i: signed(i, exp=str(int(time.time()) + 300)),
+    "exp-bool": lambda i: signed(i, exp=True),
+    "nbf-numeric-string": lambda i: signed(i, nbf=str(int(time.time()))),
+    "iat-numeric-string": lambda i: signed(i, iat=str(int(time.time()))),
+    "iat-list": lambda i: signed(i, iat=[1]),
     "garbage": lambda i: "garbage",
     "three-garbage-parts": lambda i: "a.b.c",
     "header-not-object": lambda i: f"{b64url(b'[1]')}.{b64url_json({})}.x",
@@ -342,7 +369,7 @@ async def test_expired_within_leeway_is_accepted(test_issuer: TestIssuer) -> Non
 async def test_rotation_accepted_after_exactly_one_refetch(test_issuer: TestIssuer) -> None:
     clock = FakeClock()
     cache = JwksCache(test_issuer.jwks_url, min_refetch_seconds=10, clock=clock)
-    verifier = JwtVerifier(cache, issuer=test_issuer.issuer)
+    verifier = JwtVerifier(cache, issuer=test_issuer.issuer, audience=test_issuer.audience)
     requests_before = test_issuer.jwks_requests
 
     old_kid = test_issuer.kid
@@ -366,7 +393,7 @@ async def test_rotation_accepted_after_exactly_one_refetch(test_issuer: TestIssu
 async def test_unknown_kid_storm_refetches_at_most_once(test_issuer: TestIssuer) -> None:
     clock = FakeClock()
     cache = JwksCache(test_issuer.jwks_url, min_refetch_seconds=10, clock=clock)
-    verifier = JwtVerifier(cache, issuer=test_issuer.issuer)
+    verifier = JwtVerifier(cache, issuer=test_issuer.issuer, audience=test_issuer.audience)
     await verifier.verify(test_issuer.mint("u"))
     assert cache.fetch_count == 1
 
@@ -394,7 +421,7 @@ async def test_unknown_kid_storm_refetches_at_most_once(test_issuer: TestIssuer)
 async def test_keys_refetched_after_ttl(test_issuer: TestIssuer) -> None:
     clock = FakeClock()
     cache = JwksCache(test_issuer.jwks_url, ttl_seconds=60, min_refetch_seconds=10, clock=clock)
-    verifier = JwtVerifier(cache, issuer=test_issuer.issuer)
+    verifier = JwtVerifier(cache, issuer=test_issuer.issuer, audience=test_issuer.audience)
     await verifier.verify(test_issuer.mint("u"))
     clock.advance(59)
     await verifier.verify(test_issuer.mint("u"))
@@ -408,7 +435,9 @@ async def test_jwks_unreachable_without_keys_is_503_not_401(test_issuer: TestIss
     # The token may well be good: a 401 would tell the client to sign in again
     # over an outage of the issuer.
     dead = f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"
-    verifier = JwtVerifier(JwksCache(dead), issuer=test_issuer.issuer)
+    verifier = JwtVerifier(
+        JwksCache(dead), issuer=test_issuer.issuer, audience=test_issuer.audience
+    )
     with pytest.raises(ServiceUnavailable, match="cannot be fetched"):
         await verifier.verify(test_issuer.mint("u"))
     async with client_for(build_app(verifier)) as c:
@@ -433,7 +462,7 @@ async def test_jwks_outage_keeps_cached_keys_and_backs_off(test_issuer: TestIssu
             client=http,
             clock=clock,
         )
-        verifier = JwtVerifier(cache, issuer=test_issuer.issuer)
+        verifier = JwtVerifier(cache, issuer=test_issuer.issuer, audience=test_issuer.audience)
         await verifier.verify(test_issuer.mint("u"))
         assert len(attempts) == 1
 

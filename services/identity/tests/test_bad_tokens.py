@@ -105,6 +105,11 @@ BAD_TOKENS: dict[str, Callable[[DevServer], str]] = {
     "known-kid-wrong-key": stranger_key("current"),
     "no-sub": lambda s: signed(s, sub=None),
     "no-exp": lambda s: signed(s, exp=None),
+    "empty-sub": lambda s: signed(s, sub=""),
+    "whitespace-sub": lambda s: signed(s, sub=" "),
+    "exp-as-numeric-string": lambda s: signed(s, exp=str(int(time.time()) + 300)),
+    "iat-as-numeric-string": lambda s: signed(s, iat=str(int(time.time()))),
+    "nbf-as-numeric-string": lambda s: signed(s, nbf=str(int(time.time()))),
     "garbage": lambda s: "garbage",
     "three-garbage-parts": lambda s: "a.b.c",
 }
@@ -153,3 +158,17 @@ async def test_missing_bearer_is_401(dev_server, kind):
     headers = BAD_HEADERS[kind](signed(dev_server))
     async with httpx.AsyncClient(base_url=dev_server.url) as c:
         assert_401(await c.get("/api/me", headers=headers))
+
+
+async def test_an_empty_subject_creates_no_user(dev_server, engine):
+    from sqlalchemy import text
+
+    async with httpx.AsyncClient(base_url=dev_server.url) as c:
+        assert_401(
+            await c.get(
+                "/api/me", headers={"Authorization": f"Bearer {signed(dev_server, sub='')}"}
+            )
+        )
+    async with engine.connect() as conn:
+        count = await conn.scalar(text("SELECT count(*) FROM identity.users WHERE clerk_id = ''"))
+    assert count == 0

@@ -15,7 +15,7 @@ import yaml
 
 from studio_common.auth import JwksCache, JwtVerifier, Principal, Role
 from studio_common.errors import Unauthorized
-from studio_common.settings import ServiceSettings
+from studio_common.settings import DEV_JWT_AUDIENCE, ServiceSettings
 from studio_identity.config import IdentitySettings
 from studio_identity.issuer import dev_subject, issue_dev_token
 from studio_identity.keys import DevKeyStore
@@ -138,7 +138,9 @@ async def test_dev_token_validation(dev_server, body):
 
 @pytest.mark.parametrize("environment", ["test", "production"])
 def test_dev_token_route_exists_only_in_development(environment, tmp_path):
-    settings = IdentitySettings(environment=environment, dev_key_path=tmp_path / "k.pem")
+    settings = IdentitySettings(
+        environment=environment, dev_key_path=tmp_path / "k.pem", clerk_secret_key="sk_test_x"
+    )
     app = create_app(settings)
     assert "/api/dev/token" not in app.openapi()["paths"]
     assert all(getattr(r, "path", None) != "/api/dev/token" for r in app.routes)
@@ -153,9 +155,22 @@ async def test_dev_token_route_is_404_in_the_test_environment(client):
 
 
 def test_production_has_no_dev_keys(tmp_path):
-    app = create_app(IdentitySettings(environment="production", dev_key_path=tmp_path / "k.pem"))
+    app = create_app(
+        IdentitySettings(
+            environment="production", dev_key_path=tmp_path / "k.pem", clerk_secret_key="sk_test_x"
+        )
+    )
     assert app.state.dev_keys is None
     assert not (tmp_path / "k.pem").exists()
+
+
+def test_production_does_not_start_without_the_clerk_write_back(tmp_path):
+    # Without it Clerk's tokens never learn a role change made here.
+    settings = IdentitySettings(environment="production", dev_key_path=tmp_path / "k.pem")
+    with pytest.raises(ValueError, match="IDENTITY_CLERK_SECRET_KEY"):
+        create_app(settings)
+    for environment in ("development", "test"):
+        create_app(IdentitySettings(environment=environment, dev_key_path=tmp_path / "k.pem"))
 
 
 # --- zero configuration under `make up` ---------------------------------------------------------
@@ -195,7 +210,7 @@ async def verify_locally(settings: ServiceSettings, keys: DevKeyStore, token: st
         verifier = JwtVerifier(
             JwksCache(settings.jwks_url, client=http),
             issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
+            audience=settings.jwt_expected_audience,
             authorized_parties=settings.jwt_authorized_parties,
             role_claim=settings.jwt_role_claim,
         )
@@ -203,12 +218,20 @@ async def verify_locally(settings: ServiceSettings, keys: DevKeyStore, token: st
 
 
 async def test_a_token_from_default_settings_verifies_with_default_settings(tmp_path):
-    identity = IdentitySettings(dev_key_path=tmp_path / "jwt-key.pem")
+    identity = IdentitySettings(environment="development", dev_key_path=tmp_path / "jwt-key.pem")
     keys = DevKeyStore(identity.dev_key_path)
     issued = issue_dev_token(identity, keys, role="admin", email="root@studio.local")
-    principal = await verify_locally(ServiceSettings(), keys, issued.token)
+    principal = await verify_locally(ServiceSettings(environment="development"), keys, issued.token)
     assert principal.role is Role.admin
     assert principal.subject == dev_subject("root@studio.local")
+    # Development tokens carry an audience, and the services require it.
+    assert principal.claims["aud"] == DEV_JWT_AUDIENCE
+    unaudienced = keys.sign({k: v for k, v in principal.claims.items() if k != "aud"})
+    with pytest.raises(Unauthorized, match="audience"):
+        await verify_locally(ServiceSettings(environment="development"), keys, unaudienced)
+    other = keys.sign({**principal.claims, "aud": "another-app"})
+    with pytest.raises(Unauthorized, match="audience"):
+        await verify_locally(ServiceSettings(environment="development"), keys, other)
 
 
 @pytest.mark.parametrize("claim_path", ["role", "public_metadata.role", "metadata.studio.role"])

@@ -16,6 +16,7 @@ from studio_common.events import (
     EventPayload,
     TitleCreatedV1,
     TranscodeCompletedV1,
+    UserCreatedV1,
     subject_for,
 )
 from studio_common.migrations import upgrade
@@ -128,6 +129,15 @@ class Catalog:
 
     async def publish(self, payload: EventPayload, **kw: Any) -> Envelope:
         return await publish(self.nats_url, self.ns, payload, **kw)
+
+    async def announce(self, user: User) -> uuid.UUID:
+        """identity's ``user.created`` for ``user``: its identity id, once playback knows it."""
+        user_id = uuid.uuid4()
+        await self.publish(UserCreatedV1(user_id=user_id, clerk_id=user.id))
+        await wait_until(
+            lambda: fetch(self.runtime, "SELECT 1 FROM playback.users WHERE id = :i", i=user_id)
+        )
+        return user_id
 
     async def title(self, name: str = "Some Show") -> uuid.UUID:
         title_id = uuid.uuid4()

@@ -26,7 +26,7 @@ async def test_toggling_twice_removes_the_favorite(client, catalog, users, sql):
 
     r = await toggle(client, user, title)
     assert r.json() == {"titleId": str(title), "favorite": False}
-    r = await client.get(f"/api/users/{user.id}/watchlist", headers=user.headers)
+    r = await client.get("/api/users/me/watchlist", headers=user.headers)
     assert r.json()["items"] == []
     assert r.json()["total"] == 0
     rows = await sql("SELECT active FROM playback.favorites WHERE user_id = :u", u=user.id)
@@ -124,21 +124,63 @@ async def test_watchlist_page_size_is_bounded(client, users):
 
 async def test_only_the_owner_or_an_admin_reads_a_watchlist(client, catalog, users):
     owner, other, admin = users(), users(), users("admin")
+    owner_id = await catalog.announce(owner)
+    await catalog.announce(other)
     title = await catalog.title()
     await toggle(client, owner, title)
+    path = f"/api/users/{owner_id}/watchlist"
 
-    r = await client.get(f"/api/users/{owner.id}/watchlist", headers=other.headers)
+    # The owner by identity's id (what /api/me returns), not only by `me`.
+    r = await client.get(path, headers=owner.headers)
+    assert r.status_code == 200, r.text
+    assert [i["titleId"] for i in r.json()["items"]] == [str(title)]
+
+    r = await client.get(path, headers=other.headers)
     assert r.status_code == 403
     assert r.json()["type"] == "urn:studio:problem:forbidden"
     editor = users("editor")
-    assert (
-        await client.get(f"/api/users/{owner.id}/watchlist", headers=editor.headers)
-    ).status_code == 403
-    assert (await client.get(f"/api/users/{owner.id}/watchlist")).status_code == 401
+    assert (await client.get(path, headers=editor.headers)).status_code == 403
+    assert (await client.get(path)).status_code == 401
 
-    r = await client.get(f"/api/users/{owner.id}/watchlist", headers=admin.headers)
+    r = await client.get(path, headers=admin.headers)
     assert r.status_code == 200
     assert r.json()["total"] == 1
     # `me` is always the caller, for an admin too.
     r = await client.get("/api/users/me/watchlist", headers=admin.headers)
     assert r.json()["total"] == 0
+
+
+@pytest.mark.parametrize("role", ["viewer", "admin"])
+async def test_an_unknown_user_is_404_never_an_empty_list(client, catalog, users, role):
+    owner, caller = users(), users(role)
+    await toggle(client, owner, await catalog.title())
+    # Not an id identity announced: a random one, and the token subject itself.
+    for value in (str(uuid.uuid4()), owner.id, "not-an-id"):
+        r = await client.get(f"/api/users/{value}/watchlist", headers=caller.headers)
+        assert r.status_code == 404, (value, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"] == "urn:studio:problem:not-found"
+
+
+async def test_a_deleted_user_is_404(client, catalog, users):
+    from studio_common.events import UserDeletedV1
+
+    owner, admin = users(), users("admin")
+    owner_id = await catalog.announce(owner)
+    path = f"/api/users/{owner_id}/watchlist"
+    assert (await client.get(path, headers=admin.headers)).status_code == 200
+    await catalog.publish(UserDeletedV1(user_id=owner_id, clerk_id=owner.id))
+
+    async def gone() -> bool:
+        return (await client.get(path, headers=admin.headers)).status_code == 404
+
+    from studio_common.testing.jetstream import wait_until
+
+    await wait_until(gone)
+
+
+def test_the_openapi_says_which_id(playback_app):
+    spec = playback_app.openapi()["paths"]["/api/users/{user_id}/watchlist"]["get"]
+    [param] = [p for p in spec["parameters"] if p["name"] == "user_id"]
+    assert "/api/me" in param["description"]
+    assert "`me`" in param["description"]

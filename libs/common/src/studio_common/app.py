@@ -38,6 +38,7 @@ from studio_common.observability import (
 )
 from studio_common.openapi import install_problem_openapi
 from studio_common.outbox import MessagingTables, OutboxRelay, ensure_stream
+from studio_common.roles import start_role_projection
 from studio_common.settings import ServiceSettings
 from studio_common.tasks import stop_task
 from studio_common.telemetry import configure_sentry, configure_tracing
@@ -122,7 +123,7 @@ def create_service_app(
             verifier = JwtVerifier(
                 jwks,
                 issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
+                audience=settings.jwt_expected_audience,
                 authorized_parties=settings.jwt_authorized_parties,
                 role_claim=settings.jwt_role_claim,
                 leeway_seconds=settings.jwt_leeway_seconds,
@@ -153,6 +154,10 @@ def create_service_app(
             await ensure_stream(runtime.js, settings.event_stream, settings.event_subject_root)
             await broker.start()
             harden_pull_fetch(broker)
+            # Identity's current roles, loaded before the first request (ADR 7).
+            app.state.roles, runtime.extras["role_bucket"] = await start_role_projection(
+                runtime.js, settings.event_stream, stack
+            )
 
             if tables is not None and settings.run_outbox_relay:
                 runtime.relay = OutboxRelay(

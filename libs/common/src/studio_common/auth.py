@@ -3,7 +3,13 @@
 The same code verifies tokens from Clerk in production and from the identity
 service's own issuer in development and tests. ``alg`` is pinned to RS256, so
 ``none`` and HS256-with-the-public-key (algorithm confusion) are rejected
-before any key is used.
+before any key is used. Every token is checked for its audience (``aud``) or
+authorized party (``azp``), whatever the environment; ``sub`` must be a
+non-empty string and ``exp``/``nbf``/``iat`` JSON numbers.
+
+The role in the token is a ceiling: identity's current role, projected into
+every service (:mod:`studio_common.roles`), can only lower it, so a demotion
+takes effect before the token expires (ADR 7).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import httpx
 import jwt
@@ -26,6 +32,9 @@ if TYPE_CHECKING:
     from jwt.types import Options
 
 ALGORITHMS = ["RS256"]
+# identity's users.clerk_id is this wide; Clerk user ids are about 32 characters.
+MAX_SUBJECT_LENGTH = 191
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 
 log = logging.getLogger("studio.auth")
 
@@ -142,6 +151,13 @@ class JwtVerifier:
         role_claim: str = "role",
         leeway_seconds: int = 30,
     ) -> None:
+        if not audience and not authorized_parties:
+            # Fail closed: a verifier that checks neither would take a token
+            # minted for any other application of the same issuer.
+            raise ValueError(
+                "JWT verification needs an audience: set STUDIO_JWT_AUDIENCE, or "
+                "STUDIO_JWT_AUTHORIZED_PARTIES for Clerk session tokens"
+            )
         self.jwks = jwks
         self.issuer = issuer
         self.audience = audience
@@ -191,12 +207,30 @@ class JwtVerifier:
             raise Unauthorized("The token's issuer is not trusted.") from exc
         except jwt.InvalidAudienceError as exc:
             raise Unauthorized("The token is meant for another audience.") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            if exc.claim == "aud":
+                raise Unauthorized("The token names no audience.") from exc
+            raise Unauthorized(f"The token has no {exc.claim} claim.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("The token is invalid.") from exc
         if self.authorized_parties and claims.get("azp") not in self.authorized_parties:
             raise Unauthorized("The token was issued to an unknown party.")
+        for name in NUMERIC_DATE_CLAIMS:
+            # PyJWT takes "1700000000" as a date too; RFC 7519 says NumericDate.
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise Unauthorized(f"The token's {name} is not a number.")
+        subject = claims["sub"]
+        if (
+            not isinstance(subject, str)
+            or not subject
+            or len(subject) > MAX_SUBJECT_LENGTH
+            or not subject.isprintable()
+            or subject != subject.strip()
+        ):
+            raise Unauthorized("The token's subject is not a usable user id.")
         return Principal(
-            subject=str(claims["sub"]),
+            subject=subject,
             role=Role.parse(self._role_of(claims)),
             email=claims.get("email") if isinstance(claims.get("email"), str) else None,
             claims=claims,
@@ -226,11 +260,24 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+class RoleSource(Protocol):
+    def effective(self, principal: Principal) -> Principal: ...
+
+
+def _effective(request: Request, principal: Principal) -> Principal:
+    """The principal with identity's current role applied (never above the token's).
+
+    Applied after verification, so a cache of verified tokens (playback's)
+    never holds on to a role that was taken away."""
+    roles: RoleSource | None = getattr(request.app.state, "roles", None)
+    return principal if roles is None else roles.effective(principal)
+
+
 async def optional_user(request: Request) -> Principal | None:
     token = _bearer(request)
     if token is None:
         return None
-    principal = await get_verifier(request).verify(token)
+    principal = _effective(request, await get_verifier(request).verify(token))
     request.state.principal = principal
     return principal
 
@@ -239,7 +286,7 @@ async def current_user(request: Request) -> Principal:
     token = _bearer(request)
     if token is None:
         raise Unauthorized()
-    principal = await get_verifier(request).verify(token)
+    principal = _effective(request, await get_verifier(request).verify(token))
     request.state.principal = principal
     return principal
 

@@ -269,6 +269,16 @@ class EpisodePlayabilityChangedV1(EventPayload):
 # --- identity --------------------------------------------------------------
 
 
+@event("identity.user.created")
+class UserCreatedV1(EventPayload):
+    """A user identity knows: ``userId`` is the id ``/api/me`` and ``/api/admin/users``
+    return, ``clerkId`` the token subject. Identity's migration 0003 announces the
+    users it held before the event existed."""
+
+    user_id: uuid.UUID
+    clerk_id: str
+
+
 @event("identity.user.role_changed")
 class UserRoleChangedV1(EventPayload):
     user_id: uuid.UUID

@@ -19,6 +19,8 @@ from pydantic_settings import (
 )
 
 SHARED_PREFIX = "STUDIO_"
+# The audience of identity's development tokens when none is configured.
+DEV_JWT_AUDIENCE = "studio-dev"
 
 
 class ServiceSettings(BaseSettings):
@@ -130,6 +132,20 @@ class ServiceSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX, case_sensitive=False)
         return (init_settings, env_settings, shared, dotenv_settings, file_secret_settings)
+
+    @property
+    def jwt_expected_audience(self) -> str | None:
+        """The ``aud`` every token must carry (and the development issuer sets).
+
+        The configured one; else, outside production and unless ``azp`` is
+        checked instead (Clerk session tokens carry no ``aud``), the
+        development issuer's. None only where ``azp`` is checked or where a
+        missing audience refuses to start the service."""
+        if self.jwt_audience:
+            return self.jwt_audience
+        if self.environment != "production" and not self.jwt_authorized_parties:
+            return DEV_JWT_AUDIENCE
+        return None
 
     @property
     def service_name(self) -> str:

@@ -22,7 +22,8 @@ class IdentitySettings(ServiceSettings):
     dev_token_rate_limit: int = Field(default=60, ge=1)
     dev_token_rate_window_seconds: int = Field(default=60, ge=1)
 
-    # Clerk (production issuer). Empty secret key: role changes stay local.
+    # Clerk (production issuer). Required in production; elsewhere an empty
+    # secret key keeps role changes local.
     clerk_secret_key: SecretStr = SecretStr("")
     clerk_api_url: str = "https://api.clerk.com/v1"
     clerk_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -33,6 +34,11 @@ class IdentitySettings(ServiceSettings):
     @property
     def dev_issuer_enabled(self) -> bool:
         return self.environment != "production"
+
+    @property
+    def clerk_write_back_required(self) -> bool:
+        """Where Clerk issues the tokens, the role claim follows identity only through it."""
+        return not self.dev_issuer_enabled
 
     @property
     def dev_token_route_enabled(self) -> bool:

@@ -74,8 +74,9 @@ def issue_dev_token(
     }
     if email:
         claims["email"] = email
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
+    audience = settings.jwt_expected_audience
+    if audience:
+        claims["aud"] = audience
     if settings.jwt_authorized_parties:
         claims["azp"] = settings.jwt_authorized_parties[0]
     set_claim(claims, settings.jwt_role_claim, role)

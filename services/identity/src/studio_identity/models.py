@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Index, String, func, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, String, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,6 +40,9 @@ class User(Base):
     # When the role last changed here; a Clerk webhook older than this does not
     # overwrite it.
     role_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Grows with every role change and the deletion: the role bucket (ADR 7)
+    # never lets an older version replace a newer one. 0: never changed here.
+    role_version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # Clerk's updated_at of the last webhook applied; older ones are ignored.
     clerk_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(

@@ -12,8 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.auth import Principal
-from studio_common.errors import Conflict, NotFound, ProblemError, ValidationFailed
-from studio_common.events import UserDeletedV1, UserRoleChangedV1
+from studio_common.errors import Conflict, Forbidden, NotFound, ProblemError, ValidationFailed
+from studio_common.events import UserCreatedV1, UserDeletedV1, UserRoleChangedV1
 from studio_common.outbox import enqueue
 from studio_common.paging import PageParams
 from studio_identity.clerk import ClerkEvent, ClerkUser
@@ -59,11 +59,13 @@ class IdentityService:
             user = await self.users.insert_if_absent(
                 principal.subject, email=principal.email, role=principal.role.name
             )
-            if user is None:  # created by a concurrent first request
+            if user is not None:
+                await self._announce(user)
+                log.info("user created on first sight", extra={"clerk_id": principal.subject})
+            else:  # created by a concurrent first request
                 user = await self.users.by_clerk_id(principal.subject)
             if user is None:
                 raise RuntimeError("a user vanished between insert and select")
-            log.info("user created on first sight", extra={"clerk_id": principal.subject})
         if user.deleted_at is not None:
             raise AccountDeleted()
         if user.email is None and principal.email:
@@ -71,15 +73,28 @@ class IdentityService:
             user = await self.users.save(user)
         return user
 
+    async def _announce(self, user: User) -> None:
+        await enqueue(
+            self.session, messaging, UserCreatedV1(user_id=user.id, clerk_id=user.clerk_id)
+        )
+
     # --- administration --------------------------------------------------------------
 
     async def list_users(self, f: UserFilter, paging: PageParams) -> tuple[list[User], int]:
         return await self.users.list_page(f, offset=paging.offset, limit=paging.size)
 
     async def change_role(self, user_id: uuid.UUID, role: str, *, actor: Principal) -> User:
+        acting = await self.users.by_clerk_id(actor.subject)
         # Admin rows first, then the target: two admins demoting each other
         # queue on the same locks, and the second sees one admin left.
         admins = await self.users.lock_active_admins()
+        # The actor's current role here, not the token's: a demoted admin whose
+        # token still says admin cannot promote anyone, themselves included.
+        # Read under the admins' locks, so a concurrent demotion of the actor
+        # is either seen here or waits for this change. An actor identity has
+        # never seen has only the token's role to go by (ADR 7).
+        if acting is not None and acting.id not in admins:
+            raise Forbidden("Only a current admin may change roles.")
         user = await self.users.get(user_id, for_update=True)
         if user is None or user.deleted_at is not None:
             raise NotFound(f"No user with id {user_id}.")
@@ -90,6 +105,7 @@ class IdentityService:
         old_role = user.role
         user.role = role
         user.role_changed_at = _now()
+        user.role_version += 1
         user = await self.users.save(user)
         await enqueue(
             self.session,
@@ -158,6 +174,7 @@ class IdentityService:
                 clerk_updated_at=data.updated,
             )
             if created is not None:
+                await self._announce(created)
                 return
             user = await self.users.by_clerk_id(data.id, for_update=True)
             if user is None:
@@ -182,6 +199,7 @@ class IdentityService:
         if new_role is not None and new_role != old_role and newer:
             user.role = new_role
             user.role_changed_at = updated or _now()
+            user.role_version += 1
             await enqueue(
                 self.session,
                 messaging,
@@ -196,7 +214,9 @@ class IdentityService:
         if user is None:
             # Never seen here: keep a tombstone so a late user.created cannot
             # bring it back; other services may still hold data for it.
-            tombstone = await self.users.insert_if_absent(clerk_id, deleted_at=_now())
+            tombstone = await self.users.insert_if_absent(
+                clerk_id, deleted_at=_now(), role_version=1
+            )
             if tombstone is not None:
                 await enqueue(
                     self.session, messaging, UserDeletedV1(user_id=tombstone.id, clerk_id=clerk_id)
@@ -207,6 +227,7 @@ class IdentityService:
             return
         user.deleted_at = _now()
         user.email = None
+        user.role_version += 1
         await self.users.save(user)
         await enqueue(self.session, messaging, UserDeletedV1(user_id=user.id, clerk_id=clerk_id))
         log.info("user deleted", extra={"clerk_id": clerk_id})

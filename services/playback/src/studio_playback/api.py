@@ -9,10 +9,11 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from studio_common.access import Access, access
 from studio_common.auth import CurrentUser, Principal, current_user
-from studio_common.db import SessionDep
+from studio_common.db import Database, SessionDep
 from studio_common.paging import Page, Paging
 from studio_playback.config import PlaybackSettings
 from studio_playback.fastpath import write_position
+from studio_playback.repository import PlaybackRepository
 from studio_playback.schemas import (
     ContinueWatching,
     FavoriteIn,
@@ -52,21 +53,38 @@ async def toggle_favorite(
     )
 
 
+async def subject_of_user(request: Request, value: str) -> str | None:
+    """identity's user id → the token subject playback keys its rows by."""
+    try:
+        user_id = uuid.UUID(value)
+    except ValueError:
+        return None
+    database: Database = request.app.state.runtime.database
+    async with database.transaction() as session:
+        return await PlaybackRepository(session).subject_of(user_id)
+
+
+USER_ID = (
+    "The user's id in identity: the `id` that `GET /api/me` and `GET /api/admin/users` "
+    "return; or `me`. An unknown id is 404."
+)
+
+
 @router.get(
     "/users/{user_id}/watchlist",
     response_model=Page[WatchlistItem],
     response_model_by_alias=True,
-    **access(Access.self_or_admin, owner="user_id"),
+    **access(Access.self_or_admin, owner="user_id", resolve_owner=subject_of_user),
 )
 async def watchlist(
-    principal: CurrentUser,
     request: Request,
     session: SessionDep,
     paging: Paging,
-    user_id: Annotated[str, Path(min_length=1, max_length=255, description="A user id, or `me`")],
+    user_id: Annotated[str, Path(min_length=1, max_length=255, description=USER_ID)],
 ) -> Page[WatchlistItem]:
-    """A user's favorites with their titles, newest first."""
-    owner = principal.subject if user_id == "me" else user_id
+    """A user's favorites with their titles, newest first: the caller's own, or
+    anyone's for an admin."""
+    owner: str = request.state.owner_subject  # set by the access check
     return await _service(request, session).watchlist(owner, paging)
 
 

@@ -104,6 +104,16 @@ class DeletedUser(Base):
     )
 
 
+class User(Base):
+    """identity's user id (what ``/api/me`` returns) and the token subject it
+    belongs to, from ``identity.user.created``; gone with ``identity.user.deleted``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+
+
 class Favorite(Base):
     """One row per (user, title) ever favorited; ``active`` is the current state.
 

@@ -401,9 +401,27 @@ class PlaybackRepository:
             text("DELETE FROM playback.episodes WHERE id = :id"), {"id": episode_id}
         )
 
+    async def add_user(self, user_id: uuid.UUID, subject: str) -> None:
+        """Learn a user's id, unless the subject was erased (a late ``created``)."""
+        await self.session.execute(
+            text(
+                "INSERT INTO playback.users (id, subject) SELECT :id, :s "
+                "WHERE NOT EXISTS (SELECT 1 FROM playback.deleted_users WHERE user_id = :s) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"id": user_id, "s": subject},
+        )
+
+    async def subject_of(self, user_id: uuid.UUID) -> str | None:
+        subject: str | None = await self.session.scalar(
+            text("SELECT subject FROM playback.users WHERE id = :id"), {"id": user_id}
+        )
+        return subject
+
     async def erase_user(self, user_id: str) -> None:
         """Delete everything of a user and refuse their later writes."""
         params: dict[str, Any] = {"u": user_id}
+        await self.session.execute(text("DELETE FROM playback.users WHERE subject = :u"), params)
         await self.session.execute(
             text("INSERT INTO playback.deleted_users (user_id) VALUES (:u) ON CONFLICT DO NOTHING"),
             params,

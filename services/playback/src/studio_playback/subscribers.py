@@ -20,6 +20,7 @@ from studio_common.events import (
     TitleDeletedV1,
     TitleUpdatedV1,
     TranscodeCompletedV1,
+    UserCreatedV1,
     UserDeletedV1,
 )
 from studio_playback.repository import PlaybackRepository
@@ -85,6 +86,11 @@ async def on_episode_deleted(
     await repo.delete_episode(event.episode_id)
 
 
+async def on_user_created(event: UserCreatedV1, envelope: Envelope, session: AsyncSession) -> None:
+    # Routes that name a user take identity's id; playback stores the subject.
+    await PlaybackRepository(session).add_user(event.user_id, event.clerk_id)
+
+
 async def on_user_deleted(event: UserDeletedV1, envelope: Envelope, session: AsyncSession) -> None:
     # The token subject is the Clerk user id: that is what playback stores.
     await PlaybackRepository(session).erase_user(event.clerk_id)
@@ -97,4 +103,5 @@ def register(consumers: EventConsumers) -> None:
     consumers.add(EpisodeUploadedV1, on_episode_uploaded)
     consumers.add(TranscodeCompletedV1, on_transcode_completed)
     consumers.add(EpisodeDeletedV1, on_episode_deleted)
+    consumers.add(UserCreatedV1, on_user_created)
     consumers.add(UserDeletedV1, on_user_deleted)

@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from nats.js.errors import NotFoundError
 
+from studio_common.roles import role_bucket
 from studio_common.testing import infra
 from studio_common.testing.issuer import TestIssuer
 
@@ -92,6 +93,8 @@ async def event_namespaces(nats_url: str) -> AsyncIterator[EventNamespaces]:
         for ns in namespaces.created:
             with suppress(NotFoundError):
                 await nc.jetstream().delete_stream(ns.stream)
+            with suppress(NotFoundError):  # the role bucket (studio_common.roles)
+                await nc.jetstream().delete_stream(f"KV_{role_bucket(ns.stream)}")
     finally:
         await nc.close()
 

@@ -84,7 +84,11 @@ async def hls_file(
 @router.head(
     "/hls/{token}/{episode_id}/{path:path}",
     response_class=Response,
-    responses={200: {"description": "The headers a GET of the file would answer"}},
+    responses={
+        200: {"description": "The headers a GET of the file would answer"},
+        400: {"description": "The path is not a file of an HLS folder"},
+        403: {"description": "The token is forged, expired or for another episode"},
+    },
     **access(Access.public),
 )
 async def hls_file_head(

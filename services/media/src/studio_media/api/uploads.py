@@ -115,7 +115,16 @@ async def create_upload(
     )
 
 
-@router.post("/uploads/verify", response_model=VerifiedObject, responses=CHECK_RESPONSES, **EDITOR)
+@router.post(
+    "/uploads/verify",
+    response_model=VerifiedObject,
+    responses={
+        **CHECK_RESPONSES,
+        404: {"description": "No upload with that id"},
+        409: {"description": "The upload is not complete yet"},
+    },
+    **EDITOR,
+)
 async def verify_upload(
     data: VerifyIn, user: EditorUser, request: Request, session: SessionDep, ctx: ContextDep
 ) -> VerifiedObject | JSONResponse:
