@@ -4,10 +4,7 @@ Host, and keep authenticated responses out of caches."""
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -48,26 +45,6 @@ async def cached(response: Response) -> dict[str, bool]:
 @router.get("/mine", **access(Access.user))
 async def mine() -> dict[str, bool]:
     return {"mine": True}
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    yield buffer
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_studio", False):
-            root.removeHandler(handler)
-
-
-def capture(buffer: io.StringIO) -> None:
-    [handler] = [h for h in logging.getLogger().handlers if getattr(h, "_studio", False)]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(buffer)
-
-
-def json_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
 
 
 def app_for(service_settings: dict[str, Any], **over: Any) -> Any:
@@ -131,11 +108,11 @@ async def test_forwarded_headers_from_an_untrusted_peer_are_ignored(
 
 
 async def test_a_trusted_proxy_names_the_client_in_logs_too(
-    service_settings: dict[str, Any], captured_logs: io.StringIO
+    service_settings: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = app_for(service_settings, trusted_proxies="127.0.0.1", log_json=True)
+    app = app_for(service_settings, trusted_proxies="127.0.0.1")
+    caplog.set_level(logging.INFO, logger="studio.access")
     async with serve_app(app) as client:
-        capture(captured_logs)
         # The rightmost address the trusted proxy did not add itself is the client;
         # what the client wrote before it is not believed.
         r = await client.get(
@@ -143,8 +120,12 @@ async def test_a_trusted_proxy_names_the_client_in_logs_too(
             headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9", "X-Forwarded-Proto": "https"},
         )
     assert r.json() == {"host": "203.0.113.9", "scheme": "https"}
-    [line] = [x for x in json_lines(captured_logs) if x.get("route") == "/client"]
-    assert line["client"] == "203.0.113.9"
+    [line] = [
+        x
+        for x in caplog.records
+        if x.name == "studio.access" and getattr(x, "route", "") == "/client"
+    ]
+    assert getattr(line, "client", None) == "203.0.113.9"
 
 
 # --- no host reflection --------------------------------------------------------------------
