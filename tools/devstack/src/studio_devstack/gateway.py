@@ -19,7 +19,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -97,7 +97,7 @@ class GatewayOptions:
     player_dir: Path | None = None
     # STUDIO_CLERK_PUBLISHABLE_KEY: the player signs in with Clerk instead of dev tokens.
     clerk_publishable_key: str = ""
-    # Where the workers buffer bodies (default: the runtime dir); see worker_temp_dir.
+    # Where the workers buffer bodies (default: the runtime dir); see with_worker_temp_dir.
     temp_dir: Path | None = None
 
 
@@ -255,7 +255,7 @@ def render_player_nginx_conf(options: PlayerServerOptions) -> str:
         "}",
         "",
         "# nginx's own errors (a malformed request, headers too large...) as problems.",
-        *_error_pages(except_statuses={404}),
+        *_error_pages(),
         "",
         "# Anything else.",
         "location / {",
@@ -266,7 +266,7 @@ def render_player_nginx_conf(options: PlayerServerOptions) -> str:
         *_indent(_problem_body(404)),
         "}",
         "",
-        *_problem_locations(sorted(s for s in _GATEWAY_PROBLEMS if s != 404))[:-1],
+        *_problem_locations()[:-1],
     ]
     lines = [
         *_preamble(
@@ -489,7 +489,7 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "}",
         "",
     ]
-    lines += _error_pages(except_statuses={404})
+    lines += _error_pages()
     lines.append("")
     for route in _ordered(table.routes):
         lines += _locations(route)
@@ -507,21 +507,20 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "",
     ]
     lines += ["location @problem_404 {", *_indent(_problem_body(404)), "}", ""]
-    lines += _problem_locations(sorted(s for s in _GATEWAY_PROBLEMS if s != 404))
+    lines += _problem_locations()
     return lines[:-1]
 
 
-def _error_pages(except_statuses: Collection[int] = ()) -> list[str]:
-    """`error_page` for every status nginx may answer itself (404 stays with the
-    locations that can produce it, where a route's own 404 must not be replaced).
+def _error_pages() -> list[str]:
+    """`error_page` for every status nginx may answer itself but 404, which stays
+    with the locations that can produce it (`location /`, the player's files).
 
     They lead to internal locations by URI, not to named ones: a request whose
     request line could not be parsed has no URI, and nginx cannot hand it to a
     named location (it would answer its own HTML 500 instead)."""
     lines = [
         f"error_page {status} ={status} {PROBLEM_PATH}{status};"
-        for status in sorted(_GATEWAY_PROBLEMS)
-        if status not in except_statuses
+        for status in _problem_page_statuses()
     ]
     lines += [
         f"error_page {code} ={status} {PROBLEM_PATH}{status};"
@@ -530,10 +529,14 @@ def _error_pages(except_statuses: Collection[int] = ()) -> list[str]:
     return lines
 
 
-def _problem_locations(statuses: Iterable[int]) -> list[str]:
+def _problem_page_statuses() -> list[int]:
+    return sorted(status for status in _GATEWAY_PROBLEMS if status != 404)
+
+
+def _problem_locations() -> list[str]:
     """The targets of `_error_pages`; `internal`, so a client asking for one gets a 404."""
     lines: list[str] = []
-    for status in statuses:
+    for status in _problem_page_statuses():
         lines += [
             f"location = {PROBLEM_PATH}{status} {{",
             "    internal;",
