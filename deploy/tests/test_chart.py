@@ -60,6 +60,7 @@ def test_helm_lint_is_clean(helm, values):
         ({"secretEnv": {"STUDIO_DATABASE_URL": "postgresql://u:p@h/db"}}, "secretEnv"),
         ({"nats": {"enabled": False}}, "/nats/url"),
         ({"environment": "staging"}, "environment"),
+        ({"ingress": {"trustedProxies": ["gateway"]}}, "trustedProxies"),
         ({"ingress": {"corsOrigins": ["*"]}}, "corsOrigins"),
         ({"player": {"clerkPublishableKey": "sk_test_abc"}}, "clerkPublishableKey"),
         ({"typo": True}, "typo"),
@@ -377,6 +378,38 @@ def test_credentials_are_referenced_never_inlined(render, values):
     assert "studio-database" in referenced
     if values != "production":
         assert {"studio-s3", "studio-media"} <= referenced
+
+
+@pytest.mark.parametrize(
+    ("values", "environment", "public_base_url"),
+    [
+        ("default", "production", "http://studio.localhost"),
+        ("dev", "development", "http://studio.localhost:8080"),
+        ("production", "production", "https://api.studio.example"),
+    ],
+)
+def test_production_unless_development_is_asked_for(render, values, environment, public_base_url):
+    """The base values fail closed; media's URLs name a configured host and the
+    services believe X-Forwarded-For from the ingress controller's range only."""
+    config = of_kind(render(values), "ConfigMap")[f"{RELEASE}-config"]["data"]
+    assert config["STUDIO_ENVIRONMENT"] == environment
+    assert config["MEDIA_PUBLIC_BASE_URL"] == public_base_url
+    assert config["STUDIO_TRUSTED_PROXIES"] == "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
+
+def test_audience_and_trusted_proxies_come_from_values(render):
+    config = of_kind(
+        render(
+            {
+                "auth": {"audience": "studio-api"},
+                "ingress": {"trustedProxies": ["10.244.0.0/16"], "tlsSecret": "tls"},
+            }
+        ),
+        "ConfigMap",
+    )[f"{RELEASE}-config"]["data"]
+    assert config["STUDIO_JWT_AUDIENCE"] == "studio-api"
+    assert config["STUDIO_TRUSTED_PROXIES"] == "10.244.0.0/16"
+    assert config["MEDIA_PUBLIC_BASE_URL"] == "https://studio.localhost"
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)

@@ -56,6 +56,8 @@ def test_every_route_table_service_is_built_migrated_and_served(services, route_
         dockerfile = service["build"]["dockerfile"]
         assert dockerfile == f"services/{name}/Dockerfile"
         assert (ROOT / dockerfile).is_file()
+        # The image alone runs as production; compose asks for development.
+        assert "STUDIO_ENVIRONMENT=production" in (ROOT / dockerfile).read_text()
         command = command_text(service)
         migrate = command.index(f"python -m studio_{name} migrate")
         serve = command.index(f"python -m studio_{name} serve --host 0.0.0.0 --port {spec['port']}")
@@ -66,6 +68,10 @@ def test_every_route_table_service_is_built_migrated_and_served(services, route_
         assert env["STUDIO_NATS_URL"] == "nats://nats:4222"
         assert env["STUDIO_DATABASE_URL"].startswith("postgresql+asyncpg://postgres:")
         assert env["STUDIO_S3_ENDPOINT_URL"] == "http://minio:9000"
+        # Development is asked for; X-Forwarded-For counts from the gateway alone.
+        assert env["STUDIO_ENVIRONMENT"] == "development"
+        gateway = services["gateway"]["networks"]["default"]["ipv4_address"]
+        assert env["STUDIO_TRUSTED_PROXIES"] == gateway
         for backend in ("postgres", "nats", "redis", "minio-bucket"):
             assert backend in service["depends_on"], (name, backend)
 

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from http.client import HTTPResponse
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -283,6 +284,20 @@ def test_the_image_config_with_the_chart_configmap_sends_the_gateway_headers(
         assert headers["content-type"].startswith("application/json")
         options = GatewayOptions(runtime_dir=Path("/unused"), clerk_publishable_key=key)
         assert json.loads(body) == player_config(options)
+        # nginx's own errors are problems here too, as at the gateway.
+        hostile = {
+            431: b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 100 * 1024 + b"\r\n\r\n",
+            400: b"GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            405: b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n",
+        }
+        for expected, raw in hostile.items():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(raw)
+                reply = HTTPResponse(conn)
+                reply.begin()
+                assert reply.status == expected, reply.read()[:200]
+                assert reply.getheader("content-type") == "application/problem+json"
+                assert json.loads(reply.read())["status"] == expected
     finally:
         proc.terminate()
         proc.wait(timeout=10)

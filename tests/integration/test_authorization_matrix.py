@@ -271,6 +271,11 @@ async def running(
     extra: dict[str, dict[str, Any]] = {
         # The development issuer's key stays out of the working tree.
         "identity": {"dev_key_path": tmp_path_factory.mktemp("matrix") / "jwt-key.pem"},
+        # Required outside development.
+        "media": {
+            "playback_signing_key": "matrix-playback-signing-key-0123456789abcdef",
+            "public_base_url": "http://media.test",
+        },
     }
     out = Running()
     async with AsyncExitStack() as stack:
@@ -400,6 +405,12 @@ async def test_access_is_enforced(
             failures.append(f"{caller_name}: expected {expected}, got {status} {resp.text[:200]}")
         elif resp.headers.get("content-type") != "application/problem+json":
             failures.append(f"{caller_name}: {status} is not problem+json")
+        # What a token opened, or a route that needs one answered, is no cache's business.
+        if (caller.subject is not None or op.access != "public") and (
+            resp.headers.get("cache-control") != "no-store"
+            or "authorization" not in resp.headers.get("vary", "").lower()
+        ):
+            failures.append(f"{caller_name}: {status} may be cached: {dict(resp.headers)}")
     if op.access == "public" and got["admin"].status_code != got["anonymous"].status_code:
         failures.append(
             f"a public route answers by caller: anonymous {got['anonymous'].status_code}, "

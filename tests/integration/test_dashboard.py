@@ -112,7 +112,14 @@ async def test_every_dashboard_metric_is_exposed(
                 for attr in dir(config)
                 if attr.endswith("Settings") and attr != "ServiceSettings"
             )
-            extra = {"jobs_gauge_refresh_seconds": 0.2} if name == "transcoder" else {}
+            extra: dict[str, Any] = {
+                "transcoder": {"jobs_gauge_refresh_seconds": 0.2},
+                # Required outside development.
+                "media": {
+                    "playback_signing_key": "dashboard-playback-signing-key-0123456789ab",
+                    "public_base_url": "http://media.test",
+                },
+            }.get(name, {})
             app = main.create_app(settings_cls(**common, **extra))
             clients[name] = await stack.enter_async_context(serve_app(app))
         await worker.start()

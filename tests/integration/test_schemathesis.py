@@ -116,6 +116,11 @@ def servers(
     }
     extra: dict[str, dict[str, Any]] = {
         "identity": {"dev_key_path": tmp_path_factory.mktemp("schemathesis") / "jwt-key.pem"},
+        # Required outside development.
+        "media": {
+            "playback_signing_key": "schemathesis-playback-signing-key-0123456789",
+            "public_base_url": "http://media.test",
+        },
     }
     urls: dict[str, str] = {}
     started: list[ThreadedServer] = []

@@ -56,7 +56,12 @@ async def test_service_boots_and_is_ready(name, migrated, service_settings):
         for attr in dir(config)
         if attr.endswith("Settings") and attr != "ServiceSettings"
     )
-    app = main.create_app(settings_cls(**service_settings))
+    # Required of media outside development (other services ignore them).
+    required = {
+        "playback_signing_key": "boot-test-playback-signing-key-0123456789ab",
+        "public_base_url": "http://media.test",
+    }
+    app = main.create_app(settings_cls(**service_settings, **required))
     async with serve_app(app) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")

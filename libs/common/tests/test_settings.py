@@ -24,7 +24,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults() -> None:
     s = DemoSettings()
-    assert s.environment == "development"
+    assert s.environment == "production"
     assert s.log_level == "INFO"
     assert s.database_url.startswith("postgresql+asyncpg://")
     assert s.event_subject_root == "studio"

@@ -269,3 +269,34 @@ def test_no_exporter_means_no_sdk_and_an_exporter_installs_one() -> None:
     assert run() == "False ProxyTracerProvider"
     assert run(OTEL_TRACES_EXPORTER="console") == "True TracerProvider"
     assert run(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318") == "True TracerProvider"
+
+
+async def test_the_request_span_names_the_client_a_trusted_proxy_forwards(
+    service_settings: dict[str, Any], span_exporter: Any
+) -> None:
+    router = APIRouter()
+
+    @router.get("/where")
+    async def where() -> dict[str, bool]:
+        return {"ok": True}
+
+    def peer_addresses(trusted: str) -> set[str]:
+        return {
+            str(s.attributes.get("client.address") or s.attributes.get("net.peer.ip"))
+            for s in span_exporter.get_finished_spans()
+            if s.kind is SpanKind.SERVER and s.attributes
+        }
+
+    for trusted, expected in (("127.0.0.1", "203.0.113.9"), ("", "127.0.0.1")):
+        app = create_service_app(
+            TraceSettings(
+                **{**service_settings, "run_outbox_relay": False, "trusted_proxies": trusted}
+            ),
+            title="proxied",
+            routers=[router],
+        )
+        span_exporter.clear()
+        async with serve_app(app) as client:
+            r = await client.get("/where", headers={"X-Forwarded-For": "203.0.113.9"})
+            assert r.status_code == 200
+        assert peer_addresses(trusted) == {expected}, trusted

@@ -72,7 +72,8 @@ async def test_an_unreachable_clerk_is_an_error():
 
 
 def test_the_sink_follows_the_secret_key(tmp_path):
-    assert isinstance(role_sink_for(IdentitySettings()), NoOpRoleSink)
+    # Without a key roles stay local, which only development allows.
+    assert isinstance(role_sink_for(IdentitySettings(environment="development")), NoOpRoleSink)
     settings = IdentitySettings(clerk_secret_key=SecretStr("sk_live_x"))
     sink = role_sink_for(settings)
     assert isinstance(sink, ClerkRoleSink)

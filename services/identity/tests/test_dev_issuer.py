@@ -181,8 +181,9 @@ def test_defaults_line_up_for_every_service():
     identity = IdentitySettings()
     assert shared.jwt_issuer == identity.jwt_issuer == "http://127.0.0.1:8102"
     assert shared.jwks_url == f"{shared.jwt_issuer}/.well-known/jwks.json"
-    assert shared.environment == identity.environment == "development"
-    assert identity.dev_token_route_enabled
+    # Production unless asked: `make up` asks for development, a bare process does not.
+    assert shared.environment == identity.environment == "production"
+    assert not identity.dev_token_route_enabled
     routes = yaml.safe_load((ROOT / "deploy/helm/studio/routes.yaml").read_text())
     assert routes["services"]["identity"]["port"] == 8102
     owned = {r["path"]: r["service"] for r in routes["routes"]}
@@ -193,6 +194,7 @@ def test_defaults_line_up_for_every_service():
 
     dev = DevSettings.from_env({}, ROOT)
     assert (dev.jwt_issuer, dev.jwks_url) == (shared.jwt_issuer, shared.jwks_url)
+    assert dev.service_env()["STUDIO_ENVIRONMENT"] == "development"
 
 
 async def verify_locally(settings: ServiceSettings, keys: DevKeyStore, token: str) -> Principal:

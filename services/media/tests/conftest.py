@@ -88,6 +88,8 @@ def media_settings(
         "upload_cleanup_interval_seconds": 0,
         "playback_signing_key": SIGNING_KEY,
         "playback_url_ttl_seconds": 600,
+        # Servers on a real port use their own (see serve_http).
+        "public_base_url": "http://media.test",
     }
 
 
@@ -98,9 +100,9 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve_http(app: FastAPI) -> AsyncIterator[str]:
+async def serve_http(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     """Run the app with uvicorn on a real port, lifespan included; yields its base URL."""
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -118,8 +120,10 @@ async def serve_http(app: FastAPI) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def media_app(media_settings: dict[str, Any]) -> AsyncIterator[FastAPI]:
-    app = create_app(MediaSettings(**media_settings))
-    async with serve_http(app) as base_url:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(MediaSettings(**{**media_settings, "public_base_url": url}))
+    async with serve_http(app, port) as base_url:
         app.state.base_url = base_url
         yield app
 
@@ -127,11 +131,17 @@ async def media_app(media_settings: dict[str, Any]) -> AsyncIterator[FastAPI]:
 @pytest.fixture(scope="session")
 async def replica(media_settings: dict[str, Any], media_app: FastAPI) -> AsyncIterator[FastAPI]:
     """A second replica on the same database and Redis; it redirects segments to S3."""
+    port = free_port()
     settings = MediaSettings(
-        **{**media_settings, "run_consumers": False, "hls_segment_delivery": "redirect"}
+        **{
+            **media_settings,
+            "run_consumers": False,
+            "hls_segment_delivery": "redirect",
+            "public_base_url": f"http://127.0.0.1:{port}",
+        }
     )
     app = create_app(settings)
-    async with serve_http(app) as base_url:
+    async with serve_http(app, port) as base_url:
         app.state.base_url = base_url
         yield app
 

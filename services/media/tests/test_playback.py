@@ -31,6 +31,7 @@ from studio_common.events import (
     TranscodeStartedV1,
     subject_for,
 )
+from studio_common.settings import SettingsError
 from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import serve_app
 from studio_media import tokens
@@ -814,3 +815,120 @@ async def test_a_folder_another_episode_wrote_is_never_served_or_deleted(
     await episodes.wait_state(intruder, "deleted")
     assert s3c.list_objects_v2(Bucket=bucket, Prefix=victim_prefix)["KeyCount"] > 0
     assert (await hls_url(client, auth, victim)).status_code == 200
+
+
+# --- the edge: client addresses, no host reflection, fail closed ------------------------------
+
+
+async def public_episode(episodes) -> uuid.UUID:
+    episode_id, _ = await episodes.ready()
+    await episodes.publish(
+        EpisodeVisibilityChangedV1(episode_id=episode_id, title_id=uuid.uuid4(), public=True)
+    )
+    await wait_until(lambda: asset_public(episodes.app, episode_id))
+    return episode_id
+
+
+def edge_app(media_settings, **over):
+    """A replica with its own counters and a limit that a loaded machine cannot outrun."""
+    settings = {
+        **media_settings,
+        "run_consumers": False,
+        "run_outbox_relay": False,
+        "rate_limit_prefix": f"test:{uuid.uuid4().hex[:10]}:rl",
+        "playback_rate_limit": 3,
+        "playback_rate_window_seconds": 60,
+        **over,
+    }
+    return create_app(MediaSettings(**settings))
+
+
+async def test_rotating_x_forwarded_for_from_an_untrusted_peer_still_hits_the_limit(
+    media_settings, episodes
+):
+    episode_id = await public_episode(episodes)
+    async with serve_app(edge_app(media_settings)) as c:
+        statuses = [
+            (
+                await c.get(
+                    f"/api/episodes/{episode_id}/hls",
+                    headers={"X-Forwarded-For": f"203.0.113.{i}"},
+                )
+            ).status_code
+            for i in range(5)
+        ]
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(media_settings, episodes):
+    episode_id = await public_episode(episodes)
+    # The test client's peer address is 127.0.0.1: here, the gateway.
+    async with serve_app(edge_app(media_settings, trusted_proxies="127.0.0.1")) as c:
+
+        async def get(client: str) -> httpx.Response:
+            return await c.get(
+                f"/api/episodes/{episode_id}/hls", headers={"X-Forwarded-For": client}
+            )
+
+        assert [(await get("203.0.113.1")).status_code for _ in range(4)] == [200, 200, 200, 429]
+        r = await get("203.0.113.1")
+        assert r.json()["type"] == PROBLEM + "rate-limited"
+        assert int(r.headers["retry-after"]) >= 1
+        assert (await get("203.0.113.2")).status_code == 200
+
+
+async def test_playback_urls_name_the_configured_base_never_the_host(
+    media_settings, episodes, auth
+):
+    episode_id, _ = await episodes.ready()
+    app = edge_app(media_settings, public_base_url="https://api.studio.test/media")
+    async with serve_app(app) as c:
+        r = await c.get(
+            f"/api/episodes/{episode_id}/hls",
+            headers={**auth.viewer, "Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+        )
+    assert r.status_code == 200, r.text
+    assert r.json()["url"].startswith("https://api.studio.test/media/hls/")
+    assert "evil.example" not in r.text
+    assert r.headers["cache-control"] == "no-store"
+
+
+async def test_development_without_a_base_gives_gateway_relative_urls(
+    media_settings, episodes, auth
+):
+    episode_id, _ = await episodes.ready()
+    app = edge_app(media_settings, environment="development", public_base_url=None)
+    async with serve_app(app) as c:
+        r = await c.get(
+            f"/api/episodes/{episode_id}/hls", headers={**auth.viewer, "Host": "evil.example"}
+        )
+    assert r.status_code == 200, r.text
+    assert r.json()["url"].startswith("/hls/")
+
+
+@pytest.mark.parametrize(
+    ("missing", "variable"),
+    [
+        ({"playback_signing_key": ""}, "MEDIA_PLAYBACK_SIGNING_KEY"),
+        ({"public_base_url": None}, "MEDIA_PUBLIC_BASE_URL"),
+        ({"jwt_audience": None}, "STUDIO_JWT_AUDIENCE"),
+    ],
+)
+@pytest.mark.parametrize("environment", ["production", "test"])
+async def test_outside_development_a_missing_setting_stops_the_service(
+    media_settings, environment, missing, variable
+):
+    app = edge_app(media_settings, environment=environment, **missing)
+    with pytest.raises(SettingsError, match=variable):
+        async with serve_app(app):
+            pass
+
+
+def test_only_development_signs_with_a_key_of_its_own(media_settings):
+    settings = {**media_settings, "playback_signing_key": ""}
+    dev = MediaSettings(**{**settings, "environment": "development"})
+    assert dev.signing_key_generated
+    assert dev.startup_problems() == []
+    production = MediaSettings(**{**settings, "environment": "production"})
+    assert not production.signing_key_generated
+    assert production.playback_signing_key == ""

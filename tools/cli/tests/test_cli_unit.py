@@ -239,3 +239,12 @@ def test_upload_file_names_are_made_safe_for_media() -> None:
     long = upload_filename(Path("a" * 300 + ".mkv"))
     assert len(long) == 200
     assert long.endswith(".mkv")
+
+
+def test_a_relative_playback_url_is_made_absolute_on_the_gateway() -> None:
+    from studio_cli.main import absolute_url
+
+    gateway = "http://127.0.0.1:8080"
+    assert absolute_url(gateway, "/hls/t/e/master.m3u8") == f"{gateway}/hls/t/e/master.m3u8"
+    cdn = "https://cdn.example/hls/e/master.m3u8?Signature=x"
+    assert absolute_url(gateway + "/", cdn) == cdn

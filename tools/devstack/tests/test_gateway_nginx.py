@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.client import HTTPResponse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -82,7 +84,7 @@ def gateway(
         runtime_dir=tmp_path / "gateway",
         listen_port=free_port(),
         cors_origins=(ORIGIN,),
-        client_max_body_size="1k",
+        client_max_body_size="48k",
     )
     write_nginx_conf(route_table.with_ports(ports), options)
     nginx = find_nginx()
@@ -145,6 +147,9 @@ def test_forwarded_headers_and_a_generated_request_id(gateway: Gateway, http) ->
     seen = reply.json()["headers"]
     assert seen["host"] == "studio.test:8080"
     assert seen["x-forwarded-for"] == "127.0.0.1"
+    # The gateway is the edge: a client's own X-Forwarded-For does not reach the services.
+    spoofed = http(gateway.port, "GET", "/api/titles", {"X-Forwarded-For": "203.0.113.9"})
+    assert spoofed.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
     assert seen["x-forwarded-proto"] == "http"
     assert re.fullmatch(r"[0-9a-f]{32}", seen["x-request-id"])
     assert reply.headers["x-request-id"] == seen["x-request-id"]
@@ -213,7 +218,10 @@ def test_other_origins_get_no_cors_grant(gateway: Gateway, http) -> None:
     assert "vary" not in plain.headers
 
 
-@pytest.mark.parametrize("path", ["/api/nothing-here", "/api/titlesx", "/", "/api/me/"[:-1] + "x"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/nothing-here", "/api/titlesx", "/", "/api/me/"[:-1] + "x", "/__studio/problem/400"],
+)
 def test_unknown_paths_get_a_problem_body(gateway: Gateway, http, path: str) -> None:
     reply = http(gateway.port, "GET", path, {"X-Request-ID": "trace-1"})
     assert reply.status == 404
@@ -231,7 +239,7 @@ def test_unknown_paths_get_a_problem_body(gateway: Gateway, http, path: str) -> 
 def test_oversized_bodies_get_a_problem_body(gateway: Gateway, http) -> None:
     small = http(gateway.port, "POST", "/api/playback", body=b"x" * 512)
     assert small.json()["body_bytes"] == 512
-    big = http(gateway.port, "POST", "/api/playback", body=b"x" * 4096)
+    big = http(gateway.port, "POST", "/api/playback", body=b"x" * 64 * 1024)
     assert big.status == 413
     assert big.json()["type"] == "urn:studio:problem:payload-too-large"
 
@@ -253,3 +261,78 @@ def test_access_log_is_one_json_object_per_request(gateway: Gateway, http) -> No
     assert entry["method"] == "GET"
     assert entry["uri"] == "/api/titles?q=a%22b"
     assert entry["upstream_status"] == "200"
+
+
+def raw_request(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Bytes as a hostile client sends them, which http.client would refuse to."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        response = HTTPResponse(sock)
+        response.begin()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, headers, response.read()
+
+
+@pytest.mark.parametrize(
+    ("name", "request_bytes", "status", "slug"),
+    [
+        (
+            "a 100 KB Authorization header",
+            b"GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + b"a" * 100 * 1024
+            + b"\r\n\r\n",
+            431,
+            "headers-too-large",
+        ),
+        (
+            "two Authorization headers",
+            b"GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
+            b"Authorization: Bearer b\r\n\r\n",
+            400,
+            "bad-request",
+        ),
+        (
+            "a NUL in the path",
+            b"GET /api/titles/%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            "bad-request",
+        ),
+        (
+            "a path above the root",
+            b"GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            "bad-request",
+        ),
+        (
+            "a request line too long",
+            b"GET /api/titles?q=" + b"a" * 20 * 1024 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            "uri-too-long",
+        ),
+        (
+            "a method nginx refuses",
+            b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n",
+            405,
+            "method-not-allowed",
+        ),
+    ],
+)
+def test_the_gateways_own_errors_are_problems(
+    gateway: Gateway, name: str, request_bytes: bytes, status: int, slug: str
+) -> None:
+    got, headers, body = raw_request(gateway.port, request_bytes)
+    assert got == status, (name, body[:200])
+    assert headers["content-type"] == "application/problem+json", name
+    problem = json.loads(body)
+    assert problem["type"] == f"urn:studio:problem:{slug}", name
+    assert problem["status"] == status, name
+
+
+def test_a_30_kb_json_body_reaches_the_service(gateway: Gateway, http) -> None:
+    """Larger than nginx's in-memory buffer: the workers write it to the temp path."""
+    synopsis = "星の運び屋が夜空を渡る。" * 834  # ~10,000 characters, ~30 KB of UTF-8
+    body = json.dumps({"synopsis": synopsis}, ensure_ascii=False).encode()
+    assert len(body) > 29_000
+    reply = http(gateway.port, "POST", "/api/playback", {"Content-Type": "application/json"}, body)
+    assert reply.status == 200, reply.body[:300]
+    assert reply.json()["body_bytes"] == len(body)

@@ -37,6 +37,8 @@ def test_defaults_match_the_machine(tmp_path: Path) -> None:
     assert env["STUDIO_ENVIRONMENT"] == "development"
     assert env["STUDIO_REDIS_URL"] == "redis://127.0.0.1:6379/0"
     assert env["STUDIO_JWKS_URL"] == "http://127.0.0.1:8102/.well-known/jwks.json"
+    # The services believe X-Forwarded-For from the gateway alone.
+    assert env["STUDIO_TRUSTED_PROXIES"] == "127.0.0.1"
 
 
 def test_a_relative_data_dir_is_inside_the_checkout(tmp_path: Path) -> None:

@@ -111,6 +111,16 @@ STUDIO_REDIS_URL: {{ .Values.redis.url | quote }}
 {{- end }}
 STUDIO_JWKS_URL: {{ .Values.auth.jwksUrl | default (printf "%s/.well-known/jwks.json" $identity) | quote }}
 STUDIO_JWT_ISSUER: {{ .Values.auth.issuer | default $identity | quote }}
+{{- if and .Values.auth.audience (not (hasKey .Values.config "STUDIO_JWT_AUDIENCE")) }}
+STUDIO_JWT_AUDIENCE: {{ .Values.auth.audience | quote }}
+{{- end }}
+{{- if and .Values.ingress.enabled .Values.ingress.trustedProxies (not (hasKey .Values.config "STUDIO_TRUSTED_PROXIES")) }}
+STUDIO_TRUSTED_PROXIES: {{ join "," .Values.ingress.trustedProxies | quote }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not (hasKey .Values.config "MEDIA_PUBLIC_BASE_URL")) }}
+{{- /* Playback URLs name the configured host, never a request's Host header. */}}
+MEDIA_PUBLIC_BASE_URL: {{ printf "%s://%s" (ternary "https" "http" (not (empty .Values.ingress.tlsSecret))) .Values.ingress.host | quote }}
+{{- end }}
 {{- range $key, $value := .Values.config }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}

@@ -14,15 +14,18 @@ import logging
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from studio_common.auth import JwksCache, JwtVerifier
+from studio_common.caching import CachePolicyMiddleware
 from studio_common.consumer import EventConsumers, harden_pull_fetch
 from studio_common.db import Database
 from studio_common.errors import ServiceUnavailable, install_problem_handlers, problem_response
@@ -91,6 +94,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service, settings.log_level, settings.log_json)
+        settings.check_startup()
         configure_sentry(settings.sentry_dsn, environment=settings.environment, service=service)
         async with AsyncExitStack() as stack:
             database = Database.connect(
@@ -195,10 +199,14 @@ def create_service_app(
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        # A redirect to the path with(out) its slash would be built from the
+        # request's Host header; a 404 problem is the honest answer.
+        redirect_slashes=False,
         # FastAPI's own OpenTelemetry asks the global providers on every request
         # whether to run; without an exporter the answer is always no.
         telemetry=None if tracing else {"tracing": False, "metrics": False, "logs": False},
     )
+    app.add_middleware(CachePolicyMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, quiet_routes=quiet_routes)
     if tracing:
         # Outermost, so the request span is current while the request id is set
@@ -210,6 +218,7 @@ def create_service_app(
             server_request_hook=redact_span_hook,
             exclude_spans=["receive", "send"],
         )
+    trust_forwarded_headers(app, settings.trusted_proxy_list)
     install_problem_handlers(app)
     install_problem_openapi(app)
 
@@ -240,6 +249,24 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def trust_forwarded_headers(app: FastAPI, proxies: list[str]) -> None:
+    """Take the client address and scheme from X-Forwarded-For/-Proto when, and
+    only when, the peer is one of ``proxies``.
+
+    Wrapped around the whole stack, tracing included, so rate limits, access
+    logs and spans all see the same (real) client.
+    """
+    if not proxies:
+        return
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        wrapped = ProxyHeadersMiddleware(build(), trusted_hosts=proxies)  # type: ignore[arg-type]
+        return cast(ASGIApp, wrapped)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 async def _refresh_messaging_metrics(runtime: Runtime, metrics: MessagingMetrics) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -55,10 +54,9 @@ def run_service_cli(
             port=args.port,
             workers=args.workers,
             reload=args.reload,
-            proxy_headers=True,
-            # Behind an ingress, trust X-Forwarded-* from the proxies named here
-            # (uvicorn's own variable; comma-separated IPs/CIDRs, * for any).
-            forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            # The app decides whose X-Forwarded-* it believes (STUDIO_TRUSTED_PROXIES),
+            # so every server and every test sees the same client address.
+            proxy_headers=False,
             log_config=None,
             access_log=False,
         )

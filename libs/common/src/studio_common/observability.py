@@ -270,6 +270,8 @@ class RequestContextMiddleware:
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
+                    # After the trusted-proxy rewrite: the viewer, not the ingress.
+                    "client": (scope.get("client") or ("",))[0],
                 }
                 self.log.info("request", extra=extra)
             request_id_var.reset(token)

@@ -7,9 +7,10 @@ given once with the ``STUDIO_`` prefix; a service-specific variable wins.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -25,7 +26,9 @@ DEV_JWT_AUDIENCE = "studio-dev"
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
-    environment: Literal["development", "test", "production"] = "development"
+    # Production unless development is asked for: a forgotten variable must not
+    # open the development issuer or sign with a throwaway key.
+    environment: Literal["development", "test", "production"] = "production"
     log_level: str = "INFO"
     log_json: bool = True
     # Error reporting; SENTRY_DSN works too. Empty = off.
@@ -53,6 +56,7 @@ class ServiceSettings(BaseSettings):
     max_page_size: int = Field(default=100, ge=1, le=500)
 
     jwt_issuer: str = "http://127.0.0.1:8102"
+    # Required outside development (this or jwt_authorized_parties).
     jwt_audience: str | None = None
     # Clerk session tokens carry `azp` (the frontend origin) instead of `aud`.
     jwt_authorized_parties: list[str] = Field(default_factory=list)
@@ -71,6 +75,51 @@ class ServiceSettings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     s3_force_path_style: bool = True
+
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed: the gateway or
+    # ingress controller (comma-separated IPs or CIDRs). Anyone else is the client
+    # itself, whatever it writes in those headers. Empty: nobody is trusted.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR range") from None
+        return value
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+
+    def startup_problems(self) -> list[str]:
+        """Settings this service cannot start with, each naming its variable.
+        Subclasses extend the list; the app factory refuses to start on any."""
+        problems: list[str] = []
+        if not self.development and not (self.jwt_audience or self.jwt_authorized_parties):
+            problems.append(
+                "STUDIO_JWT_AUDIENCE (or STUDIO_JWT_AUTHORIZED_PARTIES) is required outside "
+                "development: tokens minted for another application must not be accepted"
+            )
+        return problems
+
+    def check_startup(self) -> None:
+        """Raise :class:`SettingsError` listing every problem of :meth:`startup_problems`."""
+        problems = self.startup_problems()
+        if problems:
+            raise SettingsError(
+                f"{self.service_name} cannot start (STUDIO_ENVIRONMENT={self.environment}): "
+                + "; ".join(problems)
+            )
 
     @classmethod
     def settings_customise_sources(
@@ -102,3 +151,7 @@ class ServiceSettings(BaseSettings):
     def service_name(self) -> str:
         prefix = str(self.model_config.get("env_prefix") or "studio_")
         return prefix.rstrip("_").lower()
+
+
+class SettingsError(RuntimeError):
+    """Settings a service cannot run with; the message names each variable."""

@@ -17,6 +17,10 @@ class IdentitySettings(ServiceSettings):
     dev_key_grace_seconds: int = Field(default=86_400, ge=0)
     dev_token_default_ttl_seconds: int = Field(default=3_600, ge=60)
     dev_token_max_ttl_seconds: int = Field(default=86_400, ge=60)
+    # Tokens per client address and window (the route exists in development only,
+    # and even there it must not mint admin tokens without bound).
+    dev_token_rate_limit: int = Field(default=60, ge=1)
+    dev_token_rate_window_seconds: int = Field(default=60, ge=1)
 
     # Clerk (production issuer). Required in production; elsewhere an empty
     # secret key keeps role changes local.

@@ -15,6 +15,7 @@ from studio_identity import subscribers
 from studio_identity.api import issuer, users, webhooks
 from studio_identity.clerk import ClerkRoleSink, NoOpRoleSink, RoleSink
 from studio_identity.config import IdentitySettings
+from studio_identity.dev_limit import DevTokenLimiter
 from studio_identity.issuer import dev_key_store
 from studio_identity.models import messaging
 from studio_identity.roles import RoleWriter, reconcile
@@ -85,4 +86,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         on_startup=on_startup,
     )
     app.state.dev_keys = keys
+    app.state.dev_token_limiter = DevTokenLimiter(
+        settings.dev_token_rate_limit, settings.dev_token_rate_window_seconds
+    )
     return app

@@ -8,8 +8,9 @@ from pydantic_settings import SettingsConfigDict
 
 from studio_common.settings import ServiceSettings
 
-# Generated once per process when no key is configured: tokens then stop
-# working across restarts and replicas, which is acceptable only in development.
+# Generated once per process when no key is configured in development: tokens
+# then stop working across restarts and replicas. Anywhere else the service
+# refuses to start without MEDIA_PLAYBACK_SIGNING_KEY.
 _DEV_SIGNING_KEY = secrets.token_urlsafe(32)
 
 
@@ -41,14 +42,17 @@ class MediaSettings(ServiceSettings):
     # "cdn": CloudFront signed URL + cookies with a wildcard custom policy.
     playback_mode: Literal["token", "cdn"] = "token"
     playback_url_ttl_seconds: int = Field(default=4 * 3600, ge=60, le=7 * 24 * 3600)
-    # HMAC key for playback tokens. Required in production; development gets a
-    # random per-process key (tokens then die with the process).
+    # HMAC key for playback tokens. Required outside development; development
+    # gets a random per-process key (tokens then die with the process).
     playback_signing_key: str = ""
     # Keys still accepted while a new one rolls out.
     playback_previous_signing_keys: list[str] = Field(default_factory=list)
-    # Base URL of this service as players reach it (through the gateway); the
-    # request's own base URL when empty.
-    public_base_url: str | None = None
+    # Base URL of this service as players reach it (through the gateway), for the
+    # playback URLs. Required outside development, where empty gives URLs relative
+    # to the gateway; never taken from the request's Host.
+    public_base_url: str | None = Field(
+        default=None, pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$"
+    )
     # Segments: "stream" through this service (Range supported), or "redirect"
     # to a presigned S3 GET. Playlists are always served here, so relative
     # links keep the token.
@@ -73,9 +77,8 @@ class MediaSettings(ServiceSettings):
     @model_validator(mode="after")
     def _signing_key(self) -> MediaSettings:
         if not self.playback_signing_key:
-            if self.environment == "production":
-                raise ValueError("MEDIA_PLAYBACK_SIGNING_KEY is required in production")
-            self.playback_signing_key = _DEV_SIGNING_KEY
+            if self.development:
+                self.playback_signing_key = _DEV_SIGNING_KEY
         elif len(self.playback_signing_key) < 32:
             raise ValueError("MEDIA_PLAYBACK_SIGNING_KEY must be at least 32 characters")
         if self.playback_mode == "cdn" and not (
@@ -87,6 +90,17 @@ class MediaSettings(ServiceSettings):
                 "cdn mode needs MEDIA_CDN_BASE_URL, MEDIA_CDN_KEY_PAIR_ID and a private key"
             )
         return self
+
+    def startup_problems(self) -> list[str]:
+        problems = super().startup_problems()
+        if not self.playback_signing_key:
+            problems.append("MEDIA_PLAYBACK_SIGNING_KEY is required outside development")
+        if not (self.development or self.public_base_url) and self.playback_mode == "token":
+            problems.append(
+                "MEDIA_PUBLIC_BASE_URL is required outside development: playback URLs "
+                "are built from it, never from the request's Host"
+            )
+        return problems
 
     @property
     def hls_retire_grace(self) -> int:

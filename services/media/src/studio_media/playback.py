@@ -87,9 +87,7 @@ class PlaybackService:
             )
         return asset
 
-    async def issue_url(
-        self, episode_id: uuid.UUID, base_url: str, *, signed_in: bool = True
-    ) -> PlaybackOut:
+    async def issue_url(self, episode_id: uuid.UUID, *, signed_in: bool = True) -> PlaybackOut:
         asset = await self.playable_asset(episode_id, signed_in=signed_in)
         master_key = asset.hls_master_key
         prefix = asset.hls_prefix
@@ -108,7 +106,9 @@ class PlaybackService:
             signed = cdn.sign_folder(prefix, name, expires)
             return PlaybackOut(url=signed.url, expires_at=expires, cookies=signed.cookies)
         token = tokens.sign(settings.signing_keys()[0], episode_id, expires_at)
-        base = (settings.public_base_url or base_url).rstrip("/")
+        # Never the request's Host: a forged one would come back in the URL. Without
+        # a configured base (development only) the URL is relative to the gateway.
+        base = (settings.public_base_url or "").rstrip("/")
         version = version_of(prefix)
         return PlaybackOut(
             url=f"{base}/hls/{token}/{episode_id}/{version}/{name}", expires_at=expires

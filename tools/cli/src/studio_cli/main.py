@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urljoin
 
 import typer
 from rich.console import Console
@@ -585,8 +586,15 @@ def upload(
         _print_json({"episode": final, "hls": hls})
         return
     console.print(f"[green]Ready.[/] Renditions: {', '.join(final.get('renditions') or []) or '-'}")
-    console.print(f"Playback URL (until {hls.get('expiresAt')}): {hls['url']}")
+    url = absolute_url(api.base_url, hls["url"])
+    console.print(f"Playback URL (until {hls.get('expiresAt')}): {url}")
     console.print(f"Watch it: {api.base_url}/#/watch/{episode_id}")
+
+
+def absolute_url(base_url: str, url: str) -> str:
+    """A URL the API returned, absolute: development without MEDIA_PUBLIC_BASE_URL
+    answers a path on the gateway."""
+    return urljoin(f"{base_url.rstrip('/')}/", url)
 
 
 # ------------------------------------------------------------------ jobs

@@ -17,8 +17,10 @@ import json
 import os
 import re
 import shutil
+import stat
+import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio_devstack.routes import Match, Route, RouteTable
@@ -26,13 +28,36 @@ from studio_devstack.routes import Match, Route, RouteTable
 # Same problem types as studio_common.errors, so clients see one vocabulary
 # whether the gateway or a service answered.
 PROBLEM_TYPE_PREFIX = "urn:studio:problem:"
+# Every status nginx answers by itself, so none of them is nginx's HTML page.
 _GATEWAY_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    400: (
+        "bad-request",
+        "Bad request",
+        "The request line, path or headers could not be read (a NUL, a path above the root, "
+        "a repeated header that must be unique...).",
+    ),
     404: ("not-found", "Not found", "No service serves this path."),
+    405: ("method-not-allowed", "Method not allowed", "This method is not accepted here."),
     413: ("payload-too-large", "Payload too large", "The request body is too large."),
+    414: ("uri-too-long", "URI too long", "The request line is too long."),
+    431: (
+        "headers-too-large",
+        "Request header fields too large",
+        "A request header, or the headers together, are too large.",
+    ),
+    500: ("internal", "Internal server error", "The gateway could not handle this request."),
     502: ("unavailable", "Service unavailable", "The service behind this path did not answer."),
     503: ("unavailable", "Service unavailable", "The service behind this path is unavailable."),
     504: ("unavailable", "Service unavailable", "The service behind this path timed out."),
 }
+# nginx's own codes, answered as the standard status they stand for.
+_NGINX_ALIASES: dict[int, int] = {
+    494: 431,  # request header too large
+}
+# Where the gateway's problem bodies live (internal locations only).
+PROBLEM_PATH = "/__studio/problem/"
+# One header line (a bearer token, cookies) may be this large; the request line too.
+LARGE_HEADER_BUFFERS = "4 16k"
 
 CORS_ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID, Range, If-None-Match"
@@ -72,6 +97,8 @@ class GatewayOptions:
     player_dir: Path | None = None
     # STUDIO_CLERK_PUBLISHABLE_KEY: the player signs in with Clerk instead of dev tokens.
     clerk_publishable_key: str = ""
+    # Where the workers buffer bodies (default: the runtime dir); see with_worker_temp_dir.
+    temp_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +203,11 @@ def render_nginx_conf(table: RouteTable, options: GatewayOptions) -> str:
             str(run / "error.log"),
         ),
         "http {",
-        *_indent(_http_basics(run, options.client_max_body_size, str(run / "access.log"))),
+        *_indent(
+            _http_basics(
+                run, options.client_max_body_size, str(run / "access.log"), options.temp_dir
+            )
+        ),
         "",
         *_indent(_maps(options.cors_origins)),
         "",
@@ -223,6 +254,9 @@ def render_player_nginx_conf(options: PlayerServerOptions) -> str:
         f"    return 200 '{dev_config}';",
         "}",
         "",
+        "# nginx's own errors (a malformed request, headers too large...) as problems.",
+        *_error_pages(),
+        "",
         "# Anything else.",
         "location / {",
         *_indent(_problem_body(404)),
@@ -231,6 +265,8 @@ def render_player_nginx_conf(options: PlayerServerOptions) -> str:
         "location @problem_404 {",
         *_indent(_problem_body(404)),
         "}",
+        "",
+        *_problem_locations()[:-1],
     ]
     lines = [
         *_preamble(
@@ -287,7 +323,9 @@ def _preamble(generated_by: str, source: str, pid: Path, error_log: str) -> list
     ]
 
 
-def _http_basics(run: Path, client_max_body_size: str, access_log: str) -> list[str]:
+def _http_basics(
+    run: Path, client_max_body_size: str, access_log: str, temp_dir: Path | None = None
+) -> list[str]:
     log_fields = {
         "time": "$time_iso8601",
         "request_id": "$studio_request_id",
@@ -303,6 +341,7 @@ def _http_basics(run: Path, client_max_body_size: str, access_log: str) -> list[
         "origin": "$http_origin",
         "user_agent": "$http_user_agent",
     }
+    temp = temp_dir or run
     numeric = {"status", "bytes_sent", "duration"}
     log_json = (
         "{"
@@ -315,13 +354,15 @@ def _http_basics(run: Path, client_max_body_size: str, access_log: str) -> list[
         "sendfile on;",
         "keepalive_timeout 65s;",
         f"client_max_body_size {client_max_body_size};",
+        f"large_client_header_buffers {LARGE_HEADER_BUFFERS};",
         "",
-        "# Everything nginx writes stays under the runtime dir, so it runs without root.",
-        f"client_body_temp_path {run / 'client_body'};",
-        f"proxy_temp_path {run / 'proxy'};",
-        f"fastcgi_temp_path {run / 'fastcgi'};",
-        f"uwsgi_temp_path {run / 'uwsgi'};",
-        f"scgi_temp_path {run / 'scgi'};",
+        "# Everything nginx writes stays under the runtime dir, so it runs without root;",
+        "# the workers write request bodies and large responses here.",
+        f"client_body_temp_path {temp / 'client_body'};",
+        f"proxy_temp_path {temp / 'proxy'};",
+        f"fastcgi_temp_path {temp / 'fastcgi'};",
+        f"uwsgi_temp_path {temp / 'uwsgi'};",
+        f"scgi_temp_path {temp / 'scgi'};",
         "",
         f"log_format studio_json escape=json '{log_json}';",
         f"access_log {access_log} studio_json;",
@@ -431,7 +472,9 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "proxy_http_version 1.1;",
         'proxy_set_header Connection "";',
         "proxy_set_header Host $http_host;",
-        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "# The edge: what a client wrote in X-Forwarded-For is not passed on, so the",
+        "# services (which trust this gateway, STUDIO_TRUSTED_PROXIES) see the real peer.",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Forwarded-Host $http_host;",
         "proxy_set_header X-Request-ID $studio_request_id;",
@@ -446,8 +489,7 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "}",
         "",
     ]
-    for status in sorted(s for s in _GATEWAY_PROBLEMS if s != 404):
-        lines.append(f"error_page {status} @problem_{status};")
+    lines += _error_pages()
     lines.append("")
     for route in _ordered(table.routes):
         lines += _locations(route)
@@ -464,10 +506,46 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "}",
         "",
     ]
-    named = sorted(s for s in _GATEWAY_PROBLEMS if s != 404 or options.player_dir is not None)
-    for status in named:
-        lines += [f"location @problem_{status} {{", *_indent(_problem_body(status)), "}", ""]
+    lines += ["location @problem_404 {", *_indent(_problem_body(404)), "}", ""]
+    lines += _problem_locations()
     return lines[:-1]
+
+
+def _error_pages() -> list[str]:
+    """`error_page` for every status nginx may answer itself but 404, which stays
+    with the locations that can produce it (`location /`, the player's files).
+
+    They lead to internal locations by URI, not to named ones: a request whose
+    request line could not be parsed has no URI, and nginx cannot hand it to a
+    named location (it would answer its own HTML 500 instead)."""
+    lines = [
+        f"error_page {status} ={status} {PROBLEM_PATH}{status};"
+        for status in _problem_page_statuses()
+    ]
+    lines += [
+        f"error_page {code} ={status} {PROBLEM_PATH}{status};"
+        for code, status in sorted(_NGINX_ALIASES.items())
+    ]
+    return lines
+
+
+def _problem_page_statuses() -> list[int]:
+    return sorted(status for status in _GATEWAY_PROBLEMS if status != 404)
+
+
+def _problem_locations() -> list[str]:
+    """The targets of `_error_pages`; `internal`, so a client asking for one gets a 404."""
+    lines: list[str] = []
+    for status in _problem_page_statuses():
+        lines += [
+            f"location = {PROBLEM_PATH}{status} {{",
+            "    internal;",
+            "    error_page 404 @problem_404;",
+            *_indent(_problem_body(status)),
+            "}",
+            "",
+        ]
+    return lines
 
 
 def _security_headers(csp: str) -> list[str]:
@@ -604,8 +682,32 @@ def nginx_command(nginx: str, runtime_dir: Path, *, test_only: bool = False) -> 
     return [*argv, "-t", "-q"] if test_only else [*argv, "-g", "daemon off;"]
 
 
+def worker_temp_dir_needed(runtime_dir: Path) -> bool:
+    """Started as root, nginx runs its workers as an unprivileged user (nobody),
+    who cannot enter a private directory such as a mkdtemp data dir or a home:
+    request bodies over the in-memory buffer would then fail with a 500."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False
+    for directory in (runtime_dir, *runtime_dir.parents):
+        if directory.exists() and not directory.stat().st_mode & stat.S_IXOTH:
+            return True
+    return False
+
+
+def with_worker_temp_dir(options: GatewayOptions) -> GatewayOptions:
+    """The options with a temp dir the workers can reach, made when needed: a fresh
+    private directory under the system temp dir that others may only pass through;
+    nginx creates the temp paths inside it and hands them to the workers."""
+    if options.temp_dir is not None or not worker_temp_dir_needed(options.runtime_dir):
+        return options
+    temp = Path(tempfile.mkdtemp(prefix="studio-gateway-"))
+    temp.chmod(0o711)
+    return replace(options, temp_dir=temp)
+
+
 def write_nginx_conf(table: RouteTable, options: GatewayOptions) -> Path:
     options.runtime_dir.mkdir(parents=True, exist_ok=True)
+    options = with_worker_temp_dir(options)
     path = options.runtime_dir / "nginx.conf"
     path.write_text(render_nginx_conf(table, options), encoding="utf-8")
     return path

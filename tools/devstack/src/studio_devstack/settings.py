@@ -58,6 +58,8 @@ class DevSettings:
     worker_metrics_port: int = WORKER_METRICS_PORT
     # The demo player signs in with Clerk when set (pk_test_... / pk_live_...).
     clerk_publishable_key: str = ""
+    # Whose X-Forwarded-For the services believe: the gateway, on loopback.
+    trusted_proxies: str = "127.0.0.1"
 
     @classmethod
     def from_env(
@@ -88,6 +90,8 @@ class DevSettings:
             # A relative STUDIO_DATA_DIR is taken from the checkout, not the cwd.
             data_dir=data_dir or root / get("STUDIO_DATA_DIR", ".data"),
             routes_file=routes_file or root / ROUTES_RELATIVE_PATH,
+            # The local stack is for development unless told otherwise; the
+            # services alone would run as production.
             environment=get("STUDIO_ENVIRONMENT", "development"),
             database_url=get("STUDIO_DATABASE_URL", DEFAULT_DATABASE_URL),
             nats_url=get("STUDIO_NATS_URL", DEFAULT_NATS_URL),
@@ -109,6 +113,7 @@ class DevSettings:
             port_offset=offset,
             worker_metrics_port=metrics_port,
             clerk_publishable_key=get("STUDIO_CLERK_PUBLISHABLE_KEY", ""),
+            trusted_proxies=get("STUDIO_TRUSTED_PROXIES", "127.0.0.1"),
         )
 
     @property
@@ -137,6 +142,7 @@ class DevSettings:
             "STUDIO_S3_SECRET_ACCESS_KEY": self.s3_secret_access_key,
             "STUDIO_JWKS_URL": self.jwks_url,
             "STUDIO_JWT_ISSUER": self.jwt_issuer,
+            "STUDIO_TRUSTED_PROXIES": self.trusted_proxies,
             # Log lines reach the terminal as they are written, not in 4 KiB bursts.
             "PYTHONUNBUFFERED": "1",
         }

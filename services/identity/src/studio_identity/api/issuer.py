@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from studio_common.access import Access, access
-from studio_common.errors import ValidationFailed
+from studio_common.errors import RATE_LIMITED, ValidationFailed
 from studio_identity.config import IdentitySettings
+from studio_identity.dev_limit import DevTokenLimiter
 from studio_identity.issuer import issue_dev_token
 from studio_identity.keys import DevKeyStore
 from studio_identity.schemas import DevTokenIn, DevTokenOut
@@ -36,6 +37,7 @@ async def jwks(request: Request) -> JSONResponse:
     "/api/dev/token",
     response_model=DevTokenOut,
     response_model_by_alias=True,
+    responses=RATE_LIMITED,
     **access(Access.public),
 )
 async def dev_token(data: DevTokenIn, request: Request) -> DevTokenOut:
@@ -44,6 +46,9 @@ async def dev_token(data: DevTokenIn, request: Request) -> DevTokenOut:
     keys = _keys(request)
     if keys is None:  # not registered outside development; kept as a second guard
         raise RuntimeError("the development issuer is disabled")
+    limiter: DevTokenLimiter = request.app.state.dev_token_limiter
+    # The peer, or the client a trusted proxy names (STUDIO_TRUSTED_PROXIES).
+    limiter.hit(request.client.host if request.client else "unknown")
     ttl = data.ttl_seconds
     if ttl is not None and ttl > settings.dev_token_max_ttl_seconds:
         raise ValidationFailed(

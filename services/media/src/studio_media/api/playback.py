@@ -34,11 +34,10 @@ async def episode_hls(
     """A short-lived URL of the episode's master playlist that HLS.js can play.
     404 for an unknown episode, 401 for a private one without a signed-in
     caller (public episodes play for anyone), 409 while it is not playable yet."""
+    # The peer, or the client a trusted proxy names (STUDIO_TRUSTED_PROXIES).
     client = request.client.host if request.client else "unknown"
     await ctx.limit("playback", user.subject if user else f"anonymous:{client}")
-    out = await PlaybackService(session, ctx).issue_url(
-        episode_id, str(request.base_url), signed_in=user is not None
-    )
+    out = await PlaybackService(session, ctx).issue_url(episode_id, signed_in=user is not None)
     response.headers["Cache-Control"] = "no-store"
     for name, value in (out.cookies or {}).items():
         response.set_cookie(
