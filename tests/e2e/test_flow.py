@@ -117,6 +117,11 @@ def ok(response: httpx.Response, *expected: int) -> Any:
     return response.json() if response.content else None
 
 
+def ok_text(response: httpx.Response) -> str:
+    assert response.status_code == 200, (response.status_code, response.text[:300])
+    return response.text
+
+
 def multipart_upload(
     http: httpx.Client, headers: dict[str, str], filename: str, body: bytes, content_type: str
 ) -> tuple[dict[str, Any], httpx.Response]:
@@ -506,6 +511,89 @@ def test_resume_favorite_continue_watching_and_watchlist(
     watchlist = ok(http.get("/api/users/me/watchlist", headers=viewer))
     assert [w["titleId"] for w in watchlist["items"]] == [title_id]
     assert watchlist["items"][0]["slug"] == flow.title["slug"]
+
+
+def test_a_reused_slug_never_reaches_another_titles_files(
+    http: httpx.Client, admin: dict[str, str], source: Path, flow: Flow
+) -> None:
+    """Storage keys are ids, not slugs (ADR 6): rename a title's slug, give the old
+    slug to a new title with a private episode 1, and the old public episode
+    still plays its own files; deleting it leaves the new one's intact."""
+    assert flow.episode, "needs the ready episode"
+    old_id, old_slug = flow.episode["id"], flow.title["slug"]
+    anonymous = {"Accept": "application/json"}
+    ok(http.patch(f"/api/admin/episodes/{old_id}", json={"public": True}, headers=admin))
+
+    def anonymous_url() -> str:
+        deadline = time.monotonic() + 30
+        while True:  # media learns the visibility from catalog's event
+            r = http.get(f"/api/episodes/{old_id}/hls", headers=anonymous)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                return str(ok(r)["url"])
+            time.sleep(0.2)
+
+    before = anonymous_url()
+    master_before = ok_text(http.get(before))
+    ok(
+        http.patch(
+            f"/api/admin/titles/{flow.title['id']}",
+            json={"slug": old_slug + "-renamed"},
+            headers=admin,
+        )
+    )
+    other = ok(
+        http.post(
+            "/api/admin/titles",
+            json={"slug": old_slug, "name": "Another show", "type": "series", "genres": ["test"]},
+            headers=admin,
+        ),
+        201,
+    )
+    season = ok(
+        http.post("/api/admin/seasons", json={"titleId": other["id"], "number": 1}, headers=admin),
+        201,
+    )
+    _, done = multipart_upload(http, admin, "other.mp4", source.read_bytes(), "video/mp4")
+    created = ok(
+        http.post(
+            "/api/admin/episodes",
+            json={
+                "seasonId": season["id"],
+                "number": 1,
+                "name": "Private",
+                "sourceKey": ok(done)["key"],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    new, _ = watch_episode(http, admin, created["id"], {"ready", "failed"}, within=150)
+    assert new["transcodeState"] == "ready", new["transcodeLog"]
+    assert new["public"] is False
+    assert http.get(f"/api/episodes/{new['id']}/hls", headers=anonymous).status_code == 401
+
+    # The old public episode is still served from its own folder, unchanged.
+    after = anonymous_url()
+    assert f"/{old_id}/" in after
+    assert after.rsplit("/", 2)[-2] == before.rsplit("/", 2)[-2]  # same version folder
+    assert ok_text(http.get(after)) == master_before
+    new_url = str(ok(http.get(f"/api/episodes/{new['id']}/hls", headers=admin))["url"])
+    assert f"/{new['id']}/" in new_url
+
+    # Deleting the old episode removes only its own files.
+    ok(http.delete(f"/api/admin/episodes/{old_id}", headers=admin), 204)
+    deadline = time.monotonic() + 30
+    while http.get(before).status_code != 404:
+        assert time.monotonic() < deadline, "the deleted episode's files are still served"
+        time.sleep(0.2)
+    master = ok_text(http.get(new_url))
+    variant = next(
+        line for line in master.splitlines() if line.endswith(".m3u8") and not line.startswith("#")
+    )
+    playlist = ok_text(http.get(new_url.rsplit("/", 1)[0] + "/" + variant))
+    segment = next(line for line in playlist.splitlines() if line and not line.startswith("#"))
+    folder = (new_url.rsplit("/", 1)[0] + "/" + variant).rsplit("/", 1)[0]
+    assert http.get(f"{folder}/{segment}").status_code == 200
 
 
 def test_the_stack_is_still_healthy(

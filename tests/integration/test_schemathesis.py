@@ -12,6 +12,7 @@ operation (default 15); the hostile-input and lax-input tests of
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import os
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import boto3
 import pytest
 import schemathesis
@@ -93,9 +95,32 @@ class ThreadedServer:
         self.sock.close()
 
 
+def _admin(pg_admin_url: str, sql: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(pg_admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def own_database_url(pg_admin_url: str) -> Iterator[str]:
+    """A database of this module alone: nothing these servers leave behind (an
+    open transaction of a server that would not stop) can block another test."""
+    name = f"studio_schemathesis_{uuid.uuid4().hex[:10]}"
+    _admin(pg_admin_url, f'CREATE DATABASE "{name}"')
+    base = pg_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    yield f"{base}/{name}"
+    _admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
 def servers(
     service_settings: dict[str, Any],
+    own_database_url: str,
     s3_endpoint_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
@@ -110,6 +135,10 @@ def servers(
     ).create_bucket(Bucket=bucket)
     shared = {
         **service_settings,
+        # The documents are under test, not the events: no relay, no consumers.
+        "database_url": own_database_url,
+        "run_outbox_relay": False,
+        "run_consumers": False,
         **credentials,
         "s3_endpoint_url": s3_endpoint_url,
         "s3_bucket": bucket,

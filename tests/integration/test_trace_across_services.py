@@ -12,13 +12,10 @@ import contextlib
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import boto3
-import pytest
 from opentelemetry.trace import SpanKind
 
 from studio_catalog.config import CatalogSettings
@@ -49,26 +46,6 @@ def make_source(path: Path) -> Path:
         timeout=60,
     )
     return path
-
-
-@pytest.fixture
-async def own_database(pg_admin_url: str) -> AsyncIterator[str]:
-    """A database of this test alone: relays of apps that other tests left running
-    in this session share the session database's outbox tables, and would publish
-    our events on their own streams."""
-    name = f"studio_trace_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = pg_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    yield f"{base}/{name}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def test_one_trace_links_the_request_the_relay_the_job_and_the_state_update(

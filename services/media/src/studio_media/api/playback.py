@@ -53,13 +53,19 @@ async def episode_hls(
     return out
 
 
+HLS_FILE = "/hls/{token}/{episode_id}/{path:path}"
+HLS_FILE_RESPONSES: dict[int | str, dict[str, str]] = {
+    400: {"description": "The path is not a file of an HLS folder"},
+    403: {"description": "The token is forged, expired or for another episode"},
+}
+
+
 @router.get(
-    "/hls/{token}/{episode_id}/{path:path}",
+    HLS_FILE,
     response_class=Response,
     responses={
         200: {"description": "A playlist, segment or subtitle file"},
-        400: {"description": "The path is not a file of an HLS folder"},
-        403: {"description": "The token is forged, expired or for another episode"},
+        **HLS_FILE_RESPONSES,
         416: {"description": "The range is not satisfiable"},
     },
     **access(Access.public),
@@ -82,12 +88,11 @@ async def hls_file(
 
 
 @router.head(
-    "/hls/{token}/{episode_id}/{path:path}",
+    HLS_FILE,
     response_class=Response,
     responses={
         200: {"description": "The headers a GET of the file would answer"},
-        400: {"description": "The path is not a file of an HLS folder"},
-        403: {"description": "The token is forged, expired or for another episode"},
+        **HLS_FILE_RESPONSES,
     },
     **access(Access.public),
 )
