@@ -185,3 +185,14 @@ def test_without_an_offset_nothing_moves(tmp_path: Path) -> None:
 def test_bad_offsets_are_reported_by_name(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ValueError, match="STUDIO_PORT_OFFSET"):
         DevSettings.from_env({"STUDIO_PORT_OFFSET": bad}, tmp_path)
+
+
+def test_playback_urls_point_at_the_gateway_unless_told_otherwise(tmp_path: Path) -> None:
+    env = DevSettings.from_env({}, tmp_path).service_env()
+    assert env["MEDIA_PUBLIC_BASE_URL"] == "http://127.0.0.1:8080"
+    moved = DevSettings.from_env({"STUDIO_PORT": "19080"}, tmp_path).service_env()
+    assert moved["MEDIA_PUBLIC_BASE_URL"] == "http://127.0.0.1:19080"
+    given = {"MEDIA_PUBLIC_BASE_URL": "https://studio.example"}
+    assert DevSettings.from_env(given, tmp_path).service_env()["MEDIA_PUBLIC_BASE_URL"] == (
+        "https://studio.example"
+    )

@@ -60,6 +60,9 @@ class DevSettings:
     clerk_publishable_key: str = ""
     # Whose X-Forwarded-For the services believe: the gateway, on loopback.
     trusted_proxies: str = "127.0.0.1"
+    # Where players reach media's /hls/ URLs: the gateway, so a playback URL
+    # works as it is (curl, a player on another origin), never the request's Host.
+    media_public_base_url: str = ""
 
     @classmethod
     def from_env(
@@ -114,6 +117,10 @@ class DevSettings:
             worker_metrics_port=metrics_port,
             clerk_publishable_key=get("STUDIO_CLERK_PUBLISHABLE_KEY", ""),
             trusted_proxies=get("STUDIO_TRUSTED_PROXIES", "127.0.0.1"),
+            media_public_base_url=get(
+                "MEDIA_PUBLIC_BASE_URL",
+                f"http://127.0.0.1:{_port(get('STUDIO_PORT', '8080'), 'STUDIO_PORT')}",
+            ),
         )
 
     @property
@@ -143,6 +150,7 @@ class DevSettings:
             "STUDIO_JWKS_URL": self.jwks_url,
             "STUDIO_JWT_ISSUER": self.jwt_issuer,
             "STUDIO_TRUSTED_PROXIES": self.trusted_proxies,
+            "MEDIA_PUBLIC_BASE_URL": self.media_public_base_url,
             # Log lines reach the terminal as they are written, not in 4 KiB bursts.
             "PYTHONUNBUFFERED": "1",
         }
