@@ -41,7 +41,7 @@ from studio_common.testing.infra import free_port, reachable
 from studio_common.testing.jetstream import wait_until
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.models import Job, messaging
-from studio_transcoder.worker import Worker
+from studio_transcoder.worker import Worker, durable_name
 
 TRANSCODER_DIR = Path(__file__).resolve().parents[2] / "services" / "transcoder"
 BUCKET = "faults"
@@ -346,6 +346,13 @@ async def test_an_s3_outage_mid_transcode_fails_no_job(
             return found if len(finished) == EPISODES else None
 
         done = await wait_until(all_done, within=120 + 20 * EPISODES, interval=0.5)
+        # The in-progress acks went on through the outage: no message was handed
+        # to a worker a second time.
+        assert worker.js is not None
+        info = await worker.js.consumer_info(
+            settings.event_stream, durable_name(EpisodeUploadedV1.event_type)
+        )
+        assert info.num_redelivered == 0
     finally:
         await worker.stop(grace=0)
 
