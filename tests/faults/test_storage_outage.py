@@ -387,3 +387,46 @@ async def test_an_s3_outage_mid_transcode_fails_no_job(
         video = [n for key, n in counts.items() if "/240p/" in key]
         assert video == [SOURCE_SECONDS], counts
         assert all(n >= SOURCE_SECONDS for n in counts.values()), counts
+
+
+async def test_a_worker_stopped_while_storage_is_away_hands_the_job_back_uncounted(
+    settings: TranscoderSettings,
+    proxy: CuttableProxy,
+    s3: Any,
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    source = make_source(tmp_path / "episode.mp4")
+    worker = Worker(settings)
+    await worker.start()
+    try:
+        episode = await submit(settings, s3, source)
+
+        async def encoding() -> bool:
+            job = (await jobs_of(db, [episode])).get(episode)
+            return job is not None and job.status == "processing" and job.progress >= 20
+
+        await wait_until(encoding, within=60, interval=0.2)
+        proxy.cut_off()
+        # The attempt waits for storage (a step to retry, or to redo the attempt).
+        await wait_until(lambda: worker.gate is not None and not worker.gate.is_up, within=30)
+        await asyncio.sleep(5)
+    finally:
+        await worker.stop(grace=0.5)
+    job = (await jobs_of(db, [episode]))[episode]
+    assert (job.status, job.attempts) == ("queued", 0), job.log_tail
+    assert "handed back: the worker shut down" in (job.log_tail or "")
+
+    proxy.restore()
+    again = Worker(settings)
+    await again.start()
+    try:
+
+        async def ready() -> Job | None:
+            job = (await jobs_of(db, [episode])).get(episode)
+            return job if job is not None and job.status in ("ready", "failed") else None
+
+        job = await wait_until(ready, within=90, interval=0.5)
+    finally:
+        await again.stop(grace=0)
+    assert (job.status, job.attempts) == ("ready", 1), job.error_reason

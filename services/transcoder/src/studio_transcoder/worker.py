@@ -519,7 +519,14 @@ class Worker:
                 if outcome != "outage":
                     return
                 # The outage, not the job, broke the attempt: redo it, uncounted.
-                if not await self._redo_after_outage(job, reporter):
+                try:
+                    redone = await self._redo_after_outage(job, reporter)
+                except asyncio.CancelledError:
+                    await self._hand_back(
+                        msg, job, reporter, "the worker shut down while storage was away"
+                    )
+                    raise
+                if not redone:
                     await self._hand_back(
                         msg, job, reporter, "storage stayed unreachable past the tolerance"
                     )
