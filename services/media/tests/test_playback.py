@@ -639,6 +639,37 @@ async def test_transcode_events_for_an_episode_never_announced_are_dead_lettered
     assert folders == 0
 
 
+async def test_a_transcode_event_ahead_of_catalogs_applies_once_the_episode_is_known(
+    client, auth, episodes, s3c, bucket
+):
+    # Event types are consumed apart: "completed" may be handled before "uploaded".
+    episode_id = uuid.uuid4()
+    prefix = version_prefix(episode_id)
+    upload_ladder(s3c, bucket, episodes.ladder, prefix)
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=episode_id, job_id=uuid.uuid4(), hls_master_key=prefix + "master.m3u8"
+        )
+    )
+    await asyncio.sleep(0.5)
+    assert await asset_state(episodes.app, episode_id) is None
+    await episodes.publish(
+        EpisodeUploadedV1(
+            episode_id=episode_id,
+            title_id=uuid.uuid4(),
+            title_slug="some-show",
+            season_id=uuid.uuid4(),
+            season_number=1,
+            episode_number=1,
+            source_key=f"uploads/{uuid.uuid4()}/source.mp4",
+        ),
+        occurred_at=datetime.now(UTC) - timedelta(minutes=10),
+    )
+    # The retried "completed" applies: the episode plays.
+    await episodes.wait_state(episode_id, "ready")
+    assert (await hls_url(client, auth, episode_id)).status_code == 200
+
+
 async def test_playback_url_issuance_is_rate_limited(client, auth, episodes, replica):
     episode_id, _ = await episodes.ready()
     sub = f"user_{uuid.uuid4().hex[:8]}"
