@@ -138,9 +138,27 @@ class Episodes:
 
         await wait_until(reached, within=15)
 
+    async def known(self, episode_id: uuid.UUID | None = None) -> uuid.UUID:
+        """An episode catalog announced (uploaded): media takes transcode events for it."""
+        episode_id = episode_id or uuid.uuid4()
+        await self.publish(
+            EpisodeUploadedV1(
+                episode_id=episode_id,
+                title_id=uuid.uuid4(),
+                title_slug="some-show",
+                season_id=uuid.uuid4(),
+                season_number=1,
+                episode_number=1,
+                source_key=f"uploads/{uuid.uuid4()}/source.mp4",
+            ),
+            occurred_at=datetime.now(UTC) - timedelta(minutes=10),
+        )
+        await self.wait_state(episode_id, "pending")
+        return episode_id
+
     async def ready(self, *, playable_only: bool = False) -> tuple[uuid.UUID, str]:
         """An episode whose ladder is in S3 and registered; returns (id, its HLS prefix)."""
-        episode_id = uuid.uuid4()
+        episode_id = await self.known()
         prefix = version_prefix(episode_id)
         upload_ladder(self.s3c, self.bucket, self.ladder, prefix)
         key = prefix + "master.m3u8"
@@ -444,7 +462,7 @@ async def test_unknown_not_ready_and_failed_episodes(client, auth, episodes):
     assert r.json()["type"] == PROBLEM + "episode-not-ready"
     assert r.json()["state"] == "pending"
 
-    failed = uuid.uuid4()
+    failed = await episodes.known()
     await episodes.publish(TranscodeFailedV1(episode_id=failed, job_id=uuid.uuid4(), reason="x"))
     await episodes.wait_state(failed, "failed")
     r = await hls_url(client, auth, failed)
@@ -576,10 +594,80 @@ async def test_a_master_key_outside_hls_is_never_registered(episodes, client, au
             hls_master_url="x",
         )
     )
-    marker = uuid.uuid4()
+    marker = await episodes.known()
     await episodes.publish(TranscodeFailedV1(episode_id=marker, job_id=uuid.uuid4(), reason="x"))
     await episodes.wait_state(marker, "failed")  # the bad event was handled before this one
     assert await asset_state(episodes.app, episode_id) is None
+
+
+async def test_transcode_events_for_an_episode_never_announced_are_dead_lettered(
+    episodes, nats_url, event_namespace
+):
+    ghost = uuid.uuid4()
+    prefix = version_prefix(ghost)
+    sent = [
+        await episodes.publish(
+            TranscodeStartedV1(episode_id=ghost, job_id=uuid.uuid4(), attempt=1, hls_prefix=prefix)
+        ),
+        await episodes.publish(
+            TranscodeCompletedV1(
+                episode_id=ghost, job_id=uuid.uuid4(), hls_master_key=prefix + "master.m3u8"
+            )
+        ),
+        await episodes.publish(
+            TranscodeFailedV1(episode_id=ghost, job_id=uuid.uuid4(), reason="x")
+        ),
+    ]
+    dlq = f"{event_namespace.subject_root}.dlq.>"
+
+    async def parked() -> set[str] | None:
+        found = {
+            envelope_of(m)["id"]
+            for m in await stream_messages(nats_url, event_namespace.stream, dlq)
+        }
+        wanted = {str(e.id) for e in sent}
+        return wanted if wanted <= found else None
+
+    await wait_until(parked, within=45, interval=0.5)
+    # No ghost row, no folder of an episode nobody announced.
+    assert await asset_state(episodes.app, ghost) is None
+    database = episodes.app.state.runtime.database
+    async with database.transaction() as session:
+        folders = await session.scalar(
+            text("SELECT count(*) FROM media.hls_folders WHERE episode_id = :e"), {"e": ghost}
+        )
+    assert folders == 0
+
+
+async def test_a_transcode_event_ahead_of_catalogs_applies_once_the_episode_is_known(
+    client, auth, episodes, s3c, bucket
+):
+    # Event types are consumed apart: "completed" may be handled before "uploaded".
+    episode_id = uuid.uuid4()
+    prefix = version_prefix(episode_id)
+    upload_ladder(s3c, bucket, episodes.ladder, prefix)
+    await episodes.publish(
+        TranscodeCompletedV1(
+            episode_id=episode_id, job_id=uuid.uuid4(), hls_master_key=prefix + "master.m3u8"
+        )
+    )
+    await asyncio.sleep(0.5)
+    assert await asset_state(episodes.app, episode_id) is None
+    await episodes.publish(
+        EpisodeUploadedV1(
+            episode_id=episode_id,
+            title_id=uuid.uuid4(),
+            title_slug="some-show",
+            season_id=uuid.uuid4(),
+            season_number=1,
+            episode_number=1,
+            source_key=f"uploads/{uuid.uuid4()}/source.mp4",
+        ),
+        occurred_at=datetime.now(UTC) - timedelta(minutes=10),
+    )
+    # The retried "completed" applies: the episode plays.
+    await episodes.wait_state(episode_id, "ready")
+    assert (await hls_url(client, auth, episode_id)).status_code == 200
 
 
 async def test_playback_url_issuance_is_rate_limited(client, auth, episodes, replica):
@@ -798,7 +886,7 @@ async def test_a_folder_another_episode_wrote_is_never_served_or_deleted(
     client, auth, episodes, s3c, bucket
 ):
     victim, victim_prefix = await episodes.ready()
-    intruder = uuid.uuid4()
+    intruder = await episodes.known()
     # An event naming the other episode's folder: refused, nothing registered.
     await episodes.publish(
         TranscodeCompletedV1(

@@ -7,6 +7,7 @@ handler must absorb on its own).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -21,8 +22,9 @@ from studio_common.events import (
     TitleUpdatedV1,
     TranscodeCompletedV1,
     UserDeletedV1,
+    dead_letter_subject,
 )
-from studio_common.testing.jetstream import wait_until
+from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_playback.models import messaging
 
 
@@ -198,7 +200,7 @@ async def test_a_duration_may_arrive_before_the_episode(client, catalog, users, 
     user = users()
     show = await catalog.title()
     ep = uuid.uuid4()
-    done = await catalog.publish(
+    await catalog.publish(
         TranscodeCompletedV1(
             episode_id=ep,
             job_id=uuid.uuid4(),
@@ -207,12 +209,9 @@ async def test_a_duration_may_arrive_before_the_episode(client, catalog, users, 
             duration_sec=600.0,
         )
     )
-    await wait_until(lambda: inbox_count(runtime, done.id))
-    # Not an episode yet: playback does not know its title.
-    r = await client.post(
-        "/api/playback", json={"episodeId": str(ep), "positionSec": 1}, headers=user.headers
-    )
-    assert r.status_code == 404
+    await asyncio.sleep(0.5)
+    # Not projected while catalog's event is still on its way: no row of its own.
+    assert await sql("SELECT id FROM playback.episodes WHERE id = :e", e=ep) == []
 
     up = await catalog.publish(
         EpisodeUploadedV1(
@@ -226,8 +225,43 @@ async def test_a_duration_may_arrive_before_the_episode(client, catalog, users, 
         )
     )
     await wait_until(lambda: inbox_count(runtime, up.id))
+
+    # The duration, retried, applies once the episode is known.
+    async def has_duration() -> bool:
+        rows = await sql("SELECT duration_sec FROM playback.episodes WHERE id = :e", e=ep)
+        return bool(rows) and rows[0]["duration_sec"] == 600.0
+
+    await wait_until(has_duration, within=15)
     r = await client.post(
         "/api/playback", json={"episodeId": str(ep), "positionSec": 700}, headers=user.headers
     )
     assert r.json()["positionSec"] == 600.0
     assert r.json()["watched"] is True
+
+
+async def test_a_duration_for_an_episode_never_announced_is_dead_lettered(
+    catalog, runtime, sql, nats_url, event_namespace
+):
+    ghost = uuid.uuid4()
+    event = await catalog.publish(
+        TranscodeCompletedV1(
+            episode_id=ghost,
+            job_id=uuid.uuid4(),
+            hls_master_key="k",
+            hls_master_url="u",
+            duration_sec=600.0,
+        )
+    )
+    subject = dead_letter_subject(
+        event_namespace.subject_root,
+        "playback-transcoder-transcode-completed",
+        "transcoder.transcode.completed",
+    )
+
+    async def parked() -> list:
+        msgs = await stream_messages(nats_url, event_namespace.stream, subject)
+        return [m for m in msgs if envelope_of(m)["id"] == str(event.id)]
+
+    await wait_until(parked, within=30)
+    assert await sql("SELECT id FROM playback.episodes WHERE id = :e", e=ghost) == []
+    assert await inbox_count(runtime, event.id) == 0

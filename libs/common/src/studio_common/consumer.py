@@ -48,6 +48,15 @@ class PoisonMessage(Exception):
     """Raised for a message that can never be processed."""
 
 
+class UnknownEntity(Exception):
+    """A handler's refusal of an event about something this service never heard of.
+
+    Nothing is projected (the transaction rolls back). The event is retried with
+    backoff, since the event that introduces the entity may come later on its
+    own consumer, and dead-lettered after ``max_deliver`` deliveries.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     envelope: Envelope
@@ -176,7 +185,8 @@ class EventConsumers:
                 log.warning(
                     "handler failed; will retry",
                     extra={"event_id": str(envelope.id), "attempt": num_delivered},
-                    exc_info=True,
+                    # An unknown entity is an expected wait, not a bug: no traceback.
+                    exc_info=not isinstance(exc, UnknownEntity),
                 )
                 await msg.nack(delay=self.retry_backoff(num_delivered))
             return

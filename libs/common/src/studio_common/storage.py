@@ -10,8 +10,11 @@ from botocore.config import Config
 from studio_common.settings import ServiceSettings
 
 
-def s3_client(settings: ServiceSettings, *, public: bool = False) -> Any:
-    """A boto3 S3 client; ``public=True`` signs for the endpoint browsers and players reach."""
+def s3_client(
+    settings: ServiceSettings, *, public: bool = False, config: Config | None = None
+) -> Any:
+    """A boto3 S3 client; ``public=True`` signs for the endpoint browsers and players reach.
+    ``config`` adds to (and overrides) the defaults: timeouts, retries."""
     endpoint = (
         settings.s3_public_endpoint_url
         if public and settings.s3_public_endpoint_url
@@ -27,5 +30,5 @@ def s3_client(settings: ServiceSettings, *, public: bool = False) -> Any:
             signature_version="s3v4",
             s3={"addressing_style": "path" if settings.s3_force_path_style else "auto"},
             retries={"max_attempts": 3, "mode": "standard"},
-        ),
+        ).merge(config or Config()),
     )

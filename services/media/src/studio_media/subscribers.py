@@ -9,6 +9,11 @@ Media owns "playable": whenever the state it serves changes, it announces
 ``media.episode.playability_changed`` in the same transaction (outbox), so a
 consumer that reads ``playable: true`` from it can rely on the playback route.
 Folders follow ADR 6 (:mod:`studio_media.folders`).
+
+Media learns of an episode from catalog (``episode.uploaded``, visibility,
+deletion tombstones). A transcode event for an episode it never heard of is
+refused (:class:`UnknownEntity`: retried, then dead-lettered), so no event,
+forged or misrouted, creates a row of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.app import ConsumerRegistration
-from studio_common.consumer import EventConsumers
+from studio_common.consumer import EventConsumers, UnknownEntity
 from studio_common.events import (
     Envelope,
     EpisodeDeletedV1,
@@ -80,6 +85,13 @@ class AssetHandlers:
         )
         return asset
 
+    async def _known(self, session: AsyncSession, episode_id: uuid.UUID) -> EpisodeAsset:
+        """The episode's row (a tombstone counts); refuses one catalog never announced."""
+        asset = await AssetRepository(session).get(episode_id)
+        if asset is None:
+            raise UnknownEntity(f"episode {episode_id} is unknown to media")
+        return asset
+
     def _folder_of(self, key: str, episode_id: uuid.UUID, envelope: Envelope) -> str | None:
         folder = master_folder(key, episode_id)
         if folder is None:
@@ -106,6 +118,7 @@ class AssetHandlers:
         folder = version_folder(event.hls_prefix or "", event.episode_id)
         if folder is None:
             return
+        await self._known(session, event.episode_id)
         await FolderRepository(session).register(event.episode_id, folder)
         asset = await AssetRepository(session).get(event.episode_id, for_update=True)
         if asset is not None and asset.state != "deleted":
@@ -122,6 +135,7 @@ class AssetHandlers:
         folder = self._folder_of(master_key, episode_id, envelope)
         if folder is None:
             return
+        await self._known(session, episode_id)
         await FolderRepository(session).register(episode_id, folder)
         asset = await self._apply(
             session, envelope, episode_id, {**values, "hls_master_key": master_key}
@@ -163,6 +177,7 @@ class AssetHandlers:
     async def on_failed(
         self, event: TranscodeFailedV1, envelope: Envelope, session: AsyncSession
     ) -> None:
+        await self._known(session, event.episode_id)
         await self._apply(session, envelope, event.episode_id, {"state": "failed"})
         folder = version_folder(event.hls_prefix or "", event.episode_id)
         if folder is not None:

@@ -368,6 +368,22 @@ class PlaybackRepository:
             },
         )
 
+    async def episode_known(self, episode_id: uuid.UUID) -> bool:
+        """Whether catalog announced the episode (a deleted one counts: it is known gone)."""
+        found = await self.session.scalar(
+            text(
+                """
+                SELECT EXISTS (
+                    SELECT 1 FROM playback.episodes WHERE id = :id AND title_id IS NOT NULL
+                ) OR EXISTS (
+                    SELECT 1 FROM playback.tombstones WHERE kind = 'episode' AND id = :id
+                )
+                """
+            ),
+            {"id": episode_id},
+        )
+        return bool(found)
+
     async def set_duration(
         self, episode_id: uuid.UUID, duration_sec: float, event_at: datetime
     ) -> None:

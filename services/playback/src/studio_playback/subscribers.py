@@ -3,6 +3,8 @@
 Every handler runs once per event (the consumer's inbox) and is idempotent on
 its own as well: upserts compare ``occurredAt``, deletions leave tombstones
 that a late ``created`` or ``uploaded`` respects, and deleting twice is a no-op.
+A transcode event for an episode catalog never announced is refused
+(:class:`UnknownEntity`: retried, then dead-lettered), never projected.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from studio_common.consumer import EventConsumers
+from studio_common.consumer import EventConsumers, UnknownEntity
 from studio_common.events import (
     Envelope,
     EpisodeDeletedV1,
@@ -75,6 +77,8 @@ async def on_transcode_completed(
         return
     repo = PlaybackRepository(session)
     await repo.lock("episode", event.episode_id)
+    if not await repo.episode_known(event.episode_id):
+        raise UnknownEntity(f"episode {event.episode_id} is unknown to playback")
     await repo.set_duration(event.episode_id, duration, envelope.occurred_at)
 
 

@@ -113,6 +113,13 @@ class TranscoderSettings(ServiceSettings):
     worker_fetch_timeout_seconds: float = Field(default=2.0, gt=0)
     # On SIGTERM a running job gets this long to finish before it is handed back.
     shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    # Storage (or the way to it) unreachable is not the job's fault: the worker
+    # takes no new job, retries the current step and redoes an attempt the
+    # outage broke without counting it, for up to this long per outage; past
+    # it the job is handed back to the queue, still without counting.
+    storage_outage_tolerance_seconds: float = Field(default=600.0, ge=0)
+    # While storage is away it is probed with jittered backoff up to this interval.
+    storage_probe_max_seconds: float = Field(default=30.0, gt=0)
     # Prometheus metrics of the worker process; 0 = not served.
     worker_metrics_port: int = Field(default=9104, ge=0, le=65535)
     # How often the API process refreshes its jobs-by-status gauge.

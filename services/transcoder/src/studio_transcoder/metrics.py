@@ -12,7 +12,7 @@ class WorkerMetrics:
         self.registry = registry
         self.attempts = Counter(
             "transcoder_job_attempts_total",
-            "Finished job attempts by outcome (ready, failed, retried, handed_back).",
+            "Finished job attempts by outcome (ready, failed, retried, handed_back, redone_after_outage).",
             ["outcome"],
             registry=registry,
         )
@@ -36,6 +36,11 @@ class WorkerMetrics:
             "Seconds from the start of an attempt until its first playlists are in storage.",
             registry=registry,
             buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300),
+        )
+        self.storage_up = Gauge(
+            "transcoder_storage_up",
+            "1 while storage answers; 0 during an outage (the worker takes no new job).",
+            registry=registry,
         )
         self.dead_letters = Counter(
             "transcoder_dead_letters_total",

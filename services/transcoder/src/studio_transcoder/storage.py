@@ -2,6 +2,11 @@
 
 Errors from S3 or the network become :class:`TransientFailure` (the client has
 already retried them three times); a missing source stays a distinct answer.
+An error that says storage is away (no connection, a timeout, a 5xx) is an
+outage, not a failure: it closes the :class:`StorageGate`, and the call waits
+for storage to answer again and runs again, for up to the outage tolerance;
+past it, :class:`StorageUnavailable`. Every call here is safe to repeat: each
+attempt writes keys of its own.
 """
 
 from __future__ import annotations
@@ -9,15 +14,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import mimetypes
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from boto3.exceptions import S3UploadFailedError
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from studio_common.storage import s3_client
 from studio_transcoder.config import TranscoderSettings
-from studio_transcoder.failures import TransientFailure
+from studio_transcoder.failures import StorageUnavailable, TransientFailure
+from studio_transcoder.outage import StorageGate, is_unavailable
 
 T = TypeVar("T")
 
@@ -45,23 +54,60 @@ def _missing(exc: ClientError) -> bool:
     return code in {"404", "NoSuchKey", "NotFound"}
 
 
+# botocore waits 60 s for a connection by default: an outage would hold every
+# call for minutes before anyone knows. The probe asks once, quickly.
+_TIMEOUTS = Config(connect_timeout=5, read_timeout=60)
+_PROBE = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1, "mode": "standard"})
+
+
 class ObjectStore:
     """The bucket through one boto3 client."""
 
-    def __init__(self, settings: TranscoderSettings, client: Any = None) -> None:
+    def __init__(
+        self, settings: TranscoderSettings, client: Any = None, gate: StorageGate | None = None
+    ) -> None:
         self.settings = settings
         self.bucket = settings.s3_bucket
-        self.client: Any = client if client is not None else s3_client(settings)
+        self.client: Any = client if client is not None else s3_client(settings, config=_TIMEOUTS)
+        self.gate = gate
+
+    def gate_for(self) -> StorageGate:
+        """A gate that probes this bucket (a cheap HEAD, one try, short timeouts)."""
+        probe_client = s3_client(self.settings, config=_PROBE)
+
+        async def probe() -> None:
+            await asyncio.to_thread(lambda: probe_client.head_bucket(Bucket=self.bucket))
+
+        self.gate = StorageGate(
+            probe,
+            probe_min_seconds=min(1.0, self.settings.storage_probe_max_seconds),
+            probe_max_seconds=self.settings.storage_probe_max_seconds,
+        )
+        return self.gate
 
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
-        try:
-            return await asyncio.to_thread(fn)
-        except ClientError as exc:
-            if _missing(exc):
-                raise
-            raise TransientFailure("storage", f"Storage failed to {what}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise TransientFailure("storage", f"Storage failed to {what}: {exc}") from exc
+        tolerance = self.settings.storage_outage_tolerance_seconds
+        while True:
+            try:
+                return await asyncio.to_thread(fn)
+            except ClientError as exc:
+                if _missing(exc):
+                    raise
+                if self.gate is None or not is_unavailable(exc):
+                    raise TransientFailure("storage", f"Storage failed to {what}: {exc}") from exc
+                error: Exception = exc
+            except (BotoCoreError, S3UploadFailedError) as exc:
+                if self.gate is None or not is_unavailable(exc):
+                    raise TransientFailure("storage", f"Storage failed to {what}: {exc}") from exc
+                error = exc
+            self.gate.report(error)
+            if not await self.gate.wait_up(self.gate.remaining(tolerance)):
+                raise StorageUnavailable(
+                    f"Storage did not answer for {tolerance:.0f} s (while trying to {what}): "
+                    f"{error}"
+                ) from error
+            # Spread the calls that waited together over a moment.
+            await asyncio.sleep(random.uniform(0, 0.5))  # noqa: S311
 
     def label(self, key: str) -> str:
         """How logs and failure reasons name an object: its key, never the bucket or a URL."""
@@ -90,6 +136,8 @@ class ObjectStore:
                 f"read the start of {key}",
                 lambda: self.client.get_object(Bucket=self.bucket, Key=key, Range="bytes=0-0"),
             )
+        except StorageUnavailable:
+            raise
         except (ClientError, TransientFailure):
             return False
         response["Body"].close()

@@ -16,6 +16,13 @@ Outcomes: ready → ack; a permanent failure (the file) → failed, ack; a
 transient one → nak with exponential backoff until ``max_attempts``, then
 failed and dead-lettered; SIGTERM → the running job gets a grace period, then
 is handed back (nak) without counting as an attempt.
+
+Storage going away is not the job's failure (:mod:`studio_transcoder.outage`):
+the worker takes no new job until storage answers, a storage call waits for it
+and runs again, and an attempt the outage broke (ffmpeg lost its source) is
+redone in a new folder with the same attempt number, all within
+``storage_outage_tolerance_seconds`` per outage; past that the job is handed
+back, still uncounted. The message's in-progress acks go on meanwhile.
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ from studio_transcoder.failures import JobFailure, TransientFailure
 from studio_transcoder.metrics import WorkerMetrics
 from studio_transcoder.models import Job, messaging
 from studio_transcoder.naming import new_version, output_prefix
+from studio_transcoder.outage import StorageGate
 from studio_transcoder.pipeline import AttemptResult, TranscodeAttempt
 from studio_transcoder.repository import JobRepository, clip_log
 from studio_transcoder.storage import ObjectStore
@@ -137,6 +145,11 @@ class JobReporter:
         self.is_playable = False
         self.notes: deque[str] = deque(maxlen=40)
 
+    def restart(self) -> None:
+        """The attempt starts over: progress from zero, not playable yet."""
+        self.throttle.last_percent, self.throttle.last_at = 0.0, None
+        self.is_playable = False
+
     async def progress(self, percent: float) -> None:
         percent = round(max(0.0, min(99.0, percent)), 2)
         if not self.throttle.should_emit(percent):
@@ -199,6 +212,7 @@ class Worker:
         self.nc: NatsClient | None = None
         self.js: JetStreamContext | None = None
         self.store: ObjectStore | None = None
+        self.gate: StorageGate | None = None
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
@@ -217,6 +231,9 @@ class Worker:
         self.nc = await nats.connect(s.nats_url, name="studio-transcoder-worker")
         self.js = self.nc.jetstream()
         self.store = ObjectStore(s)
+        self.gate = self.store.gate_for()
+        self.metrics.storage_up.set(1)
+        self.gate.on_change = lambda up: self.metrics.storage_up.set(1 if up else 0)
         await ensure_stream(self.js, s.event_stream, s.event_subject_root)
         for event_cls in JOB_EVENTS:
             subscription = await self._subscribe(event_cls.event_type)
@@ -286,6 +303,8 @@ class Worker:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
+        if self.gate is not None:
+            await self.gate.close()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.close()
@@ -301,6 +320,9 @@ class Worker:
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         timeout = self.settings.worker_fetch_timeout_seconds
         while await self._free_slot():
+            if not await self._storage_answers():
+                self._slots.release()
+                continue
             try:
                 msgs = await subscription.fetch(1, timeout=timeout)
             except (NatsTimeout, TimeoutError):
@@ -331,6 +353,17 @@ class Worker:
             self._slots.release()
             return False
         return True
+
+    async def _storage_answers(self) -> bool:
+        """Intake waits while storage is away: a job taken now would only wait too."""
+        if self.gate is None or self.gate.is_up:
+            return True
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        up = asyncio.ensure_future(self.gate.wait_up(self.settings.storage_probe_max_seconds))
+        await asyncio.wait({stopping, up}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        up.cancel()
+        return self.gate.is_up and not self._stopping.is_set()
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._jobs.discard(task)
@@ -478,14 +511,43 @@ class Worker:
         event = EpisodeUploadedV1.model_validate(job.payload)
         reporter = JobReporter(self.database, self.settings, job.id, job.episode_id)
         reporter.note(f"attempt {job.attempts} of {self.settings.max_attempts} started")
+        keepalive = asyncio.create_task(self._keep_alive(msg))
+        self.metrics.running.inc()
+        try:
+            while True:
+                outcome = await self._attempt(msg, job, event, reporter)
+                if outcome != "outage":
+                    return
+                # The outage, not the job, broke the attempt: redo it, uncounted.
+                try:
+                    redone = await self._redo_after_outage(job, reporter)
+                except asyncio.CancelledError:
+                    await self._hand_back(
+                        msg, job, reporter, "the worker shut down while storage was away"
+                    )
+                    raise
+                if not redone:
+                    await self._hand_back(
+                        msg, job, reporter, "storage stayed unreachable past the tolerance"
+                    )
+                    return
+        finally:
+            keepalive.cancel()
+            self.metrics.running.dec()
+
+    async def _attempt(
+        self, msg: Msg, job: Job, event: EpisodeUploadedV1, reporter: JobReporter
+    ) -> str:
+        """Runs the attempt once; "done", or "outage" when storage going away broke it."""
+        assert self.store is not None
+        assert self.gate is not None
         workdir = Path(
             tempfile.mkdtemp(
                 prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{job.id.hex[:8]}-",
                 dir=self.settings.work_dir or None,
             )
         )
-        keepalive = asyncio.create_task(self._keep_alive(msg))
-        self.metrics.running.inc()
+        outages = self.gate.outages
         try:
             assert job.output_prefix is not None
             attempt = TranscodeAttempt(
@@ -494,10 +556,15 @@ class Worker:
             try:
                 result = await attempt.run()
             except JobFailure as failure:
+                if await self._is_outage(failure, outages):
+                    reporter.note(f"storage unreachable during the attempt: {failure.reason}")
+                    return "outage"
                 await self._discard_output(job)
                 await self._after_failure(msg, job, failure, reporter)
             except asyncio.CancelledError:
-                await self._hand_back(msg, job, reporter)
+                await self._hand_back(
+                    msg, job, reporter, "the worker shut down before the job finished"
+                )
                 raise
             except Exception as exc:
                 log.exception("attempt crashed", extra={"job_id": str(job.id)})
@@ -508,11 +575,57 @@ class Worker:
                 await self._discard_output(job)
                 await self._after_failure(msg, job, unexpected, reporter)
             else:
+                if result.source_streamed and self.gate.outages != outages:
+                    # ffmpeg may take a source cut short by the outage for its end.
+                    reporter.note("storage was unreachable while the source streamed")
+                    return "outage"
                 await self._complete(msg, job, result, reporter)
+            return "done"
         finally:
-            keepalive.cancel()
-            self.metrics.running.dec()
             shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _is_outage(self, failure: JobFailure, outages_before: int) -> bool:
+        """Whether storage (not the job) is why the attempt failed: the failure says so,
+        or it is a transient one (ffmpeg lost its source, a probe timed out) and
+        storage went away during the attempt or does not answer now."""
+        assert self.gate is not None
+        if failure.infrastructure:
+            return True
+        if failure.permanent:
+            return False
+        return self.gate.outages != outages_before or not await self.gate.check()
+
+    async def _redo_after_outage(self, job: Job, reporter: JobReporter) -> bool:
+        """Waits (within the tolerance) for storage, then starts the same attempt
+        again in a new folder; False when storage stayed away."""
+        assert self.database is not None
+        assert self.gate is not None
+        remaining = self.gate.remaining(self.settings.storage_outage_tolerance_seconds)
+        if not await self.gate.wait_up(remaining):
+            return False
+        await self._discard_output(job)
+        async with self.database.transaction() as session:
+            row = await JobRepository(session).get(job.id, lock=True)
+            if row is None or row.status != "processing":
+                return False
+            row.progress = 0.0
+            row.playable = False
+            row.output_prefix = output_prefix(row.episode_id, new_version())
+            await enqueue(
+                session,
+                messaging,
+                TranscodeStartedV1(
+                    episode_id=row.episode_id,
+                    job_id=row.id,
+                    attempt=row.attempts,
+                    hls_prefix=row.output_prefix,
+                ),
+            )
+            job.output_prefix = row.output_prefix
+        reporter.restart()
+        reporter.note(f"storage answers again: attempt {job.attempts} starts over, not counted")
+        self.metrics.attempts.labels("redone_after_outage").inc()
+        return True
 
     async def _discard_output(self, job: Job) -> None:
         """Removes what a failed attempt wrote. Best effort: media also retires the
@@ -637,8 +750,9 @@ class Worker:
         else:
             await self._dead_letter(msg, f"gave up after {job.attempts} attempts: {failure.reason}")
 
-    async def _hand_back(self, msg: Msg, job: Job, reporter: JobReporter) -> None:
-        """Shutdown before the job finished: queued again, and this attempt does not count."""
+    async def _hand_back(self, msg: Msg, job: Job, reporter: JobReporter, why: str) -> None:
+        """Shutdown (or an outage past the tolerance) before the job finished:
+        queued again, and this attempt does not count."""
         assert self.database is not None
         with contextlib.suppress(Exception):
             async with self.database.transaction() as session:
@@ -646,7 +760,7 @@ class Worker:
                 if row is not None and row.status == "processing":
                     row.status = "queued"
                     row.attempts = max(0, row.attempts - 1)
-                    reporter.note("handed back: the worker shut down before the job finished")
+                    reporter.note(f"handed back: {why}")
                     row.log_tail = reporter.log()
         with contextlib.suppress(Exception):
             await msg.nak()
