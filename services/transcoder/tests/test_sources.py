@@ -237,7 +237,8 @@ async def test_a_missing_source_is_retried_with_backoff_then_dead_lettered(worke
     assert (job.error_code, job.attempts) == ("source_missing", settings.max_attempts)
     assert "is not in storage" in job.error_reason
     # The reason names the key, never the bucket or a storage URL.
-    assert "s3://" not in job.error_reason and jobs.settings.s3_bucket not in job.error_reason
+    assert "s3://" not in job.error_reason
+    assert jobs.settings.s3_bucket not in job.error_reason
     failed = await jobs.wait_events("transcoder.transcode.failed", job_id=job.id)
     assert failed[0]["data"]["permanent"] is False
     starts = await jobs.events("transcoder.transcode.started", job_id=job.id)
