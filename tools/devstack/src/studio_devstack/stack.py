@@ -174,17 +174,13 @@ def plan_stack(
 
     # S3
     if settings.runs_local_s3:
+        store = settings.data_dir / "s3"
         plan.notes.append(
-            f"S3: local stand-in (moto, in memory: uploads vanish on exit) at "
+            f"S3: local stand-in (moto, objects kept in {store}) at "
             f"{settings.s3_endpoint_url}, bucket {settings.s3_bucket!r}"
         )
-        plan.processes.append(
-            ProcessSpec(
-                "s3",
-                [python, "-m", "studio_devstack", "s3", "--port", str(settings.s3_port)],
-                child_env,
-            )
-        )
+        argv = [python, "-m", "studio_devstack", "s3", "--port", str(settings.s3_port)]
+        plan.processes.append(ProcessSpec("s3", [*argv, "--store", str(store)], child_env))
         plan.ports[settings.s3_port] = "s3"
     else:
         plan.notes.append(f"S3: using {settings.s3_endpoint_url}, bucket {settings.s3_bucket!r}")
