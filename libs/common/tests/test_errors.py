@@ -414,3 +414,55 @@ async def test_unreachable_or_overloaded_storage_is_a_503() -> None:
             assert resp.headers["retry-after"] == "1"
         # A refusal is a bug of ours (wrong credentials, a missing bucket): 500.
         assert_problem(await client.get("/denied"), 500, "internal")
+
+
+async def test_a_driver_connection_left_closed_or_busy_is_a_503(pg_admin_url: str) -> None:
+    """What a Postgres restart leaves in a driver pool: a connection closed
+    under the caller, or one still mid-operation. Both are outages (503); an
+    InterfaceError of our own making (a wrong argument count) stays a 500."""
+    import asyncio
+
+    import asyncpg
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/closed")
+    async def closed() -> None:
+        conn = await asyncpg.connect(pg_admin_url)
+        conn.terminate()
+        await conn.fetch("SELECT 1")
+
+    @app.get("/busy")
+    async def busy() -> None:
+        conn = await asyncpg.connect(pg_admin_url)
+        slow = asyncio.create_task(conn.fetch("SELECT pg_sleep(0.5)"))
+        await asyncio.sleep(0.05)
+        try:
+            await conn.fetch("SELECT 1")
+        finally:
+            await slow
+            await conn.close()
+
+    @app.get("/mid-protocol")
+    async def mid_protocol() -> None:
+        # Raised by asyncpg's protocol when the server vanished mid-statement;
+        # seen on POST /api/playback during a restart, not reproducible on demand.
+        raise asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        )
+
+    @app.get("/bug")
+    async def bug() -> None:
+        conn = await asyncpg.connect(pg_admin_url)
+        try:
+            await conn.fetch("SELECT $1::int", 1, 2)
+        finally:
+            await conn.close()
+
+    async with serve_app(app) as client:
+        for path in ("/closed", "/busy", "/mid-protocol"):
+            resp = await client.get(path)
+            assert_problem(resp, 503, "unavailable")
+            assert resp.headers["retry-after"] == "1"
+        assert_problem(await client.get("/bug"), 500, "internal")

@@ -163,8 +163,8 @@ def test_a_port_offset_moves_every_service_its_upstream_and_the_worker_metrics(
     api = processes["media"].argv
     assert api[api.index("--port") + 1] == "9103"
     worker = processes["transcoder-worker"]
-    assert worker.env["TRANSCODER_WORKER_METRICS_PORT"] == "10104"
-    assert plan.ports[10104] == "transcoder-worker metrics"
+    assert worker.env["TRANSCODER_WORKER_METRICS_PORT"] == "9109"
+    assert plan.ports[9109] == "transcoder-worker metrics"
     assert plan.ports[19000] == "s3"
     assert plan.ports[19080] == "gateway"
 
@@ -173,7 +173,7 @@ def test_without_an_offset_nothing_moves(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[3]
     settings = DevSettings.from_env({}, root, data_dir=tmp_path)
     assert settings.port_offset == 0
-    assert settings.worker_metrics_port == 9104
+    assert settings.worker_metrics_port == 8109
     off = DevSettings.from_env({"TRANSCODER_WORKER_METRICS_PORT": "0"}, root, data_dir=tmp_path)
     assert off.worker_metrics_port == 0
     # An explicit port is not moved again (the stack's own processes read it back).
@@ -196,3 +196,28 @@ def test_playback_urls_point_at_the_gateway_unless_told_otherwise(tmp_path: Path
     assert DevSettings.from_env(given, tmp_path).service_env()["MEDIA_PUBLIC_BASE_URL"] == (
         "https://studio.example"
     )
+
+
+def _stack_ports(offset: int, tmp_path: Path) -> set[int]:
+    from studio_devstack.stack import stack_route_table
+
+    root = Path(__file__).resolve().parents[3]
+    settings = DevSettings.from_env({"STUDIO_PORT_OFFSET": str(offset)}, root, data_dir=tmp_path)
+    table = stack_route_table(settings)
+    plan = plan_stack(settings, table, reachable=lambda host, port: True)
+    # The gateway is planned only where nginx is installed.
+    return set(plan.ports) | {settings.gateway_port}
+
+
+def test_stacks_a_thousand_ports_apart_share_no_port(tmp_path: Path) -> None:
+    """The documented scheme: STUDIO_PORT_OFFSET=1000 (2000, ...) alone gives a
+    second stack, and no port of it is one of the default stack's."""
+    default = _stack_ports(0, tmp_path)
+    assert default >= {8080, 8101, 8105, 8109, 9000}
+    seen = set(default)
+    for offset in (1000, 2000, 3000):
+        ports = _stack_ports(offset, tmp_path)
+        assert len(ports) == len(default)
+        assert not ports & seen, f"offset {offset} collides on {sorted(ports & seen)}"
+        seen |= ports
+    assert {9080, 9101, 9109, 10000} <= _stack_ports(1000, tmp_path)

@@ -200,6 +200,32 @@ _BAD_INPUT_STATES = {"23514", "22001", "22003", "22007", "22021", "22P02", "2350
 _UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
 DATABASE = "The database"
 STORAGE = "Object storage"
+# asyncpg's words for a connection the server dropped: closed under a query, or
+# left mid-protocol ("cannot switch to state 12; another operation is in
+# progress", an InternalClientError). InterfaceError also covers client bugs
+# (wrong argument counts), so the message decides, not the class.
+_LOST_CONNECTION = (
+    "connection is closed",
+    "connection was closed",
+    # "another operation is in progress", "another operation (2) is in progress"
+    "another operation",
+)
+_DRIVER_CLIENT_ERRORS = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` (or the driver error under it) says the database
+    connection is gone: an outage, to be answered 503."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the wrapper chain is short: SQLAlchemy, its adapter, asyncpg
+        if seen is None:
+            return False
+        if isinstance(seen, _DRIVER_CLIENT_ERRORS) and any(
+            words in str(seen) for words in _LOST_CONNECTION
+        ):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -274,7 +300,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
+        if exc.connection_invalidated or connection_lost(exc):
             return _unavailable(request, f"connection lost: {exc.orig!r}")
         return _database_problem(
             _sqlstate(exc),
@@ -317,6 +343,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             request,
             integrity=bool(state and state.startswith("23")),
         )
+
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(asyncpg.exceptions.InternalClientError)
+    async def _driver_client(request: Request, exc: Exception) -> JSONResponse:
+        if connection_lost(exc):
+            return _unavailable(request, f"connection lost: {exc!r}")
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -120,8 +120,12 @@ class TranscoderSettings(ServiceSettings):
     storage_outage_tolerance_seconds: float = Field(default=600.0, ge=0)
     # While storage is away it is probed with jittered backoff up to this interval.
     storage_probe_max_seconds: float = Field(default=30.0, gt=0)
-    # Prometheus metrics of the worker process; 0 = not served.
+    # Prometheus metrics of the worker process; 0 = not served. Served before
+    # the worker takes any job; a port already taken (a second worker on one
+    # machine) falls back to a free one, logged.
     worker_metrics_port: int = Field(default=9104, ge=0, le=65535)
+    # Loopback unless told otherwise (the chart sets 0.0.0.0 for its scraper).
+    worker_metrics_host: str = "127.0.0.1"
     # How often the API process refreshes its jobs-by-status gauge.
     jobs_gauge_refresh_seconds: float = Field(default=15.0, gt=0)
 

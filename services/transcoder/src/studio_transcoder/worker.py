@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -243,10 +244,6 @@ class Worker:
                 )
             )
         self._loops.append(asyncio.create_task(self._refresh_queue_metrics(), name="queue-metrics"))
-        if s.worker_metrics_port:
-            self._metrics_server, _ = start_http_server(
-                s.worker_metrics_port, registry=self.registry
-            )
         log.info("transcoder worker started", extra={"concurrency": s.worker_concurrency})
 
     async def _subscribe(self, event_type: str) -> JetStreamContext.PullSubscription:
@@ -815,6 +812,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def serve_metrics(settings: TranscoderSettings, registry: CollectorRegistry) -> Any:
+    """The worker's Prometheus endpoint on its port, or on a free one when that
+    is taken (a second worker on one machine); None when the port is 0."""
+    if not settings.worker_metrics_port:
+        return None
+    host = settings.worker_metrics_host
+    try:
+        server, _ = start_http_server(settings.worker_metrics_port, host, registry=registry)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        server, _ = start_http_server(0, host, registry=registry)
+        log.warning(
+            "worker metrics port in use; serving on a free one",
+            extra={"wanted": settings.worker_metrics_port, "port": server.server_port},
+        )
+    log.info("worker metrics", extra={"url": f"http://{host}:{server.server_port}/metrics"})
+    return server
+
+
 async def run_worker(settings: TranscoderSettings) -> None:
     """``python -m studio_transcoder worker``: until SIGTERM or SIGINT."""
     configure_logging(settings.service_name + "-worker", settings.log_level, settings.log_json)
@@ -825,6 +842,9 @@ async def run_worker(settings: TranscoderSettings) -> None:
         service=settings.service_name + "-worker",
     )
     worker = Worker(settings)
+    # Before any job is taken: a worker that cannot serve its liveness port must
+    # not have work in hand. `Worker.stop` shuts it down.
+    worker._metrics_server = serve_metrics(settings, worker.registry)
     await worker.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

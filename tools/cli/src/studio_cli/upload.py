@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 import threading
 import time
@@ -28,6 +29,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -44,7 +46,10 @@ ACCEPTED_TYPES_PATH = "/api/admin/uploads/accepted-types"
 _UNSAFE = re.compile(r"[^A-Za-z0-9!_.*'()-]")
 MAX_FILENAME = 200
 CHUNK = 256 * 1024
-PART_ATTEMPTS = 4
+# A part is sent again, with jittered backoff up to PART_BACKOFF_CAP, for this
+# long: storage or the network may be away for a minute and the upload goes on.
+PART_RETRY_SECONDS = 90.0
+PART_BACKOFF_CAP = 10.0
 # Part URLs are asked for in batches so they are fresh when used.
 URL_BATCH = 16
 # Test hook: stop as if Ctrl-C was pressed once this many parts were sent in this run.
@@ -208,6 +213,32 @@ class UploadOutcome:
     bytes_sent: int
 
 
+def retry_delay(attempt: int, cap: float = PART_BACKOFF_CAP) -> float:
+    """Before attempt `attempt + 1`: 1 s, 2 s, 4 s ... up to `cap`, each with up
+    to a quarter taken off at random so parallel parts do not retry in step."""
+    base = min(cap, 0.5 * 2.0**attempt)
+    return base * (1 - random.random() / 4)  # noqa: S311 - jitter, not a secret
+
+
+class WireProgress:
+    """The bar of bytes put on the wire. It never runs backwards: bytes of a part
+    that has to be sent again are added to the total rather than taken off what
+    was done, so the transfer rate rich shows (a difference of `completed`
+    over time) stays the true, positive rate, and the bar still ends full."""
+
+    def __init__(self, progress: Progress, task: TaskID, total: int) -> None:
+        self.progress = progress
+        self.task = task
+        self.total = total
+
+    def advance(self, n: int) -> None:
+        if n >= 0:
+            self.progress.advance(self.task, n)
+        else:
+            self.total -= n
+            self.progress.update(self.task, total=self.total)
+
+
 class MultipartUpload:
     """Sends the missing parts of one file, several at a time, with a progress bar."""
 
@@ -233,6 +264,8 @@ class MultipartUpload:
         self.size = file.stat().st_size
         self.cancel = threading.Event()
         self.lock = threading.Lock()
+        self.part_retry_seconds = PART_RETRY_SECONDS
+        self.part_backoff_cap = PART_BACKOFF_CAP
         # S3 is reached directly with presigned URLs: no bearer token goes there.
         self.s3 = httpx.Client(timeout=httpx.Timeout(120.0, connect=10.0))
 
@@ -319,7 +352,10 @@ class MultipartUpload:
     ) -> str:
         start, length = self._part_range(number, part_size)
         last_error: Exception | None = None
-        for attempt in range(1, PART_ATTEMPTS + 1):
+        deadline = time.monotonic() + self.part_retry_seconds
+        attempt = 0
+        while True:
+            attempt += 1
             sent = 0
 
             def counted(n: int) -> None:
@@ -349,11 +385,15 @@ class MultipartUpload:
             except httpx.HTTPError as exc:
                 last_error = exc
             advance(-sent)
-            if self.cancel.is_set():
+            delay = retry_delay(attempt, self.part_backoff_cap)
+            if time.monotonic() + delay > deadline:
+                break
+            # Ctrl-C (or another part's failure) ends the wait at once.
+            if self.cancel.wait(delay):
                 raise _Cancelled
-            time.sleep(min(8.0, 0.5 * 2**attempt))
         raise CliError(
-            f"Part {number} could not be sent after {PART_ATTEMPTS} attempts",
+            f"Part {number} could not be sent in {self.part_retry_seconds:g} s "
+            f"({attempt} attempts)",
             str(last_error),
             Exit.UNAVAILABLE,
         )
@@ -416,11 +456,12 @@ class MultipartUpload:
 
         with self._progress() as progress:
             task = progress.add_task("upload", total=self.size, completed=done_bytes)
+            bar = WireProgress(progress, task, self.size)
 
             def advance(n: int) -> None:
                 with self.lock:
                     totals["bytes"] += n
-                progress.advance(task, n)
+                    bar.advance(n)
 
             pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="part")
             running: dict[Future[str], int] = {}

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     s3_server = sub.add_parser("s3", help=argparse.SUPPRESS)
     s3_server.add_argument("--port", type=int, required=True)
     s3_server.add_argument("--host", default="127.0.0.1")
+    s3_server.add_argument("--store", type=Path, help="keep the objects in this directory")
     return parser
 
 
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 access_key_id=settings.s3_access_key_id,
                 secret_access_key=settings.s3_secret_access_key,
             )
-            return s3.serve(args.host, args.port, location)
+            return s3.serve(args.host, args.port, location, args.store, settings.database_url)
     except (RouteTableError, BackingServiceUnavailable, ValueError, FileNotFoundError) as exc:
         print(f"studio-dev: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,8 @@
 """Starting one service: wait for what it needs, migrate, seed, then serve.
 
 Each service runs this as its own process under the stack, so migrations run in
-parallel (each service owns its schema) and a failing one stops the stack with
-that service's name on the error. The last step replaces this process with the
+parallel (each service owns its schema) and a failing one is started again by
+the stack, with backoff, its service's name on the error. The last step replaces this process with the
 service's `serve`, so the process manager signals the server directly.
 """
 

@@ -23,8 +23,16 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CORS_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173"
 IDENTITY_PORT = 8102
-# The transcoder worker's metrics port when TRANSCODER_WORKER_METRICS_PORT is not set.
-WORKER_METRICS_PORT = 9104
+# Every port the stack opens is its base plus STUDIO_PORT_OFFSET: the gateway
+# 8080, the services 8101-8105 (the route table), the transcoder worker's
+# metrics 8109 and the S3 stand-in 9000. The stack's ports stay within 8080-8109
+# and 9000, so any offset that is a multiple of 1000 (and every one of the e2e
+# stack's, 10000 and up) collides with no port of the default stack.
+GATEWAY_PORT = 8080
+S3_PORT = 9000
+# The transcoder worker's metrics port under the stack when
+# TRANSCODER_WORKER_METRICS_PORT is not set (the worker alone defaults to 9104).
+WORKER_METRICS_PORT = 8109
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,9 @@ class DevSettings:
     s3_external_endpoint_url: str | None
     jwks_url: str
     jwt_issuer: str
-    # Added to every service port of the route table (and so to the gateway's
-    # upstreams) and to the worker's metrics port: a second stack beside the
-    # developer's own, e.g. for the end-to-end tests.
+    # Added to every port the stack opens (see GATEWAY_PORT) unless that port
+    # is given: a second stack beside the developer's own, e.g. for the
+    # end-to-end tests.
     port_offset: int = 0
     # The transcoder worker's Prometheus port: TRANSCODER_WORKER_METRICS_PORT as
     # given (0 = off), else the default plus the offset.
@@ -88,6 +96,7 @@ class DevSettings:
             metrics_port = _port(raw_metrics_port, name)
         else:
             metrics_port = _port(str(WORKER_METRICS_PORT + offset), "STUDIO_PORT_OFFSET")
+        gateway_port = _port(get("STUDIO_PORT", str(GATEWAY_PORT + offset)), "STUDIO_PORT")
         return cls(
             root=root,
             # A relative STUDIO_DATA_DIR is taken from the checkout, not the cwd.
@@ -99,10 +108,10 @@ class DevSettings:
             database_url=get("STUDIO_DATABASE_URL", DEFAULT_DATABASE_URL),
             nats_url=get("STUDIO_NATS_URL", DEFAULT_NATS_URL),
             redis_url=get("STUDIO_REDIS_URL", DEFAULT_REDIS_URL),
-            gateway_port=_port(get("STUDIO_PORT", "8080"), "STUDIO_PORT"),
+            gateway_port=gateway_port,
             cors_origins=parse_cors_origins(env.get("STUDIO_CORS_ORIGINS", DEFAULT_CORS_ORIGINS)),
             client_max_body_size=get("STUDIO_GATEWAY_MAX_BODY_SIZE", "16m"),
-            s3_port=_port(get("STUDIO_S3_PORT", "9000"), "STUDIO_S3_PORT"),
+            s3_port=_port(get("STUDIO_S3_PORT", str(S3_PORT + offset)), "STUDIO_S3_PORT"),
             s3_bucket=get("STUDIO_S3_BUCKET", "studio-anime"),
             s3_region=get("STUDIO_S3_REGION", "us-east-1"),
             # The local stand-in accepts any key; these only have to be consistent.
@@ -117,10 +126,7 @@ class DevSettings:
             worker_metrics_port=metrics_port,
             clerk_publishable_key=get("STUDIO_CLERK_PUBLISHABLE_KEY", ""),
             trusted_proxies=get("STUDIO_TRUSTED_PROXIES", "127.0.0.1"),
-            media_public_base_url=get(
-                "MEDIA_PUBLIC_BASE_URL",
-                f"http://127.0.0.1:{_port(get('STUDIO_PORT', '8080'), 'STUDIO_PORT')}",
-            ),
+            media_public_base_url=get("MEDIA_PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway_port}"),
         )
 
     @property

@@ -3,7 +3,8 @@
 Startup order is carried by the processes themselves rather than by this one:
 private Postgres/NATS, the S3 stand-in and the gateway start at once, and each
 service process waits for its dependencies, migrates and then serves (see
-`services.launch`). When any process exits, or on Ctrl-C, honcho stops the rest.
+`services.launch`). A process that exits is started again in place, with
+backoff (`supervisor.Supervisor`); Ctrl-C or `studio-dev down` stops them all.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from honcho.manager import Manager
 from honcho.printer import Printer
 
 from studio_devstack.backing import (
@@ -41,6 +41,7 @@ from studio_devstack.gateway import (
 from studio_devstack.routes import RouteTable, load_route_table
 from studio_devstack.services import SEEDED_SERVICES, WORKER_METRICS, WORKERS, split_runnable
 from studio_devstack.settings import DevSettings, host_and_port
+from studio_devstack.supervisor import Supervisor
 
 SERVICE_HOST = "127.0.0.1"
 PID_FILE_NAME = "devstack.pid"
@@ -173,17 +174,13 @@ def plan_stack(
 
     # S3
     if settings.runs_local_s3:
+        store = settings.data_dir / "s3"
         plan.notes.append(
-            f"S3: local stand-in (moto, in memory: uploads vanish on exit) at "
+            f"S3: local stand-in (moto, objects kept in {store}) at "
             f"{settings.s3_endpoint_url}, bucket {settings.s3_bucket!r}"
         )
-        plan.processes.append(
-            ProcessSpec(
-                "s3",
-                [python, "-m", "studio_devstack", "s3", "--port", str(settings.s3_port)],
-                child_env,
-            )
-        )
+        argv = [python, "-m", "studio_devstack", "s3", "--port", str(settings.s3_port)]
+        plan.processes.append(ProcessSpec("s3", [*argv, "--store", str(store)], child_env))
         plan.ports[settings.s3_port] = "s3"
     else:
         plan.notes.append(f"S3: using {settings.s3_endpoint_url}, bucket {settings.s3_bucket!r}")
@@ -263,7 +260,7 @@ def run(settings: DevSettings, *, with_gateway: bool = True) -> int:
     for step in plan.prepare:
         step()
 
-    manager = Manager(Printer(sys.stdout))
+    manager = Supervisor(Printer(sys.stdout))
     base_env = dict(os.environ)
     for spec in plan.processes:
         manager.add_process(
