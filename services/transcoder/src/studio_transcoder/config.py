@@ -115,6 +115,9 @@ class TranscoderSettings(ServiceSettings):
     shutdown_grace_seconds: float = Field(default=25.0, ge=0)
     # Prometheus metrics of the worker process; 0 = not served.
     worker_metrics_port: int = Field(default=9104, ge=0, le=65535)
+    # /healthz on the metrics port fails once a fetch loop with a free slot has
+    # not turned for this long while NATS is up, or the event loop is stuck.
+    worker_liveness_seconds: float = Field(default=60.0, gt=0)
     # How often the API process refreshes its jobs-by-status gauge.
     jobs_gauge_refresh_seconds: float = Field(default=15.0, gt=0)
 

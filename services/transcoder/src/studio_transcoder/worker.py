@@ -43,7 +43,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
 from studio_common.db import Database
@@ -60,6 +60,7 @@ from studio_common.events import (
     dead_letter_subject,
     subject_for,
 )
+from studio_common.natsconn import NatsLink, reconnect_delay
 from studio_common.observability import MessagingMetrics, configure_logging
 from studio_common.outbox import enqueue, ensure_stream
 from studio_common.telemetry import (
@@ -74,6 +75,7 @@ from studio_transcoder.metrics import WorkerMetrics
 from studio_transcoder.models import Job, messaging
 from studio_transcoder.naming import new_version, output_prefix
 from studio_transcoder.pipeline import AttemptResult, TranscodeAttempt
+from studio_transcoder.probes import ProbeServer
 from studio_transcoder.repository import JobRepository, clip_log
 from studio_transcoder.storage import ObjectStore
 
@@ -203,8 +205,16 @@ class Worker:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[None]] = set()
-        self._metrics_server: Any = None
+        self._metrics_server: ProbeServer | None = None
         self._closed = False
+        self.link = NatsLink(
+            "transcoder-worker",
+            registry=self.registry,
+            reconnect_max_seconds=settings.nats_reconnect_max_seconds,
+        )
+        # What /healthz reads: when the event loop last ran, when each fetch loop last turned.
+        self._heartbeat = time.monotonic()
+        self._turned: dict[str, float] = {}
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -214,7 +224,10 @@ class Worker:
         self.database = Database.connect(
             s.database_url, pool_size=max(2, 2 * s.worker_concurrency + 1)
         )
-        self.nc = await nats.connect(s.nats_url, name="studio-transcoder-worker")
+        self.nc = await nats.connect(
+            s.nats_url, name="studio-transcoder-worker", **self.link.options()
+        )
+        self.link.mark_connected()
         self.js = self.nc.jetstream()
         self.store = ObjectStore(s)
         await ensure_stream(self.js, s.event_stream, s.event_subject_root)
@@ -226,10 +239,9 @@ class Worker:
                 )
             )
         self._loops.append(asyncio.create_task(self._refresh_queue_metrics(), name="queue-metrics"))
+        self._loops.append(asyncio.create_task(self._beat(), name="heartbeat"))
         if s.worker_metrics_port:
-            self._metrics_server, _ = start_http_server(
-                s.worker_metrics_port, registry=self.registry
-            )
+            self._metrics_server = ProbeServer(s.worker_metrics_port, self.registry, self.liveness)
         log.info("transcoder worker started", extra={"concurrency": s.worker_concurrency})
 
     async def _subscribe(self, event_type: str) -> JetStreamContext.PullSubscription:
@@ -255,12 +267,16 @@ class Worker:
         s = self.settings
         while not self._stopping.is_set():
             try:
+                if not self.link.connected:
+                    raise _Skip
                 for event_cls in JOB_EVENTS:
                     durable = durable_name(event_cls.event_type)
                     info = await self.js.consumer_info(s.event_stream, durable)
                     self.queue_metrics.set_pending(
                         durable, info.num_pending or 0, info.num_ack_pending or 0
                     )
+            except _Skip:
+                pass
             except Exception:
                 log.warning("could not read the queue's consumer info", exc_info=True)
             with contextlib.suppress(TimeoutError):
@@ -284,8 +300,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+            self._metrics_server.close()
+        self.link.mark_closing()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.close()
@@ -298,22 +314,64 @@ class Worker:
 
     # --- pulling ------------------------------------------------------------
 
+    def liveness(self) -> str | None:
+        """Why the worker should be restarted, or None while it is alive.
+
+        Called from the probe thread. A fetch loop that waits for a free slot
+        or for NATS to return is alive; one that has not turned for
+        ``worker_liveness_seconds`` while it could is not.
+        """
+        now = time.monotonic()
+        bound = self.settings.worker_liveness_seconds
+        if now - self._heartbeat > bound:
+            return "the event loop has not run for %.0f s" % (now - self._heartbeat)
+        if self.link.connected and not self._slots.locked():
+            for name, turned in list(self._turned.items()):
+                if now - turned > bound:
+                    return f"{name} has not fetched for {now - turned:.0f} s"
+        return None
+
+    async def _beat(self) -> None:
+        while not self._stopping.is_set():
+            self._heartbeat = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 1.0)
+
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         timeout = self.settings.worker_fetch_timeout_seconds
+        name = asyncio.current_task().get_name()  # type: ignore[union-attr]
+        failures = 0
         while await self._free_slot():
+            self._turned[name] = time.monotonic()
+            if not self.link.connected:
+                # Waits for the reconnect instead of failing a fetch per turn.
+                self._slots.release()
+                await self._until_connected(timeout)
+                continue
             try:
                 msgs = await subscription.fetch(1, timeout=timeout)
             except (NatsTimeout, TimeoutError):
                 self._slots.release()
+                failures = 0
                 continue
             except Exception:
                 self._slots.release()
-                log.warning("fetching from JetStream failed", exc_info=True)
-                await asyncio.sleep(1.0)
+                failures += 1
+                if failures == 1:
+                    log.warning("fetching from JetStream failed", exc_info=True)
+                await asyncio.sleep(reconnect_delay(failures, base=0.5, cap=10.0))
                 continue
+            failures = 0
             task = asyncio.create_task(self._handle(msgs[0]))
             self._jobs.add(task)
             task.add_done_callback(self._job_done)
+
+    async def _until_connected(self, within: float) -> None:
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        connected = asyncio.ensure_future(self.link.wait_connected(within))
+        await asyncio.wait({stopping, connected}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        connected.cancel()
 
     async def _free_slot(self) -> bool:
         """Waits for room for one more job; False once the worker is stopping."""
@@ -676,6 +734,10 @@ class Worker:
         await msg.ack()
         self.metrics.dead_letters.inc()
         log.error("message dead-lettered", extra={"reason": reason[:200]})
+
+
+class _Skip(Exception):
+    """Nothing to measure this round."""
 
 
 def remove_orphaned_workdirs(work_dir: str | None) -> None:
