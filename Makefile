@@ -10,13 +10,15 @@ RUN = $(UV) run --frozen
 MYPY_TARGETS = $(wildcard libs/*/src services/*/src tools/*/src deploy/operator/src)
 CHECKS := lint typecheck boundaries pytest
 
-.PHONY: help bootstrap up down gateway-config helm-lint helm-template compose-config $(CHECKS) test e2e bench clean
+.PHONY: help bootstrap up down gateway-config helm-lint helm-template compose-config $(CHECKS) test e2e faults faults-long bench clean
 
 help:
 	@echo "make up              run every service, the gateway and local S3 (http://127.0.0.1:$${STUDIO_PORT:-8080})"
 	@echo "make down            stop a running stack and any private Postgres/NATS it left"
 	@echo "make test            $(CHECKS)"
 	@echo "make e2e             only the end-to-end tests (a private stack, Chromium); make test runs them too"
+	@echo "make faults          only the fault-injection tests (private NATS...); make test runs them too"
+	@echo "make faults-long     the same with 5-minute outages (not part of make test)"
 	@echo "make bench           the benchmarks against their limits (slow; results in bench/README.md)"
 	@echo "make gateway-config  print the nginx config generated from the route table"
 	@echo "make helm-lint       lint the chart and validate its manifests (offline, no helm binary)"
@@ -27,7 +29,7 @@ help:
 # System packages beyond uv, the environment and nginx, per goal: the worker of
 # `make up` runs ffmpeg; the tests also drive Chromium.
 up: BOOTSTRAP_PACKAGES = ffmpeg
-test e2e bench: BOOTSTRAP_PACKAGES = ffmpeg chromium
+test e2e faults faults-long bench: BOOTSTRAP_PACKAGES = ffmpeg chromium
 bootstrap:
 	@scripts/bootstrap.sh $(BOOTSTRAP_PACKAGES)
 
@@ -73,6 +75,14 @@ pytest:
 # or the one at STUDIO_E2E_GATEWAY_URL.
 e2e: bootstrap
 	$(RUN) pytest -m e2e tests/e2e
+
+# Dependencies taken away and brought back, each a private instance
+# (tests/faults); `make test` runs them with short outages.
+faults: bootstrap
+	$(RUN) pytest tests/faults
+
+faults-long: bootstrap
+	STUDIO_FAULT_OUTAGE_SECONDS=300 $(RUN) pytest --timeout=900 tests/faults
 
 # Never part of `make test`: benchmarks print numbers, they do not pass or fail.
 bench: bootstrap
