@@ -23,8 +23,10 @@ import httpx
 import nats
 import pytest
 
+from studio_common.auth import Role
 from studio_common.events import subject_for
 from studio_common.migrations import upgrade
+from studio_common.roles import RoleRecord, open_bucket, role_bucket, write_role
 from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import Auth
@@ -152,6 +154,7 @@ async def test_services_serve_through_a_long_nats_outage_and_deliver_every_event
         assert {t: seen[t] for t in written} == dict.fromkeys(written, 1)
         ready = (await client.get("/readyz")).json()
         assert ready["checks"]["nats"] == "ok"
+        await _role_watch_resumed(private_nats.url, root, client, auth)
         assert 'studio_nats_connected{service="catalog"} 1.0' in (await client.get("/metrics")).text
 
     await _consumers_resumed(private_nats.url, root)
@@ -160,6 +163,31 @@ async def test_services_serve_through_a_long_nats_outage_and_deliver_every_event
     assert log.count("NATS disconnected") == 1, log[-3000:]
     assert log.count("NATS reconnected") == 1, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
+
+
+async def _role_watch_resumed(
+    nats_url: str, root: str, client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """A demotion written after the outage still reaches catalog (ADR 7): its
+    watch of the role bucket was re-established with the connection."""
+    subject = f"editor_{uuid.uuid4().hex[:8]}"
+    editor = auth.headers("editor", sub=subject)
+    body = {"slug": f"demoted-{uuid.uuid4().hex[:8]}", "name": "Demoted", "type": "series"}
+    nc = await nats.connect(nats_url)
+    try:
+        kv = await open_bucket(nc.jetstream(), role_bucket(root.upper()))
+        await write_role(kv, subject, RoleRecord(Role.viewer, 1))
+    finally:
+        await nc.close()
+
+    async def refused() -> bool:
+        r = await client.post("/api/admin/titles", json=body, headers=editor)
+        assert r.status_code in (201, 403), r.text
+        if r.status_code == 201:
+            body["slug"] = f"demoted-{uuid.uuid4().hex[:8]}"
+        return r.status_code == 403
+
+    await wait_until(refused, within=45, interval=1.0)
 
 
 async def _consumers_resumed(nats_url: str, root: str) -> None:
