@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,7 @@ from studio_common.auth import Role
 from studio_common.events import subject_for
 from studio_common.migrations import upgrade
 from studio_common.roles import RoleRecord, open_bucket, role_bucket, write_role
+from studio_common.testing.infra import free_port
 from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import Auth
@@ -222,3 +224,22 @@ async def test_sigterm_during_a_nats_outage_stops_the_service(
     assert took is not None, f"still running {SIGTERM_WITHIN} s after SIGTERM"
     # uvicorn ends by re-raising the SIGTERM it handled.
     assert catalog.proc.returncode in (0, -15), catalog.output()[-3000:]
+
+
+async def test_a_service_started_while_nats_is_away_gives_up_instead_of_hanging(
+    catalog_db: str, test_issuer: TestIssuer, tmp_path: Any
+) -> None:
+    """Retrying the first connection forever would leave a process that never
+    finishes starting and, under uvicorn, ignores SIGTERM."""
+    nowhere = SimpleNamespace(url=f"nats://127.0.0.1:{free_port()}")
+    env = catalog_env(catalog_db, nowhere, test_issuer, "faultstart", RECONNECT_MAX_SECONDS)  # type: ignore[arg-type]
+    env["CATALOG_NATS_STARTUP_WAIT_SECONDS"] = "3"
+    proc = ServiceProcess("catalog", env, tmp_path / "catalog.log")
+    try:
+        code = await asyncio.to_thread(proc.proc.wait, 20)
+        assert code != 0
+        log = proc.output()
+        assert log.count("NATS not reachable; waiting for it") == 1, log[-3000:]
+        assert "NATS did not answer within 3 s" in log
+    finally:
+        proc.close()

@@ -29,7 +29,7 @@ from studio_common.caching import CachePolicyMiddleware
 from studio_common.consumer import EventConsumers, harden_pull_fetch
 from studio_common.db import Database
 from studio_common.errors import ServiceUnavailable, install_problem_handlers, problem_response
-from studio_common.natsconn import NatsLink
+from studio_common.natsconn import NatsLink, connect_within
 from studio_common.observability import (
     MessagingMetrics,
     RequestContextMiddleware,
@@ -162,7 +162,7 @@ def create_service_app(
                 )
                 register_consumers(runtime.consumers)
 
-            await broker.connect()
+            await connect_within(broker.connect(), settings.nats_startup_wait_seconds)
             nats_link.mark_connected()
             stack.push_async_callback(_stop_broker, broker, nats_link)
             await ensure_stream(runtime.js, settings.event_stream, settings.event_subject_root)

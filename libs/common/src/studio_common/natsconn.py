@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Gauge
 
 log = logging.getLogger("studio.nats")
+T = TypeVar("T")
 
 # A ping unanswered this often marks a silently dead server (a partition, not a
 # stopped process, which closes the socket) within about a minute.
@@ -34,6 +35,23 @@ def reconnect_delay(attempt: int, *, base: float, cap: float) -> float:
     processes losing the same server does not return in one wave."""
     ceiling = min(cap, base * 2 ** min(attempt, 30))
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not a secret)
+
+
+class NatsUnavailable(RuntimeError):
+    """NATS did not answer while the process was starting."""
+
+
+async def connect_within(connecting: Awaitable[T], seconds: float) -> T:
+    """The first connection, or :class:`NatsUnavailable` after ``seconds``.
+
+    With unlimited reconnects nats-py also retries the first connection
+    forever; a process waiting there has not finished starting and (under
+    uvicorn) ignores SIGTERM. Giving up lets its supervisor restart it instead.
+    """
+    try:
+        return await asyncio.wait_for(connecting, seconds)
+    except TimeoutError:
+        raise NatsUnavailable(f"NATS did not answer within {seconds:g} s of starting") from None
 
 
 class NatsLink:
@@ -52,6 +70,8 @@ class NatsLink:
         self.reconnect_max_seconds = reconnect_max_seconds
         self._connected = asyncio.Event()
         self._closing = False
+        self._ever_connected = False
+        self._waiting_logged = False
         self._listeners: list[Callable[[], None]] = []
         self._gauge: Gauge | None = None
         if registry is not None:
@@ -108,6 +128,7 @@ class NatsLink:
 
     def _set(self, up: bool) -> None:
         if up:
+            self._ever_connected = True
             self._connected.set()
         else:
             self._connected.clear()
@@ -122,7 +143,10 @@ class NatsLink:
         return server, delay
 
     async def _error(self, error: Exception) -> None:
-        # Each failed reconnect attempt lands here; the state change was logged once.
+        # Each failed attempt lands here; the state change is logged once.
+        if not self._ever_connected and not self._waiting_logged:
+            self._waiting_logged = True
+            log.warning("NATS not reachable; waiting for it", extra={"service": self.service})
         log.debug("NATS connection error: %r", error)
 
     async def _disconnected(self) -> None:

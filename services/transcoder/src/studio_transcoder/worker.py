@@ -60,7 +60,7 @@ from studio_common.events import (
     dead_letter_subject,
     subject_for,
 )
-from studio_common.natsconn import NatsLink, reconnect_delay
+from studio_common.natsconn import NatsLink, connect_within, reconnect_delay
 from studio_common.observability import MessagingMetrics, configure_logging
 from studio_common.outbox import enqueue, ensure_stream
 from studio_common.telemetry import (
@@ -224,8 +224,9 @@ class Worker:
         self.database = Database.connect(
             s.database_url, pool_size=max(2, 2 * s.worker_concurrency + 1)
         )
-        self.nc = await nats.connect(
-            s.nats_url, name="studio-transcoder-worker", **self.link.options()
+        self.nc = await connect_within(
+            nats.connect(s.nats_url, name="studio-transcoder-worker", **self.link.options()),
+            s.nats_startup_wait_seconds,
         )
         self.link.mark_connected()
         self.js = self.nc.jetstream()
