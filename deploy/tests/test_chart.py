@@ -509,6 +509,17 @@ def test_the_worker_drains_before_kubernetes_kills_it(render, values):
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
+def test_the_worker_liveness_asks_its_consumer(render, values):
+    """An open port says nothing of a fetch loop that stopped; /healthz does."""
+    c = container(of_kind(render(values), "Deployment")[f"{RELEASE}-transcoder-worker"])
+    probe = c["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz"
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert probe["port"] in ports
+    assert str(ports[probe["port"]]) == env_of(c)["TRANSCODER_WORKER_METRICS_PORT"]["value"]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
 def test_the_autoscaler_targets_the_worker_queue(render, values):
     manifests = render(values)
     (autoscaler,) = of_kind(manifests, "TranscoderAutoscaler").values()

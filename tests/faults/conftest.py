@@ -1,19 +1,138 @@
-"""A private Postgres cluster that a test may stop and start at will."""
+"""Fault injection on private dependencies: never the machine's shared servers.
+
+Each test that takes a dependency away starts its own instance on a free
+loopback port and stops and restarts that one. ``STUDIO_FAULT_OUTAGE_SECONDS``
+stretches the outages (``make faults-long`` holds NATS away for 5 minutes).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+import httpx
 import pytest
 
-from studio_common.testing.infra import free_port
+from studio_common.testing.infra import free_port, reachable
 from studio_devstack.backing import PostgresTarget, PrivatePostgres, find_postgres_bindir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def outage_seconds(default: float) -> float:
+    return float(os.environ.get("STUDIO_FAULT_OUTAGE_SECONDS") or default)
+
+
+class PrivateNats:
+    """A nats-server with JetStream on a free port, its store in a temp dir."""
+
+    def __init__(self, store: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.store = store
+        self.log = log
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("nats-server")
+        if binary is None:
+            pytest.skip("nats-server is not installed")
+        with self.log.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 15
+        while not reachable("127.0.0.1", self.port):
+            if time.monotonic() > deadline or self._proc.poll() is not None:
+                raise RuntimeError(f"private nats-server did not start: {self.log.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[PrivateNats]:
+    server = PrivateNats(tmp_path / "jetstream", tmp_path / "nats-server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+class ServiceProcess:
+    """``python -m studio_<service> serve`` on a free port, as the stack runs it."""
+
+    def __init__(self, service: str, env: dict[str, str], log: Path) -> None:
+        self.service = service
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._out: IO[bytes] = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"studio_{service}", "serve", "--port", str(self.port)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, within: float = 60.0) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.service} exited: {self.log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.service} never became ready: {self.log.read_text()[-4000:]}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def terminate(self, within: float) -> float | None:
+        """SIGTERM; seconds until the process ended, or None if it outlived ``within``."""
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(within)
+        except subprocess.TimeoutExpired:
+            return None
+        return time.monotonic() - start
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()
+
+    def output(self) -> str:
+        self._out.flush()
+        return self.log.read_text(errors="replace")
 
 
 @dataclass

@@ -27,22 +27,23 @@ def scrape(port: int) -> str:
 
 def test_metrics_bind_loopback_and_a_second_worker_takes_a_free_port() -> None:
     port = free_port()
-    first = serve_metrics(settings(port), CollectorRegistry())
-    second = serve_metrics(settings(port), CollectorRegistry())
+    first = serve_metrics(settings(port), CollectorRegistry(), lambda: None)
+    second = serve_metrics(settings(port), CollectorRegistry(), lambda: None)
+    assert first is not None
+    assert second is not None
     try:
-        assert first.server_address == ("127.0.0.1", port)
-        assert second.server_address[0] == "127.0.0.1"
-        assert second.server_port not in (0, port)
-        scrape(first.server_port)
-        scrape(second.server_port)
+        assert first.address == ("127.0.0.1", port)
+        assert second.address[0] == "127.0.0.1"
+        assert second.port not in (0, port)
+        scrape(first.port)
+        scrape(second.port)
     finally:
         for server in (first, second):
-            server.shutdown()
-            server.server_close()
+            server.close()
 
 
 def test_port_zero_serves_nothing() -> None:
-    assert serve_metrics(settings(0), CollectorRegistry()) is None
+    assert serve_metrics(settings(0), CollectorRegistry(), lambda: None) is None
 
 
 async def test_the_port_answers_before_the_worker_takes_work(
@@ -62,8 +63,7 @@ async def test_the_port_answers_before_the_worker_takes_work(
 
     async def stop(self: Worker, grace: float | None = None) -> None:
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+            self._metrics_server.close()
 
     monkeypatch.setattr(Worker, "start", start)
     monkeypatch.setattr(Worker, "stop", stop)

@@ -29,6 +29,7 @@ from studio_common.caching import CachePolicyMiddleware
 from studio_common.consumer import EventConsumers, harden_pull_fetch
 from studio_common.db import Database
 from studio_common.errors import ServiceUnavailable, install_problem_handlers, problem_response
+from studio_common.natsconn import NatsLink, connect_within
 from studio_common.observability import (
     MessagingMetrics,
     RequestContextMiddleware,
@@ -55,6 +56,7 @@ class Runtime:
     database: Database
     broker: NatsBroker
     verifier: JwtVerifier
+    nats: NatsLink | None = None
     relay: OutboxRelay | None = None
     consumers: EventConsumers | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +92,9 @@ def create_service_app(
     registry = CollectorRegistry()
     metrics = RequestMetrics(registry, service)
     messaging_metrics = MessagingMetrics(registry, service)
+    nats_link = NatsLink(
+        service, registry=registry, reconnect_max_seconds=settings.nats_reconnect_max_seconds
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,9 +108,11 @@ def create_service_app(
                 echo=settings.database_echo,
             )
             stack.push_async_callback(database.dispose)
+            broker_log = logging.getLogger(f"studio.{service}.broker")
+            broker_log.addFilter(_quiet_reconnect_attempts)
             broker = NatsBroker(
                 settings.nats_url,
-                logger=logging.getLogger(f"studio.{service}.broker"),
+                logger=broker_log,
                 # "Received"/"Processed" for every message is debugging detail;
                 # failures are still logged at their own level.
                 log_level=logging.DEBUG,
@@ -114,6 +121,8 @@ def create_service_app(
                 # leave one that never drains, and shutdown must end well
                 # inside Kubernetes' 30 s grace period.
                 drain_timeout=NATS_DRAIN_TIMEOUT_SECONDS,
+                # Reconnect forever, with capped jittered backoff (ADR 1).
+                **nats_link.options(),
             )
             jwks = JwksCache(
                 settings.jwks_url,
@@ -129,7 +138,11 @@ def create_service_app(
                 leeway_seconds=settings.jwt_leeway_seconds,
             )
             runtime = Runtime(
-                settings=settings, database=database, broker=broker, verifier=verifier
+                settings=settings,
+                database=database,
+                broker=broker,
+                verifier=verifier,
+                nats=nats_link,
             )
             app.state.runtime = runtime
             app.state.database = database
@@ -149,11 +162,12 @@ def create_service_app(
                 )
                 register_consumers(runtime.consumers)
 
-            await broker.connect()
-            stack.push_async_callback(broker.stop)
+            await connect_within(broker.connect(), settings.nats_startup_wait_seconds)
+            nats_link.mark_connected()
+            stack.push_async_callback(_stop_broker, broker, nats_link)
             await ensure_stream(runtime.js, settings.event_stream, settings.event_subject_root)
             await broker.start()
-            harden_pull_fetch(broker)
+            harden_pull_fetch(broker, nats_link)
             # Identity's current roles, loaded before the first request (ADR 7).
             app.state.roles, runtime.extras["role_bucket"] = await start_role_projection(
                 runtime.js, settings.event_stream, stack
@@ -168,7 +182,9 @@ def create_service_app(
                     stream=settings.event_stream,
                     poll_interval=settings.outbox_poll_interval,
                     metrics=messaging_metrics,
+                    connected=lambda: nats_link.connected,
                 )
+                nats_link.on_reconnected(runtime.relay.wake)
                 runtime.relay.start()
                 stack.push_async_callback(runtime.relay.stop)
             if runtime.relay is not None or runtime.consumers is not None:
@@ -235,8 +251,10 @@ def create_service_app(
             checks["database"] = "ok"
         except Exception as exc:  # any failure means not ready
             checks["database"] = f"error: {type(exc).__name__}"
-        checks["nats"] = "ok" if await runtime.broker.ping(1.0) else "error: disconnected"
-        if all(v == "ok" for v in checks.values()):
+        # NATS is a detail, not a condition: while it is away the outbox holds
+        # events and the consumers reconnect, so the API can still serve.
+        checks["nats"] = runtime.nats.state if runtime.nats is not None else "unknown"
+        if checks["database"] == "ok":
             return {"status": "ready", "checks": checks}
         return problem_response(
             ServiceUnavailable("A dependency is not reachable.", extra={"checks": checks}), request
@@ -275,13 +293,33 @@ async def _refresh_messaging_metrics(runtime: Runtime, metrics: MessagingMetrics
         try:
             if runtime.relay is not None:
                 metrics.set_lag(await runtime.relay.lag_seconds())
-            if runtime.consumers is not None:
+            if runtime.consumers is not None and (runtime.nats is None or runtime.nats.connected):
                 await runtime.consumers.refresh_metrics()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.warning("could not refresh the messaging metrics", exc_info=True)
         await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
+
+
+def _quiet_reconnect_attempts(record: logging.LogRecord) -> bool:
+    """FastStream logs every failed reconnect attempt with a traceback; the
+    NatsLink logs the outage once instead."""
+    return not str(record.msg).startswith("Connection broken with")
+
+
+async def _stop_broker(broker: NatsBroker, link: NatsLink) -> None:
+    """Drain when connected; otherwise (nats-py refuses to drain while it
+    reconnects) close, so a SIGTERM during an outage still ends the process."""
+    link.mark_closing()
+    try:
+        await asyncio.wait_for(broker.stop(), NATS_DRAIN_TIMEOUT_SECONDS + 1)
+    except Exception as exc:
+        log.warning("NATS did not drain; closing the connection", extra={"error": repr(exc)})
+        connection = getattr(broker, "_connection", None)
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,7 @@ A message that keeps failing goes to ``<root>.dlq.<consumer>.<type>`` after
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,11 +35,16 @@ from studio_common.events import (
     dead_letter_subject,
     subject_for,
 )
+from studio_common.natsconn import NatsLink
 from studio_common.observability import MessagingMetrics
 from studio_common.outbox import MessagingTables
 from studio_common.telemetry import message_span
 
 log = logging.getLogger("studio.consumer")
+
+# A fetch that fails at once (closed connection, no responders) waits this long
+# before its loop tries again.
+FETCH_FAILURE_PAUSE_SECONDS = 1.0
 
 E = TypeVar("E", bound=EventPayload)
 Handler = Callable[[E, Envelope, AsyncSession], Awaitable[None]]
@@ -251,14 +257,20 @@ def envelope_bytes(envelope: Envelope) -> bytes:
     return json.dumps(envelope.model_dump(mode="json", by_alias=True)).encode()
 
 
-def harden_pull_fetch(broker: NatsBroker) -> None:
-    """Make an idle pull fetch end the way FastStream expects.
+def harden_pull_fetch(broker: NatsBroker, link: NatsLink | None = None) -> None:
+    """Make a pull fetch end the way FastStream's loop expects, and never spin.
 
     nats-py's ``fetch`` raises a bare ``asyncio.TimeoutError`` when its deadline
     passes between its two internal requests; FastStream's pull loop only
     suppresses nats' own ``TimeoutError`` subclass, so the bare one kills the
     loop task and the supervisor restarts it with an error traceback. Converting
     it per subscription keeps the loop running quietly.
+
+    FastStream's loop also retries at once after a ``ConnectionClosedError``,
+    without yielding to the event loop: on a closed connection the process sits
+    at 100 % CPU and answers nothing, not even SIGTERM. While ``link`` says the
+    connection is down the fetch waits for it instead (as an idle fetch would),
+    and any other NATS failure pauses before it is raised.
     """
     import nats.errors
 
@@ -269,12 +281,18 @@ def harden_pull_fetch(broker: NatsBroker) -> None:
             continue
 
         async def hardened(*args: Any, _fetch: Any = fetch, **kwargs: Any) -> Any:
+            timeout = float(kwargs.get("timeout") or 5.0)
+            if link is not None and not await link.wait_connected(timeout):
+                raise nats.errors.TimeoutError
             try:
                 return await _fetch(*args, **kwargs)
             except nats.errors.TimeoutError:
                 raise
             except TimeoutError as exc:
                 raise nats.errors.TimeoutError from exc
+            except nats.errors.Error:
+                await asyncio.sleep(FETCH_FAILURE_PAUSE_SECONDS)
+                raise
 
         hardened._studio_hardened = True  # type: ignore[attr-defined]
         subscription.fetch = hardened  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -151,8 +151,12 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_interval: float = 0.5,
         metrics: MessagingMetrics | None = None,
+        connected: Callable[[], bool] | None = None,
     ) -> None:
         self.metrics = metrics
+        # While this says NATS is down the relay leaves the rows where they are.
+        self.connected = connected
+        self._failing = False
         self.database = database
         self.tables = tables
         self.js = js
@@ -185,7 +189,13 @@ class OutboxRelay:
                     await self._publish(row.id, row.event_type, row.envelope, row.headers)
                 except Exception as exc:
                     # Keep order: stop at the first failure and retry it next round.
-                    log.warning("outbox publish failed", extra={"event_id": str(row.id)})
+                    # One warning per outage, not one per round.
+                    if not self._failing:
+                        log.warning(
+                            "outbox publish failed; holding events",
+                            extra={"event_id": str(row.id), "error": repr(exc)},
+                        )
+                    self._failing = True
                     await session.execute(
                         update(outbox)
                         .where(outbox.c.id == row.id)
@@ -194,6 +204,9 @@ class OutboxRelay:
                     break
                 published.append(row.id)
                 types.append(row.event_type)
+                if self._failing:
+                    log.warning("outbox publishing again")
+                    self._failing = False
             if published:
                 await session.execute(
                     update(outbox)
@@ -282,6 +295,11 @@ class OutboxRelay:
             # Cleared before the round, not after: a NOTIFY that arrives while
             # the round runs must wake the next one instead of being lost.
             self._wake.clear()
+            if self.connected is not None and not self.connected():
+                # Woken by wake() once the connection is back.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), RELISTEN_SECONDS)
+                continue
             try:
                 n = await self.publish_pending()
             except asyncio.CancelledError:
@@ -291,7 +309,7 @@ class OutboxRelay:
                 log.exception("outbox relay round failed", extra={"failures": failures})
                 n = 0
             else:
-                failures = 0
+                failures = failures + 1 if self._failing else 0
                 if self._should_relisten():
                     # The database is back, or the LISTEN connection dropped.
                     await self._listen()
@@ -302,6 +320,10 @@ class OutboxRelay:
             delay = min(30.0, self.poll_interval * 2 ** min(failures, 10))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+
+    def wake(self) -> None:
+        """Publish now (e.g. NATS is back) instead of after the current wait."""
+        self._wake.set()
 
     def start(self) -> None:
         if self._task is None:

@@ -39,6 +39,12 @@ class ServiceSettings(BaseSettings):
     database_echo: bool = False
 
     nats_url: str = "nats://127.0.0.1:4222"
+    # A lost NATS connection is retried forever, waiting up to this long
+    # (jittered) between attempts; the outbox holds events meanwhile.
+    nats_reconnect_max_seconds: float = Field(default=10.0, gt=0)
+    # A process starting while NATS is away gives up after this long (and its
+    # supervisor starts it again): until then it cannot even act on SIGTERM.
+    nats_startup_wait_seconds: float = Field(default=20.0, gt=0)
     # Subjects are "<root>.<service>.<entity>.<verb>"; tests use a private root.
     event_subject_root: str = Field(default="studio", pattern=r"^[a-zA-Z0-9_-]+$")
     event_stream: str = Field(default="STUDIO", pattern=r"^[A-Za-z0-9_-]+$")

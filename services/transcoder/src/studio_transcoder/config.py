@@ -126,6 +126,9 @@ class TranscoderSettings(ServiceSettings):
     worker_metrics_port: int = Field(default=9104, ge=0, le=65535)
     # Loopback unless told otherwise (the chart sets 0.0.0.0 for its scraper).
     worker_metrics_host: str = "127.0.0.1"
+    # /healthz on the metrics port fails once a fetch loop with a free slot has
+    # not turned for this long while NATS is up, or the event loop is stuck.
+    worker_liveness_seconds: float = Field(default=60.0, gt=0)
     # How often the API process refreshes its jobs-by-status gauge.
     jobs_gauge_refresh_seconds: float = Field(default=15.0, gt=0)
 

@@ -51,7 +51,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
 from studio_common.db import Database
@@ -68,6 +68,7 @@ from studio_common.events import (
     dead_letter_subject,
     subject_for,
 )
+from studio_common.natsconn import NatsLink, connect_within, reconnect_delay
 from studio_common.observability import MessagingMetrics, configure_logging
 from studio_common.outbox import enqueue, ensure_stream
 from studio_common.telemetry import (
@@ -83,6 +84,7 @@ from studio_transcoder.models import Job, messaging
 from studio_transcoder.naming import new_version, output_prefix
 from studio_transcoder.outage import StorageGate
 from studio_transcoder.pipeline import AttemptResult, TranscodeAttempt
+from studio_transcoder.probes import Liveness, ProbeServer
 from studio_transcoder.repository import JobRepository, clip_log
 from studio_transcoder.storage import ObjectStore
 
@@ -218,18 +220,33 @@ class Worker:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[None]] = set()
-        self._metrics_server: Any = None
+        self._metrics_server: ProbeServer | None = None
         self._closed = False
+        self.link = NatsLink(
+            "transcoder-worker",
+            registry=self.registry,
+            reconnect_max_seconds=settings.nats_reconnect_max_seconds,
+        )
+        # What /healthz reads: when the event loop last ran, when each fetch loop last turned.
+        self._heartbeat = time.monotonic()
+        self._turned: dict[str, float] = {}
 
     # --- lifecycle ----------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
+        if self._metrics_server is None:
+            # Before anything else: liveness and metrics answer before any job is taken.
+            self._metrics_server = serve_metrics(s, self.registry, self.liveness)
         remove_orphaned_workdirs(s.work_dir)
         self.database = Database.connect(
             s.database_url, pool_size=max(2, 2 * s.worker_concurrency + 1)
         )
-        self.nc = await nats.connect(s.nats_url, name="studio-transcoder-worker")
+        self.nc = await connect_within(
+            nats.connect(s.nats_url, name="studio-transcoder-worker", **self.link.options()),
+            s.nats_startup_wait_seconds,
+        )
+        self.link.mark_connected()
         self.js = self.nc.jetstream()
         self.store = ObjectStore(s)
         self.gate = self.store.gate_for()
@@ -244,6 +261,7 @@ class Worker:
                 )
             )
         self._loops.append(asyncio.create_task(self._refresh_queue_metrics(), name="queue-metrics"))
+        self._loops.append(asyncio.create_task(self._beat(), name="heartbeat"))
         log.info("transcoder worker started", extra={"concurrency": s.worker_concurrency})
 
     async def _subscribe(self, event_type: str) -> JetStreamContext.PullSubscription:
@@ -269,12 +287,16 @@ class Worker:
         s = self.settings
         while not self._stopping.is_set():
             try:
+                if not self.link.connected:
+                    raise _Skip
                 for event_cls in JOB_EVENTS:
                     durable = durable_name(event_cls.event_type)
                     info = await self.js.consumer_info(s.event_stream, durable)
                     self.queue_metrics.set_pending(
                         durable, info.num_pending or 0, info.num_ack_pending or 0
                     )
+            except _Skip:
+                pass
             except Exception:
                 log.warning("could not read the queue's consumer info", exc_info=True)
             with contextlib.suppress(TimeoutError):
@@ -298,10 +320,10 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+            self._metrics_server.close()
         if self.gate is not None:
             await self.gate.close()
+        self.link.mark_closing()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.close()
@@ -314,9 +336,40 @@ class Worker:
 
     # --- pulling ------------------------------------------------------------
 
+    def liveness(self) -> str | None:
+        """Why the worker should be restarted, or None while it is alive.
+
+        Called from the probe thread. A fetch loop that waits for a free slot
+        or for NATS to return is alive; one that has not turned for
+        ``worker_liveness_seconds`` while it could is not.
+        """
+        now = time.monotonic()
+        bound = self.settings.worker_liveness_seconds
+        if now - self._heartbeat > bound:
+            return "the event loop has not run for %.0f s" % (now - self._heartbeat)
+        if self.link.connected and not self._slots.locked():
+            for name, turned in list(self._turned.items()):
+                if now - turned > bound:
+                    return f"{name} has not fetched for {now - turned:.0f} s"
+        return None
+
+    async def _beat(self) -> None:
+        while not self._stopping.is_set():
+            self._heartbeat = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 1.0)
+
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         timeout = self.settings.worker_fetch_timeout_seconds
+        name = asyncio.current_task().get_name()  # type: ignore[union-attr]
+        failures = 0
         while await self._free_slot():
+            self._turned[name] = time.monotonic()
+            if not self.link.connected:
+                # Waits for the reconnect instead of failing a fetch per turn.
+                self._slots.release()
+                await self._until_connected(timeout)
+                continue
             if not await self._storage_answers():
                 self._slots.release()
                 continue
@@ -324,15 +377,26 @@ class Worker:
                 msgs = await subscription.fetch(1, timeout=timeout)
             except (NatsTimeout, TimeoutError):
                 self._slots.release()
+                failures = 0
                 continue
             except Exception:
                 self._slots.release()
-                log.warning("fetching from JetStream failed", exc_info=True)
-                await asyncio.sleep(1.0)
+                failures += 1
+                if failures == 1:
+                    log.warning("fetching from JetStream failed", exc_info=True)
+                await asyncio.sleep(reconnect_delay(failures, base=0.5, cap=10.0))
                 continue
+            failures = 0
             task = asyncio.create_task(self._handle(msgs[0]))
             self._jobs.add(task)
             task.add_done_callback(self._job_done)
+
+    async def _until_connected(self, within: float) -> None:
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        connected = asyncio.ensure_future(self.link.wait_connected(within))
+        await asyncio.wait({stopping, connected}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        connected.cancel()
 
     async def _free_slot(self) -> bool:
         """Waits for room for one more job; False once the worker is stopping."""
@@ -789,6 +853,10 @@ class Worker:
         log.error("message dead-lettered", extra={"reason": reason[:200]})
 
 
+class _Skip(Exception):
+    """Nothing to measure this round."""
+
+
 def remove_orphaned_workdirs(work_dir: str | None) -> None:
     """Temp folders of workers that died (kill -9 cannot clean up after itself)."""
     root = Path(work_dir or tempfile.gettempdir())
@@ -812,23 +880,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def serve_metrics(settings: TranscoderSettings, registry: CollectorRegistry) -> Any:
-    """The worker's Prometheus endpoint on its port, or on a free one when that
+def serve_metrics(
+    settings: TranscoderSettings, registry: CollectorRegistry, liveness: Liveness
+) -> ProbeServer | None:
+    """The worker's /metrics and /healthz on its port, or on a free one when that
     is taken (a second worker on one machine); None when the port is 0."""
     if not settings.worker_metrics_port:
         return None
     host = settings.worker_metrics_host
     try:
-        server, _ = start_http_server(settings.worker_metrics_port, host, registry=registry)
+        server = ProbeServer(settings.worker_metrics_port, registry, liveness, host=host)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
-        server, _ = start_http_server(0, host, registry=registry)
+        server = ProbeServer(0, registry, liveness, host=host)
         log.warning(
             "worker metrics port in use; serving on a free one",
-            extra={"wanted": settings.worker_metrics_port, "port": server.server_port},
+            extra={"wanted": settings.worker_metrics_port, "port": server.port},
         )
-    log.info("worker metrics", extra={"url": f"http://{host}:{server.server_port}/metrics"})
+    log.info("worker metrics", extra={"url": f"http://{host}:{server.port}/metrics"})
     return server
 
 
@@ -844,7 +914,7 @@ async def run_worker(settings: TranscoderSettings) -> None:
     worker = Worker(settings)
     # Before any job is taken: a worker that cannot serve its liveness port must
     # not have work in hand. `Worker.stop` shuts it down.
-    worker._metrics_server = serve_metrics(settings, worker.registry)
+    worker._metrics_server = serve_metrics(settings, worker.registry, worker.liveness)
     await worker.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
