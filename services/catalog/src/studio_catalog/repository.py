@@ -19,12 +19,14 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from studio_catalog.models import Episode, Season, Title
+from studio_catalog.names import has_kana, is_cjk, query_keys
 from studio_common.db import DriverQuery
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -40,19 +42,94 @@ SUMMARY_COLUMNS = (
     Title.genres,
     Title.languages,
     Title.rating_avg,
+    Title.names,
 )
 
 
+# Words too common to narrow a search on their own: a query of these alone
+# (or of one character) matches whole names only, one index lookup.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "at",
+        "by",
+        "de",
+        "for",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "wa",
+        "ga",
+        "no",
+        "ni",
+        "wo",
+        "o",
+        "e",
+        "de",
+        "mo",
+    ]
+)
+# How many titles each way of matching contributes before ranking: a broad
+# word ranks this many candidates, not every title it matches.
+CANDIDATES = 200
+
+
+def _words(q: str) -> list[str]:
+    return [w for w in _WORD.findall(q.lower()) if w not in STOP_WORDS][:10]
+
+
 def prefix_tsquery(q: str) -> str | None:
-    """``'attack tit'`` → ``'attack:* & tit:*'``; only word characters reach to_tsquery."""
-    words = _WORD.findall(q.lower())[:10]
-    return " & ".join(f"{w}:*" for w in words) or None
+    """``'attack tit'`` → ``'attack:* & tit:*'``; only word characters reach to_tsquery,
+    stop words left out."""
+    return " & ".join(f"{w}:*" for w in _words(q)) or None
 
 
 def exact_tsquery(q: str) -> str | None:
     """``'attack tit'`` → ``'attack & tit'``: the same words, whole."""
-    words = _WORD.findall(q.lower())[:10]
-    return " & ".join(words) or None
+    return " & ".join(_words(q)) or None
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """What a query may match by, decided before any SQL runs."""
+
+    keys: list[str]  # exact names: the folded query, its romaji if kana
+    key: str  # the form matched by prefix, words and typos
+    prefix: str | None  # LIKE pattern: a name starting with the query
+    substring: str | None  # LIKE pattern: CJK text anywhere in a name
+    tsq: str | None
+    tsq_exact: str | None
+    typo: bool
+
+    @classmethod
+    def of(cls, q: str) -> SearchPlan:
+        keys = query_keys(q)
+        key = keys[1] if has_kana(q) and len(keys) > 1 else keys[0]
+        cjk = is_cjk(q)
+        words = _words(key)
+        narrow = len(key) >= 2 and bool(words)
+        # Trigrams need three characters to narrow anything.
+        substring = f"%{_like_escape(keys[0])}%" if cjk and len(keys[0]) >= 3 else None
+        return cls(
+            keys=keys,
+            key=key,
+            prefix=f"%\n{_like_escape(key)}%" if narrow else None,
+            substring=substring,
+            tsq=prefix_tsquery(key) if narrow else None,
+            tsq_exact=exact_tsquery(key) if narrow else None,
+            typo=narrow and not cjk and len(key) >= 4,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,55 +142,87 @@ class TitleFilter:
 
 @functools.cache
 def _list_statements(
-    *, genres: bool, type_: bool, year: bool, q: bool, tsq: bool
+    *,
+    genres: bool,
+    type_: bool,
+    year: bool,
+    q: bool,
+    prefix: bool = False,
+    substring: bool = False,
+    tsq: bool = False,
+    typo: bool = False,
 ) -> tuple[DriverQuery, DriverQuery]:
     """The page and the capped count for one combination of filters.
 
     Built and compiled once per combination with bound parameters: building,
     cache-keying and executing a fresh statement through SQLAlchemy costs more
     client CPU than the two queries' own round trips.
+
+    A search (ADR 3) runs in two phases: each way of matching (an exact name,
+    a name's prefix, CJK text inside a name, full-text words, a typo) finds
+    at most CANDIDATES titles through its own index, and only those are
+    ranked: exact names first, then prefixes, then words (whole above
+    prefixes), then typos.
     """
-    conds: list[ColumnElement[bool]] = []
-    rank: Any = None
+    filters: list[ColumnElement[bool]] = []
     if genres:
-        conds.append(Title.genres.contains(bindparam("genres", type_=Title.genres.type)))
+        filters.append(Title.genres.contains(bindparam("genres", type_=Title.genres.type)))
     if type_:
-        conds.append(Title.type == bindparam("type"))
+        filters.append(Title.type == bindparam("type"))
     if year:
-        conds.append(Title.year == bindparam("year"))
-    if q:
-        words = bindparam("q", type_=String)
-        # Full text (GIN on the tsvector) for words and prefixes; trigram word
-        # similarity (GIN on name; `q <% name`) for typos such as "starlite".
-        # ADR 3: full-text matches rank above typo matches, and whole words
-        # above prefixes; the costly similarity is computed for typo matches
-        # alone, and the full-text test comes first so rows it finds skip it.
-        typo = words.op("<%")(Title.name)
-        rank = func.word_similarity(words, Title.name)
-        if tsq:
-            prefix = func.to_tsquery("simple", bindparam("tsq", type_=String))
-            exact = func.to_tsquery("simple", bindparam("tsq_exact", type_=String))
-            hit = Title.search.op("@@")(prefix)
-            conds.append(or_(hit, typo))
-            rank = case(
-                (
-                    hit,
-                    1 + func.ts_rank(Title.search, prefix) + func.ts_rank(Title.search, exact),
-                ),
-                else_=rank,
-            )
-        else:
-            conds.append(typo)
-    order: list[Any] = [rank.desc()] if rank is not None else []
-    order += [Title.name, Title.id]
+        filters.append(Title.year == bindparam("year"))
+    if not q:
+        page = (
+            select(*SUMMARY_COLUMNS)
+            .where(*filters)
+            .order_by(Title.name, Title.id)
+            .offset(bindparam("offset"))
+            .limit(bindparam("limit"))
+        )
+        matching = select(Title.id).where(*filters).limit(bindparam("count_limit")).subquery()
+        count = select(func.count()).select_from(matching)
+        return DriverQuery.compile(page), DriverQuery.compile(count)
+
+    key = bindparam("key", type_=String)
+    exact_hit = Title.name_keys.op("&&")(bindparam("keys", type_=Title.name_keys.type))
+    ways: list[ColumnElement[bool]] = [exact_hit]
+    prefix_hit = Title.search_names.like(bindparam("prefix", type_=String))
+    if prefix:
+        ways.append(prefix_hit)
+    if substring:
+        ways.append(Title.search_names.like(bindparam("substring", type_=String)))
+    words = func.to_tsquery("simple", bindparam("tsq", type_=String))
+    whole = func.to_tsquery("simple", bindparam("tsq_exact", type_=String))
+    word_hit = Title.search.op("@@")(words)
+    if tsq:
+        ways.append(word_hit)
+    if typo:
+        ways.append(key.op("<%")(Title.search_names))
+
+    candidates = union(
+        *(select(Title.id).where(way, *filters).limit(bindparam("candidates")) for way in ways)
+    ).subquery("candidates")
+    score: Any = (
+        case(
+            (word_hit, 1 + func.ts_rank(Title.search, words) + func.ts_rank(Title.search, whole)),
+            else_=func.word_similarity(key, Title.search_names),
+        )
+        if tsq
+        else func.word_similarity(key, Title.search_names)
+    )
+    score = (
+        case((exact_hit, 20), else_=0) + (case((prefix_hit, 10), else_=0) if prefix else 0) + score
+    )
     page = (
         select(*SUMMARY_COLUMNS)
-        .where(*conds)
-        .order_by(*order)
+        .join(candidates, candidates.c.id == Title.id)
+        .order_by(score.desc(), Title.name, Title.id)
         .offset(bindparam("offset"))
         .limit(bindparam("limit"))
     )
-    matching = select(Title.id).where(*conds).limit(bindparam("count_limit")).subquery()
+    matching = (
+        select(Title.id).where(or_(*ways), *filters).limit(bindparam("count_limit")).subquery()
+    )
     count = select(func.count()).select_from(matching)
     return DriverQuery.compile(page), DriverQuery.compile(count)
 
@@ -131,19 +240,32 @@ async def list_title_page(
     precompiled statements run on the driver (:class:`DriverQuery`).
     """
     q = f.q.strip() if f.q else None
-    tsq = prefix_tsquery(q) if q else None
-    tsq_exact = exact_tsquery(q) if q else None
-    page, count = _list_statements(
-        genres=bool(f.genres), type_=bool(f.type), year=f.year is not None, q=bool(q), tsq=bool(tsq)
-    )
-    values = {
+    values: dict[str, Any] = {
         "genres": list(f.genres),
         "type": f.type,
         "year": f.year,
-        "q": q,
-        "tsq": tsq,
-        "tsq_exact": tsq_exact,
     }
+    plan = SearchPlan.of(q) if q else None
+    if plan is not None:
+        values |= {
+            "keys": plan.keys,
+            "key": plan.key,
+            "prefix": plan.prefix,
+            "substring": plan.substring,
+            "tsq": plan.tsq,
+            "tsq_exact": plan.tsq_exact,
+            "candidates": max(CANDIDATES, offset + limit),
+        }
+    page, count = _list_statements(
+        genres=bool(f.genres),
+        type_=bool(f.type),
+        year=f.year is not None,
+        q=plan is not None,
+        prefix=bool(plan and plan.prefix),
+        substring=bool(plan and plan.substring),
+        tsq=bool(plan and plan.tsq),
+        typo=bool(plan and plan.typo),
+    )
     rows = [dict(r) for r in await page.fetch(conn, **values, offset=offset, limit=limit)]
     if rows and len(rows) < limit:
         return rows, offset + len(rows), False
