@@ -166,10 +166,25 @@ async def test_search_uses_an_index(catalog_settings, make):
         "offset": 0,
         "limit": 20,
     }
+    cjk = SearchPlan.of("巨人")
+    cjk_page, _ = _list_statements(
+        genres=False, type_=False, year=False, q=True, prefix=True, substring=True, tsq=True
+    )
+    cjk_values = {
+        **values,
+        "keys": cjk.keys,
+        "key": cjk.key,
+        "prefix": cjk.prefix,
+        "substring": cjk.substring,
+        "grams": cjk.grams,
+        "tsq": cjk.tsq,
+        "tsq_exact": cjk.tsq_exact,
+    }
     conn = await asyncpg.connect(normalise_pg_url(catalog_settings.database_url))
     try:
         await conn.execute("SET enable_seqscan = off")
         rows = await conn.fetch("EXPLAIN " + page.sql, *page._args(values))
+        cjk_rows = await conn.fetch("EXPLAIN " + cjk_page.sql, *cjk_page._args(cjk_values))
     finally:
         await conn.close()
     plan_text = "\n".join(r[0] for r in rows)
@@ -177,6 +192,9 @@ async def test_search_uses_an_index(catalog_settings, make):
     assert "ix_titles_search_names_trgm" in plan_text
     assert "ix_titles_search" in plan_text
     assert "Seq Scan on titles" not in plan_text
+    cjk_text = "\n".join(r[0] for r in cjk_rows)
+    assert "ix_titles_cjk_grams" in cjk_text
+    assert "Seq Scan on titles" not in cjk_text
 
 
 async def test_title_details_with_seasons_and_episodes(client, make):

@@ -8,7 +8,8 @@ A title keeps its names as a JSON list (kind, language, name) read with the
 title in one row, and a search document built from them at write time:
 ``search_names`` (every folded name and its romaji reading, one a line, for
 exact, prefix and substring matches through trigrams) and ``name_keys`` (the
-exact names, for a one-lookup exact match). The full-text document now covers
+exact names, for a one-lookup exact match) and ``cjk_grams`` (the two-character
+runs of CJK names: a two-kanji query narrows where trigrams cannot). The full-text document now covers
 every name instead of the primary one. Existing titles get their own name as
 their document; nothing is deployed yet.
 """
@@ -60,6 +61,16 @@ def upgrade() -> None:
         ),
         schema="catalog",
     )
+    op.add_column(
+        "titles",
+        sa.Column(
+            "cjk_grams",
+            postgresql.ARRAY(sa.Text()),
+            server_default=sa.text("'{}'"),
+            nullable=False,
+        ),
+        schema="catalog",
+    )
     op.execute(
         "UPDATE catalog.titles SET search_names = E'\\n' || lower(name) || E'\\n', "
         "name_keys = ARRAY[lower(name)]"
@@ -86,9 +97,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_titles_name_keys", "titles", ["name_keys"], postgresql_using="gin", schema="catalog"
     )
+    op.create_index(
+        "ix_titles_cjk_grams", "titles", ["cjk_grams"], postgresql_using="gin", schema="catalog"
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_titles_cjk_grams", table_name="titles", schema="catalog")
     op.drop_index("ix_titles_name_keys", table_name="titles", schema="catalog")
     op.drop_index("ix_titles_search_names_trgm", table_name="titles", schema="catalog")
     op.drop_index("ix_titles_search", table_name="titles", schema="catalog")
@@ -109,6 +124,7 @@ def downgrade() -> None:
         postgresql_ops={"name": "gin_trgm_ops"},
         schema="catalog",
     )
+    op.drop_column("titles", "cjk_grams", schema="catalog")
     op.drop_column("titles", "name_keys", schema="catalog")
     op.drop_column("titles", "search_names", schema="catalog")
     op.drop_column("titles", "names", schema="catalog")

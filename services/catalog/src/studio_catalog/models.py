@@ -82,6 +82,9 @@ class Title(Base):
     name_keys: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, server_default=text("'{}'"), deferred=True
     )
+    cjk_grams: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'"), deferred=True
+    )
     # Weighted document for full-text search: the names count more than the synopsis.
     search: Mapped[str] = mapped_column(
         TSVECTOR,
@@ -118,6 +121,7 @@ class Title(Base):
             postgresql_ops={"search_names": "gin_trgm_ops"},
         ),
         Index("ix_titles_name_keys", "name_keys", postgresql_using="gin"),
+        Index("ix_titles_cjk_grams", "cjk_grams", postgresql_using="gin"),
         Index("ix_titles_genres", "genres", postgresql_using="gin"),
         Index("ix_titles_type_name", "type", "name", "id"),
         Index("ix_titles_name_id", "name", "id"),

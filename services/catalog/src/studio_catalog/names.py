@@ -57,6 +57,9 @@ _row("わゐゑをん", "wa i e o n")
 _row("ぁぃぅぇぉゔ", "a i u e o vu")
 _YOON = {"ゃ": "a", "ゅ": "u", "ょ": "o"}
 _KANA_RE = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc]")
+_CJK_RUN = re.compile(
+    r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+"
+)
 _KANJI_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
 
@@ -67,6 +70,10 @@ def _hiragana(text: str) -> str:
 
 def has_kana(text: str) -> bool:
     return _KANA_RE.search(text) is not None
+
+
+def has_kanji(text: str) -> bool:
+    return _KANJI_RE.search(text) is not None
 
 
 def is_cjk(text: str) -> bool:
@@ -135,20 +142,36 @@ def keys_of(name: str) -> list[str]:
     """Every folded form a name is found by (its own first)."""
     lowered = _SPACES.sub(" ", unicodedata.normalize("NFKC", name).lower()).strip()
     keys = [fold(name)]
-    if has_kana(name):
+    # Kana alone has one reading; kanji would need a dictionary.
+    if has_kana(name) and not has_kanji(name):
         keys.append(fold(kana_to_romaji(lowered)))
-    macron = fold(lowered.translate(_MACRON_OU))
-    keys.append(macron)
+    keys.append(fold(lowered.translate(_MACRON_OU)))
+    # Long vowels are written ou, ō or o: "shounen" is also found as "shonen".
+    keys.append(keys[0].replace("ou", "o").replace("uu", "u"))
     return list(dict.fromkeys(k for k in keys if k))
 
 
-def search_document(primary: str, names: Iterable[Mapping[str, Any]]) -> tuple[str, list[str]]:
-    """``(search_names, name_keys)`` for a title: a line per key, and the keys."""
+def cjk_grams(text: str) -> list[str]:
+    """The two-character runs of the CJK text in ``text``: what a short CJK query
+    is looked up by (trigrams need three characters)."""
+    grams: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        grams.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return list(dict.fromkeys(grams))
+
+
+def search_document(
+    primary: str, names: Iterable[Mapping[str, Any]]
+) -> tuple[str, list[str], list[str]]:
+    """``(search_names, name_keys, cjk_grams)`` for a title: a line per key, the
+    keys, and the CJK bigrams of every name."""
     keys: list[str] = []
+    grams: list[str] = []
     for n in [primary, *(n["name"] for n in names)]:
         keys.extend(keys_of(n))
+        grams.extend(cjk_grams(fold(n)))
     keys = list(dict.fromkeys(keys))
-    return "\n" + "\n".join(keys) + "\n", keys
+    return "\n" + "\n".join(keys) + "\n", keys, list(dict.fromkeys(grams))
 
 
 def query_keys(q: str) -> list[str]:

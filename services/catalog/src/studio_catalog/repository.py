@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from studio_catalog.models import Episode, Season, Title
-from studio_catalog.names import has_kana, is_cjk, query_keys
+from studio_catalog.names import cjk_grams, has_kana, has_kanji, is_cjk, query_keys
 from studio_common.db import DriverQuery
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -108,6 +108,7 @@ class SearchPlan:
     key: str  # the form matched by prefix, words and typos
     prefix: str | None  # LIKE pattern: a name starting with the query
     substring: str | None  # LIKE pattern: CJK text anywhere in a name
+    grams: list[str]  # its two-character runs, all of which such a name has
     tsq: str | None
     tsq_exact: str | None
     typo: bool
@@ -115,17 +116,18 @@ class SearchPlan:
     @classmethod
     def of(cls, q: str) -> SearchPlan:
         keys = query_keys(q)
-        key = keys[1] if has_kana(q) and len(keys) > 1 else keys[0]
+        key = keys[1] if has_kana(q) and not has_kanji(q) else keys[0]
         cjk = is_cjk(q)
         words = _words(key)
         narrow = len(key) >= 2 and bool(words)
-        # Trigrams need three characters to narrow anything.
-        substring = f"%{_like_escape(keys[0])}%" if cjk and len(keys[0]) >= 3 else None
+        grams = cjk_grams(keys[0]) if cjk else []
+        substring = f"%{_like_escape(keys[0])}%" if grams else None
         return cls(
             keys=keys,
             key=key,
             prefix=f"%\n{_like_escape(key)}%" if narrow else None,
             substring=substring,
+            grams=grams,
             tsq=prefix_tsquery(key) if narrow else None,
             tsq_exact=exact_tsquery(key) if narrow else None,
             typo=narrow and not cjk and len(key) >= 4,
@@ -190,7 +192,11 @@ def _list_statements(
     if prefix:
         ways.append(prefix_hit)
     if substring:
-        ways.append(Title.search_names.like(bindparam("substring", type_=String)))
+        grams = bindparam("grams", type_=Title.cjk_grams.type)
+        ways.append(
+            Title.cjk_grams.contains(grams)
+            & Title.search_names.like(bindparam("substring", type_=String))
+        )
     words = func.to_tsquery("simple", bindparam("tsq", type_=String))
     whole = func.to_tsquery("simple", bindparam("tsq_exact", type_=String))
     word_hit = Title.search.op("@@")(words)
@@ -252,6 +258,7 @@ async def list_title_page(
             "key": plan.key,
             "prefix": plan.prefix,
             "substring": plan.substring,
+            "grams": plan.grams,
             "tsq": plan.tsq,
             "tsq_exact": plan.tsq_exact,
             "candidates": max(CANDIDATES, offset + limit),

@@ -45,7 +45,7 @@ def _title_values(data: TitleIn | TitlePatch, *, exclude_unset: bool) -> dict[st
 
 def _index_names(title: Title) -> None:
     """Rebuild the title's search document from its name and names (same transaction)."""
-    title.search_names, title.name_keys = search_document(title.name, title.names)
+    title.search_names, title.name_keys, title.cjk_grams = search_document(title.name, title.names)
 
 
 def _event_names(title: Title) -> list[TitleName]:
