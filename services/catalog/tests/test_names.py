@@ -200,7 +200,8 @@ def test_kana_to_romaji(kana, romaji):
 def test_fold_and_keys():
     assert fold("Shōnen  Jump") == "shonen jump"
     assert keys_of("Shōnen") == ["shonen", "shounen"]
-    assert keys_of("ナルト") == ["ナルト", "naruto"]
+    assert keys_of("ナルト") == ["なると", "naruto"]
+    assert keys_of("Kimi no Na wa.") == ["kimi no na wa.", "kiminonawa."]
 
 
 def test_preferred_language_and_display_name():

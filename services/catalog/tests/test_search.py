@@ -91,7 +91,9 @@ async def test_kana_finds_romaji_and_native(client, shelf, q):
 
 async def test_kana_reading_of_a_romaji_title(client, shelf):
     assert (await search(client, "しんげき"))[0] in {shelf["aot"], shelf["aot2"]}
+    assert (await search(client, "しんげきのきょじん"))[0] in {shelf["aot"], shelf["aot2"]}
     assert (await search(client, "しょうねん")) == [shelf["shonen"]]
+    assert (await search(client, "きみのなは"))[0] == shelf["kimi"]
 
 
 async def test_one_character_and_stop_words_match_whole_names_only(client, shelf):

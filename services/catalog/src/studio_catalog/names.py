@@ -5,8 +5,9 @@ Search keys are built at write time into ``titles.search_names`` (one key a
 line) and ``titles.name_keys`` (exact names): lower case, diacritics dropped
 (``Shōnen`` → ``shonen``, also kept as ``shounen`` since both spellings are
 common), kana read as Hepburn romaji (``しんげき`` → ``shingeki``, hiragana and
-katakana alike). A query is folded the same way, so ``shounen``, ``shōnen``,
-``shonen`` and ``ショウネン`` all reach the same title.
+katakana alike, and Latin names also without their spaces, since kana has
+none). A query is folded the same way, so ``shounen``, ``shōnen``, ``shonen``
+and ``ショウネン`` all reach the same title.
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ def _strip_marks(text: str) -> str:
 
 
 def fold(text: str) -> str:
-    """The form names and queries are compared in."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    """The form names and queries are compared in: katakana as hiragana."""
+    text = _hiragana(unicodedata.normalize("NFKC", text).lower())
     return _SPACES.sub(" ", _strip_marks(text)).strip()
 
 
@@ -148,6 +149,9 @@ def keys_of(name: str) -> list[str]:
     keys.append(fold(lowered.translate(_MACRON_OU)))
     # Long vowels are written ou, ō or o: "shounen" is also found as "shonen".
     keys.append(keys[0].replace("ou", "o").replace("uu", "u"))
+    if not is_cjk(name):
+        # Kana has no spaces: しんげきのきょじん reads "shingekinokyojin".
+        keys += [k.replace(" ", "") for k in keys if " " in k]
     return list(dict.fromkeys(k for k in keys if k))
 
 

@@ -130,7 +130,7 @@ class SearchPlan:
             grams=grams,
             tsq=prefix_tsquery(key) if narrow else None,
             tsq_exact=exact_tsquery(key) if narrow else None,
-            typo=narrow and not cjk and len(key) >= 4,
+            typo=narrow and not is_cjk(key) and len(key) >= 4,
         )
 
 
