@@ -1,9 +1,9 @@
 """The ceiling for bench/catalog.py: the same two queries through bare asyncpg
 behind a minimal Starlette route (``uvicorn bench.catalog_bare:app``).
 
-Same SQL as the catalog's repository (ADR 3: prefix full text OR trigram word
-similarity, ranked; genre containment ordered by name; totals counted up to
-the same cap), same JSON shape.
+Same SQL as the catalog's repository (ADR 3: its two-phase search over every
+name, compiled by the repository itself; genre containment ordered by name;
+totals counted up to the same cap), same JSON shape.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,25 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-COLUMNS = "id, slug, name, type, year, poster_url, genres, languages, rating_avg"
+from studio_catalog.repository import CANDIDATES, SUMMARY_COLUMNS, SearchPlan, _list_statements
+
 COUNT_CAP = int(os.environ.get("CATALOG_TOTAL_COUNT_CAP", "1000"))
 GENRE_WHERE = "genres @> $1::varchar[]"
-QUERY_WHERE = "(search @@ to_tsquery('simple', $2) OR $1 <% name)"
 BY_GENRE = f"""
-SELECT {COLUMNS} FROM catalog.titles
+SELECT {", ".join(c.name for c in SUMMARY_COLUMNS)} FROM catalog.titles
 WHERE {GENRE_WHERE} ORDER BY name, id OFFSET $2 LIMIT $3
 """  # noqa: S608
-BY_QUERY = f"""
-SELECT {COLUMNS} FROM catalog.titles
-WHERE {QUERY_WHERE}
-ORDER BY CASE WHEN search @@ to_tsquery('simple', $2)
-    THEN 1 + ts_rank(search, to_tsquery('simple', $2)) + ts_rank(search, to_tsquery('simple', $5))
-    ELSE word_similarity($1, name) END DESC, name, id
-OFFSET $3 LIMIT $4
-"""  # noqa: S608
 COUNT_GENRE = f"SELECT count(*) FROM (SELECT 1 FROM catalog.titles WHERE {GENRE_WHERE} LIMIT $2) s"  # noqa: S608
-COUNT_QUERY = f"SELECT count(*) FROM (SELECT 1 FROM catalog.titles WHERE {QUERY_WHERE} LIMIT $3) s"  # noqa: S608
-_WORD = re.compile(r"\w+")
 
 
 def _item(row: asyncpg.Record) -> dict[str, Any]:
@@ -53,6 +42,7 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
         "genres": row["genres"],
         "languages": row["languages"],
         "ratingAvg": row["rating_avg"],
+        "names": json.loads(row["names"]),
     }
 
 
@@ -73,18 +63,41 @@ async def titles(request: Request) -> Response:
     offset = (page - 1) * size
     async with request.app.state.pool.acquire() as conn:
         if q:
-            words = _WORD.findall(q.lower())[:10]
-            tsq = " & ".join(f"{w}:*" for w in words)
-            rows = await conn.fetch(BY_QUERY, q, tsq, offset, size, " & ".join(words))
-            count = (COUNT_QUERY, q, tsq)
+            # The repository's own statements and plan: the bare route measures
+            # the service's overhead, not a different search.
+            plan = SearchPlan.of(q)
+            page_sql, count_sql = _list_statements(
+                genres=False,
+                type_=False,
+                year=False,
+                q=True,
+                prefix=bool(plan.prefix),
+                substring=bool(plan.substring),
+                tsq=bool(plan.tsq),
+                typo=plan.typo,
+            )
+            values = {
+                "keys": plan.keys,
+                "key": plan.key,
+                "prefix": plan.prefix,
+                "substring": plan.substring,
+                "grams": plan.grams,
+                "tsq": plan.tsq,
+                "tsq_exact": plan.tsq_exact,
+                "candidates": max(CANDIDATES, offset + size),
+            }
+            rows = await conn.fetch(
+                page_sql.sql, *page_sql._args({**values, "offset": offset, "limit": size})
+            )
+            count = (count_sql.sql, count_sql._args({**values, "count_limit": COUNT_CAP + 1}))
         else:
             genres = [g.lower() for g in params.getlist("genre")]
             rows = await conn.fetch(BY_GENRE, genres, offset, size)
-            count = (COUNT_GENRE, genres)
+            count = (COUNT_GENRE, [genres, COUNT_CAP + 1])
         if rows and len(rows) < size:
             total, capped = offset + len(rows), False
         else:
-            counted = int(await conn.fetchval(count[0], *count[1:], COUNT_CAP + 1))
+            counted = int(await conn.fetchval(count[0], *count[1]))
             total, capped = min(counted, COUNT_CAP), counted > COUNT_CAP
     body = {
         "items": [_item(r) for r in rows],

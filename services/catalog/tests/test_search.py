@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from studio_catalog import repository
 from studio_catalog.repository import SearchPlan
 
 
@@ -114,3 +117,38 @@ async def test_search_pages_and_totals_over_names(client, shelf):
     body = r.json()
     assert body["total"] == 3
     assert len(body["items"]) == 1
+
+
+async def test_typos_are_looked_for_only_when_words_fill_no_page(client, make):
+    word = await make.title(name="Starlite Express")
+    typo = await make.title(name="Starlight Courier")
+    assert await search(client, "starlite") == [word["slug"], typo["slug"]]
+    r = await client.get("/api/titles", params={"q": "starlite", "pageSize": 1})
+    assert [t["slug"] for t in r.json()["items"]] == [word["slug"]]
+    assert r.json()["total"] == 1  # the typo match was never looked for
+
+
+async def test_a_broad_search_ranks_a_bounded_pool_and_says_its_total_is_a_floor(
+    client, make, monkeypatch
+):
+    monkeypatch.setattr(repository, "CANDIDATES", 3)
+    for i in range(5):
+        await make.title(name=f"Alpha {i}")
+    r = await client.get("/api/titles", params={"q": "alpha", "pageSize": 2})
+    body = r.json()
+    assert (body["total"], body["totalCapped"]) == (3, True)
+    # A deeper page widens the pool to reach it.
+    r = await client.get("/api/titles", params={"q": "alpha", "pageSize": 2, "page": 3})
+    assert len(r.json()["items"]) == 1
+
+
+async def test_searches_are_planned_for_their_values(catalog_settings, make):
+    await make.title(name="Planned")
+    engine = create_async_engine(catalog_settings.database_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await repository.list_title_page(
+            conn, repository.TitleFilter(q="planned"), offset=0, limit=20, count_cap=100
+        )
+        mode = (await conn.execute(text("SHOW plan_cache_mode"))).scalar()
+    await engine.dispose()
+    assert mode == "force_custom_plan"
