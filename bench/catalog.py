@@ -57,6 +57,7 @@ from bench_util import (
 )
 from catalog_names import COLUMNS, GENRES, QUERY_CLASSES, RELEVANCE, rows
 
+from studio_catalog.names import lexicon_words
 from studio_common.migrations import upgrade
 
 # Issue 19's targets.
@@ -68,8 +69,10 @@ RATIO = 0.8
 async def seed(conn: asyncpg.Connection, n: int) -> None:
     """``n`` titles with their names and search documents (catalog_names), by COPY."""
     batch: list[tuple[Any, ...]] = []
+    words: set[str] = set()
     for row in rows(n):
         batch.append(row)
+        words.update(lexicon_words(row[2], json.loads(row[10])))
         if len(batch) == 5_000:
             await conn.copy_records_to_table(
                 "titles", schema_name="catalog", records=batch, columns=COLUMNS
@@ -79,6 +82,11 @@ async def seed(conn: asyncpg.Connection, n: int) -> None:
         await conn.copy_records_to_table(
             "titles", schema_name="catalog", records=batch, columns=COLUMNS
         )
+    # What the service adds on each title write, for typo corrections.
+    await conn.executemany(
+        "INSERT INTO catalog.search_words (word) VALUES ($1) ON CONFLICT DO NOTHING",
+        [(w,) for w in sorted(words)],
+    )
 
 
 async def relevance(port: int) -> dict[str, Any]:

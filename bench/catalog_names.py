@@ -184,7 +184,9 @@ def _cap(words: str) -> str:
     )
 
 
-def _names(romaji: str, english: str | None, native: str, synonyms: list[str]) -> list[dict]:
+def _names(
+    romaji: str, english: str | None, native: str, synonyms: list[str]
+) -> list[dict[str, str]]:
     out = [{"kind": "romaji", "language": "ja", "name": romaji}]
     if english:
         out.append({"kind": "english", "language": "en", "name": english})
@@ -193,7 +195,7 @@ def _names(romaji: str, english: str | None, native: str, synonyms: list[str]) -
     return out
 
 
-def generated(g: int, rnd: random.Random) -> tuple[str, list[dict]]:
+def generated(g: int, rnd: random.Random) -> tuple[str, list[dict[str, str]]]:
     """Title ``g`` (unique for g < 125,000): its romaji name and its 3 to 6 names."""
     n = len(VOCABULARY)
     a, b, c = VOCABULARY[g % n], VOCABULARY[(g // n) % n], VOCABULARY[(g // (n * n)) % n]
@@ -230,7 +232,9 @@ def generated(g: int, rnd: random.Random) -> tuple[str, list[dict]]:
     return romaji, _names(romaji, english, native, synonyms)
 
 
-def _row(g: int, slug: str, romaji: str, names: list[dict], rnd: random.Random) -> tuple[Any, ...]:
+def _row(
+    g: int, slug: str, romaji: str, names: list[dict[str, str]], rnd: random.Random
+) -> tuple[Any, ...]:
     search_names, name_keys, grams = search_document(romaji, names)
     words = [v[2] for v in rnd.sample(VOCABULARY, 3)]
     return (

@@ -153,15 +153,14 @@ async def test_search_uses_an_index(catalog_settings, make):
     """Every way a search matches (exact name, prefix, words, typo) reads through its index."""
     await make.title(name="Indexed Title")
     plan = SearchPlan.of("indexd")
-    page, _ = _list_statements(
-        genres=False, type_=False, year=False, q=True, prefix=True, tsq=True, typo=True
-    )
+    page, _ = _list_statements(genres=False, type_=False, year=False, q=True, prefix=True, tsq=True)
     values = {
         "keys": plan.keys,
         "key": plan.key,
         "prefix": plan.prefix,
         "tsq": plan.tsq,
         "tsq_exact": plan.tsq_exact,
+        "tsq_typo": "indexd:* | indexed",
         "candidates": 200,
         "offset": 0,
         "limit": 20,

@@ -9,7 +9,9 @@ title in one row, and a search document built from them at write time:
 ``search_names`` (every folded name and its romaji reading, one a line, for
 exact, prefix and substring matches through trigrams) and ``name_keys`` (the
 exact names, for a one-lookup exact match) and ``cjk_grams`` (the two-character
-runs of CJK names: a two-kanji query narrows where trigrams cannot). The full-text document now covers
+runs of CJK names: a two-kanji query narrows where trigrams cannot), and
+``search_words``, the words of every name, which misspelt query words are
+corrected against. The full-text document now covers
 every name instead of the primary one. Existing titles get their own name as
 their document; nothing is deployed yet.
 """
@@ -100,9 +102,30 @@ def upgrade() -> None:
     op.create_index(
         "ix_titles_cjk_grams", "titles", ["cjk_grams"], postgresql_using="gin", schema="catalog"
     )
+    op.create_table(
+        "search_words",
+        sa.Column("word", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("word", name=op.f("pk_search_words")),
+        schema="catalog",
+    )
+    op.create_index(
+        "ix_search_words_trgm",
+        "search_words",
+        ["word"],
+        postgresql_using="gin",
+        postgresql_ops={"word": "gin_trgm_ops"},
+        schema="catalog",
+    )
+    op.execute(
+        "INSERT INTO catalog.search_words (word) SELECT DISTINCT w "
+        "FROM catalog.titles t, regexp_split_to_table(lower(t.name), '[^[:alpha:]]+') w "
+        "WHERE length(w) BETWEEN 3 AND 20"
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_search_words_trgm", table_name="search_words", schema="catalog")
+    op.drop_table("search_words", schema="catalog")
     op.drop_index("ix_titles_cjk_grams", table_name="titles", schema="catalog")
     op.drop_index("ix_titles_name_keys", table_name="titles", schema="catalog")
     op.drop_index("ix_titles_search_names_trgm", table_name="titles", schema="catalog")

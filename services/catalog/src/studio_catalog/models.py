@@ -128,6 +128,26 @@ class Title(Base):
     )
 
 
+class SearchWord(Base):
+    """Every word of the titles' search documents: what a misspelt query word is
+    corrected to (trigram similarity on a few thousand words, not on every
+    title). Added on each title write; a word no title has any more costs a
+    search nothing."""
+
+    __tablename__ = "search_words"
+
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    __table_args__ = (
+        Index(
+            "ix_search_words_trgm",
+            "word",
+            postgresql_using="gin",
+            postgresql_ops={"word": "gin_trgm_ops"},
+        ),
+    )
+
+
 class Season(Base):
     __tablename__ = "seasons"
 

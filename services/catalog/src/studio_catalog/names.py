@@ -178,6 +178,24 @@ def search_document(
     return "\n" + "\n".join(keys) + "\n", keys, list(dict.fromkeys(grams))
 
 
+_LEXICON_WORD = re.compile(r"^[^\W\d_]{3,20}$")
+
+
+def lexicon_words(primary: str, names: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The words of a title's names that a misspelt query word may be corrected
+    to: letters only, 3 to 20 of them, folded (with their ou/o spellings)."""
+    words: list[str] = []
+    for n in [primary, *(n["name"] for n in names)]:
+        spaced = " " in fold(n)
+        for key in keys_of(n):
+            if spaced and " " not in key:
+                continue  # a name run together is no word
+            words.extend(
+                w for w in re.findall(r"\w+", key) if _LEXICON_WORD.match(w) and not is_cjk(w)
+            )
+    return list(dict.fromkeys(words))
+
+
 def query_keys(q: str) -> list[str]:
     """The folded forms of a query: itself, and its romaji if it has kana."""
     return keys_of(q)

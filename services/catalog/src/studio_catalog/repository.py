@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import uuid
@@ -23,10 +24,11 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
-from studio_catalog.models import Episode, Season, Title
+from studio_catalog.models import Episode, SearchWord, Season, Title
 from studio_catalog.names import cjk_grams, has_kana, has_kanji, is_cjk, query_keys
 from studio_common.db import DriverQuery
 
@@ -153,7 +155,6 @@ def _list_statements(
     prefix: bool = False,
     substring: bool = False,
     tsq: bool = False,
-    typo: bool = False,
 ) -> tuple[DriverQuery, DriverQuery]:
     """The page and the capped count for one combination of filters.
 
@@ -162,10 +163,9 @@ def _list_statements(
     client CPU than the two queries' own round trips.
 
     A search (ADR 3) runs in two phases: each way of matching (an exact name,
-    a name's prefix, CJK text inside a name, full-text words, a typo) finds
-    at most ``candidates`` titles through its own index, and only those are
-    ranked: exact names first, then prefixes, then words (whole above
-    prefixes), then typos.
+    a name's prefix, CJK text inside a name, full-text words) finds at most
+    ``candidates`` titles through its own index, and only those are ranked:
+    exact names first, then prefixes, then words (whole above prefixes).
     """
     filters: list[ColumnElement[bool]] = []
     if genres:
@@ -203,19 +203,18 @@ def _list_statements(
     word_hit = Title.search.op("@@")(words)
     if tsq:
         ways.append(word_hit)
-    if typo:
-        ways.append(key.op("<%")(Title.search_names))
-
     candidates = union(
         *(select(Title.id).where(way, *filters).limit(bindparam("candidates")) for way in ways)
     ).subquery("candidates")
+    # Cheap on the pool: how near the query is to the title's own name.
+    near: Any = func.word_similarity(key, Title.name)
     score: Any = (
         case(
             (word_hit, 1 + func.ts_rank(Title.search, words) + func.ts_rank(Title.search, whole)),
-            else_=func.word_similarity(key, Title.search_names),
+            else_=near,
         )
         if tsq
-        else func.word_similarity(key, Title.search_names)
+        else near
     )
     score = (
         case((exact_hit, 20), else_=0) + (case((prefix_hit, 10), else_=0) if prefix else 0) + score
@@ -230,6 +229,49 @@ def _list_statements(
     )
     count = select(func.count()).select_from(candidates)
     return DriverQuery.compile(page), DriverQuery.compile(count)
+
+
+_CORRECTIONS = DriverQuery.compile(
+    select(
+        func.array(
+            select(SearchWord.word)
+            .where(SearchWord.word.op("%")(bindparam("word", type_=String)))
+            .order_by(func.similarity(SearchWord.word, bindparam("word", type_=String)).desc())
+            .limit(4)
+            .scalar_subquery()
+        )
+    )
+)
+_TS_WORD = re.compile(r"^\w+$")
+
+
+async def _corrected(conn: AsyncConnection, key: str) -> SearchPlan | None:
+    """``'shingeky no kyojin'`` → the plan of ``'shingeki no kyojin'``, whose
+    words also take the next nearest ones (``shingeki | shinigami``): each word
+    replaced by the catalog's nearest other words (trigram similarity over
+    ``search_words``, a few thousand words rather than every title). None
+    when no word has a near one."""
+    out = key
+    alternatives: list[str] = []
+    for word in dict.fromkeys(_words(key)[:5]):
+        near = (
+            [
+                w
+                for w in await _CORRECTIONS.fetchval(conn, word=word) or ()
+                if w != word and _TS_WORD.match(w)
+            ]
+            if len(word) >= 3 and not is_cjk(word)
+            else []
+        )
+        if not near:
+            alternatives.append(word)
+            continue
+        out = re.sub(rf"\b{re.escape(word)}\b", near[0], out)
+        alternatives.append("(" + " | ".join(near) + ")")
+    if out == key:
+        return None
+    tsq = " & ".join(alternatives)
+    return dataclasses.replace(SearchPlan.of(out), tsq=tsq, tsq_exact=tsq)
 
 
 # Driver connections already told to plan every search for its own values.
@@ -247,6 +289,46 @@ async def _custom_plans(conn: AsyncConnection) -> None:
         _CUSTOM_PLANS.add(driver)
 
 
+async def _search_pass(
+    conn: AsyncConnection,
+    f: TitleFilter,
+    plan: SearchPlan,
+    values: dict[str, Any],
+    *,
+    offset: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One ranked page of a plan and the size of its candidate pool."""
+    values = {
+        **values,
+        "keys": plan.keys,
+        "key": plan.key,
+        "prefix": plan.prefix,
+        "substring": plan.substring,
+        "grams": plan.grams,
+        "tsq": plan.tsq,
+        "tsq_exact": plan.tsq_exact,
+        "candidates": max(CANDIDATES, offset + limit),
+    }
+    page, count = _list_statements(
+        genres=bool(f.genres),
+        type_=bool(f.type),
+        year=f.year is not None,
+        q=True,
+        prefix=plan.prefix is not None,
+        substring=plan.substring is not None,
+        tsq=plan.tsq is not None,
+    )
+    rows = [dict(r) for r in await page.fetch(conn, **values, offset=offset, limit=limit)]
+    if rows:
+        found = int(rows[0]["candidates_found"])
+    else:
+        found = int(await count.fetchval(conn, **values) or 0)
+    for row in rows:
+        del row["candidates_found"]
+    return rows, found
+
+
 async def _search_page(
     conn: AsyncConnection,
     f: TitleFilter,
@@ -257,36 +339,26 @@ async def _search_page(
     limit: int,
     count_cap: int,
 ) -> tuple[list[dict[str, Any]], int, bool]:
-    """A search page; typos are looked for only when the exact names, prefixes
-    and words found too few titles to fill it (they would rank below them all).
+    """A search page. When the query's own words fill no page, its misspelt
+    words are corrected to the catalog's nearest words (``search_words``) and
+    the corrected query's titles follow the query's own.
 
     The total is the number of candidates: exact up to CANDIDATES, and past it
     a lower bound (``totalCapped``), since no way of matching reads further."""
     await _custom_plans(conn)
     pool = max(CANDIDATES, offset + limit)
-    values = {**values, "candidates": pool}
-    found = 0
-    rows: list[dict[str, Any]] = []
-    for typo in (False, True) if plan.typo else (False,):
-        page, count = _list_statements(
-            genres=bool(f.genres),
-            type_=bool(f.type),
-            year=f.year is not None,
-            q=True,
-            prefix=plan.prefix is not None,
-            substring=plan.substring is not None,
-            tsq=plan.tsq is not None,
-            typo=typo,
+    rows, found = await _search_pass(conn, f, plan, values, offset=offset, limit=limit)
+    corrected = await _corrected(conn, plan.key) if plan.typo and found < offset + limit else None
+    if corrected is not None:
+        # Everything the query found (fewer than a page's end), then the rest.
+        own, _ = await _search_pass(conn, f, plan, values, offset=0, limit=offset + limit)
+        more, more_found = await _search_pass(
+            conn, f, corrected, values, offset=0, limit=offset + limit
         )
-        rows = [dict(r) for r in await page.fetch(conn, **values, offset=offset, limit=limit)]
-        if rows:
-            found = int(rows[0]["candidates_found"])
-        else:
-            found = int(await count.fetchval(conn, **values) or 0)
-        if found >= offset + limit:
-            break
-    for row in rows:
-        del row["candidates_found"]
+        seen = {r["id"] for r in own}
+        merged = own + [r for r in more if r["id"] not in seen]
+        rows = merged[offset : offset + limit]
+        found = max(len(merged), found + more_found - (len(own) + len(more) - len(merged)))
     capped = found >= pool or found > count_cap
     return rows, min(found, count_cap), capped
 
@@ -311,15 +383,6 @@ async def list_title_page(
     }
     if q:
         plan = SearchPlan.of(q)
-        values |= {
-            "keys": plan.keys,
-            "key": plan.key,
-            "prefix": plan.prefix,
-            "substring": plan.substring,
-            "grams": plan.grams,
-            "tsq": plan.tsq,
-            "tsq_exact": plan.tsq_exact,
-        }
         return await _search_page(
             conn, f, plan, values, offset=offset, limit=limit, count_cap=count_cap
         )
@@ -370,6 +433,15 @@ class TitleRepository:
         )
         await self.session.execute(delete(Title).where(Title.id == title_id))
         return episode_ids
+
+    async def index_words(self, words: list[str]) -> None:
+        """Add words to the catalog's word list (for typo corrections)."""
+        if words:
+            await self.session.execute(
+                pg_insert(SearchWord)
+                .values([{"word": w} for w in words])
+                .on_conflict_do_nothing(index_elements=["word"])
+            )
 
     async def exists_by_slug(self, slug: str) -> bool:
         return bool(await self.session.scalar(select(literal(True)).where(Title.slug == slug)))

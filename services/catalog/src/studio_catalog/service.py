@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_catalog.models import Episode, Season, Title, messaging
-from studio_catalog.names import search_document
+from studio_catalog.names import lexicon_words, search_document
 from studio_catalog.repository import (
     EpisodeRepository,
     SeasonRepository,
@@ -71,6 +71,7 @@ class CatalogService:
         title = Title(**_title_values(data, exclude_unset=False))
         _index_names(title)
         title = await self.titles.add(title)
+        await self.titles.index_words(lexicon_words(title.name, title.names))
         await enqueue(
             self.session,
             messaging,
@@ -93,6 +94,7 @@ class CatalogService:
             setattr(title, key, value)
         _index_names(title)
         title = await self.titles.save(title)
+        await self.titles.index_words(lexicon_words(title.name, title.names))
         await enqueue(
             self.session,
             messaging,
