@@ -172,6 +172,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "CATALOG_EVENT_SUBJECT_ROOT": f"benchcat{token}",
             "CATALOG_EVENT_STREAM": stream,
             "CATALOG_LOG_LEVEL": args.log_level,
+            # Production refuses to start without a token audience; the bench
+            # sends no tokens (public reads only).
+            "STUDIO_ENVIRONMENT": "development",
         }
         service_argv = [
             sys.executable,

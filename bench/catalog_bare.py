@@ -20,7 +20,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from studio_catalog.repository import CANDIDATES, SUMMARY_COLUMNS, SearchPlan, _list_statements
+from studio_catalog.repository import SUMMARY_COLUMNS, TitleFilter, list_title_page
+
+
+class _Raw:
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self.driver_connection = driver
+
+
+class _Bare:
+    """What the repository asks of a connection (its driver), over a bare one."""
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self._raw = _Raw(driver)
+
+    async def get_raw_connection(self) -> _Raw:
+        return self._raw
+
 
 COUNT_CAP = int(os.environ.get("CATALOG_TOTAL_COUNT_CAP", "1000"))
 GENRE_WHERE = "genres @> $1::varchar[]"
@@ -42,7 +58,7 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
         "genres": row["genres"],
         "languages": row["languages"],
         "ratingAvg": row["rating_avg"],
-        "names": json.loads(row["names"]),
+        "names": json.loads(row["names"]) if isinstance(row["names"], str) else row["names"],
     }
 
 
@@ -63,38 +79,26 @@ async def titles(request: Request) -> Response:
     offset = (page - 1) * size
     async with request.app.state.pool.acquire() as conn:
         if q:
-            # The repository's own statements and plan: the bare route measures
-            # the service's overhead, not a different search.
-            plan = SearchPlan.of(q)
-            page_sql, count_sql = _list_statements(
-                genres=False,
-                type_=False,
-                year=False,
-                q=True,
-                prefix=bool(plan.prefix),
-                substring=bool(plan.substring),
-                tsq=bool(plan.tsq),
-                typo=plan.typo,
+            # The repository's own search (plan, passes, corrections) on the
+            # bare connection: the bare route measures the service's overhead,
+            # not a different search.
+            rows, total, capped = await list_title_page(
+                # The connection itself, not the pool's per-checkout proxy: the
+                # repository sets its planner mode once per connection.
+                _Bare(getattr(conn, "_con", conn)),  # type: ignore[arg-type]
+                TitleFilter(q=q),
+                offset=offset,
+                limit=size,
+                count_cap=COUNT_CAP,
             )
-            values = {
-                "keys": plan.keys,
-                "key": plan.key,
-                "prefix": plan.prefix,
-                "substring": plan.substring,
-                "grams": plan.grams,
-                "tsq": plan.tsq,
-                "tsq_exact": plan.tsq_exact,
-                "candidates": max(CANDIDATES, offset + size),
-            }
-            rows = await conn.fetch(
-                page_sql.sql, *page_sql._args({**values, "offset": offset, "limit": size})
-            )
-            count = (count_sql.sql, count_sql._args({**values, "count_limit": COUNT_CAP + 1}))
+            count = None
         else:
             genres = [g.lower() for g in params.getlist("genre")]
             rows = await conn.fetch(BY_GENRE, genres, offset, size)
-            count = (COUNT_GENRE, [genres, COUNT_CAP + 1])
-        if rows and len(rows) < size:
+            count: tuple[str, list[Any]] | None = (COUNT_GENRE, [genres, COUNT_CAP + 1])
+        if count is None:
+            pass
+        elif rows and len(rows) < size:
             total, capped = offset + len(rows), False
         else:
             counted = int(await conn.fetchval(count[0], *count[1]))
