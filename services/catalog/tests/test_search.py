@@ -106,6 +106,12 @@ async def test_one_character_and_stop_words_match_whole_names_only(client, shelf
     assert await search(client, "巨") == []
 
 
+@pytest.mark.parametrize("q", ["ー", "っ", "\u0301", "ﾞ", "%", "_", "'", "x" * 200, "の" * 50])
+async def test_odd_queries_answer_200(client, shelf, q):
+    r = await client.get("/api/titles", params={"q": q})
+    assert r.status_code == 200, r.text
+
+
 def test_short_and_stop_word_queries_plan_no_scan():
     for q in ("a", "the", "no", "of the", "巨", "x"):
         plan = SearchPlan.of(q)

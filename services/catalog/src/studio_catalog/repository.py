@@ -118,8 +118,9 @@ class SearchPlan:
 
     @classmethod
     def of(cls, q: str) -> SearchPlan:
-        keys = query_keys(q)
-        key = keys[1] if has_kana(q) and not has_kanji(q) else keys[0]
+        # A query of marks alone (a lone ー or combining accent) folds to nothing.
+        keys = query_keys(q) or [""]
+        key = keys[1] if has_kana(q) and not has_kanji(q) and len(keys) > 1 else keys[0]
         cjk = is_cjk(q)
         words = _words(key)
         narrow = len(key) >= 2 and bool(words)
