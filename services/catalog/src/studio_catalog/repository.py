@@ -352,7 +352,11 @@ async def _search_page(
     corrected = await _corrected(conn, plan.key) if plan.typo and found < offset + limit else None
     if corrected is not None:
         # Everything the query found (fewer than a page's end), then the rest.
-        own, _ = await _search_pass(conn, f, plan, values, offset=0, limit=offset + limit)
+        own = (
+            rows  # the first page already holds every own match (fewer than a page)
+            if offset == 0
+            else (await _search_pass(conn, f, plan, values, offset=0, limit=offset + limit))[0]
+        )
         more, more_found = await _search_pass(
             conn, f, corrected, values, offset=0, limit=offset + limit
         )
