@@ -1,9 +1,9 @@
 """The ceiling for bench/catalog.py: the same two queries through bare asyncpg
 behind a minimal Starlette route (``uvicorn bench.catalog_bare:app``).
 
-Same SQL as the catalog's repository (ADR 3: prefix full text OR trigram word
-similarity, ranked; genre containment ordered by name; totals counted up to
-the same cap), same JSON shape.
+Same SQL as the catalog's repository (ADR 3: its two-phase search over every
+name, compiled by the repository itself; genre containment ordered by name;
+totals counted up to the same cap), same JSON shape.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,25 +20,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-COLUMNS = "id, slug, name, type, year, poster_url, genres, languages, rating_avg"
+from studio_catalog.repository import SUMMARY_COLUMNS, TitleFilter, list_title_page
+
+
+class _Raw:
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self.driver_connection = driver
+
+
+class _Bare:
+    """What the repository asks of a connection (its driver), over a bare one."""
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self._raw = _Raw(driver)
+
+    async def get_raw_connection(self) -> _Raw:
+        return self._raw
+
+
 COUNT_CAP = int(os.environ.get("CATALOG_TOTAL_COUNT_CAP", "1000"))
 GENRE_WHERE = "genres @> $1::varchar[]"
-QUERY_WHERE = "(search @@ to_tsquery('simple', $2) OR $1 <% name)"
 BY_GENRE = f"""
-SELECT {COLUMNS} FROM catalog.titles
+SELECT {", ".join(c.name for c in SUMMARY_COLUMNS)} FROM catalog.titles
 WHERE {GENRE_WHERE} ORDER BY name, id OFFSET $2 LIMIT $3
 """  # noqa: S608
-BY_QUERY = f"""
-SELECT {COLUMNS} FROM catalog.titles
-WHERE {QUERY_WHERE}
-ORDER BY CASE WHEN search @@ to_tsquery('simple', $2)
-    THEN 1 + ts_rank(search, to_tsquery('simple', $2)) + ts_rank(search, to_tsquery('simple', $5))
-    ELSE word_similarity($1, name) END DESC, name, id
-OFFSET $3 LIMIT $4
-"""  # noqa: S608
 COUNT_GENRE = f"SELECT count(*) FROM (SELECT 1 FROM catalog.titles WHERE {GENRE_WHERE} LIMIT $2) s"  # noqa: S608
-COUNT_QUERY = f"SELECT count(*) FROM (SELECT 1 FROM catalog.titles WHERE {QUERY_WHERE} LIMIT $3) s"  # noqa: S608
-_WORD = re.compile(r"\w+")
 
 
 def _item(row: asyncpg.Record) -> dict[str, Any]:
@@ -53,6 +58,7 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
         "genres": row["genres"],
         "languages": row["languages"],
         "ratingAvg": row["rating_avg"],
+        "names": json.loads(row["names"]) if isinstance(row["names"], str) else row["names"],
     }
 
 
@@ -73,18 +79,29 @@ async def titles(request: Request) -> Response:
     offset = (page - 1) * size
     async with request.app.state.pool.acquire() as conn:
         if q:
-            words = _WORD.findall(q.lower())[:10]
-            tsq = " & ".join(f"{w}:*" for w in words)
-            rows = await conn.fetch(BY_QUERY, q, tsq, offset, size, " & ".join(words))
-            count = (COUNT_QUERY, q, tsq)
+            # The repository's own search (plan, passes, corrections) on the
+            # bare connection: the bare route measures the service's overhead,
+            # not a different search.
+            rows, total, capped = await list_title_page(
+                # The connection itself, not the pool's per-checkout proxy: the
+                # repository sets its planner mode once per connection.
+                _Bare(getattr(conn, "_con", conn)),  # type: ignore[arg-type]
+                TitleFilter(q=q),
+                offset=offset,
+                limit=size,
+                count_cap=COUNT_CAP,
+            )
+            count = None
         else:
             genres = [g.lower() for g in params.getlist("genre")]
             rows = await conn.fetch(BY_GENRE, genres, offset, size)
-            count = (COUNT_GENRE, genres)
-        if rows and len(rows) < size:
+            count: tuple[str, list[Any]] | None = (COUNT_GENRE, [genres, COUNT_CAP + 1])
+        if count is None:
+            pass
+        elif rows and len(rows) < size:
             total, capped = offset + len(rows), False
         else:
-            counted = int(await conn.fetchval(count[0], *count[1:], COUNT_CAP + 1))
+            counted = int(await conn.fetchval(count[0], *count[1]))
             total, capped = min(counted, COUNT_CAP), counted > COUNT_CAP
     body = {
         "items": [_item(r) for r in rows],

@@ -201,8 +201,19 @@
   function posterOf(title, large) {
     const box = el("div", { className: large ? "poster large" : "poster" });
     if (title.posterUrl) box.style.backgroundImage = `url("${encodeURI(title.posterUrl)}")`;
-    else box.textContent = title.name.slice(0, 1).toUpperCase();
+    else box.textContent = shownName(title).slice(0, 1).toUpperCase();
     return box;
+  }
+
+  // The catalog picks the name for the browser's Accept-Language (English for
+  // en, the native name for ja, else romaji); the others are shown alongside.
+  function shownName(title) {
+    return title.displayName || title.name;
+  }
+
+  function otherNames(title) {
+    const shown = shownName(title);
+    return [...new Set((title.names || []).map((n) => n.name).filter((n) => n !== shown))];
   }
 
   function fmtTime(sec) {
@@ -251,7 +262,10 @@
             el(
               "div",
               { className: "info" },
-              el("div", { className: "name", textContent: t.name }),
+              el("div", { className: "name", textContent: shownName(t) }),
+              otherNames(t).length
+                ? el("div", { className: "aka muted", textContent: otherNames(t).slice(0, 2).join(" · ") })
+                : null,
               el("div", {
                 className: "meta",
                 textContent: [t.year, t.type, t.genres.join(", ")].filter(Boolean).join(" · "),
@@ -305,7 +319,9 @@
     show("view-title");
     const title = await api(`/api/titles/${encodeURIComponent(slug)}`, { auth: false });
     $("title-poster").replaceWith(Object.assign(posterOf(title, true), { id: "title-poster" }));
-    $("title-name").textContent = title.name;
+    $("title-name").textContent = shownName(title);
+    $("title-aka").textContent = otherNames(title).join(" · ");
+    $("title-aka").hidden = otherNames(title).length === 0;
     $("title-meta").textContent = [title.year, title.type, title.genres.join(", "), title.ratingAvg && `★ ${title.ratingAvg}`]
       .filter(Boolean)
       .join(" · ");

@@ -58,7 +58,9 @@ async def clean_catalog(catalog_settings: CatalogSettings) -> AsyncIterator[None
     yield
     engine = create_async_engine(catalog_settings.database_url)
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE catalog.titles, catalog.verified_uploads CASCADE"))
+        await conn.execute(
+            text("TRUNCATE catalog.titles, catalog.search_words, catalog.verified_uploads CASCADE")
+        )
     await engine.dispose()
 
 

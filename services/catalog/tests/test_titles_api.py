@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from studio_catalog.repository import SearchPlan, _list_statements
+from studio_common.db import normalise_pg_url
 
 PROBLEM = "application/problem+json"
 
@@ -146,29 +150,50 @@ async def test_trigram_operators_are_priced_for_the_planner(catalog_settings):
 
 
 async def test_search_uses_an_index(catalog_settings, make):
+    """Every way a search matches (exact name, prefix, words, typo) reads through its index."""
     await make.title(name="Indexed Title")
-    engine = create_async_engine(catalog_settings.database_url)
-    async with engine.connect() as conn:
-        await conn.execute(text("SET enable_seqscan = off"))
-        # The same predicate the repository builds.
-        plan = (
-            (
-                await conn.execute(
-                    text(
-                        "EXPLAIN SELECT id FROM catalog.titles WHERE "
-                        "(:q <% name) OR search @@ to_tsquery('simple', :tsq)"
-                    ),
-                    {"q": "indexd", "tsq": "indexd:*"},
-                )
-            )
-            .scalars()
-            .all()
-        )
-    await engine.dispose()
-    plan_text = "\n".join(plan)
-    assert "ix_titles_name_trgm" in plan_text
+    plan = SearchPlan.of("indexd")
+    page, _ = _list_statements(genres=False, type_=False, year=False, q=True, prefix=True, tsq=True)
+    values = {
+        "keys": plan.keys,
+        "key": plan.key,
+        "prefix": plan.prefix,
+        "tsq": plan.tsq,
+        "tsq_exact": plan.tsq_exact,
+        "tsq_typo": "indexd:* | indexed",
+        "candidates": 200,
+        "offset": 0,
+        "limit": 20,
+    }
+    cjk = SearchPlan.of("巨人")
+    cjk_page, _ = _list_statements(
+        genres=False, type_=False, year=False, q=True, prefix=True, substring=True, tsq=True
+    )
+    cjk_values = {
+        **values,
+        "keys": cjk.keys,
+        "key": cjk.key,
+        "prefix": cjk.prefix,
+        "substring": cjk.substring,
+        "grams": cjk.grams,
+        "tsq": cjk.tsq,
+        "tsq_exact": cjk.tsq_exact,
+    }
+    conn = await asyncpg.connect(normalise_pg_url(catalog_settings.database_url))
+    try:
+        await conn.execute("SET enable_seqscan = off")
+        rows = await conn.fetch("EXPLAIN " + page.sql, *page._args(values))
+        cjk_rows = await conn.fetch("EXPLAIN " + cjk_page.sql, *cjk_page._args(cjk_values))
+    finally:
+        await conn.close()
+    plan_text = "\n".join(r[0] for r in rows)
+    assert "ix_titles_name_keys" in plan_text
+    assert "ix_titles_search_names_trgm" in plan_text
     assert "ix_titles_search" in plan_text
-    assert "Seq Scan" not in plan_text
+    assert "Seq Scan on titles" not in plan_text
+    cjk_text = "\n".join(r[0] for r in cjk_rows)
+    assert "ix_titles_cjk_grams" in cjk_text
+    assert "Seq Scan on titles" not in cjk_text
 
 
 async def test_title_details_with_seasons_and_episodes(client, make):

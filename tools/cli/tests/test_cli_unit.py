@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from studio_cli import config
 from studio_cli.api import Api, problem_from_response
 from studio_cli.errors import ApiError, CliError, Exit, exit_for_status
-from studio_cli.main import main
+from studio_cli.main import edit_names, main
 from studio_cli.upload import Accepted, Target, UploadState, format_parts, upload_filename
 
 
@@ -248,3 +249,42 @@ def test_a_relative_playback_url_is_made_absolute_on_the_gateway() -> None:
     assert absolute_url(gateway, "/hls/t/e/master.m3u8") == f"{gateway}/hls/t/e/master.m3u8"
     cdn = "https://cdn.example/hls/e/master.m3u8?Signature=x"
     assert absolute_url(gateway + "/", cdn) == cdn
+
+
+AOT_NAMES = [
+    {"kind": "romaji", "language": "ja", "name": "Shingeki no Kyojin"},
+    {"kind": "synonym", "language": "en", "name": "AoT"},
+]
+
+
+def test_edit_names_replaces_one_per_kind_and_language_and_adds_synonyms() -> None:
+    names = edit_names(AOT_NAMES, "romaji", "JA", "Shingeki", remove=False)
+    assert names == [AOT_NAMES[1], {"kind": "romaji", "language": "ja", "name": "Shingeki"}]
+    names = edit_names(AOT_NAMES, "synonym", "en", "SnK", remove=False)
+    assert [n["name"] for n in names] == ["Shingeki no Kyojin", "AoT", "SnK"]
+    assert edit_names(AOT_NAMES, "synonym", "en", "aot", remove=True) == AOT_NAMES[:1]
+    with pytest.raises(CliError):
+        edit_names(AOT_NAMES, "english", "en", None, remove=True)
+
+
+def test_names_set_patches_the_whole_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[str, str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        sent.append((request.method, request.url.path, body))
+        if request.method == "GET":
+            return httpx.Response(200, json={"id": "t1", "slug": "aot", "names": AOT_NAMES})
+        return httpx.Response(200, json={"id": "t1", "slug": "aot", "names": body["names"]})
+
+    monkeypatch.setattr(
+        "studio_cli.main.Api",
+        lambda url, token: Api(url, token, transport=httpx.MockTransport(handler)),
+    )
+    args = ["--api", "http://a.test", "titles", "names", "set", "aot", "Attack on Titan"]
+    assert main([*args, "--kind", "english", "--language", "en"]) == Exit.OK
+    assert sent[1] == (
+        "PATCH",
+        "/api/admin/titles/t1",
+        {"names": [*AOT_NAMES, {"kind": "english", "language": "en", "name": "Attack on Titan"}]},
+    )

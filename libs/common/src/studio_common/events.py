@@ -93,11 +93,21 @@ class UnknownEventError(ValueError):
 # --- catalog ---------------------------------------------------------------
 
 
+class TitleName(CamelModel):
+    """One of a title's names: kind romaji, english, native or synonym."""
+
+    kind: str
+    language: str
+    name: str
+
+
 @event("catalog.title.created")
 class TitleCreatedV1(EventPayload):
     title_id: uuid.UUID
     slug: str
     name: str
+    # Added later, optional: producers before it sent no names.
+    names: list[TitleName] | None = None
 
 
 @event("catalog.title.updated")
@@ -105,6 +115,8 @@ class TitleUpdatedV1(EventPayload):
     title_id: uuid.UUID
     slug: str
     name: str
+    # The title's whole list of names after the change (optional, as above).
+    names: list[TitleName] | None = None
 
 
 @event("catalog.title.deleted")

@@ -69,11 +69,27 @@ class Title(Base):
         ARRAY(String(60)), nullable=False, server_default=text("'{}'")
     )
     rating_avg: Mapped[float | None] = mapped_column(Float)
-    # Weighted document for full-text search: the name counts more than the synopsis.
+    # Alternative names: [{"kind", "language", "name"}], validated by the API
+    # (studio_catalog.names); read with the title in one row.
+    names: Mapped[list[dict[str, str]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    # The search document of every name, built on write (names.search_document):
+    # folded names and readings one a line, and the exact folded names.
+    search_names: Mapped[str] = mapped_column(
+        Text, nullable=False, server_default="", deferred=True
+    )
+    name_keys: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'"), deferred=True
+    )
+    cjk_grams: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'"), deferred=True
+    )
+    # Weighted document for full-text search: the names count more than the synopsis.
     search: Mapped[str] = mapped_column(
         TSVECTOR,
         Computed(
-            "setweight(to_tsvector('simple', coalesce(name, '')), 'A') || "
+            "setweight(to_tsvector('simple', coalesce(search_names, '')), 'A') || "
             "setweight(to_tsvector('simple', coalesce(synopsis, '')), 'B')",
             persisted=True,
         ),
@@ -99,14 +115,36 @@ class Title(Base):
         CheckConstraint("rating_avg IS NULL OR rating_avg BETWEEN 0 AND 10", name="rating_range"),
         Index("ix_titles_search", "search", postgresql_using="gin"),
         Index(
-            "ix_titles_name_trgm",
-            "name",
+            "ix_titles_search_names_trgm",
+            "search_names",
             postgresql_using="gin",
-            postgresql_ops={"name": "gin_trgm_ops"},
+            postgresql_ops={"search_names": "gin_trgm_ops"},
         ),
+        Index("ix_titles_name_keys", "name_keys", postgresql_using="gin"),
+        Index("ix_titles_cjk_grams", "cjk_grams", postgresql_using="gin"),
         Index("ix_titles_genres", "genres", postgresql_using="gin"),
         Index("ix_titles_type_name", "type", "name", "id"),
         Index("ix_titles_name_id", "name", "id"),
+    )
+
+
+class SearchWord(Base):
+    """Every word of the titles' search documents: what a misspelt query word is
+    corrected to (trigram similarity on a few thousand words, not on every
+    title). Added on each title write; a word no title has any more costs a
+    search nothing."""
+
+    __tablename__ = "search_words"
+
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    __table_args__ = (
+        Index(
+            "ix_search_words_trgm",
+            "word",
+            postgresql_using="gin",
+            postgresql_ops={"word": "gin_trgm_ops"},
+        ),
     )
 
 

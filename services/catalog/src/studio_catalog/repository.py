@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,12 +21,15 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
-from studio_catalog.models import Episode, Season, Title
+from studio_catalog.models import Episode, SearchWord, Season, Title
+from studio_catalog.names import cjk_grams, has_kana, has_kanji, is_cjk, query_keys
 from studio_common.db import DriverQuery
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -40,19 +45,97 @@ SUMMARY_COLUMNS = (
     Title.genres,
     Title.languages,
     Title.rating_avg,
+    Title.names,
 )
 
 
+# Words too common to narrow a search on their own: a query of these alone
+# (or of one character) matches whole names only, one index lookup.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "at",
+        "by",
+        "de",
+        "for",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "wa",
+        "ga",
+        "no",
+        "ni",
+        "wo",
+        "o",
+        "e",
+        "de",
+        "mo",
+    ]
+)
+# How many titles each way of matching contributes before ranking: a broad
+# word ranks this many candidates, not every title it matches.
+CANDIDATES = 200
+
+
+def _words(q: str) -> list[str]:
+    return [w for w in _WORD.findall(q.lower()) if w not in STOP_WORDS][:10]
+
+
 def prefix_tsquery(q: str) -> str | None:
-    """``'attack tit'`` → ``'attack:* & tit:*'``; only word characters reach to_tsquery."""
-    words = _WORD.findall(q.lower())[:10]
-    return " & ".join(f"{w}:*" for w in words) or None
+    """``'attack tit'`` → ``'attack:* & tit:*'``; only word characters reach to_tsquery,
+    stop words left out."""
+    return " & ".join(f"{w}:*" for w in _words(q)) or None
 
 
 def exact_tsquery(q: str) -> str | None:
     """``'attack tit'`` → ``'attack & tit'``: the same words, whole."""
-    words = _WORD.findall(q.lower())[:10]
-    return " & ".join(words) or None
+    return " & ".join(_words(q)) or None
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """What a query may match by, decided before any SQL runs."""
+
+    keys: list[str]  # exact names: the folded query, its romaji if kana
+    key: str  # the form matched by prefix, words and typos
+    prefix: str | None  # LIKE pattern: a name starting with the query
+    substring: str | None  # LIKE pattern: CJK text anywhere in a name
+    grams: list[str]  # its two-character runs, all of which such a name has
+    tsq: str | None
+    tsq_exact: str | None
+    typo: bool
+
+    @classmethod
+    def of(cls, q: str) -> SearchPlan:
+        # A query of marks alone (a lone ー or combining accent) folds to nothing.
+        keys = query_keys(q) or [""]
+        key = keys[1] if has_kana(q) and not has_kanji(q) and len(keys) > 1 else keys[0]
+        cjk = is_cjk(q)
+        words = _words(key)
+        narrow = len(key) >= 2 and bool(words)
+        grams = cjk_grams(keys[0]) if cjk else []
+        substring = f"%{_like_escape(keys[0])}%" if grams else None
+        return cls(
+            keys=keys,
+            key=key,
+            prefix=f"%\n{_like_escape(key)}%" if narrow else None,
+            substring=substring,
+            grams=grams,
+            tsq=prefix_tsquery(key) if narrow else None,
+            tsq_exact=exact_tsquery(key) if narrow else None,
+            typo=narrow and not is_cjk(key) and len(key) >= 4,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,57 +148,224 @@ class TitleFilter:
 
 @functools.cache
 def _list_statements(
-    *, genres: bool, type_: bool, year: bool, q: bool, tsq: bool
+    *,
+    genres: bool,
+    type_: bool,
+    year: bool,
+    q: bool,
+    prefix: bool = False,
+    substring: bool = False,
+    tsq: bool = False,
 ) -> tuple[DriverQuery, DriverQuery]:
     """The page and the capped count for one combination of filters.
 
     Built and compiled once per combination with bound parameters: building,
     cache-keying and executing a fresh statement through SQLAlchemy costs more
     client CPU than the two queries' own round trips.
+
+    A search (ADR 3) runs in two phases: each way of matching (an exact name,
+    a name's prefix, CJK text inside a name, full-text words) finds at most
+    ``candidates`` titles through its own index, and only those are ranked:
+    exact names first, then prefixes, then words (whole above prefixes).
     """
-    conds: list[ColumnElement[bool]] = []
-    rank: Any = None
+    filters: list[ColumnElement[bool]] = []
     if genres:
-        conds.append(Title.genres.contains(bindparam("genres", type_=Title.genres.type)))
+        filters.append(Title.genres.contains(bindparam("genres", type_=Title.genres.type)))
     if type_:
-        conds.append(Title.type == bindparam("type"))
+        filters.append(Title.type == bindparam("type"))
     if year:
-        conds.append(Title.year == bindparam("year"))
-    if q:
-        words = bindparam("q", type_=String)
-        # Full text (GIN on the tsvector) for words and prefixes; trigram word
-        # similarity (GIN on name; `q <% name`) for typos such as "starlite".
-        # ADR 3: full-text matches rank above typo matches, and whole words
-        # above prefixes; the costly similarity is computed for typo matches
-        # alone, and the full-text test comes first so rows it finds skip it.
-        typo = words.op("<%")(Title.name)
-        rank = func.word_similarity(words, Title.name)
-        if tsq:
-            prefix = func.to_tsquery("simple", bindparam("tsq", type_=String))
-            exact = func.to_tsquery("simple", bindparam("tsq_exact", type_=String))
-            hit = Title.search.op("@@")(prefix)
-            conds.append(or_(hit, typo))
-            rank = case(
-                (
-                    hit,
-                    1 + func.ts_rank(Title.search, prefix) + func.ts_rank(Title.search, exact),
-                ),
-                else_=rank,
-            )
-        else:
-            conds.append(typo)
-    order: list[Any] = [rank.desc()] if rank is not None else []
-    order += [Title.name, Title.id]
+        filters.append(Title.year == bindparam("year"))
+    if not q:
+        page = (
+            select(*SUMMARY_COLUMNS)
+            .where(*filters)
+            .order_by(Title.name, Title.id)
+            .offset(bindparam("offset"))
+            .limit(bindparam("limit"))
+        )
+        matching = select(Title.id).where(*filters).limit(bindparam("count_limit")).subquery()
+        count = select(func.count()).select_from(matching)
+        return DriverQuery.compile(page), DriverQuery.compile(count)
+
+    key = bindparam("key", type_=String)
+    exact_hit = Title.name_keys.op("&&")(bindparam("keys", type_=Title.name_keys.type))
+    ways: list[ColumnElement[bool]] = [exact_hit]
+    prefix_hit = Title.search_names.like(bindparam("prefix", type_=String))
+    if prefix:
+        ways.append(prefix_hit)
+    if substring:
+        grams = bindparam("grams", type_=Title.cjk_grams.type)
+        ways.append(
+            Title.cjk_grams.contains(grams)
+            & Title.search_names.like(bindparam("substring", type_=String))
+        )
+    words = func.to_tsquery("simple", bindparam("tsq", type_=String))
+    whole = func.to_tsquery("simple", bindparam("tsq_exact", type_=String))
+    word_hit = Title.search.op("@@")(words)
+    if tsq:
+        ways.append(word_hit)
+    candidates = union(
+        *(select(Title.id).where(way, *filters).limit(bindparam("candidates")) for way in ways)
+    ).subquery("candidates")
+    # Cheap on the pool: how near the query is to the title's own name.
+    near: Any = func.word_similarity(key, Title.name)
+    score: Any = (
+        case(
+            (word_hit, 1 + func.ts_rank(Title.search, words) + func.ts_rank(Title.search, whole)),
+            else_=near,
+        )
+        if tsq
+        else near
+    )
+    score = (
+        case((exact_hit, 20), else_=0) + (case((prefix_hit, 10), else_=0) if prefix else 0) + score
+    )
     page = (
-        select(*SUMMARY_COLUMNS)
-        .where(*conds)
-        .order_by(*order)
+        # How many candidates there are, for the total: no second query.
+        select(*SUMMARY_COLUMNS, func.count().over().label("candidates_found"))
+        .join(candidates, candidates.c.id == Title.id)
+        .order_by(score.desc(), Title.name, Title.id)
         .offset(bindparam("offset"))
         .limit(bindparam("limit"))
     )
-    matching = select(Title.id).where(*conds).limit(bindparam("count_limit")).subquery()
-    count = select(func.count()).select_from(matching)
+    count = select(func.count()).select_from(candidates)
     return DriverQuery.compile(page), DriverQuery.compile(count)
+
+
+_CORRECTIONS = DriverQuery.compile(
+    select(
+        func.array(
+            select(SearchWord.word)
+            .where(SearchWord.word.op("%")(bindparam("word", type_=String)))
+            .order_by(func.similarity(SearchWord.word, bindparam("word", type_=String)).desc())
+            .limit(4)
+            .scalar_subquery()
+        )
+    )
+)
+_TS_WORD = re.compile(r"^\w+$")
+
+
+async def _corrected(conn: AsyncConnection, key: str) -> SearchPlan | None:
+    """``'shingeky no kyojin'`` → the plan of ``'shingeki no kyojin'``, whose
+    words also take the next nearest ones (``shingeki | shinigami``): each word
+    replaced by the catalog's nearest other words (trigram similarity over
+    ``search_words``, a few thousand words rather than every title). None
+    when no word has a near one."""
+    out = key
+    alternatives: list[str] = []
+    for word in dict.fromkeys(_words(key)[:5]):
+        near = (
+            [
+                w
+                for w in await _CORRECTIONS.fetchval(conn, word=word) or ()
+                if w != word and _TS_WORD.match(w)
+            ]
+            if len(word) >= 3 and not is_cjk(word)
+            else []
+        )
+        if not near:
+            alternatives.append(word)
+            continue
+        out = re.sub(rf"\b{re.escape(word)}\b", near[0], out)
+        alternatives.append("(" + " | ".join(near) + ")")
+    if out == key:
+        return None
+    tsq = " & ".join(alternatives)
+    return dataclasses.replace(SearchPlan.of(out), tsq=tsq, tsq_exact=tsq)
+
+
+# Driver connections already told to plan every search for its own values.
+_CUSTOM_PLANS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def _custom_plans(conn: AsyncConnection) -> None:
+    """After five runs of a prepared statement Postgres may switch to a generic
+    plan, blind to the query: a search for a common kanji pair then took 110 ms
+    instead of 6. Search statements are planned for their values instead, on
+    the catalog's own read connections (set once per connection)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is not None and driver not in _CUSTOM_PLANS:
+        await driver.execute("SET plan_cache_mode = force_custom_plan")
+        _CUSTOM_PLANS.add(driver)
+
+
+async def _search_pass(
+    conn: AsyncConnection,
+    f: TitleFilter,
+    plan: SearchPlan,
+    values: dict[str, Any],
+    *,
+    offset: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One ranked page of a plan and the size of its candidate pool."""
+    values = {
+        **values,
+        "keys": plan.keys,
+        "key": plan.key,
+        "prefix": plan.prefix,
+        "substring": plan.substring,
+        "grams": plan.grams,
+        "tsq": plan.tsq,
+        "tsq_exact": plan.tsq_exact,
+        "candidates": max(CANDIDATES, offset + limit),
+    }
+    page, count = _list_statements(
+        genres=bool(f.genres),
+        type_=bool(f.type),
+        year=f.year is not None,
+        q=True,
+        prefix=plan.prefix is not None,
+        substring=plan.substring is not None,
+        tsq=plan.tsq is not None,
+    )
+    rows = [dict(r) for r in await page.fetch(conn, **values, offset=offset, limit=limit)]
+    if rows:
+        found = int(rows[0]["candidates_found"])
+    else:
+        found = int(await count.fetchval(conn, **values) or 0)
+    for row in rows:
+        del row["candidates_found"]
+    return rows, found
+
+
+async def _search_page(
+    conn: AsyncConnection,
+    f: TitleFilter,
+    plan: SearchPlan,
+    values: dict[str, Any],
+    *,
+    offset: int,
+    limit: int,
+    count_cap: int,
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """A search page. When the query's own words fill no page, its misspelt
+    words are corrected to the catalog's nearest words (``search_words``) and
+    the corrected query's titles follow the query's own.
+
+    The total is the number of candidates: exact up to CANDIDATES, and past it
+    a lower bound (``totalCapped``), since no way of matching reads further."""
+    await _custom_plans(conn)
+    pool = max(CANDIDATES, offset + limit)
+    rows, found = await _search_pass(conn, f, plan, values, offset=offset, limit=limit)
+    corrected = await _corrected(conn, plan.key) if plan.typo and found < offset + limit else None
+    if corrected is not None:
+        # Everything the query found (fewer than a page's end), then the rest.
+        own = (
+            rows  # the first page already holds every own match (fewer than a page)
+            if offset == 0
+            else (await _search_pass(conn, f, plan, values, offset=0, limit=offset + limit))[0]
+        )
+        more, more_found = await _search_pass(
+            conn, f, corrected, values, offset=0, limit=offset + limit
+        )
+        seen = {r["id"] for r in own}
+        merged = own + [r for r in more if r["id"] not in seen]
+        rows = merged[offset : offset + limit]
+        found = max(len(merged), found + more_found - (len(own) + len(more) - len(merged)))
+    capped = found >= pool or found > count_cap
+    return rows, min(found, count_cap), capped
 
 
 async def list_title_page(
@@ -131,19 +381,19 @@ async def list_title_page(
     precompiled statements run on the driver (:class:`DriverQuery`).
     """
     q = f.q.strip() if f.q else None
-    tsq = prefix_tsquery(q) if q else None
-    tsq_exact = exact_tsquery(q) if q else None
-    page, count = _list_statements(
-        genres=bool(f.genres), type_=bool(f.type), year=f.year is not None, q=bool(q), tsq=bool(tsq)
-    )
-    values = {
+    values: dict[str, Any] = {
         "genres": list(f.genres),
         "type": f.type,
         "year": f.year,
-        "q": q,
-        "tsq": tsq,
-        "tsq_exact": tsq_exact,
     }
+    if q:
+        plan = SearchPlan.of(q)
+        return await _search_page(
+            conn, f, plan, values, offset=offset, limit=limit, count_cap=count_cap
+        )
+    page, count = _list_statements(
+        genres=bool(f.genres), type_=bool(f.type), year=f.year is not None, q=False
+    )
     rows = [dict(r) for r in await page.fetch(conn, **values, offset=offset, limit=limit)]
     if rows and len(rows) < limit:
         return rows, offset + len(rows), False
@@ -188,6 +438,15 @@ class TitleRepository:
         )
         await self.session.execute(delete(Title).where(Title.id == title_id))
         return episode_ids
+
+    async def index_words(self, words: list[str]) -> None:
+        """Add words to the catalog's word list (for typo corrections)."""
+        if words:
+            await self.session.execute(
+                pg_insert(SearchWord)
+                .values([{"word": w} for w in words])
+                .on_conflict_do_nothing(index_elements=["word"])
+            )
 
     async def exists_by_slug(self, slug: str) -> bool:
         return bool(await self.session.scalar(select(literal(True)).where(Title.slug == slug)))

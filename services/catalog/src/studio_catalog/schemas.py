@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from studio_catalog.names import display_name, normalize_name
 from studio_common.schemas import RequestModel
 
 TitleType = Literal["series", "movie", "ova", "ona", "special"]
@@ -19,6 +30,14 @@ Slug = Annotated[
     StringConstraints(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$"),
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+NameKind = Literal["romaji", "english", "native", "synonym"]
+# NFKC before the bounds are checked: a full-width name is measured as it is stored.
+AltName = Annotated[
+    str,
+    StringConstraints(max_length=1200),
+    AfterValidator(normalize_name),
+    StringConstraints(min_length=1, max_length=300),
+]
 Synopsis = Annotated[str, StringConstraints(max_length=10_000)]
 Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=60)
@@ -46,6 +65,28 @@ class Schema(BaseModel):
     )
 
 
+class TitleNameIn(RequestModel):
+    kind: NameKind
+    # BCP 47: `ja`, `en`, `zh-Hans`, `ko`; stored lower-case.
+    language: Annotated[LanguageTag, AfterValidator(str.lower)]
+    name: AltName
+
+
+def _check_names(names: list[TitleNameIn] | None) -> None:
+    """One romaji, English or native name per language; synonyms as many as
+    needed, each once."""
+    seen: set[tuple[str, str, str]] = set()
+    for n in names or ():
+        key = (n.kind, n.language, n.name.casefold() if n.kind == "synonym" else "")
+        if key in seen:
+            what = "synonym" if n.kind == "synonym" else f"{n.kind} name"
+            raise ValueError(f"more than one {what} for language '{n.language}'")
+        seen.add(key)
+
+
+Names = Annotated[list[TitleNameIn], Field(max_length=30)]
+
+
 class TitleIn(RequestModel):
     slug: Slug
     name: Name
@@ -58,6 +99,13 @@ class TitleIn(RequestModel):
     languages: list[LanguageTag] = Field(default_factory=list, max_length=20)
     platforms: list[Tag] = Field(default_factory=list, max_length=20)
     rating_avg: float | None = Field(default=None, ge=0, le=10)
+    # Every name but `name`; replaced as a whole when given.
+    names: Names = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TitleIn:
+        _check_names(self.names)
+        return self
 
 
 class TitlePatch(RequestModel):
@@ -72,18 +120,43 @@ class TitlePatch(RequestModel):
     languages: list[LanguageTag] | None = Field(default=None, max_length=20)
     platforms: list[Tag] | None = Field(default=None, max_length=20)
     rating_avg: float | None = Field(default=None, ge=0, le=10)
+    names: Names | None = None
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TitlePatch:
+        _check_names(self.names)
+        return self
+
+
+class TitleNameOut(Schema):
+    kind: str
+    language: str
+    name: str
 
 
 class TitleSummary(Schema):
     id: uuid.UUID
     slug: str
     name: str
+    # The name for the viewer's language (`?lang=` or Accept-Language); `names` has the others.
+    display_name: str = ""
     type: str
     year: int | None
     poster_url: str | None
     genres: list[str]
     languages: list[str]
     rating_avg: float | None
+    names: list[TitleNameOut] = Field(default_factory=list)
+
+    @field_validator("names", mode="before")
+    @classmethod
+    def _json_names(cls, value: Any) -> Any:
+        # The list query runs on the driver, which hands JSONB over as text.
+        return json.loads(value) if isinstance(value, str) else value
+
+    def for_language(self, language: str | None) -> TitleSummary:
+        self.display_name = display_name(self.name, (n.model_dump() for n in self.names), language)
+        return self
 
 
 class EpisodeOut(Schema):

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_catalog.models import Episode, Season, Title, messaging
+from studio_catalog.names import lexicon_words, search_document
 from studio_catalog.repository import (
     EpisodeRepository,
     SeasonRepository,
@@ -24,6 +25,7 @@ from studio_common.events import (
     EpisodeVisibilityChangedV1,
     TitleCreatedV1,
     TitleDeletedV1,
+    TitleName,
     TitleUpdatedV1,
 )
 from studio_common.outbox import enqueue
@@ -39,6 +41,15 @@ def _title_values(data: TitleIn | TitlePatch, *, exclude_unset: bool) -> dict[st
         if values.get(key) is not None:
             values[key] = str(values[key])
     return values
+
+
+def _index_names(title: Title) -> None:
+    """Rebuild the title's search document from its name and names (same transaction)."""
+    title.search_names, title.name_keys, title.cjk_grams = search_document(title.name, title.names)
+
+
+def _event_names(title: Title) -> list[TitleName]:
+    return [TitleName(**n) for n in title.names]
 
 
 class CatalogService:
@@ -57,11 +68,16 @@ class CatalogService:
         return title
 
     async def create_title(self, data: TitleIn) -> Title:
-        title = await self.titles.add(Title(**_title_values(data, exclude_unset=False)))
+        title = Title(**_title_values(data, exclude_unset=False))
+        _index_names(title)
+        title = await self.titles.add(title)
+        await self.titles.index_words(lexicon_words(title.name, title.names))
         await enqueue(
             self.session,
             messaging,
-            TitleCreatedV1(title_id=title.id, slug=title.slug, name=title.name),
+            TitleCreatedV1(
+                title_id=title.id, slug=title.slug, name=title.name, names=_event_names(title)
+            ),
         )
         return title
 
@@ -71,13 +87,20 @@ class CatalogService:
         title = await self.titles.get(title_id)
         if title is None:
             raise NotFound(f"No title with id {title_id}.")
-        for key, value in _title_values(data, exclude_unset=partial).items():
+        values = _title_values(data, exclude_unset=partial)
+        if values.get("names", ()) is None:
+            del values["names"]  # PATCH names: null leaves them as they are
+        for key, value in values.items():
             setattr(title, key, value)
+        _index_names(title)
         title = await self.titles.save(title)
+        await self.titles.index_words(lexicon_words(title.name, title.names))
         await enqueue(
             self.session,
             messaging,
-            TitleUpdatedV1(title_id=title.id, slug=title.slug, name=title.name),
+            TitleUpdatedV1(
+                title_id=title.id, slug=title.slug, name=title.name, names=_event_names(title)
+            ),
         )
         return title
 

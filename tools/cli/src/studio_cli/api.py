@@ -138,5 +138,8 @@ class Api:
     def put(self, path: str, body: Any = None) -> Any:
         return self.request("PUT", path, json=body)
 
+    def patch(self, path: str, body: Any = None) -> Any:
+        return self.request("PATCH", path, json=body)
+
     def delete(self, path: str) -> None:
         self.request("DELETE", path, expect_json=False)

@@ -48,7 +48,11 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-titles_app = typer.Typer(help="Titles: list, create, show.", no_args_is_help=True)
+titles_app = typer.Typer(help="Titles: list, create, show, names.", no_args_is_help=True)
+names_app = typer.Typer(
+    help="A title's names: romaji, English, native and synonyms.", no_args_is_help=True
+)
+titles_app.add_typer(names_app, name="names")
 seasons_app = typer.Typer(help="Seasons of a title.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Transcode jobs: list, show, retry.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and roles (admins).", no_args_is_help=True)
@@ -70,6 +74,13 @@ class TitleType(enum.StrEnum):
     ova = "ova"
     ona = "ona"
     special = "special"
+
+
+class NameKind(enum.StrEnum):
+    romaji = "romaji"
+    english = "english"
+    native = "native"
+    synonym = "synonym"
 
 
 class JobStatus(enum.StrEnum):
@@ -244,11 +255,16 @@ def titles_list(
     ] = None,
     page: Annotated[int, typer.Option(min=1)] = 1,
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=100)] = 20,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="Show names in this language (en, ja).")
+    ] = None,
 ) -> None:
     """Titles, filtered and paged (public: no sign-in needed)."""
     opts = _options(ctx)
     with opts.client(auth=False) as api:
         params: dict[str, Any] = {"page": page, "pageSize": page_size}
+        if lang:
+            params["lang"] = lang
         if q:
             params["q"] = q
         if genre:
@@ -265,7 +281,7 @@ def titles_list(
         rating = t.get("ratingAvg")
         table.add_row(
             t["slug"],
-            t["name"],
+            t.get("displayName") or t["name"],
             t["type"],
             str(t.get("year") or ""),
             ", ".join(t.get("genres") or []),
@@ -289,10 +305,27 @@ def titles_create(
     synopsis: Annotated[str | None, typer.Option()] = None,
     genre: Annotated[list[str] | None, typer.Option("--genre", "-g")] = None,
     language: Annotated[list[str] | None, typer.Option("--language", "-l")] = None,
+    romaji: Annotated[str | None, typer.Option(help="Romaji name (ja).")] = None,
+    english: Annotated[str | None, typer.Option(help="English name.")] = None,
+    native: Annotated[str | None, typer.Option(help="Native name (ja).")] = None,
+    synonym: Annotated[
+        list[str] | None, typer.Option("--synonym", help="Synonym or abbreviation (repeat).")
+    ] = None,
 ) -> None:
     """Create a title (editor)."""
     opts = _options(ctx)
     body: dict[str, Any] = {"slug": slug, "name": name, "type": type_.value}
+    names = [
+        {"kind": kind, "language": lang, "name": value}
+        for kind, lang, value in (
+            ("romaji", "ja", romaji),
+            ("english", "en", english),
+            ("native", "ja", native),
+        )
+        if value
+    ] + [{"kind": "synonym", "language": "en", "name": s} for s in synonym or []]
+    if names:
+        body["names"] = names
     if year is not None:
         body["year"] = year
     if synopsis:
@@ -307,6 +340,92 @@ def titles_create(
         _print_json(title)
         return
     console.print(f"Created {title['slug']} ({title['id']}).")
+
+
+def edit_names(
+    names: list[dict[str, Any]], kind: str, language: str, name: str | None, *, remove: bool
+) -> list[dict[str, Any]]:
+    """A title's names after adding (replacing the one romaji, English or native
+    name of that language) or removing one (by kind and language, and by name
+    for synonyms)."""
+    language = language.lower()
+
+    def same(n: dict[str, Any]) -> bool:
+        if n["kind"] != kind or n["language"].lower() != language:
+            return False
+        if kind == "synonym":
+            return name is None or n["name"].casefold() == name.casefold()
+        return True
+
+    kept = [n for n in names if not same(n)]
+    if remove:
+        if len(kept) == len(names):
+            raise CliError(
+                "No such name", f"The title has no {kind} name in '{language}'.", Exit.NOT_FOUND
+            )
+        return kept
+    assert name is not None
+    return [*kept, {"kind": kind, "language": language, "name": name}]
+
+
+def _names_table(title: dict[str, Any]) -> None:
+    table = Table()
+    for column in ("kind", "language", "name"):
+        table.add_column(column)
+    for n in title.get("names") or []:
+        table.add_row(n["kind"], n["language"], n["name"])
+    console.print(table)
+
+
+def _change_names(
+    ctx: typer.Context, slug: str, kind: NameKind, language: str, name: str | None, remove: bool
+) -> None:
+    opts = _options(ctx)
+    with opts.client() as api:
+        title = api.get(f"/api/titles/{slug}")
+        names = edit_names(title.get("names") or [], kind.value, language, name, remove=remove)
+        title = api.patch(f"/api/admin/titles/{title['id']}", {"names": names})
+    if opts.json_output:
+        _print_json(title.get("names") or [])
+        return
+    _names_table(title)
+
+
+@names_app.command("list")
+def names_list(ctx: typer.Context, slug: str) -> None:
+    """A title's names."""
+    opts = _options(ctx)
+    with opts.client(auth=False) as api:
+        title = api.get(f"/api/titles/{slug}")
+    if opts.json_output:
+        _print_json(title.get("names") or [])
+        return
+    _names_table(title)
+
+
+@names_app.command("set")
+def names_set(
+    ctx: typer.Context,
+    slug: str,
+    name: Annotated[str, typer.Argument(help="The name.")],
+    kind: Annotated[NameKind, typer.Option("--kind", "-k")],
+    language: Annotated[str, typer.Option("--language", "-l", help="ja, en, zh, ko, ...")],
+) -> None:
+    """Add a name, or replace the title's romaji, English or native name in that
+    language (editor). Synonyms are added."""
+    _change_names(ctx, slug, kind, language, name, remove=False)
+
+
+@names_app.command("remove")
+def names_remove(
+    ctx: typer.Context,
+    slug: str,
+    kind: Annotated[NameKind, typer.Option("--kind", "-k")],
+    language: Annotated[str, typer.Option("--language", "-l")],
+    name: Annotated[str | None, typer.Argument(help="For a synonym: which one.")] = None,
+) -> None:
+    """Remove a name (editor)."""
+    _change_names(ctx, slug, kind, language, name, remove=True)
 
 
 def _episode_state(e: dict[str, Any]) -> str:
@@ -328,8 +447,12 @@ def titles_show(ctx: typer.Context, slug: str) -> None:
         _print_json(title)
         return
     console.print(
-        f"[bold]{title['name']}[/] ({title['slug']}, {title['type']}, {title.get('year') or '-'})"
+        f"[bold]{title.get('displayName') or title['name']}[/] "
+        f"({title['slug']}, {title['type']}, {title.get('year') or '-'})"
     )
+    others = [n["name"] for n in title.get("names") or [] if n["name"] != title.get("displayName")]
+    if others:
+        console.print(f"[dim]also: {'; '.join(others)}[/]")
     console.print(
         f"[dim]id {title['id']}; genres: {', '.join(title.get('genres') or []) or '-'}[/]"
     )

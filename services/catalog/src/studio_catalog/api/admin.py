@@ -26,7 +26,9 @@ EDITOR = access(Access.editor)
 
 
 async def _detail(service: CatalogService, slug: str) -> TitleDetail:
-    return TitleDetail.model_validate(await service.title_by_slug(slug))
+    detail = TitleDetail.model_validate(await service.title_by_slug(slug))
+    detail.for_language(None)
+    return detail
 
 
 @router.post("/titles", status_code=status.HTTP_201_CREATED, response_model=TitleDetail, **EDITOR)

@@ -6,9 +6,10 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from studio_catalog.names import preferred_language
 from studio_catalog.repository import TitleFilter, list_title_page
 from studio_catalog.schemas import EpisodeOut, TitleDetail, TitleSummary, TitleType
 from studio_catalog.service import CatalogService
@@ -18,6 +19,17 @@ from studio_common.errors import UNAVAILABLE
 from studio_common.paging import Page, Paging
 
 router = APIRouter(prefix="/api", tags=["catalog"])
+
+Lang = Annotated[
+    str | None,
+    Query(
+        max_length=35,
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+        description="Display names in this language (`en`: English, `ja`: native); "
+        "else Accept-Language, else romaji",
+    ),
+]
+AcceptLanguage = Annotated[str | None, Header(max_length=500, include_in_schema=False)]
 
 
 @router.get(
@@ -38,6 +50,8 @@ async def list_titles(
     ] = None,
     type: Annotated[TitleType | None, Query()] = None,
     year: Annotated[int | None, Query(ge=1900, le=2100)] = None,
+    lang: Lang = None,
+    accept_language: AcceptLanguage = None,
 ) -> Response:
     """Titles, filtered and paged; ordered by relevance when `q` is given, else by name.
 
@@ -49,13 +63,17 @@ async def list_titles(
         type=type,
         year=year,
     )
+    language = preferred_language(lang, accept_language)
     runtime = request.app.state.runtime
     cap: int = runtime.settings.total_count_cap
     items, total, capped = await runtime.database.read(
         partial(list_title_page, f=f, offset=paging.offset, limit=paging.size, count_cap=cap)
     )
     page = Page[TitleSummary].of(
-        [TitleSummary.model_validate(t) for t in items], paging, total, capped=capped
+        [TitleSummary.model_validate(t).for_language(language) for t in items],
+        paging,
+        total,
+        capped=capped,
     )
     # Validated once, here: returned as a model, FastAPI would validate the
     # page a second time and encode it through `jsonable_encoder`.
@@ -69,12 +87,18 @@ async def list_titles(
     responses=UNAVAILABLE,
     **access(Access.public),
 )
-async def get_title(slug: str, request: Request) -> Response:
-    """A title with its seasons and their episodes."""
+async def get_title(
+    slug: str, request: Request, lang: Lang = None, accept_language: AcceptLanguage = None
+) -> Response:
+    """A title with its seasons and their episodes; `displayName` in the viewer's language."""
+    language = preferred_language(lang, accept_language)
 
     async def detail(conn: AsyncConnection) -> TitleDetail:
         async with AsyncSession(bind=conn) as session:
-            return TitleDetail.model_validate(await CatalogService(session).title_by_slug(slug))
+            title = await CatalogService(session).title_by_slug(slug)
+            out = TitleDetail.model_validate(title)
+            out.for_language(language)
+            return out
 
     # A title page is read far more than it is written: no transaction needed.
     title = await request.app.state.runtime.database.read(detail)
