@@ -31,7 +31,6 @@ from typing import Any
 
 import asyncpg
 import boto3
-
 from bench_util import (
     ROOT,
     LoadResult,
@@ -43,6 +42,7 @@ from bench_util import (
     process_cpu_seconds,
     verdict,
 )
+
 from studio_common.migrations import upgrade
 from studio_common.testing.issuer import TestIssuer
 from studio_devstack.gateway import GatewayOptions, find_nginx, nginx_command, write_nginx_conf
@@ -66,7 +66,9 @@ def tree_cpu(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def process(argv: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter, moto, nginx
         argv,
         env={**os.environ, **(env or {})},
@@ -213,8 +215,9 @@ async def main(args: argparse.Namespace) -> int:
         upgrade(MEDIA_DIR, db_url)
         issuer = TestIssuer()
         with (
-            process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)])
-            as moto,
+            process(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)]
+            ) as moto,
             issuer.serve(),
         ):
             await wait_port(s3_port)
@@ -297,14 +300,10 @@ async def main(args: argparse.Namespace) -> int:
                             (f"{kind}: S3 presigned GET", s3_port, presigned),
                         ):
                             report["rows"].append(
-                                await measure(
-                                    name, port, path, len(body), connections, args, pids
-                                )
+                                await measure(name, port, path, len(body), connections, args, pids)
                             )
     finally:
-        await drop_scratch(
-            args.database_admin_url, args.nats_url, database=database, stream=stream
-        )
+        await drop_scratch(args.database_admin_url, args.nats_url, database=database, stream=stream)
     report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     rows = report["rows"]
     for i in range(0, len(rows), 2):
