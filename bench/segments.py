@@ -139,6 +139,24 @@ async def get_load(
     return result
 
 
+async def register(dsn: str, episode: uuid.UUID, folder: str) -> None:
+    """The folder as media's projection holds it once the transcoder said so: what
+    its streaming path (the one before ADR 8) looks up on every request."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO media.episode_assets (episode_id, state, hls_master_key, event_at)"
+            " VALUES ($1, 'ready', $2, now())",
+            episode,
+            folder + "master.m3u8",
+        )
+        await conn.execute(
+            "INSERT INTO media.hls_folders (prefix, episode_id) VALUES ($1, $2)", folder, episode
+        )
+    finally:
+        await conn.close()
+
+
 async def measure(
     name: str,
     port: int,
@@ -213,6 +231,7 @@ async def main(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"machine": machine(), "rows": []}
     try:
         upgrade(MEDIA_DIR, db_url)
+        await register(args.database_admin_url.rsplit("/", 1)[0] + f"/{database}", episode, folder)
         issuer = TestIssuer()
         with (
             process(
@@ -298,6 +317,8 @@ async def main(args: argparse.Namespace) -> int:
                         for name, port, path in (
                             (f"{kind}: gateway (token)", gateway_port, gateway_path),
                             (f"{kind}: S3 presigned GET", s3_port, presigned),
+                            # Before ADR 8: media reads and streams the file itself.
+                            (f"{kind}: media streaming", media_port, gateway_path),
                         ):
                             report["rows"].append(
                                 await measure(name, port, path, len(body), connections, args, pids)
@@ -306,7 +327,7 @@ async def main(args: argparse.Namespace) -> int:
         await drop_scratch(args.database_admin_url, args.nats_url, database=database, stream=stream)
     report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     rows = report["rows"]
-    for i in range(0, len(rows), 2):
+    for i in range(0, len(rows), 3):
         gw, s3row = rows[i], rows[i + 1]
         ratio = gw["rps"] / s3row["rps"] if s3row["rps"] else float("nan")
         p99 = gw["p99_ms"] / s3row["p99_ms"] if s3row["p99_ms"] else float("nan")
