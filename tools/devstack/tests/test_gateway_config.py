@@ -14,6 +14,7 @@ from studio_devstack.gateway import (
     nginx_command,
     parse_cors_origins,
     render_nginx_conf,
+    system_resolver,
     write_nginx_conf,
 )
 from studio_devstack.routes import RouteTable
@@ -154,3 +155,14 @@ def test_hls_goes_to_media_for_the_check_and_to_storage_for_the_bytes(
     assert "resolver" not in storage
     named = render_nginx_conf(route_table, options(tmp_path, resolver="127.0.0.11"))
     assert "resolver 127.0.0.11 valid=30s ipv6=off;" in named
+
+
+def test_the_system_resolver_is_the_first_nameserver(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# comment\nsearch example\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n")
+    assert system_resolver(conf) == "10.0.0.2"
+    conf.write_text("nameserver fd00::53\n")
+    assert system_resolver(conf) == "[fd00::53]"
+    conf.write_text("search example\n")
+    assert system_resolver(conf) == ""
+    assert system_resolver(tmp_path / "missing") == ""

@@ -570,6 +570,7 @@ def _hls_edge_locations(route: Route, resolver: str = "") -> list[str]:
         "    # The URL is signed for its own host; nothing of the client's reaches storage",
         "    # but Range and the conditionals.",
         "    proxy_set_header Host $proxy_host;",
+        "    proxy_ssl_server_name on;",
         '    proxy_set_header Connection "";',
         '    proxy_set_header Authorization "";',
         '    proxy_set_header Cookie "";',
@@ -597,6 +598,12 @@ def _hls_edge_locations(route: Route, resolver: str = "") -> list[str]:
                 "Vary",
             )
         ],
+        "    # Segments are megabytes: kept in memory, never spooled to a temp file;",
+        "    # storage is read as fast as the player takes the bytes.",
+        "    proxy_buffer_size 16k;",
+        "    proxy_buffers 16 64k;",
+        "    proxy_busy_buffers_size 128k;",
+        "    proxy_max_temp_file_size 0;",
         "    proxy_intercept_errors on;",
         f"    error_page 404 =404 {PROBLEM_PATH}hls-404;",
         f"    error_page 416 =416 {PROBLEM_PATH}hls-416;",
@@ -825,9 +832,26 @@ def with_worker_temp_dir(options: GatewayOptions) -> GatewayOptions:
     return replace(options, temp_dir=temp)
 
 
+def system_resolver(resolv_conf: Path = Path("/etc/resolv.conf")) -> str:
+    """The first nameserver of this machine, for an S3 endpoint given by name
+    (STUDIO_S3_ENDPOINT_URL=https://s3...); empty when there is none."""
+    try:
+        lines = resolv_conf.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            address = parts[1]
+            return f"[{address}]" if ":" in address else address
+    return ""
+
+
 def write_nginx_conf(table: RouteTable, options: GatewayOptions) -> Path:
     options.runtime_dir.mkdir(parents=True, exist_ok=True)
     options = with_worker_temp_dir(options)
+    if not options.resolver:
+        options = replace(options, resolver=system_resolver())
     path = options.runtime_dir / "nginx.conf"
     path.write_text(render_nginx_conf(table, options), encoding="utf-8")
     return path
