@@ -25,6 +25,7 @@ RUNTIME_DIR = Path("/tmp/gateway")  # noqa: S108 - inside the gateway container
 LISTEN_PORT = 8080
 PLAYER_DIR = Path("/usr/share/nginx/player")  # inside the gateway container
 _PLACEHOLDER = "studio-compose-upstream"
+DOCKER_DNS = "127.0.0.11"
 
 
 def _env_example_default(name: str) -> str:
@@ -46,6 +47,8 @@ def render() -> str:
         source=str(ROUTES_RELATIVE_PATH),
         player_dir=PLAYER_DIR,
         clerk_publishable_key=_env_example_default("STUDIO_CLERK_PUBLISHABLE_KEY"),
+        # Docker's DNS: media presigns for http://minio:9000 (ADR 8).
+        resolver=DOCKER_DNS,
     )
     lines = render_nginx_conf(table, options).splitlines()
     out: list[str] = []

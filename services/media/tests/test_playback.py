@@ -1020,3 +1020,47 @@ def test_only_development_signs_with_a_key_of_its_own(media_settings):
     production = MediaSettings(**{**settings, "environment": "production"})
     assert not production.signing_key_generated
     assert production.playback_signing_key == ""
+
+
+EDGE = {"X-Studio-Hls-Edge": "storage"}
+
+
+async def test_the_edge_answer_names_the_object_without_the_database(client, signing_key, bucket):
+    """ADR 8: behind the gateway media checks the token only and answers where the
+    object is; an episode it has never heard of is no database question."""
+    episode_id, version = uuid.uuid4(), uuid.uuid4().hex
+    base = str(client.base_url).rstrip("/")
+    good = tokens.sign(signing_key, episode_id, int(time.time()) + 300)
+    key = f"hls/{episode_id}/{version}/180p/seg_000.ts"
+    async with httpx.AsyncClient() as plain:
+        get = await plain.get(
+            token_url(base, good, episode_id, f"{version}/180p/seg_000.ts"), headers=EDGE
+        )
+        head = await plain.head(
+            token_url(base, good, episode_id, f"{version}/180p/seg_000.ts"), headers=EDGE
+        )
+        # Without the header media still looks the folder up: unknown here.
+        plain_get = await plain.get(token_url(base, good, episode_id, f"{version}/180p/seg_000.ts"))
+        forged = await plain.get(
+            token_url(
+                base, f"{int(time.time()) + 300}.{'A' * 43}", episode_id, f"{version}/master.m3u8"
+            ),
+            headers=EDGE,
+        )
+        bad_path = await plain.get(
+            token_url(base, good, episode_id, f"{version}/x.exe"), headers=EDGE
+        )
+    for reply in (get, head):
+        assert reply.status_code == 200
+        assert reply.headers["x-accel-redirect"] == "/__studio/hls-storage"
+        assert "cache-control" not in reply.headers
+        assert reply.content == b""
+    for reply in (get, head):
+        url = reply.headers["x-studio-storage-url"]
+        assert f"/{bucket}/{key}?" in url
+        assert "X-Amz-Expires=60" in url
+    assert plain_get.status_code == 404
+    assert forged.status_code == 403
+    assert forged.json()["type"] == PROBLEM + "playback-token-invalid"
+    assert "x-accel-redirect" not in forged.headers
+    assert bad_path.status_code == 400

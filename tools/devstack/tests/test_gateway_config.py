@@ -14,6 +14,7 @@ from studio_devstack.gateway import (
     nginx_command,
     parse_cors_origins,
     render_nginx_conf,
+    system_resolver,
     write_nginx_conf,
 )
 from studio_devstack.routes import RouteTable
@@ -62,9 +63,15 @@ def test_no_location_sets_its_own_headers(route_table: RouteTable, tmp_path: Pat
     conf = render_nginx_conf(route_table, options(tmp_path))
     blocks = re.findall(r"^\s*location [^{]*\{[^}]*\}", conf, re.MULTILINE)
     assert len(blocks) > len(route_table.routes)
+    server_level = re.findall(r"^        (proxy_set_header [^\n]*)$", conf, re.MULTILINE)
+    assert server_level
     for block in blocks:
         assert "add_header" not in block
-        assert "proxy_set_header" not in block
+        if block.strip().startswith("location /hls/ {"):
+            # The HLS edge (ADR 8) adds one header, so it repeats the server's.
+            assert all(line in block for line in server_level), block
+        elif "__studio/hls-storage" not in block:
+            assert "proxy_set_header" not in block
 
 
 def test_every_path_nginx_writes_is_under_the_runtime_dir(
@@ -128,3 +135,34 @@ def test_nginx_accepts_the_generated_file(
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_hls_goes_to_media_for_the_check_and_to_storage_for_the_bytes(
+    route_table: RouteTable, tmp_path: Path
+) -> None:
+    """ADR 8: media answers X-Accel-Redirect to an internal location that proxies the
+    presigned URL it named; storage's errors become problems there."""
+    conf = render_nginx_conf(route_table, options(tmp_path))
+    hls = conf.split("location /hls/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_set_header X-Studio-Hls-Edge storage;" in hls
+    assert "proxy_pass http://studio_media;" in hls
+    storage = conf.split("location = /__studio/hls-storage {", 1)[1].split("}", 1)[0]
+    assert "internal;" in storage
+    assert "set $studio_storage_url $upstream_http_x_studio_storage_url;" in storage
+    assert "proxy_set_header Host $proxy_host;" in storage
+    assert 'proxy_set_header Authorization "";' in storage
+    assert "error_page 404 =404 /__studio/problem/hls-404;" in storage
+    assert "resolver" not in storage
+    named = render_nginx_conf(route_table, options(tmp_path, resolver="127.0.0.11"))
+    assert "resolver 127.0.0.11 valid=30s ipv6=off;" in named
+
+
+def test_the_system_resolver_is_the_first_nameserver(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# comment\nsearch example\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n")
+    assert system_resolver(conf) == "10.0.0.2"
+    conf.write_text("nameserver fd00::53\n")
+    assert system_resolver(conf) == "[fd00::53]"
+    conf.write_text("search example\n")
+    assert system_resolver(conf) == ""
+    assert system_resolver(tmp_path / "missing") == ""

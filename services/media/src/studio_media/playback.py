@@ -37,6 +37,16 @@ from studio_media.storage import error_code
 _SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # A redirect target only has to live until the player follows it.
 REDIRECT_TTL_SECONDS = 120
+# The gateway asks for an edge answer with this request header (ADR 8); media
+# then answers with where the bytes are instead of the bytes.
+EDGE_HEADER = "X-Studio-Hls-Edge"
+EDGE_STORAGE = "storage"
+# Where the gateway fetches the object: its internal location, and the header
+# with the presigned URL that location proxies to.
+EDGE_LOCATION = "/__studio/hls-storage"
+EDGE_URL_HEADER = "X-Studio-Storage-Url"
+# The gateway follows the URL at once; a minute covers a slow storage connect.
+EDGE_URL_TTL_SECONDS = 60
 
 
 class EpisodeNotReady(Conflict):
@@ -122,6 +132,7 @@ class PlaybackService:
         range_header: str | None,
         *,
         head: bool = False,
+        edge: bool = False,
     ) -> Response:
         settings = self.ctx.settings
         # The token first: nothing about the episode is revealed to a bad token.
@@ -131,6 +142,8 @@ class PlaybackService:
         folder = version_folder(f"hls/{episode_id}/{version}/", episode_id)
         if folder is None or not inner:
             raise NotFound("No such file in this episode.")
+        if edge:
+            return self.edge_answer(folder + inner, head=head)
         if await AssetRepository(self.session).serving(episode_id, folder) is None:
             raise NotFound("No such file in this episode.")
         key = folder + inner
@@ -184,4 +197,17 @@ class PlaybackService:
             headers["Content-Range"] = stream.content_range
         return StreamingResponse(
             stream.chunks(), status_code=stream.status, media_type=content_type, headers=headers
+        )
+
+    def edge_answer(self, key: str, *, head: bool) -> Response:
+        """The gateway's answer (ADR 8): no database and no bytes, only where the
+        object is. The token names the episode and the path the version folder; a
+        folder that was deleted (a retired transcode, a deleted episode) answers 404
+        from storage. The gateway passes storage's headers on (Cache-Control as the
+        transcoder stored it, ETag, Content-Range) and turns its errors into problems."""
+        method = "HEAD" if head else "GET"
+        url = self.ctx.storage.presign_for_edge(key, method, EDGE_URL_TTL_SECONDS)
+        # No Cache-Control here: nginx would keep it over storage's.
+        return Response(
+            status_code=200, headers={"X-Accel-Redirect": EDGE_LOCATION, EDGE_URL_HEADER: url}
         )

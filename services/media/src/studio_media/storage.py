@@ -104,6 +104,16 @@ class MediaStorage:
         )
         return url
 
+    def presign_for_edge(self, key: str, method: str, expires: int) -> str:
+        """A URL the gateway fetches itself (X-Accel-Redirect): signed for the services'
+        endpoint, which is the one the gateway reaches, and for the request's method,
+        since S3 signs GET and HEAD differently."""
+        operation = "head_object" if method == "HEAD" else "get_object"
+        url: str = self.client.generate_presigned_url(
+            operation, Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
+        )
+        return url
+
     # --- multipart ---------------------------------------------------------
 
     async def create_multipart(self, key: str, content_type: str) -> str:

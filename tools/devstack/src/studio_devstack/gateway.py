@@ -56,6 +56,27 @@ _NGINX_ALIASES: dict[int, int] = {
 }
 # Where the gateway's problem bodies live (internal locations only).
 PROBLEM_PATH = "/__studio/problem/"
+
+# Private HLS at the edge (ADR 8): the route with this prefix asks its service
+# (media) to check the token only; media answers X-Accel-Redirect to
+# HLS_STORAGE_LOCATION with a presigned URL of the object in HLS_STORAGE_URL_HEADER,
+# and nginx fetches the bytes from storage itself. Same names as studio_media.playback.
+HLS_PREFIX = "/hls/"
+HLS_EDGE_HEADER = "X-Studio-Hls-Edge"
+HLS_STORAGE_LOCATION = "/__studio/hls-storage"
+HLS_STORAGE_URL_HEADER = "X-Studio-Storage-Url"
+# Storage's own answers on the HLS path, as the problems media would give.
+_HLS_PROBLEMS: dict[str, tuple[int, str, str, str]] = {
+    "hls-404": (404, "not-found", "Not found", "No such file in this episode."),
+    "hls-416": (
+        416,
+        "range-not-satisfiable",
+        "The requested range is not satisfiable",
+        "The range lies outside the file.",
+    ),
+}
+# Storage refusing the gateway's own signed request is the gateway's fault, not the caller's.
+_HLS_STORAGE_FAULTS = (400, 401, 403, 405, 500, 501)
 # One header line (a bearer token, cookies) may be this large; the request line too.
 LARGE_HEADER_BUFFERS = "4 16k"
 
@@ -99,6 +120,9 @@ class GatewayOptions:
     clerk_publishable_key: str = ""
     # Where the workers buffer bodies (default: the runtime dir); see with_worker_temp_dir.
     temp_dir: Path | None = None
+    # A DNS server for storage's host in the presigned URLs media hands the HLS edge
+    # (ADR 8), when that host is a name (compose: minio); empty for an address.
+    resolver: str = ""
 
 
 @dataclass(frozen=True)
@@ -470,14 +494,7 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
         "add_header Vary $studio_cors_vary always;",
         "",
         "proxy_http_version 1.1;",
-        'proxy_set_header Connection "";',
-        "proxy_set_header Host $http_host;",
-        "# The edge: what a client wrote in X-Forwarded-For is not passed on, so the",
-        "# services (which trust this gateway, STUDIO_TRUSTED_PROXIES) see the real peer.",
-        "proxy_set_header X-Forwarded-For $remote_addr;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
-        "proxy_set_header X-Forwarded-Host $http_host;",
-        "proxy_set_header X-Request-ID $studio_request_id;",
+        *_proxy_headers(),
         "# Services echo the id they were given; the gateway sends it once itself.",
         "proxy_hide_header X-Request-ID;",
         "proxy_connect_timeout 5s;",
@@ -492,7 +509,11 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
     lines += _error_pages()
     lines.append("")
     for route in _ordered(table.routes):
-        lines += _locations(route)
+        if route.path == HLS_PREFIX and route.match is Match.PREFIX:
+            lines += _hls_edge_locations(route, options.resolver)
+            lines += _hls_problem_locations()
+        else:
+            lines += _locations(route)
     if options.player_dir is not None:
         config = json.dumps(player_config(options), separators=(",", ":"))
         lines += _player_locations(
@@ -509,6 +530,109 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
     lines += ["location @problem_404 {", *_indent(_problem_body(404)), "}", ""]
     lines += _problem_locations()
     return lines[:-1]
+
+
+def _proxy_headers() -> list[str]:
+    """The server's proxy_set_header lines; a location that sets one repeats them all."""
+    return [
+        'proxy_set_header Connection "";',
+        "proxy_set_header Host $http_host;",
+        "# The edge: what a client wrote in X-Forwarded-For is not passed on, so the",
+        "# services (which trust this gateway, STUDIO_TRUSTED_PROXIES) see the real peer.",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Forwarded-Host $http_host;",
+        "proxy_set_header X-Request-ID $studio_request_id;",
+    ]
+
+
+def _hls_edge_locations(route: Route, resolver: str = "") -> list[str]:
+    """ADR 8: media checks the token (no database, no bytes) and names the object;
+    nginx fetches it from storage with Range, HEAD, ETag and the stored Cache-Control
+    passed through, and storage's errors become problems. Media's own problems
+    (403 for a forged, expired or other-episode token, 400 for a bad path) pass
+    through unchanged."""
+    faults = " ".join(str(code) for code in _HLS_STORAGE_FAULTS)
+    return [
+        f"# prefix {route.path} -> {route.service} checks the token, storage sends the bytes",
+        f"location {route.path} {{",
+        *_indent(_proxy_headers()),
+        f"    proxy_set_header {HLS_EDGE_HEADER} storage;",
+        f"    proxy_pass http://studio_{route.service};",
+        "}",
+        "",
+        f"location = {HLS_STORAGE_LOCATION} {{",
+        "    internal;",
+        "    # Read before proxy_pass starts a new upstream request: media's answer.",
+        f"    set $studio_storage_url $upstream_http_{_var(HLS_STORAGE_URL_HEADER)};",
+        "    proxy_pass $studio_storage_url;",
+        *([f"    resolver {resolver} valid=30s ipv6=off;"] if resolver else []),
+        "    # The URL is signed for its own host; nothing of the client's reaches storage",
+        "    # but Range and the conditionals.",
+        "    proxy_set_header Host $proxy_host;",
+        "    proxy_ssl_server_name on;",
+        '    proxy_set_header Connection "";',
+        '    proxy_set_header Authorization "";',
+        '    proxy_set_header Cookie "";',
+        '    proxy_set_header Origin "";',
+        '    proxy_set_header X-Forwarded-For "";',
+        '    proxy_set_header X-Request-ID "";',
+        *[
+            f"    proxy_hide_header {name};"
+            for name in (
+                "x-amz-request-id",
+                "x-amz-id-2",
+                "x-amz-version-id",
+                "x-amz-server-side-encryption",
+                "x-amz-storage-class",
+                "x-amz-content-sha256",
+                "x-amz-sdk-checksum-algorithm",
+                "x-amz-checksum-crc32",
+                "x-amz-checksum-crc64nvme",
+                "Server",
+                "Access-Control-Allow-Origin",
+                "Access-Control-Allow-Credentials",
+                "Access-Control-Expose-Headers",
+                "Access-Control-Allow-Methods",
+                "Access-Control-Allow-Headers",
+                "Vary",
+            )
+        ],
+        "    # Segments are megabytes: kept in memory, never spooled to a temp file;",
+        "    # storage is read as fast as the player takes the bytes.",
+        "    proxy_buffer_size 16k;",
+        "    proxy_buffers 16 64k;",
+        "    proxy_busy_buffers_size 128k;",
+        "    proxy_max_temp_file_size 0;",
+        "    proxy_intercept_errors on;",
+        f"    error_page 404 =404 {PROBLEM_PATH}hls-404;",
+        f"    error_page 416 =416 {PROBLEM_PATH}hls-416;",
+        f"    error_page {faults} =502 {PROBLEM_PATH}502;",
+        *[
+            f"    error_page {status} ={status} {PROBLEM_PATH}{status};"
+            for status in (502, 503, 504)
+        ],
+        "}",
+        "",
+    ]
+
+
+def _var(header: str) -> str:
+    """A response header's name as nginx spells it in $upstream_http_..."""
+    return header.lower().replace("-", "_")
+
+
+def _hls_problem_locations() -> list[str]:
+    lines: list[str] = []
+    for name, (status, slug, title, detail) in _HLS_PROBLEMS.items():
+        lines += [
+            f"location = {PROBLEM_PATH}{name} {{",
+            "    internal;",
+            *_indent(_problem_return(status, slug, title, detail)),
+            "}",
+            "",
+        ]
+    return lines
 
 
 def _error_pages() -> list[str]:
@@ -631,7 +755,10 @@ def _locations(route: Route) -> list[str]:
 
 
 def _problem_body(status: int) -> list[str]:
-    slug, title, detail = _GATEWAY_PROBLEMS[status]
+    return _problem_return(status, *_GATEWAY_PROBLEMS[status])
+
+
+def _problem_return(status: int, slug: str, title: str, detail: str) -> list[str]:
     body = json.dumps(
         {
             "type": PROBLEM_TYPE_PREFIX + slug,
@@ -705,9 +832,26 @@ def with_worker_temp_dir(options: GatewayOptions) -> GatewayOptions:
     return replace(options, temp_dir=temp)
 
 
+def system_resolver(resolv_conf: Path = Path("/etc/resolv.conf")) -> str:
+    """The first nameserver of this machine, for an S3 endpoint given by name
+    (STUDIO_S3_ENDPOINT_URL=https://s3...); empty when there is none."""
+    try:
+        lines = resolv_conf.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            address = parts[1]
+            return f"[{address}]" if ":" in address else address
+    return ""
+
+
 def write_nginx_conf(table: RouteTable, options: GatewayOptions) -> Path:
     options.runtime_dir.mkdir(parents=True, exist_ok=True)
     options = with_worker_temp_dir(options)
+    if not options.resolver:
+        options = replace(options, resolver=system_resolver())
     path = options.runtime_dir / "nginx.conf"
     path.write_text(render_nginx_conf(table, options), encoding="utf-8")
     return path

@@ -11,7 +11,7 @@ from studio_common.auth import OptionalUser
 from studio_common.db import SessionDep
 from studio_common.errors import RATE_LIMITED
 from studio_media.context import ContextDep
-from studio_media.playback import PlaybackService
+from studio_media.playback import EDGE_HEADER, EDGE_STORAGE, PlaybackService
 from studio_media.schemas import PlaybackOut
 
 router = APIRouter(tags=["media playback"])
@@ -83,7 +83,7 @@ async def hls_file(
     forged, expired or issued for another episode; 404 for a version the
     episode no longer has."""
     return await PlaybackService(session, ctx).serve(
-        token, episode_id, path, request.headers.get("range")
+        token, episode_id, path, request.headers.get("range"), edge=_edge(request)
     )
 
 
@@ -100,8 +100,17 @@ async def hls_file_head(
     token: str,
     episode_id: uuid.UUID,
     path: str,
+    request: Request,
     session: SessionDep,
     ctx: ContextDep,
 ) -> Response:
     """HEAD of a file of the episode's HLS folder: CDNs and players probe with it."""
-    return await PlaybackService(session, ctx).serve(token, episode_id, path, None, head=True)
+    return await PlaybackService(session, ctx).serve(
+        token, episode_id, path, None, head=True, edge=_edge(request)
+    )
+
+
+def _edge(request: Request) -> bool:
+    """The gateway fetches the bytes itself (ADR 8). A client sending the header
+    without such a gateway only learns a short URL of a file its token opens."""
+    return request.headers.get(EDGE_HEADER) == EDGE_STORAGE
