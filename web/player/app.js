@@ -58,6 +58,9 @@
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       keepalive,
+      // Public catalog reads are briefly cacheable for CDNs; the player
+      // revalidates so an editor's change shows at once.
+      cache: "no-cache",
     });
     if (response.status === 204) return null;
     let data = null;

@@ -470,3 +470,21 @@ async def test_season_numbers_are_json_integers(client, make, auth):
             headers=auth.editor,
         )
         assert assert_problem(r, 422, "validation")["errors"][0]["pointer"] == "body.number"
+
+
+async def test_anonymous_public_reads_are_briefly_cacheable_and_signed_in_ones_never(
+    client, make, auth
+):
+    title = await make.title()
+    season = await make.season(title["id"])
+    episode = await make.episode(season["id"])
+    for path in ("/api/titles", f"/api/titles/{title['slug']}", f"/api/episodes/{episode['id']}"):
+        r = await client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["cache-control"] == "public, max-age=15", path
+        vary = {v.strip().lower() for v in r.headers["vary"].split(",")}
+        # The answer depends on the language asked for and on who asks.
+        assert {"accept-language", "authorization"} <= vary, path
+        signed_in = await client.get(path, headers=auth.viewer)
+        assert signed_in.status_code == 200, path
+        assert signed_in.headers["cache-control"] == "no-store", path

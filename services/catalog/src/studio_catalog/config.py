@@ -12,3 +12,7 @@ class CatalogSettings(ServiceSettings):
     # Creating an episode waits this long for media's verification of its source
     # to arrive (media.upload.verified), then refuses it; 0 does not wait.
     source_wait_seconds: float = Field(default=10.0, ge=0, le=60)
+    # Anonymous public reads (title lists, a title's page, an episode) may be
+    # cached this long by browsers and CDNs; 0 = not at all. Signed-in callers'
+    # answers are never stored (studio_common.caching).
+    public_cache_seconds: int = Field(default=15, ge=0, le=3600)

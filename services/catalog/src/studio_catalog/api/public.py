@@ -77,7 +77,7 @@ async def list_titles(
     )
     # Validated once, here: returned as a model, FastAPI would validate the
     # page a second time and encode it through `jsonable_encoder`.
-    return Response(page.model_dump_json(by_alias=True), media_type="application/json")
+    return _public(request, page.model_dump_json(by_alias=True))
 
 
 @router.get(
@@ -102,7 +102,7 @@ async def get_title(
 
     # A title page is read far more than it is written: no transaction needed.
     title = await request.app.state.runtime.database.read(detail)
-    return Response(title.model_dump_json(by_alias=True), media_type="application/json")
+    return _public(request, title.model_dump_json(by_alias=True))
 
 
 @router.get(
@@ -111,5 +111,21 @@ async def get_title(
     response_model_by_alias=True,
     **access(Access.public),
 )
-async def get_episode(episode_id: uuid.UUID, session: SessionDep) -> EpisodeOut:
+async def get_episode(
+    episode_id: uuid.UUID, request: Request, response: Response, session: SessionDep
+) -> EpisodeOut:
+    response.headers.update(_cache_headers(request))
     return EpisodeOut.model_validate(await CatalogService(session).episode(episode_id))
+
+
+def _cache_headers(request: Request) -> dict[str, str]:
+    """Short public caching: the same for every anonymous caller of the URL (and
+    language). studio_common.caching makes it no-store when a token was sent."""
+    seconds: int = request.app.state.runtime.settings.public_cache_seconds
+    if not seconds:
+        return {"Cache-Control": "no-cache"}
+    return {"Cache-Control": f"public, max-age={seconds}", "Vary": "Accept-Language"}
+
+
+def _public(request: Request, body: str) -> Response:
+    return Response(body, media_type="application/json", headers=_cache_headers(request))
