@@ -1,0 +1,160 @@
+"""Opening and ending detection on a season generated with ffmpeg.
+
+Every episode is AAC audio (a re-encode of each block at its own offset): a
+cold open of varying length, the shared opening, content of its own, the shared
+ending and a preview of its own. One episode has no opening. The episodes are
+shortened (10 minutes, 60 s openings and endings) so the test runs in
+seconds; the method does not depend on the length.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
+from studio_transcoder.media.fingerprint import Fingerprint, fingerprint_file, pack, unpack
+
+DURATION = 480.0
+OPENING = 60.0
+ENDING = 60.0
+TOLERANCE = 1.0
+RATE = 5512
+FFMPEG = ("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y")
+
+
+@dataclass
+class Episode:
+    path: Path
+    opening: tuple[float, float] | None
+    ending: tuple[float, float]
+
+
+def _melody(block: int, seconds: float) -> str:
+    """A tune of 0.2 s notes of its own for every block number (cheap to make, tonal
+    like music: chromaprint summarises pitch classes, and noise all looks alike)."""
+    a, b = 3 * block + 1, block + 1
+    n = "floor(t*5)"
+    # Modulo a large prime first: the tune does not repeat within a block.
+    pitch = f"mod(mod({n}*{a}+{n}*{n}*{b},997),29)"
+    return f"aevalsrc='0.5*sin(2*PI*t*(180+50*{pitch}))':s={RATE}:d={seconds:.3f}"
+
+
+def _silence(seconds: float) -> str:
+    return f"anullsrc=r={RATE}:cl=mono:d={seconds:.3f}"
+
+
+def make_episode(
+    folder: Path, n: int, cold_open: float, preview: float, with_opening: bool = True
+) -> Episode:
+    quarter = DURATION / 4
+    own = 10 + 4 * n  # this episode's blocks; 0 and 1 are the opening and the ending
+    blocks: list[str] = []
+    if cold_open > 0:
+        blocks.append(_melody(own, cold_open))
+    head = cold_open + (OPENING if with_opening else 0)
+    if with_opening:
+        blocks.append(_melody(0, OPENING))
+    blocks.append(_melody(own + 1, quarter + 5 - head))
+    ending_start = DURATION - preview - ENDING
+    tail_from = DURATION - quarter - 5
+    blocks.append(_silence(tail_from - (quarter + 5)))
+    blocks.append(_melody(own + 2, ending_start - tail_from))
+    blocks.append(_melody(1, ENDING))
+    if preview > 0:
+        blocks.append(_melody(own + 3, preview))
+    inputs = [arg for b in blocks for arg in ("-f", "lavfi", "-i", b)]
+    graph = "".join(f"[{i}]" for i in range(len(blocks))) + f"concat=n={len(blocks)}:v=0:a=1"
+    path = folder / f"ep{n}.m4a"
+    subprocess.run(
+        [*FFMPEG, *inputs, "-filter_complex", graph, "-c:a", "aac", "-b:a", "32k", str(path)],
+        check=True,
+    )
+    return Episode(
+        path=path,
+        opening=(cold_open, cold_open + OPENING) if with_opening else None,
+        ending=(ending_start, ending_start + ENDING),
+    )
+
+
+@pytest.fixture(scope="module")
+def season(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Episode, Fingerprint]]:
+    folder = tmp_path_factory.mktemp("season")
+    shapes = [(0.0, 10.0, True), (22.5, 0.0, True), (41.0, 17.3, True), (50.3, 5.0, True)]
+    shapes.append((30.0, 12.0, False))
+    episodes = [make_episode(folder, n, c, p, o) for n, (c, p, o) in enumerate(shapes)]
+    return [(e, fingerprint_file("ffmpeg", e.path, DURATION)) for e in episodes]
+
+
+def _detect(
+    season: list[tuple[Episode, Fingerprint]],
+) -> dict[uuid.UUID, tuple[Episode, list[Marker]]]:
+    prints = [(uuid.uuid4(), e, fp) for e, fp in season]
+    found = detect_season([EpisodePrint(i, fp) for i, _, fp in prints])
+    return {i: (e, found[i]) for i, e, _ in prints}
+
+
+def test_fingerprints_cover_the_first_and_last_quarter(
+    season: list[tuple[Episode, Fingerprint]],
+) -> None:
+    _, fp = season[0]
+    assert fp.tail_start == pytest.approx(DURATION * 0.75)
+    # One item every 0.124 s over 120 s, less the classifier's reach at the end.
+    assert 900 < len(fp.head) < 970
+    assert 900 < len(fp.tail) < 970
+    assert unpack(pack(fp.head)) == fp.head
+
+
+def test_openings_and_endings_are_found_within_a_second(
+    season: list[tuple[Episode, Fingerprint]],
+) -> None:
+    boundaries = misses = 0
+    for episode, markers in _detect(season).values():
+        by_kind = {m.kind: m for m in markers}
+        truth = {"opening": episode.opening, "ending": episode.ending}
+        for kind, expected in truth.items():
+            if expected is None:
+                assert kind not in by_kind, f"{episode.path.name}: a {kind} where there is none"
+                continue
+            assert kind in by_kind, f"{episode.path.name}: no {kind} found"
+            got = by_kind[kind]
+            for value, want in ((got.start, expected[0]), (got.end, expected[1])):
+                boundaries += 1
+                misses += abs(value - want) > TOLERANCE
+            print(episode.path.name, kind, expected, (got.start, got.end))
+    assert misses <= boundaries * 0.05, f"{misses} of {boundaries} boundaries off by > 1 s"
+
+
+def test_a_season_of_one_episode_gets_no_markers(
+    season: list[tuple[Episode, Fingerprint]],
+) -> None:
+    assert [m for _, m in _detect(season[:1]).values()] == [[]]
+
+
+def test_episodes_with_nothing_in_common_get_no_markers(
+    tmp_path: Path,
+) -> None:
+    a = tmp_path / "a.m4a"
+    b = tmp_path / "b.m4a"
+    for path, seed in ((a, 5), (b, 6)):
+        subprocess.run(
+            [*FFMPEG, "-f", "lavfi", "-i", _melody(seed, 200), "-c:a", "aac", str(path)],
+            check=True,
+        )
+    prints = [EpisodePrint(uuid.uuid4(), fingerprint_file("ffmpeg", p, 200)) for p in (a, b)]
+    assert all(m == [] for m in detect_season(prints).values())
+
+
+def test_detection_for_a_twelve_episode_season_takes_under_a_second(
+    season: list[tuple[Episode, Fingerprint]],
+) -> None:
+    # Twelve episodes: the generated ones again under new ids (the work is the same).
+    prints = [EpisodePrint(uuid.uuid4(), season[n % len(season)][1]) for n in range(12)]
+    started = time.process_time()
+    detect_season(prints)
+    assert time.process_time() - started < 1.0
