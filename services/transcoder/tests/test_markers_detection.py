@@ -158,3 +158,92 @@ def test_detection_for_a_twelve_episode_season_takes_under_a_second(
     started = time.process_time()
     detect_season(prints)
     assert time.process_time() - started < 1.0
+
+
+# --- through the worker ------------------------------------------------------
+
+SHORT = 80.0
+SHORT_OPENING = 18.0
+SHORT_ENDING = 18.0
+
+
+def make_video(folder: Path, n: int, cold_open: float) -> Path:
+    """A tiny video whose audio is a cold open, the opening, its own part and the ending."""
+    own = 40 + 2 * n
+    parts = [_melody(own, cold_open)] if cold_open > 0 else []
+    parts += [
+        _melody(0, SHORT_OPENING),
+        _melody(own + 1, SHORT - cold_open - SHORT_OPENING - SHORT_ENDING),
+        _melody(1, SHORT_ENDING),
+    ]
+    inputs = ["-f", "lavfi", "-i", f"testsrc2=size=192x108:rate=10:duration={SHORT}"]
+    inputs += [arg for p in parts for arg in ("-f", "lavfi", "-i", p)]
+    graph = "".join(f"[{i + 1}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=0:a=1[a]"
+    path = folder / f"video{n}.mp4"
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+    subprocess.run(
+        [
+            *FFMPEG,
+            *inputs,
+            "-filter_complex",
+            graph,
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            *codecs,
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+async def test_a_transcoded_season_gets_markers_through_the_outbox(
+    start_worker, jobs, db, tmp_path
+):
+    from sqlalchemy import select
+
+    from studio_transcoder.models import EpisodeFingerprint
+
+    await start_worker()
+    season_id, title_id = uuid.uuid4(), uuid.uuid4()
+    cold_opens = [0.0, 1.5, 2.0]
+    events = []
+    for n, cold in enumerate(cold_opens):
+        event = await jobs.submit(
+            make_video(tmp_path, n, cold),
+            season_id=season_id,
+            title_id=title_id,
+            episode_number=n + 1,
+        )
+        job = await jobs.wait_for(event.episode_id, "ready", "failed", within=120)
+        assert job.status == "ready", job.error_reason
+        events.append(event)
+
+    # The first episode alone had nothing to compare with: an empty event, then
+    # markers once a sibling arrived.
+    first = await jobs.wait_events(
+        "transcoder.episode.markers_detected", 2, episode_id=events[0].episode_id
+    )
+    assert first[0]["data"]["markers"] == []
+    for event, cold in zip(events, cold_opens, strict=True):
+        found = await jobs.events(
+            "transcoder.episode.markers_detected", episode_id=event.episode_id
+        )
+        latest = {m["kind"]: m for m in found[-1]["data"]["markers"]}
+        assert set(latest) == {"opening", "ending"}
+        assert latest["opening"]["startSec"] == pytest.approx(cold, abs=TOLERANCE)
+        assert latest["opening"]["endSec"] == pytest.approx(cold + SHORT_OPENING, abs=TOLERANCE)
+        assert latest["ending"]["startSec"] == pytest.approx(SHORT - SHORT_ENDING, abs=TOLERANCE)
+        assert latest["ending"]["endSec"] == pytest.approx(SHORT, abs=TOLERANCE)
+        assert found[-1]["data"]["seasonId"] == str(season_id)
+
+    async with db.transaction() as session:
+        rows = (
+            await session.scalars(
+                select(EpisodeFingerprint).where(EpisodeFingerprint.season_id == season_id)
+            )
+        ).all()
+    assert len(rows) == 3
+    assert all(len(r.head) > 4 * 100 and r.tail_start_sec == pytest.approx(60.0) for r in rows)
