@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from studio_common.events import Envelope, EpisodeDeletedV1
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, fingerprint_file, pack, unpack
 
@@ -247,3 +248,49 @@ async def test_a_transcoded_season_gets_markers_through_the_outbox(
         ).all()
     assert len(rows) == 3
     assert all(len(r.head) > 4 * 100 and r.tail_start_sec == pytest.approx(60.0) for r in rows)
+
+
+async def test_deleting_an_episode_detects_its_season_again(db, jobs, season):
+    from sqlalchemy import select
+
+    from studio_transcoder.markers import on_episode_deleted, record_and_detect
+    from studio_transcoder.models import EpisodeFingerprint, messaging
+
+    season_id = uuid.uuid4()
+    uploaded = [
+        jobs.uploaded_event("uploads/x/ep.mp4", season_id=season_id, episode_number=n + 1)
+        for n in range(2)
+    ]
+    for event, (_, fp) in zip(uploaded, season[:2], strict=True):
+        async with db.transaction() as session:
+            await record_and_detect(session, event, fp)
+
+    async def markers() -> dict[uuid.UUID, list[str]]:
+        async with db.transaction() as session:
+            rows = (
+                await session.scalars(
+                    select(EpisodeFingerprint)
+                    .where(EpisodeFingerprint.season_id == season_id)
+                    .execution_options(populate_existing=True)
+                )
+            ).all()
+            return {r.episode_id: [m["kind"] for m in r.markers] for r in rows}
+
+    first, second = (e.episode_id for e in uploaded)
+    assert await markers() == {first: ["opening", "ending"], second: ["opening", "ending"]}
+
+    deleted = EpisodeDeletedV1(episode_id=second, title_id=uploaded[1].title_id)
+    async with db.transaction() as session:
+        await on_episode_deleted(deleted, Envelope.wrap(deleted), session)
+    # A season of one episode has no markers; the survivor is told so.
+    assert await markers() == {first: []}
+    async with db.transaction() as session:
+        sent = (
+            await session.execute(
+                select(messaging.outbox.c.envelope)
+                .where(messaging.outbox.c.event_type == "transcoder.episode.markers_detected")
+                .order_by(messaging.outbox.c.created_at)
+            )
+        ).all()
+    ours = [e["data"]["markers"] for (e,) in sent if e["data"]["episodeId"] == str(first)]
+    assert ours[-1] == []

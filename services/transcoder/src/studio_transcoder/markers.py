@@ -12,10 +12,18 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from studio_common.events import EpisodeMarker, EpisodeMarkersDetectedV1, EpisodeUploadedV1
+from studio_common.consumer import EventConsumers
+from studio_common.events import (
+    Envelope,
+    EpisodeDeletedV1,
+    EpisodeMarker,
+    EpisodeMarkersDetectedV1,
+    EpisodeUploadedV1,
+    TitleDeletedV1,
+)
 from studio_common.outbox import enqueue
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, pack, unpack
@@ -96,3 +104,35 @@ async def detect_and_publish(
                 duration_sec=sibling.duration_sec,
             ),
         )
+
+
+async def forget_episodes(session: AsyncSession, episode_ids: list[uuid.UUID]) -> None:
+    """Deleted episodes leave their seasons: the siblings' markers are detected again."""
+    seasons = (
+        await session.scalars(
+            delete(EpisodeFingerprint)
+            .where(EpisodeFingerprint.episode_id.in_(episode_ids))
+            .returning(EpisodeFingerprint.season_id)
+        )
+    ).all()
+    for season_id in sorted(set(seasons)):
+        await session.execute(select(func.pg_advisory_xact_lock(season_lock_key(season_id))))
+        await detect_and_publish(session, season_id)
+
+
+async def on_episode_deleted(
+    event: EpisodeDeletedV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    await forget_episodes(session, [event.episode_id])
+
+
+async def on_title_deleted(
+    event: TitleDeletedV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    if event.episode_ids:
+        await forget_episodes(session, event.episode_ids)
+
+
+def register(consumers: EventConsumers) -> None:
+    consumers.add(EpisodeDeletedV1, on_episode_deleted)
+    consumers.add(TitleDeletedV1, on_title_deleted)
