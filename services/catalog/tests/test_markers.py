@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
+from sqlalchemy import select
 
+from studio_catalog.models import messaging
 from studio_catalog.subscribers import on_completed, on_markers
 from studio_common.events import (
     Envelope,
@@ -59,6 +61,19 @@ async def an_episode(make: Any) -> dict[str, Any]:
     season = await make.season(title["id"])
     episode: dict[str, Any] = await make.episode(season["id"])
     return episode
+
+
+async def announced(app: Any, episode_id: str) -> list[dict[str, Any]]:
+    """The ``catalog.episode.markers_changed`` events of an episode in the outbox, oldest first."""
+    async with app.state.runtime.database.transaction() as session:
+        rows = (
+            await session.execute(
+                select(messaging.outbox.c.envelope)
+                .where(messaging.outbox.c.event_type == "catalog.episode.markers_changed")
+                .order_by(messaging.outbox.c.created_at)
+            )
+        ).all()
+    return [e["data"] for (e,) in rows if e["data"]["episodeId"] == episode_id]
 
 
 def assert_problem(r: Any, status: int, slug: str) -> None:
@@ -120,6 +135,12 @@ async def test_an_editor_sets_markers_and_detection_never_overwrites_them(
     await handle(catalog_app, detected(ep["id"], OPENING, ENDING), on_markers)
     public = (await client.get(f"/api/episodes/{ep['id']}")).json()
     assert public["markers"] == [{**mine, "source": "editor"}]
+
+    # Playback hears of each change: the detection, then the editor's markers.
+    assert [(e["markers"], e["edited"]) for e in await announced(catalog_app, ep["id"])] == [
+        ([OPENING, ENDING], False),
+        ([mine], True),
+    ]
 
     # Cleared by an editor, they stay cleared.
     r = await client.put(

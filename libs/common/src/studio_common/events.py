@@ -150,6 +150,25 @@ class EpisodeVisibilityChangedV1(EventPayload):
     public: bool
 
 
+class EpisodeMarker(CamelModel):
+    """A stretch of an episode: its opening or its ending, in seconds from the start."""
+
+    kind: Literal["opening", "ending"]
+    start_sec: float = Field(ge=0)
+    end_sec: float = Field(ge=0)
+
+
+@event("catalog.episode.markers_changed")
+class EpisodeMarkersChangedV1(EventPayload):
+    """The episode's markers as catalog holds them (detected or an editor's),
+    sent whenever they change; the latest event of an episode is its state."""
+
+    episode_id: uuid.UUID
+    markers: list[EpisodeMarker] = Field(default_factory=list)
+    # Whether an editor set them (detection no longer changes them).
+    edited: bool = False
+
+
 # --- media -----------------------------------------------------------------
 
 
@@ -239,14 +258,6 @@ class TranscodeFailedV1(EventPayload):
     code: str | None = None
     # The folder of the failed attempt, which nothing will serve.
     hls_prefix: str | None = None
-
-
-class EpisodeMarker(CamelModel):
-    """A stretch of an episode: its opening or its ending, in seconds from the start."""
-
-    kind: Literal["opening", "ending"]
-    start_sec: float = Field(ge=0)
-    end_sec: float = Field(ge=0)
 
 
 @event("transcoder.episode.markers_detected")

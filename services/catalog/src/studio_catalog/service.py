@@ -28,6 +28,8 @@ from studio_common.auth import Principal
 from studio_common.errors import NotFound, ProblemError
 from studio_common.events import (
     EpisodeDeletedV1,
+    EpisodeMarker,
+    EpisodeMarkersChangedV1,
     EpisodeUploadedV1,
     EpisodeVisibilityChangedV1,
     TitleCreatedV1,
@@ -69,6 +71,21 @@ def check_markers(data: MarkersIn, duration: float | None) -> list[dict[str, Any
         {"kind": m.kind, "startSec": m.start_sec, "endSec": m.end_sec, "source": "editor"}
         for m in ordered
     ]
+
+
+async def markers_changed(
+    session: AsyncSession, episode_id: uuid.UUID, markers: list[dict[str, Any]], *, edited: bool
+) -> None:
+    """Tells other services (playback: "watched" from the ending) what the markers are now."""
+    await enqueue(
+        session,
+        messaging,
+        EpisodeMarkersChangedV1(
+            episode_id=episode_id,
+            markers=[EpisodeMarker.model_validate(m) for m in markers],
+            edited=edited,
+        ),
+    )
 
 
 def _title_values(data: TitleIn | TitlePatch, *, exclude_unset: bool) -> dict[str, Any]:
@@ -213,7 +230,9 @@ class CatalogService:
             raise NotFound(f"No episode with id {episode_id}.")
         episode.markers = check_markers(data, episode.duration_sec)
         episode.markers_edited = True
-        return await self.episodes.save(episode)
+        episode = await self.episodes.save(episode)
+        await markers_changed(self.session, episode.id, episode.markers, edited=True)
+        return episode
 
     async def _visibility_changed(self, episode: Episode) -> None:
         await enqueue(

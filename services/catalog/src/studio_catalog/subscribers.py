@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_catalog.repository import EpisodeRepository
+from studio_catalog.service import markers_changed
 from studio_common.consumer import EventConsumers
 from studio_common.events import (
     Envelope,
@@ -132,9 +133,10 @@ async def on_markers(
     markers = [
         {**m.model_dump(mode="json", by_alias=True), "source": "detected"} for m in event.markers
     ]
-    await EpisodeRepository(session).apply_detected_markers(
+    if await EpisodeRepository(session).apply_detected_markers(
         event.episode_id, envelope.occurred_at, markers
-    )
+    ):
+        await markers_changed(session, event.episode_id, markers, edited=False)
 
 
 def register(consumers: EventConsumers) -> None:
