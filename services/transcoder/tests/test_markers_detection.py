@@ -294,3 +294,26 @@ async def test_deleting_an_episode_detects_its_season_again(db, jobs, season):
         ).all()
     ours = [e["data"]["markers"] for (e,) in sent if e["data"]["episodeId"] == str(first)]
     assert ours[-1] == []
+
+
+async def test_a_failed_detection_leaves_the_rest_of_the_transaction_alone(
+    db, jobs, season, monkeypatch
+):
+    from sqlalchemy import text
+
+    from studio_transcoder import markers
+    from studio_transcoder.models import EpisodeFingerprint
+
+    def broken(prints):
+        raise RuntimeError("detector broke")
+
+    monkeypatch.setattr(markers, "detect_season", broken)
+    event = jobs.uploaded_event("uploads/x/ep.mp4")
+    async with db.transaction() as session:
+        # Stands for the job's completion written earlier in the same transaction.
+        await session.execute(text("CREATE TEMP TABLE earlier (x int) ON COMMIT DROP"))
+        await session.execute(text("INSERT INTO earlier VALUES (1)"))
+        await markers.record_and_detect(session, event, season[0][1])
+        assert await session.scalar(text("SELECT x FROM earlier")) == 1
+    async with db.transaction() as session:
+        assert await session.get(EpisodeFingerprint, event.episode_id) is None

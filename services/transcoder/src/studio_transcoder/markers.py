@@ -9,6 +9,7 @@ once, so the later one always sees the earlier one's fingerprint.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -28,6 +29,8 @@ from studio_common.outbox import enqueue
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, pack, unpack
 from studio_transcoder.models import EpisodeFingerprint, messaging
+
+log = logging.getLogger("studio.transcoder.markers")
 
 # Keeps season locks apart from the per-episode job locks (their keys are episode ids).
 SEASON_LOCK_SALT = 0x5EA5
@@ -57,7 +60,20 @@ async def record_and_detect(
     session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint
 ) -> None:
     """Stores the episode's fingerprint and publishes the markers of the season
-    that changed (the episode's own always, possibly empty)."""
+    that changed (the episode's own always, possibly empty).
+
+    In a savepoint: markers are a convenience, and a failure here must not undo
+    the job's completion that shares the transaction."""
+    try:
+        async with session.begin_nested():
+            await _record_and_detect(session, event, fingerprint)
+    except Exception:
+        log.exception("markers not detected", extra={"episode_id": str(event.episode_id)})
+
+
+async def _record_and_detect(
+    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint
+) -> None:
     await session.execute(select(func.pg_advisory_xact_lock(season_lock_key(event.season_id))))
     row = await session.get(EpisodeFingerprint, event.episode_id, with_for_update=True)
     if row is None:
