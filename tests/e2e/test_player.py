@@ -217,3 +217,32 @@ def test_signed_out_viewers_watch_public_episodes_only(
         "() => document.getElementById('video').currentTime > 0.3", timeout=WAIT_MS
     )
     assert _dataset(page, "saved-position") is None  # nothing to save it for
+
+
+def test_skip_opening_lands_at_the_openings_end(stack, page, shot, episode: dict[str, Any]) -> None:
+    gateway = stack.gateway_url
+    r = httpx.put(
+        f"{gateway}/api/admin/episodes/{episode['id']}/markers",
+        json={"markers": [{"kind": "opening", "startSec": 0.5, "endSec": 5.0}]},
+        headers=stack.headers("editor"),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["markers"][0]["source"] == "editor"
+    _sign_in(page, gateway, f"viewer-{uuid.uuid4().hex[:8]}@e2e.studio.test")
+    page.goto(f"{gateway}/#/watch/{episode['id']}")
+    _wait_dataset(page, "playing", "true")
+    page.wait_for_selector("#skip:not([hidden])", timeout=WAIT_MS)
+    assert page.inner_text("#skip") == "Skip opening"
+    page.evaluate("() => document.getElementById('video').pause()")
+    # Keyboard: the button takes the focus and Enter presses it.
+    page.focus("#skip")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => !document.getElementById('video').seeking"
+        " && document.getElementById('video').currentTime > 4",
+        timeout=WAIT_MS,
+    )
+    landed = page.evaluate("() => document.getElementById('video').currentTime")
+    assert abs(landed - 5.0) <= 0.5, landed
+    assert page.is_hidden("#skip")

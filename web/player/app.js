@@ -598,7 +598,27 @@
       $("play").textContent = video.paused ? "▶" : "❚❚";
       $("play").setAttribute("aria-label", video.paused ? "Play" : "Pause");
     };
+    // "Skip opening" / "Skip ending" while the playhead is inside a marker.
+    const skip = $("skip");
+    const markers = (episode.markers || []).filter((m) => m.endSec > m.startSec);
+    const markerAt = (t) => markers.find((m) => t >= m.startSec && t < m.endSec - 0.5);
+    const showSkip = () => {
+      const m = markerAt(video.currentTime);
+      skip.hidden = !m;
+      if (m) {
+        skip.textContent = m.kind === "opening" ? "Skip opening" : "Skip ending";
+        skip.dataset.kind = m.kind;
+      }
+    };
+    skip.hidden = true;
+    on(w, skip, "click", () => {
+      const m = markerAt(video.currentTime);
+      if (m) video.currentTime = Math.min(m.endSec, knownDuration() || m.endSec);
+      skip.hidden = true;
+    });
+    on(w, video, "seeked", showSkip);
     on(w, video, "timeupdate", () => {
+      showSkip();
       update();
       if (!video.paused && video.currentTime > 0) w.started = true;
       if (!video.paused && Date.now() - w.lastSaveAt >= SAVE_EVERY_MS) savePosition(w);

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -162,6 +162,25 @@ class EpisodeVisibilityChangedV1(EventPayload):
     public: bool
 
 
+class EpisodeMarker(CamelModel):
+    """A stretch of an episode: its opening or its ending, in seconds from the start."""
+
+    kind: Literal["opening", "ending"]
+    start_sec: float = Field(ge=0)
+    end_sec: float = Field(ge=0)
+
+
+@event("catalog.episode.markers_changed")
+class EpisodeMarkersChangedV1(EventPayload):
+    """The episode's markers as catalog holds them (detected or an editor's),
+    sent whenever they change; the latest event of an episode is its state."""
+
+    episode_id: uuid.UUID
+    markers: list[EpisodeMarker] = Field(default_factory=list)
+    # Whether an editor set them (detection no longer changes them).
+    edited: bool = False
+
+
 # --- media -----------------------------------------------------------------
 
 
@@ -251,6 +270,19 @@ class TranscodeFailedV1(EventPayload):
     code: str | None = None
     # The folder of the failed attempt, which nothing will serve.
     hls_prefix: str | None = None
+
+
+@event("transcoder.episode.markers_detected")
+class EpisodeMarkersDetectedV1(EventPayload):
+    """The openings and endings found by comparing an episode with its season siblings.
+
+    Sent for a newly transcoded episode (``markers`` may be empty) and for every
+    sibling whose markers changed; the latest event of an episode is its state."""
+
+    episode_id: uuid.UUID
+    season_id: uuid.UUID
+    markers: list[EpisodeMarker] = Field(default_factory=list)
+    duration_sec: float | None = None
 
 
 @event("transcoder.job.retry_requested")

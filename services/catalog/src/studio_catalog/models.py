@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -213,6 +214,14 @@ class Episode(Base):
     transcode_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The same for media's playability events, ordered apart from the transcoder's.
     playable_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Openings and endings: [{kind, startSec, endSec, source: detected|editor}].
+    markers: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    # Set once an editor wrote the markers: detection never replaces them again.
+    markers_edited: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    # occurredAt of the last detection applied, ordered apart from the other events.
+    markers_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()

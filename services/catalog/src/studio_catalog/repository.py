@@ -529,3 +529,19 @@ class EpisodeRepository:
             .returning(Episode.id)
         )
         return result.first() is not None
+
+    async def apply_detected_markers(
+        self, episode_id: uuid.UUID, occurred_at: datetime, markers: list[dict[str, Any]]
+    ) -> bool:
+        """Detected markers, unless an editor set the episode's or a newer detection applied."""
+        result = await self.session.execute(
+            update(Episode)
+            .where(
+                Episode.id == episode_id,
+                Episode.markers_edited.is_(False),
+                or_(Episode.markers_event_at.is_(None), Episode.markers_event_at < occurred_at),
+            )
+            .values(markers=markers, markers_event_at=occurred_at, updated_at=func.now())
+            .returning(Episode.id)
+        )
+        return result.first() is not None

@@ -159,6 +159,13 @@ class TitleSummary(Schema):
         return self
 
 
+class MarkerOut(Schema):
+    kind: Literal["opening", "ending"]
+    start_sec: float
+    end_sec: float
+    source: Literal["detected", "editor"]
+
+
 class EpisodeOut(Schema):
     """An episode as viewers see it: no storage keys, no internal logs."""
 
@@ -176,6 +183,8 @@ class EpisodeOut(Schema):
     transcode_progress: float | None
     playable: bool = Field(validation_alias="transcode_playable")
     public: bool
+    # Where the opening and ending are, for "Skip opening" and "watched".
+    markers: list[MarkerOut] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
 
@@ -222,6 +231,18 @@ class EpisodeIn(RequestModel):
     subtitle_upload_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
     # Public episodes may be streamed from plain CDN URLs (free episodes, trailers).
     public: bool = False
+
+
+class MarkerIn(RequestModel):
+    kind: Literal["opening", "ending"]
+    start_sec: float = Field(ge=0, le=86_400)
+    end_sec: float = Field(ge=0, le=86_400)
+
+
+class MarkersIn(RequestModel):
+    """All of an episode's markers, replacing what it had; an empty list clears them."""
+
+    markers: list[MarkerIn] = Field(max_length=2)
 
 
 class EpisodePatch(RequestModel):

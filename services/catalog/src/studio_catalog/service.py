@@ -3,6 +3,7 @@ events to the outbox in that same transaction."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Any
 
@@ -15,12 +16,21 @@ from studio_catalog.repository import (
     SeasonRepository,
     TitleRepository,
 )
-from studio_catalog.schemas import EpisodeIn, EpisodePatch, SeasonIn, TitleIn, TitlePatch
+from studio_catalog.schemas import (
+    EpisodeIn,
+    EpisodePatch,
+    MarkersIn,
+    SeasonIn,
+    TitleIn,
+    TitlePatch,
+)
 from studio_catalog.sources import check_source
 from studio_common.auth import Principal
 from studio_common.errors import NotFound, ProblemError
 from studio_common.events import (
     EpisodeDeletedV1,
+    EpisodeMarker,
+    EpisodeMarkersChangedV1,
     EpisodeUploadedV1,
     EpisodeVisibilityChangedV1,
     TitleCreatedV1,
@@ -33,6 +43,51 @@ from studio_common.outbox import enqueue
 
 class UnknownReference(ProblemError):
     status, slug, title = 422, "unknown-reference", "A referenced resource does not exist"
+
+
+class MarkersInvalid(ProblemError):
+    status, slug, title = 422, "markers-invalid", "The markers do not fit the episode"
+
+
+class DurationUnknown(ProblemError):
+    status, slug, title = 409, "episode-duration-unknown", "The episode has no duration yet"
+
+
+def check_markers(data: MarkersIn, duration: float | None) -> list[dict[str, Any]]:
+    """Inside the episode, start before end, one of each kind, no overlaps."""
+    if data.markers and duration is None:
+        raise DurationUnknown("Markers can be set once the episode is transcoded.")
+    ordered = sorted(data.markers, key=lambda m: m.start_sec)
+    kinds = [m.kind for m in ordered]
+    if len(set(kinds)) != len(kinds):
+        raise MarkersInvalid("An episode has at most one opening and one ending.")
+    for m in ordered:
+        if m.start_sec >= m.end_sec:
+            raise MarkersInvalid(f"The {m.kind} must start before it ends.")
+        if duration is not None and m.end_sec > duration:
+            raise MarkersInvalid(f"The {m.kind} ends after the episode ({duration:.2f} s).")
+    for earlier, later in itertools.pairwise(ordered):
+        if later.start_sec < earlier.end_sec:
+            raise MarkersInvalid(f"The {earlier.kind} and the {later.kind} overlap.")
+    return [
+        {"kind": m.kind, "startSec": m.start_sec, "endSec": m.end_sec, "source": "editor"}
+        for m in ordered
+    ]
+
+
+async def markers_changed(
+    session: AsyncSession, episode_id: uuid.UUID, markers: list[dict[str, Any]], *, edited: bool
+) -> None:
+    """Tells other services (playback: "watched" from the ending) what the markers are now."""
+    await enqueue(
+        session,
+        messaging,
+        EpisodeMarkersChangedV1(
+            episode_id=episode_id,
+            markers=[EpisodeMarker.model_validate(m) for m in markers],
+            edited=edited,
+        ),
+    )
 
 
 def _title_values(data: TitleIn | TitlePatch, *, exclude_unset: bool) -> dict[str, Any]:
@@ -189,6 +244,17 @@ class CatalogService:
         episode = await self.episodes.save(episode)
         if episode.public != was_public:
             await self._visibility_changed(episode)
+        return episode
+
+    async def set_markers(self, episode_id: uuid.UUID, data: MarkersIn) -> Episode:
+        """An editor's markers replace the episode's; detection leaves them alone from now on."""
+        episode = await self.episodes.get(episode_id, for_update=True)
+        if episode is None:
+            raise NotFound(f"No episode with id {episode_id}.")
+        episode.markers = check_markers(data, episode.duration_sec)
+        episode.markers_edited = True
+        episode = await self.episodes.save(episode)
+        await markers_changed(self.session, episode.id, episode.markers, edited=True)
         return episode
 
     async def _visibility_changed(self, episode: Episode) -> None:

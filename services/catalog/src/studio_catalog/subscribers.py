@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_catalog.repository import EpisodeRepository
+from studio_catalog.service import markers_changed
 from studio_common.consumer import EventConsumers
 from studio_common.events import (
     Envelope,
+    EpisodeMarkersDetectedV1,
     EpisodePlayabilityChangedV1,
     TranscodeCompletedV1,
     TranscodeFailedV1,
@@ -125,6 +127,18 @@ async def on_playability(
     )
 
 
+async def on_markers(
+    event: EpisodeMarkersDetectedV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    markers = [
+        {**m.model_dump(mode="json", by_alias=True), "source": "detected"} for m in event.markers
+    ]
+    if await EpisodeRepository(session).apply_detected_markers(
+        event.episode_id, envelope.occurred_at, markers
+    ):
+        await markers_changed(session, event.episode_id, markers, edited=False)
+
+
 def register(consumers: EventConsumers) -> None:
     consumers.add(TranscodeStartedV1, on_started)
     consumers.add(TranscodeProgressV1, on_progress)
@@ -132,3 +146,4 @@ def register(consumers: EventConsumers) -> None:
     consumers.add(TranscodeCompletedV1, on_completed)
     consumers.add(TranscodeFailedV1, on_failed)
     consumers.add(EpisodePlayabilityChangedV1, on_playability)
+    consumers.add(EpisodeMarkersDetectedV1, on_markers)

@@ -69,6 +69,10 @@ class Episode(Base):
     duration_sec: Mapped[float | None] = mapped_column(Float)
     event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     duration_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The start of the ending (``catalog.episode.markers_changed``): watched from
+    # there; without one, from the watched fraction of the duration.
+    watched_from_sec: Mapped[float | None] = mapped_column(Float)
+    markers_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("duration_sec IS NULL OR duration_sec > 0", name="duration_positive"),

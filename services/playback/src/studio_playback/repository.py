@@ -18,14 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # --- positions: the hot path ------------------------------------------------
 
-# $1 user, $2 episode, $3 position, $4 ordering key, $5 watched fraction.
+# $1 user, $2 episode, $3 position, $4 ordering key, $5 watched fraction (used
+# when the episode has no ending marker: then it is watched from the ending's start).
 # One statement: find the episode, refuse an erased user, insert or update the
 # position unless a write with a greater key is already stored. Concurrent
 # writes to one row serialise on it (ON CONFLICT locks the row and re-checks
 # the WHERE against the latest version), so the greatest key always wins.
 SAVE_POSITION_SQL = """
 WITH ep AS (
-    SELECT e.id, e.title_id, e.duration_sec
+    SELECT e.id, e.title_id, e.duration_sec, e.watched_from_sec
     FROM playback.episodes e
     WHERE e.id = $2 AND e.title_id IS NOT NULL
 ), erased AS (
@@ -34,7 +35,7 @@ WITH ep AS (
     INSERT INTO playback.positions AS p (user_id, episode_id, position_sec, watched, seq, updated_at)
     SELECT $1, ep.id,
            LEAST($3::float8, ep.duration_sec),
-           COALESCE($3::float8 >= $5::float8 * ep.duration_sec, false),
+           COALESCE($3::float8 >= COALESCE(ep.watched_from_sec, $5::float8 * ep.duration_sec), false),
            $4, now()
     FROM ep
     WHERE NOT EXISTS (SELECT 1 FROM erased)
@@ -68,7 +69,9 @@ WITH input AS (
 ), known AS (
     SELECT w.n, w.user_id, w.episode_id, w.seq, e.title_id, e.duration_sec,
            LEAST(w.position_sec, e.duration_sec) AS position_sec,
-           COALESCE(w.position_sec >= $5::float8 * e.duration_sec, false) AS watched,
+           COALESCE(
+               w.position_sec >= COALESCE(e.watched_from_sec, $5::float8 * e.duration_sec), false
+           ) AS watched,
            EXISTS (SELECT 1 FROM playback.deleted_users d WHERE d.user_id = w.user_id)
                AS erased
     FROM input w
@@ -220,7 +223,8 @@ class PlaybackRepository:
                             SELECT DISTINCT ON (e.title_id)
                                    e.title_id, p.episode_id, p.position_sec, p.updated_at,
                                    e.season_number, e.episode_number, e.duration_sec,
-                                   COALESCE(p.position_sec >= :fraction * e.duration_sec, false)
+                                   COALESCE(p.position_sec >= COALESCE(
+                                       e.watched_from_sec, :fraction * e.duration_sec), false)
                                        AS finished
                             FROM playback.positions p
                             JOIN playback.episodes e ON e.id = p.episode_id
@@ -244,14 +248,16 @@ class PlaybackRepository:
                                    -- unless it was finished too.
                                    WHEN np.position_sec IS NOT NULL
                                         AND NOT COALESCE(
-                                            np.position_sec >= :fraction * n.duration_sec, false)
+                                            np.position_sec >= COALESCE(n.watched_from_sec,
+                                                :fraction * n.duration_sec), false)
                                        THEN np.position_sec
                                    ELSE 0
                                END AS position_sec
                         FROM latest l
                         LEFT JOIN playback.titles t ON t.id = l.title_id
                         LEFT JOIN LATERAL (
-                            SELECT e2.id, e2.season_number, e2.episode_number, e2.duration_sec
+                            SELECT e2.id, e2.season_number, e2.episode_number, e2.duration_sec,
+                                   e2.watched_from_sec
                             FROM playback.episodes e2
                             WHERE l.finished
                               AND e2.title_id = l.title_id
@@ -401,6 +407,26 @@ class PlaybackRepository:
                 """
             ),
             {"id": episode_id, "duration": duration_sec, "at": event_at},
+        )
+
+    async def set_watched_from(
+        self, episode_id: uuid.UUID, watched_from_sec: float | None, event_at: datetime
+    ) -> None:
+        await self.session.execute(
+            text(
+                """
+                INSERT INTO playback.episodes AS e (id, watched_from_sec, markers_at)
+                SELECT :id, :watched_from, :at
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM playback.tombstones WHERE kind = 'episode' AND id = :id
+                )
+                ON CONFLICT (id) DO UPDATE
+                    SET watched_from_sec = excluded.watched_from_sec,
+                        markers_at = excluded.markers_at
+                    WHERE e.markers_at IS NULL OR e.markers_at < excluded.markers_at
+                """
+            ),
+            {"id": episode_id, "watched_from": watched_from_sec, "at": event_at},
         )
 
     async def delete_episode(self, episode_id: uuid.UUID) -> None:

@@ -17,6 +17,7 @@ from studio_common.consumer import EventConsumers, UnknownEntity
 from studio_common.events import (
     Envelope,
     EpisodeDeletedV1,
+    EpisodeMarkersChangedV1,
     EpisodeUploadedV1,
     TitleCreatedV1,
     TitleDeletedV1,
@@ -100,12 +101,24 @@ async def on_user_deleted(event: UserDeletedV1, envelope: Envelope, session: Asy
     await PlaybackRepository(session).erase_user(event.clerk_id)
 
 
+async def on_markers_changed(
+    event: EpisodeMarkersChangedV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    """Continue-watching moves on at the credits: watched from the ending's start."""
+    ending = next((m for m in event.markers if m.kind == "ending"), None)
+    watched_from = ending.start_sec if ending is not None and ending.start_sec > 0 else None
+    repo = PlaybackRepository(session)
+    await repo.lock("episode", event.episode_id)
+    await repo.set_watched_from(event.episode_id, watched_from, envelope.occurred_at)
+
+
 def register(consumers: EventConsumers) -> None:
     consumers.add(TitleCreatedV1, on_title_created)
     consumers.add(TitleUpdatedV1, on_title_updated)
     consumers.add(TitleDeletedV1, on_title_deleted)
     consumers.add(EpisodeUploadedV1, on_episode_uploaded)
     consumers.add(TranscodeCompletedV1, on_transcode_completed)
+    consumers.add(EpisodeMarkersChangedV1, on_markers_changed)
     consumers.add(EpisodeDeletedV1, on_episode_deleted)
     consumers.add(UserCreatedV1, on_user_created)
     consumers.add(UserDeletedV1, on_user_deleted)

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from studio_common.app import Runtime, create_service_app
 from studio_common.tasks import stop_task
-from studio_transcoder import api
+from studio_transcoder import api, markers
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.metrics import JobGauge
 from studio_transcoder.models import messaging
@@ -48,6 +48,7 @@ def create_app(settings: TranscoderSettings | None = None) -> FastAPI:
         description="FFmpeg HLS ladder jobs: list, inspect and retry them.",
         routers=[api.router],
         tables=messaging,
+        register_consumers=markers.register,
         on_startup=on_startup,
     )
     return app

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -95,3 +96,27 @@ class Job(Base):
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_created_at_id", "created_at", "id"),
     )
+
+
+class EpisodeFingerprint(Base):
+    """An episode's audio fingerprints (raw chromaprint items, little-endian
+    32-bit) and the markers last detected from them, per season."""
+
+    __tablename__ = "episode_fingerprints"
+
+    episode_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    season_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    title_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    season_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    duration_sec: Mapped[float] = mapped_column(Float, nullable=False)
+    head: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    tail: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    tail_start_sec: Mapped[float] = mapped_column(Float, nullable=False)
+    markers: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (Index("ix_episode_fingerprints_season_id", "season_id"),)

@@ -28,6 +28,7 @@ from studio_transcoder.media.command import (
     subtitle_command,
     subtitle_file_command,
 )
+from studio_transcoder.media.fingerprint import Fingerprint, FingerprintError, fingerprint
 from studio_transcoder.media.ladder import LadderPlan, SubtitleFile, plan_ladder
 from studio_transcoder.media.playlists import (
     SubtitleEntry,
@@ -70,6 +71,8 @@ class AttemptResult:
     seconds_to_playable: float | None
     log_tail: str
     source_streamed: bool
+    # The audio fingerprint of the first and last quarter (None: no audio, or it failed).
+    fingerprint: Fingerprint | None = None
 
 
 @dataclass
@@ -172,6 +175,7 @@ class TranscodeAttempt:
             redactions=source.redactions,
         )
         encode_started = time.monotonic()
+        prints = asyncio.create_task(self._fingerprint(plan, source, info.duration))
         try:
             await ffmpeg.start()
             exit_code = asyncio.create_task(ffmpeg.wait())
@@ -186,14 +190,16 @@ class TranscodeAttempt:
             if not clock.done():
                 clock.set_result(DEFAULT_MPEGTS_START)
             entries = await subtitles
+            episode_print = await prints
             thumbnails = await self._upload_thumbnails(plan)
             await publisher.publish_media(final=True)
             await publisher.publish_master(final=True)
         except BaseException:
             await ffmpeg.stop()
             subtitles.cancel()
+            prints.cancel()
             await publisher.abort()
-            await asyncio.gather(subtitles, return_exceptions=True)
+            await asyncio.gather(subtitles, prints, return_exceptions=True)
             raise
         return AttemptResult(
             master_key=publisher.master_key,
@@ -209,7 +215,27 @@ class TranscodeAttempt:
             ),
             log_tail=ffmpeg.log_tail(),
             source_streamed=source.streamed,
+            fingerprint=episode_print,
         )
+
+    async def _fingerprint(
+        self, plan: LadderPlan, source: _Source, duration: float
+    ) -> Fingerprint | None:
+        """Audio only, the first and last quarter: a small fraction of the encode's CPU.
+        Markers are a convenience, so a failure here never fails the job."""
+        if not plan.audio:
+            return None
+        try:
+            return await fingerprint(
+                self.settings.ffmpeg_path,
+                source.input,
+                plan.audio[0].stream_index,
+                duration,
+                redactions=source.redactions,
+            )
+        except (FingerprintError, TimeoutError) as exc:
+            self.reporter.note(f"no audio fingerprint: {exc}")
+            return None
 
     def master_url(self, key: str) -> str | None:
         if self.settings.cdn_base_url:

@@ -79,6 +79,7 @@ from studio_common.telemetry import (
 )
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import JobFailure, TransientFailure
+from studio_transcoder.markers import record_and_detect
 from studio_transcoder.metrics import WorkerMetrics
 from studio_transcoder.models import Job, messaging
 from studio_transcoder.naming import new_version, output_prefix
@@ -751,6 +752,10 @@ class Worker:
                     subtitles=result.subtitles,
                 ),
             )
+            if result.fingerprint is not None:
+                await record_and_detect(
+                    session, EpisodeUploadedV1.model_validate(row.payload), result.fingerprint
+                )
         await msg.ack()
         self.metrics.attempts.labels("ready").inc()
         self.metrics.encode_ratio.observe(result.encode_seconds / max(result.duration, 1e-3))

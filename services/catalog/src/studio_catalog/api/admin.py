@@ -10,6 +10,7 @@ from studio_catalog.schemas import (
     EpisodeAdminOut,
     EpisodeIn,
     EpisodePatch,
+    MarkersIn,
     SeasonIn,
     SeasonOut,
     TitleDetail,
@@ -103,6 +104,17 @@ async def update_episode(
 ) -> EpisodeAdminOut:
     return EpisodeAdminOut.model_validate(
         await CatalogService(session).update_episode(episode_id, data)
+    )
+
+
+@router.put("/episodes/{episode_id}/markers", response_model=EpisodeAdminOut, **EDITOR)
+async def set_episode_markers(
+    episode_id: uuid.UUID, data: MarkersIn, session: SessionDep
+) -> EpisodeAdminOut:
+    """Sets (or, with an empty list, clears) the opening and ending; detection never
+    overwrites an editor's markers."""
+    return EpisodeAdminOut.model_validate(
+        await CatalogService(session).set_markers(episode_id, data)
     )
 
 
