@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-import asyncpg
 import httpx
 import nats
 import pytest
@@ -28,7 +27,7 @@ from studio_common.auth import Role
 from studio_common.events import subject_for
 from studio_common.migrations import upgrade
 from studio_common.roles import RoleRecord, open_bucket, role_bucket, write_role
-from studio_common.testing.infra import free_port
+from studio_common.testing.infra import free_port, scratch_database
 from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import Auth
@@ -45,21 +44,9 @@ SIGTERM_WITHIN = 10.0
 
 @pytest.fixture
 async def catalog_db(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"studio_fault_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = pg_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = f"{base}/{name}"
-    await asyncio.to_thread(upgrade, ROOT / "services" / "catalog", url)
-    yield url
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with scratch_database(pg_admin_url, "studio_fault") as url:
+        await asyncio.to_thread(upgrade, ROOT / "services" / "catalog", url)
+        yield url
 
 
 def catalog_env(

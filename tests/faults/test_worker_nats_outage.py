@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import boto3
 import httpx
 import nats
@@ -29,7 +28,7 @@ from sqlalchemy import select
 from studio_common.db import Database
 from studio_common.events import Envelope, EpisodeUploadedV1, subject_for
 from studio_common.migrations import upgrade
-from studio_common.testing.infra import free_port
+from studio_common.testing.infra import free_port, scratch_database
 from studio_common.testing.jetstream import wait_until
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.models import Job
@@ -42,21 +41,9 @@ BUCKET = "faults-transcoder"
 
 @pytest.fixture
 async def transcoder_db(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"studio_fault_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = pg_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = f"{base}/{name}"
-    await asyncio.to_thread(upgrade, ROOT / "services" / "transcoder", url)
-    yield url
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with scratch_database(pg_admin_url, "studio_fault") as url:
+        await asyncio.to_thread(upgrade, ROOT / "services" / "transcoder", url)
+        yield url
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import boto3
 import httpx
 import pytest
 import uvicorn
 
 from studio_common.migrations import upgrade
+from studio_common.testing.infra import scratch_database
 from studio_devstack.backing import wait_for_tcp
 from studio_devstack.gateway import GatewayOptions, find_nginx, nginx_command, write_nginx_conf
 from studio_devstack.routes import ROUTES_RELATIVE_PATH, load_route_table
@@ -63,19 +63,8 @@ class Edge:
 
 @pytest.fixture(scope="module")
 async def own_db(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"studio_edge_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = pg_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    yield f"{base}/{name}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with scratch_database(pg_admin_url, "studio_edge") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import boto3
 import pytest
 import schemathesis
@@ -35,6 +34,7 @@ from schemathesis import checks
 
 from studio_common.migrations import upgrade
 from studio_common.settings import ServiceSettings
+from studio_common.testing.infra import create_database, drop_database
 from studio_common.testing.issuer import TestIssuer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,26 +95,15 @@ class ThreadedServer:
         self.sock.close()
 
 
-def _admin(pg_admin_url: str, sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(pg_admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 @pytest.fixture(scope="module")
 def own_database_url(pg_admin_url: str) -> Iterator[str]:
     """A database of this module alone: nothing these servers leave behind (an
     open transaction of a server that would not stop) can block another test."""
-    name = f"studio_schemathesis_{uuid.uuid4().hex[:10]}"
-    _admin(pg_admin_url, f'CREATE DATABASE "{name}"')
-    base = pg_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    yield f"{base}/{name}"
-    _admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = asyncio.run(create_database(pg_admin_url, "studio_schemathesis"))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_database(pg_admin_url, url))
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from urllib.parse import urlsplit
 
 
@@ -103,3 +104,37 @@ def s3_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+async def _admin(admin_url: str, sql: str) -> None:
+    import asyncpg  # the tests' driver; not needed by the rest of this module
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_database(admin_url: str, prefix: str = "studio_test") -> str:
+    """A fresh database on the server of ``admin_url`` (``postgresql://...``), as a
+    SQLAlchemy asyncpg URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await _admin(admin_url, f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def scratch_database(admin_url: str, prefix: str = "studio_test") -> AsyncIterator[str]:
+    """:func:`create_database`, dropped (forcibly) afterwards."""
+    url = await create_database(admin_url, prefix)
+    try:
+        yield url
+    finally:
+        await drop_database(admin_url, url)

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 import nats
 import pytest
@@ -41,19 +40,8 @@ def pg_admin_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def database_url(pg_admin_url: str) -> AsyncIterator[str]:
     """A fresh database for this test session, dropped afterwards."""
-    name = f"studio_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = pg_admin_url.rsplit("/", 1)[0]
-    yield f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with infra.scratch_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
