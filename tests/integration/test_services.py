@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from studio_common.migrations import downgrade, upgrade
+from studio_common.testing.infra import create_database, drop_database
 from studio_common.testing.plugin import serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,10 +19,17 @@ SERVICES = ["catalog", "identity", "media", "transcoder", "playback"]
 
 
 @pytest.fixture(scope="module")
-def migrated(database_url: str) -> str:
-    for name in SERVICES:
-        upgrade(ROOT / "services" / name, database_url)
-    return database_url
+def migrated(pg_admin_url: str) -> Iterator[str]:
+    """A database of this module's own: apps other tests left running on the
+    session database (whose event loop may be paused between tests) can hold an
+    outbox row locked, and a downgrade's DROP would wait for them for good."""
+    url = asyncio.run(create_database(pg_admin_url, "studio_migrations"))
+    try:
+        for name in SERVICES:
+            upgrade(ROOT / "services" / name, url)
+        yield url
+    finally:
+        asyncio.run(drop_database(pg_admin_url, url))
 
 
 async def test_each_service_keeps_its_tables_and_version_in_its_own_schema(migrated, pg_admin_url):
@@ -61,7 +71,9 @@ async def test_service_boots_and_is_ready(name, migrated, service_settings):
         "playback_signing_key": "boot-test-playback-signing-key-0123456789ab",
         "public_base_url": "http://media.test",
     }
-    app = main.create_app(settings_cls(**service_settings, **required))
+    app = main.create_app(
+        settings_cls(**{**service_settings, "database_url": migrated}, **required)
+    )
     async with serve_app(app) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
