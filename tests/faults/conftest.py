@@ -15,16 +15,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import httpx
+import nats
 import pytest
 
+from studio_common.events import Envelope, EpisodeUploadedV1, subject_for
 from studio_common.testing.infra import free_port, reachable
 from studio_devstack.backing import PostgresTarget, PrivatePostgres, find_postgres_bindir
+from studio_transcoder.config import TranscoderSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,3 +202,29 @@ def private_postgres() -> Iterator[PostgresCluster]:
         with contextlib.suppress(subprocess.CalledProcessError):
             cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def publish_uploaded(settings: TranscoderSettings, source_key: str) -> uuid.UUID:
+    """catalog.episode.uploaded for a source already in storage, as catalog sends it;
+    returns the new episode's id."""
+    event = EpisodeUploadedV1(
+        episode_id=uuid.uuid4(),
+        title_id=uuid.uuid4(),
+        title_slug=f"show-{uuid.uuid4().hex[:8]}",
+        season_id=uuid.uuid4(),
+        season_number=1,
+        episode_number=1,
+        source_key=source_key,
+    )
+    env = Envelope.wrap(event)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await nc.jetstream().publish(
+            subject_for(settings.event_subject_root, env.type),
+            env.model_dump_json(by_alias=True).encode(),
+            headers={"Nats-Msg-Id": str(env.id)},
+            stream=settings.event_stream,
+        )
+    finally:
+        await nc.close()
+    return event.episode_id

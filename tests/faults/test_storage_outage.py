@@ -30,18 +30,19 @@ from typing import Any
 
 import boto3
 import httpx
-import nats
 import pytest
 from sqlalchemy import select
 
 from studio_common.db import Database
-from studio_common.events import Envelope, EpisodeUploadedV1, subject_for
+from studio_common.events import EpisodeUploadedV1
 from studio_common.migrations import upgrade
 from studio_common.testing.infra import free_port, reachable
 from studio_common.testing.jetstream import wait_until
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.models import Job, messaging
 from studio_transcoder.worker import Worker, durable_name
+
+from .conftest import publish_uploaded
 
 TRANSCODER_DIR = Path(__file__).resolve().parents[2] / "services" / "transcoder"
 BUCKET = "faults"
@@ -235,27 +236,7 @@ def make_source(path: Path) -> Path:
 async def submit(settings: TranscoderSettings, s3: Any, source: Path) -> uuid.UUID:
     key = f"uploads/{uuid.uuid4()}/{source.name}"
     s3.upload_file(str(source), BUCKET, key)
-    event = EpisodeUploadedV1(
-        episode_id=uuid.uuid4(),
-        title_id=uuid.uuid4(),
-        title_slug=f"show-{uuid.uuid4().hex[:8]}",
-        season_id=uuid.uuid4(),
-        season_number=1,
-        episode_number=1,
-        source_key=key,
-    )
-    env = Envelope.wrap(event)
-    nc = await nats.connect(settings.nats_url)
-    try:
-        await nc.jetstream().publish(
-            subject_for(settings.event_subject_root, env.type),
-            env.model_dump_json(by_alias=True).encode(),
-            headers={"Nats-Msg-Id": str(env.id)},
-            stream=settings.event_stream,
-        )
-    finally:
-        await nc.close()
-    return event.episode_id
+    return await publish_uploaded(settings, key)
 
 
 async def jobs_of(db: Database, episodes: list[uuid.UUID]) -> dict[uuid.UUID, Job]:

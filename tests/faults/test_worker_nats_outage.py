@@ -21,12 +21,10 @@ from pathlib import Path
 
 import boto3
 import httpx
-import nats
 import pytest
 from sqlalchemy import select
 
 from studio_common.db import Database
-from studio_common.events import Envelope, EpisodeUploadedV1, subject_for
 from studio_common.migrations import upgrade
 from studio_common.testing.infra import free_port, scratch_database
 from studio_common.testing.jetstream import wait_until
@@ -34,7 +32,7 @@ from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.models import Job
 from studio_transcoder.worker import Worker
 
-from .conftest import ROOT, PrivateNats, outage_seconds
+from .conftest import ROOT, PrivateNats, outage_seconds, publish_uploaded
 
 BUCKET = "faults-transcoder"
 
@@ -115,27 +113,7 @@ async def _submit(settings: TranscoderSettings, source: Path) -> uuid.UUID:
         aws_secret_access_key="test-secret",
     )
     await asyncio.to_thread(s3.upload_file, str(source), BUCKET, key)
-    event = EpisodeUploadedV1(
-        episode_id=uuid.uuid4(),
-        title_id=uuid.uuid4(),
-        title_slug=f"show-{uuid.uuid4().hex[:8]}",
-        season_id=uuid.uuid4(),
-        season_number=1,
-        episode_number=1,
-        source_key=key,
-    )
-    env = Envelope.wrap(event)
-    nc = await nats.connect(settings.nats_url)
-    try:
-        await nc.jetstream().publish(
-            subject_for(settings.event_subject_root, env.type),
-            env.model_dump_json(by_alias=True).encode(),
-            headers={"Nats-Msg-Id": str(env.id)},
-            stream=settings.event_stream,
-        )
-    finally:
-        await nc.close()
-    return event.episode_id
+    return await publish_uploaded(settings, key)
 
 
 async def _wait_ready(database: Database, episode_id: uuid.UUID, within: float) -> None:
