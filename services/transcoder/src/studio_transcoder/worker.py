@@ -542,19 +542,7 @@ class Worker:
                 job.progress = 0.0
                 job.playable = False
                 job.error_code = job.error_reason = None
-                # Every attempt writes a folder of its own: what an earlier one
-                # left (and what media serves) is never overwritten.
-                job.output_prefix = output_prefix(job.episode_id, new_version())
-                await enqueue(
-                    session,
-                    messaging,
-                    TranscodeStartedV1(
-                        episode_id=job.episode_id,
-                        job_id=job.id,
-                        attempt=job.attempts,
-                        hls_prefix=job.output_prefix,
-                    ),
-                )
+                await _start_in_new_folder(session, job)
                 gave_up = False
         if gave_up:
             await self._dead_letter(msg, f"gave up: {job.error_reason}")
@@ -672,17 +660,7 @@ class Worker:
                 return False
             row.progress = 0.0
             row.playable = False
-            row.output_prefix = output_prefix(row.episode_id, new_version())
-            await enqueue(
-                session,
-                messaging,
-                TranscodeStartedV1(
-                    episode_id=row.episode_id,
-                    job_id=row.id,
-                    attempt=row.attempts,
-                    hls_prefix=row.output_prefix,
-                ),
-            )
+            await _start_in_new_folder(session, row)
             job.output_prefix = row.output_prefix
         reporter.restart()
         reporter.note(f"storage answers again: attempt {job.attempts} starts over, not counted")
@@ -883,6 +861,22 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+async def _start_in_new_folder(session: Any, job: Job) -> None:
+    """Every attempt writes a folder of its own, announced with its start: what an
+    earlier one left (and what media serves) is never overwritten."""
+    job.output_prefix = output_prefix(job.episode_id, new_version())
+    await enqueue(
+        session,
+        messaging,
+        TranscodeStartedV1(
+            episode_id=job.episode_id,
+            job_id=job.id,
+            attempt=job.attempts,
+            hls_prefix=job.output_prefix,
+        ),
+    )
 
 
 def serve_metrics(
