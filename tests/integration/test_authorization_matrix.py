@@ -126,14 +126,27 @@ def operations_of(name: str) -> list[Operation]:
     return ops
 
 
+def api_routes(routes: list[Any], prefix: str = "") -> list[tuple[str, APIRoute]]:
+    """Every APIRoute with its full path, inside included routers too (FastAPI
+    keeps an included router as one entry of `app.routes`)."""
+    out: list[tuple[str, APIRoute]] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            out.append((prefix + route.path, route))
+        elif hasattr(route, "original_router"):
+            inner = prefix + (getattr(route.include_context, "prefix", "") or "")
+            out += api_routes(route.original_router.routes, inner)
+    return out
+
+
 def undeclared_routes(name: str) -> list[str]:
     """Routes without x-access, including those left out of the OpenAPI document."""
     out = []
-    for route in build_app(name).routes:
-        if not isinstance(route, APIRoute) or route.path in INFRASTRUCTURE:
+    for path, route in api_routes(build_app(name).routes):
+        if path in INFRASTRUCTURE:
             continue
         if ACCESS_EXTENSION not in (route.openapi_extra or {}):
-            out.append(f"{sorted(route.methods or ())} {route.path}")
+            out.append(f"{sorted(route.methods or ())} {path}")
     return out
 
 
@@ -164,6 +177,30 @@ def test_every_route_declares_its_access(name):
         assert op.access in valid, op.id
         if op.access == Access.self_or_admin.value:
             assert op.owner in op.path_params, f"{op.id}: owner {op.owner!r} is no path parameter"
+
+
+def _thread_pool_dependencies(dependant: Any, seen: set[int]) -> list[str]:
+    found: list[str] = []
+    for dep in dependant.dependencies:
+        call = dep.call
+        if call is not None and id(call) not in seen:
+            seen.add(id(call))
+            if not (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)):
+                found.append(getattr(call, "__qualname__", repr(call)))
+        found += _thread_pool_dependencies(dep, seen)
+    return found
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_no_dependency_runs_in_the_thread_pool(name):
+    # FastAPI runs a plain `def` dependency in its thread pool: a thread hand-off
+    # on every request of every route that uses it.
+    found: list[str] = []
+    routes = api_routes(build_app(name).routes)
+    assert len(routes) > len(INFRASTRUCTURE)
+    for path, route in routes:
+        found += [f"{path}: {d}" for d in _thread_pool_dependencies(route.dependant, set())]
+    assert found == []
 
 
 def test_admin_paths_need_editor_or_admin():

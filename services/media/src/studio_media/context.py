@@ -55,7 +55,9 @@ class MediaContext:
         await self.limiter.hit(self.limits[name], subject)
 
 
-def get_context(request: Request) -> MediaContext:
+async def get_context(request: Request) -> MediaContext:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread
+    # hand-off on every request (every HLS file through the gateway included).
     ctx: MediaContext = request.app.state.media
     return ctx
 
