@@ -1025,14 +1025,19 @@ def test_only_development_signs_with_a_key_of_its_own(media_settings):
 EDGE = {"X-Studio-Hls-Edge": "storage"}
 
 
-async def test_the_edge_answer_names_the_object_without_the_database(client, signing_key, bucket):
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "routed"])
+async def test_the_edge_answer_names_the_object_without_the_database(
+    media_settings, signing_key, bucket, fast_path
+):
     """ADR 8: behind the gateway media checks the token only and answers where the
-    object is; an episode it has never heard of is no database question."""
+    object is; an episode it has never heard of is no database question. The
+    same answers before routing (studio_media.api.edge) as through the routes."""
     episode_id, version = uuid.uuid4(), uuid.uuid4().hex
-    base = str(client.base_url).rstrip("/")
     good = tokens.sign(signing_key, episode_id, int(time.time()) + 300)
     key = f"hls/{episode_id}/{version}/180p/seg_000.ts"
-    async with httpx.AsyncClient() as plain:
+    app = edge_app(media_settings, hls_edge_fast_path=fast_path)
+    async with serve_app(app) as plain:
+        base = str(plain.base_url).rstrip("/")
         get = await plain.get(
             token_url(base, good, episode_id, f"{version}/180p/seg_000.ts"), headers=EDGE
         )

@@ -59,6 +59,11 @@ class MediaSettings(ServiceSettings):
     hls_segment_delivery: Literal["stream", "redirect"] = "stream"
     # Only when players reach this service directly: the gateway/Ingress sets CORS otherwise.
     hls_cors_allow_origin: str | None = None
+    # Answer the gateway's token check (ADR 8) before routing (studio_media.api.edge).
+    hls_edge_fast_path: bool = True
+    # One access-log line per HLS file served; off by default: the gateway logs
+    # every request, the request metrics count them, failures are always logged.
+    log_hls_requests: bool = False
     # Assets registered as public get a plain CDN URL in cdn mode.
     assets_public_by_default: bool = False
     # A folder no longer served (an older transcode, a failed attempt) is deleted

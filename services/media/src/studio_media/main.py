@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from studio_common.app import Runtime, create_service_app
 from studio_common.tasks import stop_task
 from studio_media.api import playback, uploads
+from studio_media.api.edge import HlsEdgeFastPath
 from studio_media.cdn import CdnSigner
 from studio_media.cleanup import cleanup_periodically
 from studio_media.config import MediaSettings
@@ -79,6 +80,13 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         tables=messaging,
         register_consumers=registrar(ctx),
         on_startup=on_startup,
+        # Players fetch a file every few seconds and the gateway logs each one;
+        # a line here too would be most of media's log. Failures are logged.
+        quiet_routes=()
+        if settings.log_hls_requests
+        else {("GET", playback.HLS_FILE), ("HEAD", playback.HLS_FILE)},
     )
     app.state.media = ctx
+    if settings.hls_edge_fast_path:
+        HlsEdgeFastPath.install(app)
     return app

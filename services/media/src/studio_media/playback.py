@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.errors import Conflict, NotFound, ProblemError, Unauthorized
 from studio_media import tokens
+from studio_media.config import MediaSettings
 from studio_media.context import MediaContext
 from studio_media.hls import PLAYLIST, file_in_folder, version_folder, version_of
 from studio_media.models import EpisodeAsset
@@ -135,15 +136,9 @@ class PlaybackService:
         edge: bool = False,
     ) -> Response:
         settings = self.ctx.settings
-        # The token first: nothing about the episode is revealed to a bad token.
-        expires_at = tokens.verify(settings.signing_keys(), token, episode_id)
-        path, content_type = file_in_folder(path)
-        version, _, inner = path.partition("/")
-        folder = version_folder(f"hls/{episode_id}/{version}/", episode_id)
-        if folder is None or not inner:
-            raise NotFound("No such file in this episode.")
         if edge:
-            return self.edge_answer(folder + inner, head=head)
+            return edge_answer(self.ctx, token, episode_id, path, head=head)
+        expires_at, folder, inner, content_type = checked_file(settings, token, episode_id, path)
         if await AssetRepository(self.session).serving(episode_id, folder) is None:
             raise NotFound("No such file in this episode.")
         key = folder + inner
@@ -199,15 +194,34 @@ class PlaybackService:
             stream.chunks(), status_code=stream.status, media_type=content_type, headers=headers
         )
 
-    def edge_answer(self, key: str, *, head: bool) -> Response:
-        """The gateway's answer (ADR 8): no database and no bytes, only where the
-        object is. The token names the episode and the path the version folder; a
-        folder that was deleted (a retired transcode, a deleted episode) answers 404
-        from storage. The gateway passes storage's headers on (Cache-Control as the
-        transcoder stored it, ETag, Content-Range) and turns its errors into problems."""
-        method = "HEAD" if head else "GET"
-        url = self.ctx.storage.presign_for_edge(key, method, EDGE_URL_TTL_SECONDS)
-        # No Cache-Control here: nginx would keep it over storage's.
-        return Response(
-            status_code=200, headers={"X-Accel-Redirect": EDGE_LOCATION, EDGE_URL_HEADER: url}
-        )
+
+def checked_file(
+    settings: MediaSettings, token: str, episode_id: uuid.UUID, path: str
+) -> tuple[int, str, str, str]:
+    """The token's expiry, the version folder, the file inside it and its content
+    type, for a path under ``/hls/{token}/{episodeId}/``. The token first:
+    nothing about the episode is revealed to a bad token."""
+    expires_at = tokens.verify(settings.signing_keys(), token, episode_id)
+    path, content_type = file_in_folder(path)
+    version, _, inner = path.partition("/")
+    folder = version_folder(f"hls/{episode_id}/{version}/", episode_id)
+    if folder is None or not inner:
+        raise NotFound("No such file in this episode.")
+    return expires_at, folder, inner, content_type
+
+
+def edge_answer(
+    ctx: MediaContext, token: str, episode_id: uuid.UUID, path: str, *, head: bool
+) -> Response:
+    """The gateway's answer (ADR 8): no database and no bytes, only where the
+    object is. The token names the episode and the path the version folder; a
+    folder that was deleted (a retired transcode, a deleted episode) answers 404
+    from storage. The gateway passes storage's headers on (Cache-Control as the
+    transcoder stored it, ETag, Content-Range) and turns its errors into problems."""
+    _, folder, inner, _ = checked_file(ctx.settings, token, episode_id, path)
+    method = "HEAD" if head else "GET"
+    url = ctx.storage.presign_for_edge(folder + inner, method, EDGE_URL_TTL_SECONDS)
+    # No Cache-Control here: nginx would keep it over storage's.
+    return Response(
+        status_code=200, headers={"X-Accel-Redirect": EDGE_LOCATION, EDGE_URL_HEADER: url}
+    )

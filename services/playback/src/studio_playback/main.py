@@ -5,7 +5,6 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 
 from studio_common.app import Runtime, create_service_app
 from studio_playback import api, subscribers
@@ -50,7 +49,5 @@ def create_app(settings: PlaybackSettings | None = None) -> FastAPI:
         quiet_routes=() if settings.log_position_writes else {("POST", "/api/playback")},
     )
     app.state.position_fast_path = settings.positions_fast_path
-    # Innermost of the app's middleware: inside the shared request-context one
-    # (request id, metrics, access log), outside routing.
-    app.user_middleware.append(Middleware(PositionWriteFastPath))
+    PositionWriteFastPath.install(app)
     return app
