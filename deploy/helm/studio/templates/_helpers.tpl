@@ -99,7 +99,8 @@ STUDIO_S3_REGION: {{ .Values.s3.region | quote }}
 {{- if .Values.s3.endpointUrl }}
 STUDIO_S3_ENDPOINT_URL: {{ .Values.s3.endpointUrl | quote }}
 {{- else if .Values.minio.enabled }}
-STUDIO_S3_ENDPOINT_URL: {{ printf "http://%s-minio:9000" $name | quote }}
+{{- /* By its full name: the HLS edge's nginx fetches the URLs media presigns for it. */}}
+STUDIO_S3_ENDPOINT_URL: {{ printf "http://%s-minio.%s.svc.%s:9000" $name .Release.Namespace .Values.clusterDomain | quote }}
 {{- end }}
 {{- if .Values.s3.publicEndpointUrl }}
 STUDIO_S3_PUBLIC_ENDPOINT_URL: {{ .Values.s3.publicEndpointUrl | quote }}
@@ -193,4 +194,68 @@ allows it. include "studio.clerkOrigin" $key
 {{- fail "player.clerkPublishableKey does not name a Clerk Frontend API host (pk_test_<base64 of host$>)" -}}
 {{- end -}}
 https://{{ $host }}
+{{- end }}
+
+{{/* The in-cluster HLS edge's port (deploy/helm/hls_edge_conf.py LISTEN_PORT). */}}
+{{- define "studio.hlsEdgePort" -}}
+8080
+{{- end }}
+
+{{/* The route table's /hls/ prefix route, as YAML (the edge takes it in front of its service). */}}
+{{- define "studio.hlsRoute" -}}
+{{- $table := include "studio.routes" . | fromYaml -}}
+{{- range $table.routes -}}
+{{- if and (eq .path "/hls/") (eq .match "prefix") -}}
+{{ toYaml . }}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Where the edge (Ingress or HTTPRoute) sends a route of the table, as YAML
+{service, port}: the HLS edge for /hls/ when it is enabled, else the route's
+own service. include "studio.routeBackend" (list $ $route)
+*/}}
+{{- define "studio.routeBackend" -}}
+{{- $root := index . 0 -}}
+{{- $route := index . 1 -}}
+{{- $name := include "studio.name" $root -}}
+{{- $table := include "studio.routes" $root | fromYaml -}}
+{{- if and $root.Values.hlsEdge.enabled (eq $route.path "/hls/") (eq $route.match "prefix") -}}
+service: {{ $name }}-hls-edge
+port: {{ include "studio.hlsEdgePort" $root }}
+{{- else -}}
+service: {{ $name }}-{{ $route.service }}
+port: {{ (index $table.services $route.service).port }}
+{{- end -}}
+{{- end }}
+
+{{/* A ServiceAccount's annotations (IRSA, Workload Identity): global, then the component's. */}}
+{{- define "studio.serviceAccountAnnotations" -}}
+{{- $root := index . 0 -}}
+{{- $own := index . 1 -}}
+{{- $annotations := mergeOverwrite (deepCopy ($root.Values.serviceAccount.annotations | default dict)) (deepCopy ($own.serviceAccountAnnotations | default dict)) -}}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+An HTTPRoute rule's filters: CORS for ingress.corsOrigins (the Gateway API CORS
+filter, experimental channel v1.3+), the same policy as the Ingress annotations
+and the local gateway.
+*/}}
+{{- define "studio.httpRouteFilters" -}}
+{{- with .Values.ingress.corsOrigins -}}
+filters:
+  - type: CORS
+    cors:
+      allowOrigins: {{ toJson . }}
+      allowCredentials: true
+      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+      allowHeaders: ["Authorization", "Content-Type", "X-Request-ID", "Range", "If-None-Match"]
+      exposeHeaders: ["X-Request-ID", "Content-Length", "Content-Range", "ETag", "Location", "Retry-After"]
+      maxAge: 600
+{{- end }}
 {{- end }}
