@@ -709,6 +709,8 @@ def test_the_operator_has_least_privilege(render):
         ("studio.anime", "transcoderautoscalers/status", ()): {"get", "patch"},
         ("apps", "deployments/scale", (f"{RELEASE}-transcoder-worker",)): {"get", "patch"},
         ("", "events", ()): {"create"},
+        # Busy workers marked (pod-deletion-cost, do-not-disrupt): studio_operator.busy.
+        ("", "pods", ()): {"list", "patch"},
     }
     binding = of_kind(manifests, "RoleBinding")[f"{RELEASE}-operator"]
     assert binding["subjects"] == [
@@ -741,13 +743,15 @@ def test_only_the_ingress_controller_reaches_the_apis(render, route_table, value
     assert "ingress" not in deny
     assert "egress" not in deny
 
-    api_ingress = [
-        p["spec"]
-        for p in policies.values()
+    api_ingress = {
+        name: p["spec"]
+        for name, p in policies.items()
         if p["spec"]["podSelector"].get("matchLabels", {}).get("studio.anime/role") == "api"
         and "Ingress" in p["spec"]["policyTypes"]
-    ]
-    (spec,) = api_ingress
+    }
+    # The ingress controller, and the metrics scraper (test_cluster_ops.py).
+    assert set(api_ingress) == {f"{RELEASE}-apis-from-ingress", f"{RELEASE}-apis-from-scraper"}
+    spec = api_ingress[f"{RELEASE}-apis-from-ingress"]
     (rule,) = spec["ingress"]
     assert rule["from"] == [
         {

@@ -1,0 +1,131 @@
+"""What a cluster operator needs beyond the manifests being valid: workers that
+the scheduler sizes and the kubelet does not evict, busy workers marked,
+ServiceAccounts that take cloud identities, metrics the cluster's Prometheus
+can find and is let in to scrape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import CHART, RELEASE, VALUES, load_values, of_kind
+
+WORKER = f"{RELEASE}-transcoder-worker"
+
+
+def worker_values(values: str) -> dict[str, Any]:
+    import yaml
+
+    base = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))["transcoderWorker"]
+    return {**base, **load_values(values).get("transcoderWorker", {})}
+
+
+@pytest.mark.parametrize("values", list(VALUES))
+def test_workers_request_their_scratch_as_ephemeral_storage(render, values):
+    w = worker_values(values)
+    deployment = of_kind(render(values), "Deployment")[WORKER]
+    pod = deployment["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    scratch = int(w["scratchSizeLimit"].removesuffix("Gi"))
+    expected = f"{scratch + w['ephemeralStorageMarginGi']}Gi"
+    assert c["resources"]["requests"]["ephemeral-storage"] == expected
+    assert c["resources"]["limits"]["ephemeral-storage"] == expected
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"]["sizeLimit"] == w["scratchSizeLimit"]
+    # CPU and memory are still the values' own.
+    assert c["resources"]["requests"]["memory"] == w["resources"]["requests"]["memory"]
+
+
+def test_a_scratch_size_must_be_whole_gi(helm):
+    with pytest.raises(Exception, match="scratchSizeLimit"):
+        helm.Chart.load(str(CHART)).render(
+            {"transcoderWorker": {"scratchSizeLimit": "500Mi"}}, name=RELEASE, namespace=RELEASE
+        )
+
+
+def test_the_autoscaler_marks_busy_workers_from_their_metrics(render):
+    manifests = render("default")
+    autoscaler = of_kind(manifests, "TranscoderAutoscaler")[WORKER]
+    assert autoscaler["spec"]["metricsPort"] == 9104
+    policies = of_kind(manifests, "NetworkPolicy")
+    # The operator may reach the workers' metrics port, and the workers let it in.
+    egress = policies[f"{RELEASE}-operator-egress"]["spec"]["egress"]
+    assert any(
+        rule["to"][0]
+        .get("podSelector", {})
+        .get("matchLabels", {})
+        .get("app.kubernetes.io/component")
+        == "transcoder-worker"
+        and rule["ports"] == [{"port": 9104, "protocol": "TCP"}]
+        for rule in egress
+    )
+    (inbound,) = policies[f"{RELEASE}-transcoder-worker-metrics"]["spec"]["ingress"]
+    components = [
+        peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+        for peer in inbound["from"]
+    ]
+    assert "operator" in components
+
+
+def test_service_accounts_take_annotations(render):
+    irsa = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/studio"}
+    gke = {"iam.gke.io/gcp-service-account": "media@project.iam.gserviceaccount.com"}
+    manifests = render(
+        {
+            "serviceAccount": {"annotations": irsa},
+            "services": {"media": {"serviceAccountAnnotations": gke}},
+        }
+    )
+    accounts = of_kind(manifests, "ServiceAccount")
+    assert accounts[f"{RELEASE}-media"]["metadata"]["annotations"] == {**irsa, **gke}
+    for name in ("catalog", "transcoder-worker", "operator", "player", "hls-edge"):
+        assert accounts[f"{RELEASE}-{name}"]["metadata"]["annotations"] == irsa, name
+    # None by default.
+    for account in of_kind(render("default"), "ServiceAccount").values():
+        assert "annotations" not in account["metadata"] or not any(
+            k.startswith(("eks.", "iam.gke")) for k in account["metadata"]["annotations"]
+        )
+
+
+def test_monitors_render_when_asked_and_select_what_serves_metrics(render, route_table, kinds):
+    assert kinds(render("default"), "ServiceMonitor") == {}  # no CRDs offline, auto
+    manifests = render(
+        {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}}
+    )
+    monitor = of_kind(manifests, "ServiceMonitor")[f"{RELEASE}-services"]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    (expression,) = [
+        e
+        for e in monitor["spec"]["selector"]["matchExpressions"]
+        if e["key"] == "app.kubernetes.io/component"
+    ]
+    assert set(expression["values"]) == set(route_table["services"])
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    services = of_kind(manifests, "Service")
+    for name in route_table["services"]:
+        assert services[f"{RELEASE}-{name}"]["spec"]["ports"][0]["name"] == "http"
+    pods = of_kind(manifests, "PodMonitor")[WORKER]
+    assert pods["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    worker = of_kind(manifests, "Deployment")[WORKER]["spec"]["template"]["spec"]["containers"][0]
+    assert [p["name"] for p in worker["ports"]] == ["metrics"]
+    assert kinds(render({"metrics": {"serviceMonitor": {"enabled": False}}}), "PodMonitor") == {}
+
+
+def test_the_scraper_is_let_in(render, route_table):
+    policies = of_kind(render("default"), "NetworkPolicy")
+    scraper = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    (apis,) = policies[f"{RELEASE}-apis-from-scraper"]["spec"]["ingress"]
+    assert apis["from"] == [scraper]
+    assert {p["port"] for p in apis["ports"]} == {
+        s["port"] for s in route_table["services"].values()
+    }
+    (workers,) = policies[f"{RELEASE}-transcoder-worker-metrics"]["spec"]["ingress"]
+    assert scraper in workers["from"]
+    assert workers["ports"] == [{"port": 9104, "protocol": "TCP"}]
+    # scraper: null lets none in.
+    policies = of_kind(render({"metrics": {"scraper": None}}), "NetworkPolicy")
+    assert f"{RELEASE}-apis-from-scraper" not in policies
