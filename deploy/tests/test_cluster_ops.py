@@ -129,3 +129,59 @@ def test_the_scraper_is_let_in(render, route_table):
     # scraper: null lets none in.
     policies = of_kind(render({"metrics": {"scraper": None}}), "NetworkPolicy")
     assert f"{RELEASE}-apis-from-scraper" not in policies
+
+
+def _studio_images(manifests: list[dict[str, Any]]) -> dict[str, str]:
+    """component name -> image of every container running one of our images."""
+    found: dict[str, str] = {}
+    for m in manifests:
+        spec = m.get("spec", {})
+        pod = spec.get("template", {}).get("spec") or spec.get("jobTemplate", {}).get("spec", {})
+        for c in pod.get("containers", []) if isinstance(pod, dict) else []:
+            if "/studio-" in c["image"]:
+                name = c["image"].rsplit("/studio-", 1)[1].split(":")[0].split("@")[0]
+                found[name] = c["image"]
+    return found
+
+
+def test_images_anyone_can_pull_tagged_with_the_app_version(render, route_table):
+    import yaml
+
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))["appVersion"]
+    images = _studio_images(render("default"))
+    assert set(images) == {*route_table["services"], "operator", "player"}
+    for name, image in images.items():
+        assert image == f"ghcr.io/studio-anime/studio-{name}:{app_version}"
+    # kind and Tilt: the locally built images.
+    for name, image in _studio_images(render("dev")).items():
+        assert image == f"studio/studio-{name}:dev"
+
+
+def test_digests_pin_images_and_a_component_may_override(render):
+    digest = "sha256:" + "ab" * 32
+    manifests = render(
+        {
+            "image": {
+                "registry": "registry.example:5000",
+                "repository": "team/anime",
+                "tag": "1.2.3",
+            },
+            "operator": {"image": {"digest": digest}},
+            "player": {"image": {"repository": "other/player", "tag": "x"}},
+        }
+    )
+    images = _studio_images(manifests)
+    assert images["catalog"] == "registry.example:5000/team/anime/studio-catalog:1.2.3"
+    assert images["operator"] == f"registry.example:5000/team/anime/studio-operator:1.2.3@{digest}"
+    player = of_kind(manifests, "Deployment")[f"{RELEASE}-player"]
+    assert player["spec"]["template"]["spec"]["containers"][0]["image"] == "other/player:x"
+    pinned = _studio_images(render({"image": {"digests": {"media": digest}}}))
+    assert pinned["media"].endswith(f"@{digest}")
+    assert "@" not in pinned["catalog"]
+
+
+def test_a_malformed_digest_is_refused(helm):
+    with pytest.raises(Exception, match="digests"):
+        helm.Chart.load(str(CHART)).render(
+            {"image": {"digests": {"media": "latest"}}}, name=RELEASE, namespace=RELEASE
+        )

@@ -141,7 +141,12 @@ def test_the_chart_runs_the_player_image_hardened_and_probed(render, values):
     module = player_conf_module()
     manifests = render(values)
     objects = player_objects(manifests)
-    registry = load_values(values).get("image", {}).get("registry", "studio")
+    image = {
+        "registry": "ghcr.io",
+        "repository": "studio-anime",
+        **load_values(values).get("image", {}),
+    }
+    registry = "/".join(p for p in (image["registry"], image["repository"]) if p)
     deployment, service = objects["Deployment"], objects["Service"]
     pod = deployment["spec"]["template"]["spec"]
     (c,) = pod["containers"]

@@ -29,14 +29,23 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
-{{/* <registry>/studio-<name>:<tag>; a per-component image.repository/tag wins. */}}
+{{/*
+A component's image: <image.registry>/<image.repository>/studio-<name>:<tag>[@<digest>]
+(no registry: <image.repository>/studio-<name>). The tag defaults to the chart's
+appVersion; image.digests.<name> pins the exact image. A component's own
+image.repository/tag/digest wins. include "studio.image" (list $ "catalog" $override)
+*/}}
 {{- define "studio.image" -}}
 {{- $root := index . 0 -}}
 {{- $name := index . 1 -}}
 {{- $override := index . 2 | default dict -}}
-{{- $repository := $override.repository | default (printf "%s/studio-%s" $root.Values.image.registry $name) -}}
-{{- $tag := $override.tag | default $root.Values.image.tag | default $root.Chart.AppVersion -}}
-{{ printf "%s:%s" $repository (toString $tag) }}
+{{- $i := $root.Values.image -}}
+{{- $prefix := trimSuffix "/" (join "/" (compact (list $i.registry $i.repository))) -}}
+{{- $repository := $override.repository | default (printf "%s/studio-%s" $prefix $name) -}}
+{{- $tag := $override.tag | default $i.tag | default $root.Chart.AppVersion -}}
+{{- $digest := $override.digest | default (index ($i.digests | default dict) $name) -}}
+{{- printf "%s:%s" $repository (toString $tag) -}}
+{{- with $digest }}@{{ . }}{{ end -}}
 {{- end }}
 
 {{- define "studio.podSecurityContext" -}}
