@@ -185,3 +185,48 @@ def test_a_malformed_digest_is_refused(helm):
         helm.Chart.load(str(CHART)).render(
             {"image": {"digests": {"media": "latest"}}}, name=RELEASE, namespace=RELEASE
         )
+
+
+def test_production_nats_is_a_three_node_jetstream_cluster(render):
+    manifests = render("production")
+    nats = of_kind(manifests, "StatefulSet")[f"{RELEASE}-nats"]
+    spec = nats["spec"]
+    assert spec["replicas"] == 3
+    assert spec["podManagementPolicy"] == "Parallel"
+    (c,) = spec["template"]["spec"]["containers"]
+    args = c["args"]
+    assert "--server_name=$(POD_NAME)" in args
+    assert f"--cluster_name={RELEASE}-nats" in args
+    (routes,) = [a.removeprefix("--routes=") for a in args if a.startswith("--routes=")]
+    assert routes.split(",") == [
+        f"nats://{RELEASE}-nats-{i}.{RELEASE}-nats-headless.{RELEASE}.svc.cluster.local:6222"
+        for i in range(3)
+    ]
+    headless = of_kind(manifests, "Service")[f"{RELEASE}-nats-headless"]["spec"]
+    assert headless["publishNotReadyAddresses"] is True
+    assert 6222 in [p["port"] for p in headless["ports"]]
+    pdb = of_kind(manifests, "PodDisruptionBudget")[f"{RELEASE}-nats"]["spec"]
+    assert pdb["maxUnavailable"] == 1
+    assert pdb["selector"] == spec["selector"]
+    # The services keep the stream on all three; the servers may route to each other.
+    assert (
+        of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]["STUDIO_NATS_STREAM_REPLICAS"]
+        == "3"
+    )
+    cluster = of_kind(manifests, "NetworkPolicy")[f"{RELEASE}-nats-cluster"]["spec"]
+    assert cluster["ingress"][0]["ports"] == [{"port": 6222, "protocol": "TCP"}]
+
+
+def test_one_nats_server_by_default_and_replicas_checked(render, helm):
+    manifests = render("default")
+    nats = of_kind(manifests, "StatefulSet")[f"{RELEASE}-nats"]
+    assert nats["spec"]["replicas"] == 1
+    assert f"{RELEASE}-nats" not in of_kind(manifests, "PodDisruptionBudget")
+    assert (
+        of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]["STUDIO_NATS_STREAM_REPLICAS"]
+        == "1"
+    )
+    with pytest.raises(Exception, match="streamReplicas"):
+        helm.Chart.load(str(CHART)).render(
+            {"nats": {"streamReplicas": 3}}, name=RELEASE, namespace=RELEASE
+        )

@@ -103,6 +103,9 @@ STUDIO_ENVIRONMENT: {{ .Values.environment | quote }}
 STUDIO_LOG_LEVEL: {{ .Values.logLevel | quote }}
 STUDIO_LOG_JSON: "true"
 STUDIO_NATS_URL: {{ include "studio.natsUrl" . | quote }}
+{{- if and .Values.nats.enabled (not (hasKey .Values.config "STUDIO_NATS_STREAM_REPLICAS")) }}
+STUDIO_NATS_STREAM_REPLICAS: {{ .Values.nats.streamReplicas | quote }}
+{{- end }}
 STUDIO_S3_BUCKET: {{ .Values.s3.bucket | quote }}
 STUDIO_S3_REGION: {{ .Values.s3.region | quote }}
 {{- if .Values.s3.endpointUrl }}
