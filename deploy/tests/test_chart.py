@@ -576,7 +576,8 @@ def test_production_shape(render, values):
     apis = {f"{RELEASE}-{name}" for name in table["services"]}
     if values == "production":
         assert set(hpas) == apis
-        assert set(pdbs) == apis
+        # The JetStream cluster and the HLS edge run several replicas too.
+        assert set(pdbs) == apis | {f"{RELEASE}-nats", f"{RELEASE}-hls-edge"}
         for name in apis:
             assert "replicas" not in deployments[name]["spec"], "the HPA owns replicas"
             assert hpas[name]["spec"]["minReplicas"] >= 2
@@ -672,6 +673,10 @@ def test_the_worker_liveness_asks_its_consumer(render, values):
 @pytest.mark.parametrize("values", VALUE_SETS)
 def test_the_autoscaler_targets_the_worker_queue(render, values):
     manifests = render(values)
+    if not load_values(values).get("operator", {}).get("enabled", True):
+        # KEDA scales them (values-keda.yaml; test_cluster_ops.py).
+        assert of_kind(manifests, "ScaledObject")
+        return
     (autoscaler,) = of_kind(manifests, "TranscoderAutoscaler").values()
     spec = autoscaler["spec"]
     assert spec["targetDeployment"] == f"{RELEASE}-transcoder-worker"

@@ -230,3 +230,40 @@ def test_one_nats_server_by_default_and_replicas_checked(render, helm):
         helm.Chart.load(str(CHART)).render(
             {"nats": {"streamReplicas": 3}}, name=RELEASE, namespace=RELEASE
         )
+
+
+def test_keda_scales_the_workers_instead_of_the_operator(render):
+    manifests = render(
+        {"operator": {"enabled": False}, "transcoderWorker": {"autoscaler": {"engine": "keda"}}}
+    )
+    assert of_kind(manifests, "TranscoderAutoscaler") == {}
+    assert f"{RELEASE}-operator" not in of_kind(manifests, "Deployment")
+    worker = of_kind(manifests, "Deployment")[WORKER]
+    assert "replicas" not in worker["spec"], "KEDA's HPA owns them"
+    scaled = of_kind(manifests, "ScaledObject")[WORKER]["spec"]
+    a = worker_values("default")["autoscaler"]
+    assert scaled["scaleTargetRef"]["name"] == WORKER
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (
+        a["minReplicas"],
+        a["maxReplicas"],
+    )
+    assert scaled["cooldownPeriod"] == a["scaleDownCooldownSeconds"]
+    consumers = [t["metadata"]["consumer"] for t in scaled["triggers"]]
+    assert consumers == [a["consumer"], *a["additionalConsumers"]]
+    for trigger in scaled["triggers"]:
+        assert trigger["type"] == "nats-jetstream"
+        meta = trigger["metadata"]
+        assert meta["stream"] == a["stream"]
+        assert meta["lagThreshold"] == str(a["jobsPerReplica"])
+        assert meta["natsServerMonitoringEndpoint"] == (
+            f"{RELEASE}-nats-headless.{RELEASE}.svc.cluster.local:8222"
+        )
+    # KEDA's operator may read NATS's monitoring port.
+    rules = of_kind(manifests, "NetworkPolicy")[f"{RELEASE}-nats-clients"]["spec"]["ingress"]
+    assert any(rule["ports"] == [{"port": 8222, "protocol": "TCP"}] for rule in rules)
+
+
+def test_the_operator_stays_the_default(render):
+    manifests = render("default")
+    assert of_kind(manifests, "ScaledObject") == {}
+    assert WORKER in of_kind(manifests, "TranscoderAutoscaler")

@@ -271,3 +271,11 @@ filters:
       maxAge: 600
 {{- end }}
 {{- end }}
+
+{{/* "true" when something else owns the workers' replicas (the operator or KEDA). */}}
+{{- define "studio.workerAutoscaled" -}}
+{{- $a := .Values.transcoderWorker.autoscaler -}}
+{{- if and $a.enabled (or (eq $a.engine "keda") (and (eq $a.engine "operator") .Values.operator.enabled)) -}}
+true
+{{- end -}}
+{{- end }}
