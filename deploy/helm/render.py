@@ -5,12 +5,16 @@
 
 Helm's own library does the linting and rendering (PyPI helm-python-sdk);
 kubernetes-validate checks every manifest against the schemas of one pinned
-Kubernetes version, and the TranscoderAutoscaler against its CRD.
+Kubernetes version, the TranscoderAutoscaler against its CRD, and the other
+projects' kinds the chart may render (Gateway API, Prometheus Operator, KEDA)
+against schemas/, the fields of their CRDs the chart uses. Without -f, every
+values file: the chart's defaults and deploy/helm/values-*.yaml.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 CHART = HERE / "studio"
-DEFAULT_VALUES = [None, HERE / "values-dev.yaml", HERE / "values-production.yaml"]
+DEFAULT_VALUES: list[Path | None] = [None, *sorted(HERE.glob("values-*.yaml"))]
+SCHEMAS = HERE / "schemas"
 KUBERNETES_VERSION = "1.33.0"
 
 
@@ -53,6 +58,16 @@ def crds() -> list[dict[str, Any]]:
     return [yaml.safe_load(p.read_text("utf-8")) for p in sorted((CHART / "crds").glob("*.yaml"))]
 
 
+def addon_schema(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """schemas/<group>_<version>_<Kind>.json for a kind from outside Kubernetes."""
+    group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
+    path = SCHEMAS / f"{group}_{version}_{doc.get('kind')}.json"
+    if not group or not path.is_file():
+        return None
+    schema: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    return schema
+
+
 def _json_schema(node: Any) -> Any:
     if isinstance(node, dict):
         node = dict(node)
@@ -75,7 +90,7 @@ def validate(docs: list[dict[str, Any]], kube_version: str) -> list[str]:
     problems: list[str] = []
     for doc in [*crds(), *docs]:
         where = f"{doc['kind']}/{doc['metadata']['name']}"
-        schema = custom.get((doc["apiVersion"], doc["kind"]))
+        schema = custom.get((doc["apiVersion"], doc["kind"])) or addon_schema(doc)
         try:
             if schema is not None:
                 jsonschema.validate(doc, schema)

@@ -12,10 +12,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "studio"
-VALUES = {
+# Every values file: the chart's defaults and deploy/helm/values-<name>.yaml.
+VALUES: dict[str, Path | None] = {
     "default": None,
-    "dev": ROOT / "deploy" / "helm" / "values-dev.yaml",
-    "production": ROOT / "deploy" / "helm" / "values-production.yaml",
+    **{
+        path.stem.removeprefix("values-"): path
+        for path in sorted((ROOT / "deploy" / "helm").glob("values-*.yaml"))
+    },
 }
 RELEASE, NAMESPACE = "studio", "studio"
 

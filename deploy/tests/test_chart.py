@@ -6,6 +6,7 @@ a least-privilege operator and network policies."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,16 @@ def test_the_clerk_secret_key_is_not_optional(render, values):
 # --- valid Kubernetes objects ---------------------------------------------------------
 
 
+def addon_schema(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """deploy/helm/schemas/: the Gateway API, Prometheus Operator and KEDA kinds."""
+    group, _, version = manifest["apiVersion"].rpartition("/")
+    path = CHART.parent / "schemas" / f"{group}_{version}_{manifest['kind']}.json"
+    if not group or not path.is_file():
+        return None
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
+
+
 def crd_schema() -> dict[str, Any]:
     crd = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -153,6 +164,11 @@ def test_every_rendered_manifest_is_valid(render, values):
         if manifest["apiVersion"] == "studio.anime/v1alpha1":
             jsonschema.validate(manifest, custom)
             continue
+        addon = addon_schema(manifest)
+        if addon is not None:
+            jsonschema.validate(manifest, addon)
+            assert manifest["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE, where
+            continue
         try:
             kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -186,29 +202,105 @@ def ingress_path(route: dict[str, str]) -> str:
     return route["path"] if route["path"].endswith("/") else route["path"] + "(/|$)"
 
 
+def with_values(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A values file with some values changed (deep merge)."""
+
+    def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(base)
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = value
+        return out
+
+    return merge(load_values(name), overrides)
+
+
+EDGE_PORT = 8080  # deploy/helm/hls_edge_conf.py LISTEN_PORT
+
+
+def route_backend(route: dict[str, str], ports: dict[str, int]) -> tuple[str, int]:
+    """Where the chart sends a route: /hls/ through the in-cluster HLS edge (ADR 8)."""
+    if route["path"] == "/hls/" and route["match"] == "prefix":
+        return f"{RELEASE}-hls-edge", EDGE_PORT
+    return f"{RELEASE}-{route['service']}", ports[route["service"]]
+
+
+def httproute_match(route: dict[str, str]) -> dict[str, str]:
+    if route["match"] == "exact":
+        return {"type": "Exact", "value": route["path"]}
+    if route["match"] == "regex":
+        return {"type": "RegularExpression", "value": route["path"]}
+    return {"type": "PathPrefix", "value": route["path"].rstrip("/")}
+
+
+def test_the_gateway_api_is_the_default_and_ingress_an_option(render, kinds):
+    default = render("default")
+    assert set(kinds(default, "HTTPRoute")) == {f"{RELEASE}-api"}
+    assert kinds(default, "Ingress") == {}
+    route = kinds(default, "HTTPRoute")[f"{RELEASE}-api"]["spec"]
+    assert route["parentRefs"] == [{"name": "studio"}]
+    assert route["hostnames"] == ["studio.localhost"]
+    # The Ingress keeps working, its class configurable.
+    ingress = render({"ingress": {"kind": "ingress", "className": "traefik"}})
+    assert kinds(ingress, "HTTPRoute") == {}
+    assert kinds(ingress, "Ingress")[f"{RELEASE}-api"]["spec"]["ingressClassName"] == "traefik"
+    # A Gateway of the chart's own when a class is named, HTTPS with the TLS secret.
+    own = render({"ingress": {"gateway": {"className": "eg"}, "tlsSecret": "api-tls"}})
+    gateway = kinds(own, "Gateway")[RELEASE]["spec"]
+    assert gateway["gatewayClassName"] == "eg"
+    assert [(lis["protocol"], lis["port"]) for lis in gateway["listeners"]] == [
+        ("HTTP", 80),
+        ("HTTPS", 443),
+    ]
+    assert gateway["listeners"][1]["tls"]["certificateRefs"] == [
+        {"kind": "Secret", "name": "api-tls"}
+    ]
+    assert kinds(own, "HTTPRoute")[f"{RELEASE}-api"]["spec"]["parentRefs"] == [{"name": RELEASE}]
+
+
+@pytest.mark.parametrize("kind", ["gateway", "ingress"])
 @pytest.mark.parametrize("values", VALUE_SETS)
-def test_ingress_paths_are_the_route_table(render, route_table, values):
-    ingress = of_kind(render(values), "Ingress")[f"{RELEASE}-api"]
-    (rule,) = ingress["spec"]["rules"]
-    rendered = [
-        (p["path"], p["pathType"], p["backend"]["service"]["name"], p["backend"]["service"]["port"])
-        for p in rule["http"]["paths"]
-    ]
+def test_edge_paths_are_the_route_table(render, route_table, values, kind):
+    manifests = render(with_values(values, {"ingress": {"kind": kind}}))
     ports = services_of(route_table)
-    expected = [
-        (
-            ingress_path(r),
-            "ImplementationSpecific",
-            f"{RELEASE}-{r['service']}",
-            {"number": ports[r["service"]]},
-        )
-        for r in route_table["routes"]
+    player = load_values(values).get("player", {}).get("enabled", True)
+    if kind == "ingress":
+        ingress = of_kind(manifests, "Ingress")[f"{RELEASE}-api"]
+        (rule,) = ingress["spec"]["rules"]
+        rendered = [
+            (
+                p["path"],
+                p["pathType"],
+                p["backend"]["service"]["name"],
+                p["backend"]["service"]["port"]["number"],
+            )
+            for p in rule["http"]["paths"]
+        ]
+        expected = [
+            (ingress_path(r), "ImplementationSpecific", *route_backend(r, ports))
+            for r in route_table["routes"]
+        ]
+        # Then the player, for every path no route claims, where it is installed.
+        if player:
+            expected.append(("/", "Prefix", f"{RELEASE}-player", PLAYER_PORT))
+        assert rendered == expected
+        assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
+        return
+    spec = of_kind(manifests, "HTTPRoute")[f"{RELEASE}-api"]["spec"]
+    rendered_rules = [
+        (rule["matches"], [(b["name"], b["port"]) for b in rule["backendRefs"]])
+        for rule in spec["rules"]
     ]
-    # Then the player, for every path no route claims, where it is installed.
-    if load_values(values).get("player", {}).get("enabled", True):
-        expected.append(("/", "Prefix", f"{RELEASE}-player", {"number": PLAYER_PORT}))
-    assert rendered == expected
-    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
+    expected_rules = [
+        ([{"path": httproute_match(r)}], [route_backend(r, ports)]) for r in route_table["routes"]
+    ]
+    if player:
+        expected_rules.append(
+            ([{"path": {"type": "PathPrefix", "value": "/"}}], [(f"{RELEASE}-player", PLAYER_PORT)])
+        )
+    assert rendered_rules == expected_rules
 
 
 def _gateway_route(table: Any, path: str, *, player: bool = True) -> str | None:
@@ -270,39 +362,97 @@ def _samples(table: Any) -> set[str]:
     return samples
 
 
-@pytest.mark.parametrize("player", [True, False])
-def test_the_ingress_routes_every_path_like_the_gateway(render, player):
-    table = load_route_table(CHART / "routes.yaml")
-    ingress = of_kind(render({"player": {"enabled": player}}), "Ingress")[f"{RELEASE}-api"]
-    paths = [
-        (p["path"], p["backend"]["service"]["name"].removeprefix(f"{RELEASE}-"))
-        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+def _httproute_route(rules: list[tuple[dict[str, str], str]], path: str) -> str | None:
+    """What a Gateway API implementation does: an Exact match first, then the
+    RegularExpression matches (full match, RE2), then the longest PathPrefix matched
+    element-wise (/api/titles covers /api/titles/x, not /api/titlesx). The spec leaves
+    regex precedence to the implementation; Envoy Gateway and Istio rank it above
+    prefixes, which this chart needs (deploy/helm/README.md)."""
+    for match, service in rules:
+        if match["type"] == "Exact" and match["value"] == path:
+            return service
+    for match, service in rules:
+        if match["type"] == "RegularExpression" and re.fullmatch(match["value"], path):
+            return service
+    prefixes = [
+        (m["value"], s)
+        for m, s in rules
+        if m["type"] == "PathPrefix"
+        and (m["value"] == "/" or path == m["value"] or path.startswith(m["value"] + "/"))
     ]
+    return max(prefixes, key=lambda p: len(p[0]))[1] if prefixes else None
+
+
+def _edge_answer(backend: str | None, path: str, player: bool) -> str | None:
+    """The HLS edge proxies /hls/ to media (deploy/tests/test_hls_edge.py) and answers
+    any other path with the same 404 problem as the player's server: the gateway's
+    `location /` ("player" or no route, as _gateway_route says)."""
+    if backend != "hls-edge":
+        return backend
+    if path.startswith("/hls/"):
+        return "media"
+    return "player" if player else None
+
+
+@pytest.mark.parametrize("kind", ["gateway", "ingress"])
+@pytest.mark.parametrize("player", [True, False])
+def test_the_edge_routes_every_path_like_the_gateway(render, player, kind):
+    table = load_route_table(CHART / "routes.yaml")
+    manifests = render({"player": {"enabled": player}, "ingress": {"kind": kind}})
+    if kind == "ingress":
+        ingress = of_kind(manifests, "Ingress")[f"{RELEASE}-api"]
+        paths = [
+            (p["path"], p["backend"]["service"]["name"].removeprefix(f"{RELEASE}-"))
+            for p in ingress["spec"]["rules"][0]["http"]["paths"]
+        ]
+
+        def edge(path: str) -> str | None:
+            return _edge_answer(_ingress_route(paths, path), path, player)
+    else:
+        spec = of_kind(manifests, "HTTPRoute")[f"{RELEASE}-api"]["spec"]
+        rules = [
+            (m["path"], rule["backendRefs"][0]["name"].removeprefix(f"{RELEASE}-"))
+            for rule in spec["rules"]
+            for m in rule["matches"]
+        ]
+
+        def edge(path: str) -> str | None:
+            return _edge_answer(_httproute_route(rules, path), path, player)
+
     samples = _samples(table)
     assert len(samples) > 60
     disagree = {
-        path: (_gateway_route(table, path, player=player), _ingress_route(paths, path))
+        path: (_gateway_route(table, path, player=player), edge(path))
         for path in sorted(samples)
-        if _gateway_route(table, path, player=player) != _ingress_route(paths, path)
+        if _gateway_route(table, path, player=player) != edge(path)
     }
     assert disagree == {}
     # The regex route really wins over the longer catalog prefix in both.
-    assert _ingress_route(paths, "/api/episodes/1/hls") == "media"
-    assert _ingress_route(paths, "/api/episodes/1") == "catalog"
+    assert edge("/api/episodes/1/hls") == "media"
+    assert edge("/api/episodes/1") == "catalog"
+    # Segments and playlists go through the HLS edge.
+    assert edge("/hls/t/e/v/720p/seg-00001.ts") == "media"
     # The player has the page and its files, and nothing a route claims.
     for path in ("/", "/player/app.js", "/player/config.json", "/nope"):
-        assert _ingress_route(paths, path) == ("player" if player else None), path
+        assert edge(path) == ("player" if player else None), path
     for r in table.routes:
         if r.match is not Match.REGEX:
-            assert _ingress_route(paths, r.path) == r.service, r.path
+            assert edge(r.path) == r.service, r.path
 
 
-def test_cors_origins_become_ingress_annotations(render):
+def test_cors_origins_become_ingress_annotations_or_the_httproute_filter(render):
     annotations = of_kind(render("dev"), "Ingress")[f"{RELEASE}-api"]["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/enable-cors"] == "true"
     assert annotations["nginx.ingress.kubernetes.io/cors-allow-origin"] == (
         "http://localhost:3000, http://127.0.0.1:3000, http://localhost:5173"
     )
+    # The same policy on every HTTPRoute rule (production is gateway by default).
+    spec = of_kind(render("production"), "HTTPRoute")[f"{RELEASE}-api"]["spec"]
+    for rule in spec["rules"]:
+        (cors,) = [f["cors"] for f in rule["filters"] if f["type"] == "CORS"]
+        assert cors["allowOrigins"] == ["https://studio.example"]
+        assert cors["allowCredentials"] is True
+        assert "Range" in cors["allowHeaders"]
 
 
 # --- the services -------------------------------------------------------------------
@@ -426,7 +576,8 @@ def test_production_shape(render, values):
     apis = {f"{RELEASE}-{name}" for name in table["services"]}
     if values == "production":
         assert set(hpas) == apis
-        assert set(pdbs) == apis
+        # The JetStream cluster and the HLS edge run several replicas too.
+        assert set(pdbs) == apis | {f"{RELEASE}-nats", f"{RELEASE}-hls-edge"}
         for name in apis:
             assert "replicas" not in deployments[name]["spec"], "the HPA owns replicas"
             assert hpas[name]["spec"]["minReplicas"] >= 2
@@ -522,6 +673,10 @@ def test_the_worker_liveness_asks_its_consumer(render, values):
 @pytest.mark.parametrize("values", VALUE_SETS)
 def test_the_autoscaler_targets_the_worker_queue(render, values):
     manifests = render(values)
+    if not load_values(values).get("operator", {}).get("enabled", True):
+        # KEDA scales them (values-keda.yaml; test_cluster_ops.py).
+        assert of_kind(manifests, "ScaledObject")
+        return
     (autoscaler,) = of_kind(manifests, "TranscoderAutoscaler").values()
     spec = autoscaler["spec"]
     assert spec["targetDeployment"] == f"{RELEASE}-transcoder-worker"
@@ -559,6 +714,8 @@ def test_the_operator_has_least_privilege(render):
         ("studio.anime", "transcoderautoscalers/status", ()): {"get", "patch"},
         ("apps", "deployments/scale", (f"{RELEASE}-transcoder-worker",)): {"get", "patch"},
         ("", "events", ()): {"create"},
+        # Busy workers marked (pod-deletion-cost, do-not-disrupt): studio_operator.busy.
+        ("", "pods", ()): {"list", "patch"},
     }
     binding = of_kind(manifests, "RoleBinding")[f"{RELEASE}-operator"]
     assert binding["subjects"] == [
@@ -591,13 +748,15 @@ def test_only_the_ingress_controller_reaches_the_apis(render, route_table, value
     assert "ingress" not in deny
     assert "egress" not in deny
 
-    api_ingress = [
-        p["spec"]
-        for p in policies.values()
+    api_ingress = {
+        name: p["spec"]
+        for name, p in policies.items()
         if p["spec"]["podSelector"].get("matchLabels", {}).get("studio.anime/role") == "api"
         and "Ingress" in p["spec"]["policyTypes"]
-    ]
-    (spec,) = api_ingress
+    }
+    # The ingress controller, and the metrics scraper (test_cluster_ops.py).
+    assert set(api_ingress) == {f"{RELEASE}-apis-from-ingress", f"{RELEASE}-apis-from-scraper"}
+    spec = api_ingress[f"{RELEASE}-apis-from-ingress"]
     (rule,) = spec["ingress"]
     assert rule["from"] == [
         {

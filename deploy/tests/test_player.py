@@ -141,7 +141,12 @@ def test_the_chart_runs_the_player_image_hardened_and_probed(render, values):
     module = player_conf_module()
     manifests = render(values)
     objects = player_objects(manifests)
-    registry = load_values(values).get("image", {}).get("registry", "studio")
+    image = {
+        "registry": "ghcr.io",
+        "repository": "studio-anime",
+        **load_values(values).get("image", {}),
+    }
+    registry = "/".join(p for p in (image["registry"], image["repository"]) if p)
     deployment, service = objects["Deployment"], objects["Service"]
     pod = deployment["spec"]["template"]["spec"]
     (c,) = pod["containers"]
@@ -236,6 +241,10 @@ def test_player_disabled_removes_it_and_its_ingress_path(render, route_table):
     manifests = render({"player": {"enabled": False}})
     assert player_objects(manifests) == {}
     assert not [m for m in manifests if "player" in m["metadata"]["name"]]
+    rules = of_kind(manifests, "HTTPRoute")[f"{RELEASE}-api"]["spec"]["rules"]
+    assert "/" not in [m["path"]["value"] for r in rules for m in r["matches"]]
+    assert len(rules) == len(route_table["routes"])
+    manifests = render({"player": {"enabled": False}, "ingress": {"kind": "ingress"}})
     (rule,) = of_kind(manifests, "Ingress")[f"{RELEASE}-api"]["spec"]["rules"]
     paths = rule["http"]["paths"]
     assert "/" not in [p["path"] for p in paths]

@@ -49,6 +49,7 @@ class FakeTilt:
             "helm": helm,
             "k8s_resource": k8s_resource,
             "link": lambda url, name: (url, name),
+            "TRIGGER_MODE_MANUAL": "manual",
         }
 
 
@@ -142,3 +143,12 @@ def test_dev_secrets_cover_every_secret_the_dev_install_reads(render):
                         manifest["metadata"]["name"],
                         ref,
                     )
+
+
+def test_the_autoscalers_can_be_released_before_tilt_down():
+    """Tilt runs no Helm hooks: a manual resource deletes the autoscalers while the
+    operator runs, as the pre-delete hook does."""
+    release = run_tiltfile().local["release-autoscalers"]
+    assert "delete transcoderautoscalers --all --wait=true" in release["cmd"]
+    assert release["auto_init"] is False
+    assert release["trigger_mode"] == "manual"

@@ -12,6 +12,7 @@ from .conftest import ROOT
 from .test_chart import KUBERNETES_VERSION
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+PUBLISH = ROOT / ".github" / "workflows" / "publish.yml"
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +53,28 @@ def test_the_kind_job_installs_the_chart_and_runs_e2e(jobs):
     kind = next(s for s in job["steps"] if s.get("uses", "").startswith("helm/kind-action"))
     assert kind["with"]["config"] == "deploy/kind/cluster.yaml"
     text = run_text(job)
+    # ffmpeg makes the e2e fixtures' video; the runner has none.
+    assert "apt-get install" in text
+    assert "ffmpeg" in text
     assert "kubectl apply -f deploy/kind/dev-secrets.yaml" in text
     assert "helm upgrade --install studio deploy/helm/studio" in text
     assert "-f deploy/helm/values-dev.yaml" in text
     assert "pytest tests/e2e" in text
-    # The dev install runs with pullPolicy=Never: the player's image is built and loaded.
-    assert "build player deploy/player/Dockerfile" in text
+    # Every image is built with build-push-action (which reaches the GitHub cache;
+    # a --cache-from in a run: step is inert), loaded into docker, then into kind.
+    builds = {
+        step["with"]["tags"]: step["with"]
+        for step in job["steps"]
+        if step.get("uses", "").startswith("docker/build-push-action")
+    }
+    images = jobs["images"]["strategy"]["matrix"]["include"]
+    assert set(builds) == {f"studio/studio-{i['name']}:dev" for i in images}
+    for image in images:
+        build = builds[f"studio/studio-{image['name']}:dev"]
+        assert build["file"] == image["dockerfile"]
+        assert build["load"] is True
+        assert build["cache-from"] == f"type=gha,scope={image['name']}"
+    assert "--cache-from" not in text
     assert re.search(r"for name in [^;]*\bplayer\b[^;]*; do\s+kind load docker-image", text)
 
 
@@ -66,3 +83,39 @@ def test_the_test_job_has_postgres_and_nats(jobs):
     assert "postgres" in job["services"]
     assert "docker run -d --name nats -p 4222:4222 nats:2 -js" in run_text(job)
     assert "make test" in run_text(job)
+
+
+def test_the_chart_job_lints_every_values_file(jobs):
+    text = run_text(jobs["chart"])
+    assert "for values in deploy/helm/values-*.yaml" in text
+    assert "deploy/helm/studio/values.yaml deploy/helm/values-*.yaml" in text
+    # The other projects' kinds (HTTPRoute, ServiceMonitor, ScaledObject) are validated too.
+    assert "CRDs-catalog" in text
+
+
+def test_a_tag_publishes_every_image_with_sbom_and_provenance(jobs):
+    data = yaml.safe_load(PUBLISH.read_text(encoding="utf-8"))
+    # PyYAML reads the key `on` as True.
+    triggers = data.get("on", data.get(True))
+    assert triggers["push"]["tags"] == ["v*"]
+    assert data["permissions"]["packages"] == "write"
+    publish = data["jobs"]["images"]
+    assert publish["strategy"]["matrix"] == jobs["images"]["strategy"]["matrix"]
+    (build,) = [
+        s for s in publish["steps"] if s.get("uses", "").startswith("docker/build-push-action")
+    ]
+    options = build["with"]
+    assert options["push"] is True
+    assert options["sbom"] is True
+    assert options["provenance"].startswith("mode=")
+    assert "linux/arm64" in options["platforms"]
+    assert options["cache-from"] == "type=gha,scope=${{ matrix.name }}"
+    (meta,) = [
+        s for s in publish["steps"] if s.get("uses", "").startswith("docker/metadata-action")
+    ]
+    # ghcr.io/<owner>/studio-<name>:<appVersion>: the chart's default references.
+    assert (
+        meta["with"]["images"] == "ghcr.io/${{ github.repository_owner }}/studio-${{ matrix.name }}"
+    )
+    assert "needs.version.outputs.version" in meta["with"]["tags"]
+    assert "appVersion" in run_text(data["jobs"]["version"])

@@ -222,6 +222,7 @@ async def test_against_real_jetstream(nats_url):
 async def test_startup_declares_the_namespaced_restricted_mode(monkeypatch):
     class Connected:
         closed = False
+        api_client = None
 
         async def close(self) -> None:
             Connected.closed = True
@@ -236,6 +237,9 @@ async def test_startup_declares_the_namespaced_restricted_mode(monkeypatch):
     assert settings.scanning.disabled is True
     assert settings.peering.standalone is True
     assert isinstance(memo.reader, JetStreamReader)
+    # Busy workers are marked through the same API client.
+    assert isinstance(memo.pods, handlers.KubernetesPods)
+    assert isinstance(memo.running, handlers.HttpRunningReader)
 
     await handlers.close(memo=memo, logger=LOG)
     assert Connected.closed

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -9,6 +10,7 @@ from typing import Any, ClassVar
 import pytest
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
+from nats.js.errors import APIError
 from sqlalchemy import select
 
 from studio_common.db import Database
@@ -297,3 +299,28 @@ async def test_the_relay_measures_its_lag_and_counts_what_it_published(
         "outbox_events_published_total", {"service": "commontest", "event_type": EVENT_TYPE}
     )
     assert published == 2.0
+
+
+async def test_ensure_stream_replicas_are_explicit_or_kept(
+    js: JetStreamContext, event_namespace
+) -> None:
+    """STUDIO_NATS_STREAM_REPLICAS is applied by the services; a caller without it
+    (the transcoder worker) keeps what the stream has."""
+    token = uuid.uuid4().hex[:8]
+    name, root = (
+        f"{event_namespace.stream}_R{token.upper()}",
+        f"{event_namespace.subject_root}r{token}",
+    )
+    try:
+        await ensure_stream(js, name, root, 1)
+        assert (await js.stream_info(name)).config.num_replicas == 1
+        await ensure_stream(js, name, root)
+        assert (await js.stream_info(name)).config.num_replicas == 1
+        # A server that refuses copies it cannot make keeps 1.
+        with contextlib.suppress(APIError):
+            await ensure_stream(js, name, root, 2)
+        asked = (await js.stream_info(name)).config.num_replicas
+        await ensure_stream(js, name, root)
+        assert (await js.stream_info(name)).config.num_replicas == asked
+    finally:
+        await js.delete_stream(name)

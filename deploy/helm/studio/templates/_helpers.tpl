@@ -29,14 +29,23 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
-{{/* <registry>/studio-<name>:<tag>; a per-component image.repository/tag wins. */}}
+{{/*
+A component's image: <image.registry>/<image.repository>/studio-<name>:<tag>[@<digest>]
+(no registry: <image.repository>/studio-<name>). The tag defaults to the chart's
+appVersion; image.digests.<name> pins the exact image. A component's own
+image.repository/tag/digest wins. include "studio.image" (list $ "catalog" $override)
+*/}}
 {{- define "studio.image" -}}
 {{- $root := index . 0 -}}
 {{- $name := index . 1 -}}
 {{- $override := index . 2 | default dict -}}
-{{- $repository := $override.repository | default (printf "%s/studio-%s" $root.Values.image.registry $name) -}}
-{{- $tag := $override.tag | default $root.Values.image.tag | default $root.Chart.AppVersion -}}
-{{ printf "%s:%s" $repository (toString $tag) }}
+{{- $i := $root.Values.image -}}
+{{- $prefix := trimSuffix "/" (join "/" (compact (list $i.registry $i.repository))) -}}
+{{- $repository := $override.repository | default (printf "%s/studio-%s" $prefix $name) -}}
+{{- $tag := $override.tag | default $i.tag | default $root.Chart.AppVersion -}}
+{{- $digest := $override.digest | default (index ($i.digests | default dict) $name) -}}
+{{- printf "%s:%s" $repository (toString $tag) -}}
+{{- with $digest }}@{{ . }}{{ end -}}
 {{- end }}
 
 {{- define "studio.podSecurityContext" -}}
@@ -94,12 +103,16 @@ STUDIO_ENVIRONMENT: {{ .Values.environment | quote }}
 STUDIO_LOG_LEVEL: {{ .Values.logLevel | quote }}
 STUDIO_LOG_JSON: "true"
 STUDIO_NATS_URL: {{ include "studio.natsUrl" . | quote }}
+{{- if and .Values.nats.enabled (not (hasKey .Values.config "STUDIO_NATS_STREAM_REPLICAS")) }}
+STUDIO_NATS_STREAM_REPLICAS: {{ .Values.nats.streamReplicas | quote }}
+{{- end }}
 STUDIO_S3_BUCKET: {{ .Values.s3.bucket | quote }}
 STUDIO_S3_REGION: {{ .Values.s3.region | quote }}
 {{- if .Values.s3.endpointUrl }}
 STUDIO_S3_ENDPOINT_URL: {{ .Values.s3.endpointUrl | quote }}
 {{- else if .Values.minio.enabled }}
-STUDIO_S3_ENDPOINT_URL: {{ printf "http://%s-minio:9000" $name | quote }}
+{{- /* By its full name: the HLS edge's nginx fetches the URLs media presigns for it. */}}
+STUDIO_S3_ENDPOINT_URL: {{ printf "http://%s-minio.%s.svc.%s:9000" $name .Release.Namespace .Values.clusterDomain | quote }}
 {{- end }}
 {{- if .Values.s3.publicEndpointUrl }}
 STUDIO_S3_PUBLIC_ENDPOINT_URL: {{ .Values.s3.publicEndpointUrl | quote }}
@@ -193,4 +206,76 @@ allows it. include "studio.clerkOrigin" $key
 {{- fail "player.clerkPublishableKey does not name a Clerk Frontend API host (pk_test_<base64 of host$>)" -}}
 {{- end -}}
 https://{{ $host }}
+{{- end }}
+
+{{/* The in-cluster HLS edge's port (deploy/helm/hls_edge_conf.py LISTEN_PORT). */}}
+{{- define "studio.hlsEdgePort" -}}
+8080
+{{- end }}
+
+{{/* The route table's /hls/ prefix route, as YAML (the edge takes it in front of its service). */}}
+{{- define "studio.hlsRoute" -}}
+{{- $table := include "studio.routes" . | fromYaml -}}
+{{- range $table.routes -}}
+{{- if and (eq .path "/hls/") (eq .match "prefix") -}}
+{{ toYaml . }}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Where the edge (Ingress or HTTPRoute) sends a route of the table, as YAML
+{service, port}: the HLS edge for /hls/ when it is enabled, else the route's
+own service. include "studio.routeBackend" (list $ $route)
+*/}}
+{{- define "studio.routeBackend" -}}
+{{- $root := index . 0 -}}
+{{- $route := index . 1 -}}
+{{- $name := include "studio.name" $root -}}
+{{- $table := include "studio.routes" $root | fromYaml -}}
+{{- if and $root.Values.hlsEdge.enabled (eq $route.path "/hls/") (eq $route.match "prefix") -}}
+service: {{ $name }}-hls-edge
+port: {{ include "studio.hlsEdgePort" $root }}
+{{- else -}}
+service: {{ $name }}-{{ $route.service }}
+port: {{ (index $table.services $route.service).port }}
+{{- end -}}
+{{- end }}
+
+{{/* A ServiceAccount's annotations (IRSA, Workload Identity): global, then the component's. */}}
+{{- define "studio.serviceAccountAnnotations" -}}
+{{- $root := index . 0 -}}
+{{- $own := index . 1 -}}
+{{- $annotations := mergeOverwrite (deepCopy ($root.Values.serviceAccount.annotations | default dict)) (deepCopy ($own.serviceAccountAnnotations | default dict)) -}}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+An HTTPRoute rule's filters: CORS for ingress.corsOrigins (the Gateway API CORS
+filter, experimental channel v1.3+), the same policy as the Ingress annotations
+and the local gateway.
+*/}}
+{{- define "studio.httpRouteFilters" -}}
+{{- with .Values.ingress.corsOrigins -}}
+filters:
+  - type: CORS
+    cors:
+      allowOrigins: {{ toJson . }}
+      allowCredentials: true
+      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+      allowHeaders: ["Authorization", "Content-Type", "X-Request-ID", "Range", "If-None-Match"]
+      exposeHeaders: ["X-Request-ID", "Content-Length", "Content-Range", "ETag", "Location", "Retry-After"]
+      maxAge: 600
+{{- end }}
+{{- end }}
+
+{{/* "true" when something else owns the workers' replicas (the operator or KEDA). */}}
+{{- define "studio.workerAutoscaled" -}}
+{{- $a := .Values.transcoderWorker.autoscaler -}}
+{{- if and $a.enabled (or (eq $a.engine "keda") (and (eq $a.engine "operator") .Values.operator.enabled)) -}}
+true
+{{- end -}}
 {{- end }}

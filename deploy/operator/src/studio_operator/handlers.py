@@ -19,9 +19,16 @@ from typing import Any
 
 import kopf
 
+from studio_operator.busy import PodClient, RunningReader, mark_deployment
 from studio_operator.decision import Decision, Policy, QueueLoad, decide
 from studio_operator.jetstream import JetStreamReader, LoadReader, QueueReadError
-from studio_operator.kube import KubernetesScaler, ScaleClient, TargetNotFound
+from studio_operator.kube import (
+    HttpRunningReader,
+    KubernetesPods,
+    KubernetesScaler,
+    ScaleClient,
+    TargetNotFound,
+)
 from studio_operator.settings import GROUP, PLURAL, VERSION, OperatorSettings
 
 SETTINGS = OperatorSettings.from_env()
@@ -42,12 +49,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     memo.reader = JetStreamReader()
     memo.scaler = await KubernetesScaler.connect()
+    memo.pods = KubernetesPods(memo.scaler.api_client)
+    memo.running = HttpRunningReader()
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     reader: JetStreamReader | None = memo.get("reader")
     scaler: KubernetesScaler | None = memo.get("scaler")
+    running: HttpRunningReader | None = memo.get("running")
+    if running is not None:
+        await running.close()
     if reader is not None:
         await reader.close()
     if scaler is not None:
@@ -74,6 +86,8 @@ async def autoscale(
         scaler=memo.scaler,
         now=clock(),
         logger=logger,
+        pods=memo.get("pods"),
+        running=memo.get("running"),
     )
 
 
@@ -87,8 +101,12 @@ async def reconcile(
     scaler: ScaleClient,
     now: datetime,
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    pods: PodClient | None = None,
+    running: RunningReader | None = None,
 ) -> Decision | None:
-    """One evaluation. Returns the decision, or None when nothing could be decided."""
+    """One evaluation. Returns the decision, or None when nothing could be decided.
+    With a pod client and a metrics reader, the worker pods are marked busy or
+    idle first (studio_operator.busy), so a scale-down removes idle ones."""
     target = str(spec.get("targetDeployment", ""))
     try:
         policy = Policy.from_spec(spec)
@@ -106,6 +124,9 @@ async def reconcile(
         return _failed(patch, now, str(exc), logger)
     except Exception as exc:
         return _failed(patch, now, f"reading the scale of {target}: {_describe(exc)}", logger)
+
+    if pods is not None and running is not None:
+        await _mark(pods, running, namespace, target, spec, patch, logger)
 
     try:
         load = await read_load(reader, nats_url, stream, consumers)
@@ -141,6 +162,25 @@ async def reconcile(
     patch.status["lastScaleTime"] = None if last_scale is None else format_time(last_scale)
     patch.status["error"] = None
     return decision
+
+
+async def _mark(
+    pods: PodClient,
+    running: RunningReader,
+    namespace: str,
+    target: str,
+    spec: Mapping[str, Any],
+    patch: kopf.Patch,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> None:
+    """Marking is best effort: a failure is logged and scaling goes on."""
+    port = int(spec.get("metricsPort") or 9104)
+    try:
+        seen = await mark_deployment(pods, running, namespace, target, port)
+    except Exception as exc:
+        logger.warning("could not mark busy workers of %s: %s", target, _describe(exc))
+        return
+    patch.status["busyWorkers"] = sum(1 for jobs in seen.values() if jobs)
 
 
 async def read_load(

@@ -1,16 +1,22 @@
-"""The one thing the operator changes in the cluster: a Deployment's scale.
+"""What the operator changes in the cluster: a Deployment's scale, and the
+busy/idle annotations of its pods (studio_operator.busy).
 
-Only the ``deployments/scale`` subresource is read and patched, so the RBAC
-Role can be limited to exactly that (see the chart's operator-rbac.yaml).
+Only the ``deployments/scale`` subresource is read and patched, and pods are
+listed and patched in the operator's namespace, so the RBAC Role is limited to
+exactly that (the chart's operator.yaml).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
+import aiohttp  # kopf's own HTTP client
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
+
+from studio_operator.busy import WorkerPod, parse_running
 
 FIELD_MANAGER = "studio-operator"
 
@@ -29,6 +35,10 @@ class KubernetesScaler:
     def __init__(self, api_client: Any) -> None:
         self._api_client = api_client
         self._apps = client.AppsV1Api(api_client)
+
+    @property
+    def api_client(self) -> Any:
+        return self._api_client
 
     @classmethod
     async def connect(cls) -> KubernetesScaler:
@@ -63,3 +73,67 @@ class KubernetesScaler:
 
     async def close(self) -> None:
         await self._api_client.close()
+
+
+class KubernetesPods:
+    """The worker pods: their selector (from the scale), listing, annotating."""
+
+    def __init__(self, api_client: Any) -> None:
+        self._apps = client.AppsV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
+
+    async def selector(self, namespace: str, deployment: str) -> str:
+        scale = await self._apps.read_namespaced_deployment_scale(deployment, namespace)
+        return str(scale.status.selector or "")
+
+    async def list_pods(self, namespace: str, selector: str) -> list[WorkerPod]:
+        if not selector:
+            return []
+        found = await self._core.list_namespaced_pod(namespace, label_selector=selector)
+        return [
+            WorkerPod(
+                name=str(pod.metadata.name),
+                ip=pod.status.pod_ip if pod.status else None,
+                annotations=dict(pod.metadata.annotations or {}),
+                deleting=pod.metadata.deletion_timestamp is not None,
+            )
+            for pod in found.items
+        ]
+
+    async def annotate(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> None:
+        try:
+            await self._core.patch_namespaced_pod(
+                name,
+                namespace,
+                {"metadata": {"annotations": dict(annotations)}},
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # the pod went away meanwhile
+                raise
+
+
+class HttpRunningReader:
+    """A worker's running jobs from its /metrics."""
+
+    def __init__(self, timeout_seconds: float = 2.0) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def running(self, ip: str, port: int) -> int | None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        host = f"[{ip}]" if ":" in ip else ip
+        try:
+            async with self._session.get(f"http://{host}:{port}/metrics") as reply:
+                if reply.status != 200:
+                    return None
+                return parse_running(await reply.text())
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -165,7 +165,12 @@ def create_service_app(
             await connect_within(broker.connect(), settings.nats_startup_wait_seconds)
             nats_link.mark_connected()
             stack.push_async_callback(_stop_broker, broker, nats_link)
-            await ensure_stream(runtime.js, settings.event_stream, settings.event_subject_root)
+            await ensure_stream(
+                runtime.js,
+                settings.event_stream,
+                settings.event_subject_root,
+                settings.nats_stream_replicas,
+            )
             await broker.start()
             harden_pull_fetch(broker, nats_link)
             # Identity's current roles, loaded before the first request (ADR 7).

@@ -123,17 +123,25 @@ async def enqueue(
     return envelope
 
 
-async def ensure_stream(js: JetStreamContext, name: str, subject_root: str) -> None:
+async def ensure_stream(
+    js: JetStreamContext, name: str, subject_root: str, replicas: int | None = None
+) -> None:
+    """Create or update the event stream. `replicas` (STUDIO_NATS_STREAM_REPLICAS:
+    3 on a 3-node JetStream cluster) is applied when given; a caller without it
+    keeps what the stream has (1 when it creates it)."""
     config = StreamConfig(
         name=name,
         subjects=[f"{subject_root}.>"],
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=replicas or 1,
     )
     try:
-        await js.stream_info(name)
+        info = await js.stream_info(name)
     except NotFoundError:
         await js.add_stream(config)
     else:
+        if replicas is None:
+            config.num_replicas = info.config.num_replicas or 1
         await js.update_stream(config)
 
 

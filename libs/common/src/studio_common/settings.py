@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
     # Subjects are "<root>.<service>.<entity>.<verb>"; tests use a private root.
     event_subject_root: str = Field(default="studio", pattern=r"^[a-zA-Z0-9_-]+$")
     event_stream: str = Field(default="STUDIO", pattern=r"^[A-Za-z0-9_-]+$")
+    # Copies of the event stream JetStream keeps: 3 on a 3-node cluster, so one
+    # server may go (a node drain, an upgrade) without losing or pausing events.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     # Relay and consumers run inside the API process unless switched off.
     run_outbox_relay: bool = True
     run_consumers: bool = True

@@ -140,6 +140,30 @@ class PlayerServerOptions:
     source: str = "deploy/player/nginx_conf.py"
 
 
+@dataclass(frozen=True)
+class EdgeServerOptions:
+    """The in-cluster HLS edge (the chart's `hlsEdge`, ADR 8): nginx that takes
+    `/hls/` from the ingress or Gateway, asks media to check the token and fetches
+    the bytes from storage itself, as the local gateway does. The chart substitutes
+    the placeholders deploy/helm/hls_edge_conf.py passes for these."""
+
+    # host:port of the token-checking service (the chart: <release>-media:<port>).
+    upstream: str
+    # DNS for storage's host in the presigned URLs (the cluster's DNS Service).
+    resolver: str
+    # The ingress controller's / Gateway's addresses: their X-Forwarded-For names
+    # the viewer, who becomes $remote_addr and the X-Forwarded-For media sees.
+    trusted_proxies: tuple[str, ...] = ()
+    runtime_dir: Path = Path("/tmp")  # noqa: S108 - inside the edge container
+    listen: str = "8080"
+    source: str = "deploy/helm/hls_edge_conf.py"
+
+
+# The edge's own liveness/readiness path, answered by nginx alone (never routed
+# to it by the ingress: only /hls/ is).
+EDGE_HEALTH_PATH = "/__studio/healthz"
+
+
 def player_clerk_origin_map(clerk_publishable_key: str) -> str:
     """The `<config_dir>/*.map` file that gives the player image's CSP a Clerk key's
     Frontend API origin (the chart renders the same from its values)."""
@@ -322,6 +346,92 @@ def render_player_nginx_conf(options: PlayerServerOptions) -> str:
                 "",
                 "# HSTS only when the ingress controller was reached over TLS.",
                 *_hsts_map("$http_x_forwarded_proto"),
+            ]
+        ),
+        "",
+        *_indent(["server {", *_indent(server), "}"]),
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_hls_edge_nginx_conf(table: RouteTable, options: EdgeServerOptions) -> str:
+    """A whole nginx config for the in-cluster HLS edge: the table's `/hls/` route
+    with exactly the local gateway's locations (`_hls_edge_locations`), its problem
+    bodies and security headers, and nothing else (any other path is the 404
+    problem). CORS stays with the ingress or Gateway in front of it."""
+    hls = [r for r in table.routes if r.path == HLS_PREFIX and r.match is Match.PREFIX]
+    if len(hls) != 1:
+        raise ValueError(f"the route table has no single prefix route {HLS_PREFIX}")
+    (route,) = hls
+    if not options.resolver:
+        raise ValueError("the HLS edge needs a resolver for storage's host")
+    run = options.runtime_dir
+    real_ip = [f"set_real_ip_from {proxy};" for proxy in options.trusted_proxies]
+    if real_ip:
+        real_ip += ["real_ip_header X-Forwarded-For;", "real_ip_recursive on;"]
+    server = [
+        f"listen {options.listen};",
+        "server_name _;",
+        "",
+        *(
+            ["# The viewer's address, from the trusted proxies' X-Forwarded-For.", *real_ip, ""]
+            if real_ip
+            else []
+        ),
+        "# add_header/proxy_set_header live here only: a location that set its own",
+        "# would silently drop all of these.",
+        *_security_headers(content_security_policy()),
+        "",
+        "proxy_http_version 1.1;",
+        *_proxy_headers(),
+        "proxy_hide_header X-Request-ID;",
+        "proxy_connect_timeout 5s;",
+        "proxy_read_timeout 120s;",
+        "proxy_send_timeout 120s;",
+        "",
+        *_error_pages(),
+        "",
+        f"location = {EDGE_HEALTH_PATH} {{",
+        "    access_log off;",
+        "    default_type text/plain;",
+        "    return 200 'ok';",
+        "}",
+        "",
+        *_hls_edge_locations(route, options.resolver),
+        *_hls_problem_locations(),
+        "# Anything else: the ingress sends only the HLS route here.",
+        "location / {",
+        *_indent(_problem_body(404)),
+        "}",
+        "",
+        "location @problem_404 {",
+        *_indent(_problem_body(404)),
+        "}",
+        "",
+        *_problem_locations()[:-1],
+    ]
+    lines = [
+        *_preamble(
+            f"{options.source} (studio_devstack.gateway)",
+            "the generator",
+            run / "nginx.pid",
+            "stderr",
+        ),
+        "http {",
+        *_indent(_http_basics(run, "1m", "/dev/stdout")),
+        "",
+        *_indent(_request_id_map()),
+        "",
+        *_indent(
+            [
+                "# HSTS only when the client reached the ingress over TLS.",
+                *_hsts_map("$http_x_forwarded_proto"),
+                "",
+                f"upstream studio_{route.service} {{",
+                f"    server {options.upstream};",
+                "    keepalive 16;",
+                "}",
             ]
         ),
         "",
