@@ -34,6 +34,9 @@ SECONDS = 14
 # The sign: a magenta box drawn from (SIGN_X, SIGN_Y), SIGN_W x SIGN_H script pixels.
 SIGN_X, SIGN_Y, SIGN_W, SIGN_H = 120, 90, 160, 100
 MAGENTA = (255, 0, 255)
+# A second sign, green, only from 9 s to 11 s: seeking in and out of it checks sync.
+LATE_X, LATE_Y, LATE_W, LATE_H, LATE_FROM, LATE_TO = 440, 90, 100, 100, 9, 11
+GREEN = (0, 255, 0)
 # The Japanese line: bottom centre, in the attached font.
 JP_FONT = Path("/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf")
 LATIN_ONLY = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -55,6 +58,7 @@ Style: Line,IPAGothic,52,&H00FFFFFF,&H00FFFFFF,&H00000000,&H00000000,0,0,0,0,100
 Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
 Dialogue: 0,0:00:00.00,0:00:{SECONDS:02d}.00,Sign,,0,0,0,,{{\\pos({SIGN_X},{SIGN_Y})\\p1}}m 0 0 l {SIGN_W} 0 {SIGN_W} {SIGN_H} 0 {SIGN_H}{{\\p0}}
 Dialogue: 0,0:00:00.00,0:00:{SECONDS:02d}.00,Line,,0,0,0,,{JP_LINE}
+Dialogue: 0,0:00:{LATE_FROM:02d}.00,0:00:{LATE_TO:02d}.00,Sign,,0,0,0,,{{\\pos({LATE_X},{LATE_Y})\\c&H00FF00&\\p1}}m 0 0 l {LATE_W} 0 {LATE_W} {LATE_H} 0 {LATE_H}{{\\p0}}
 """
 
 
@@ -179,6 +183,7 @@ def _open(page: Any, stack: Any, episode: dict[str, Any]) -> None:
 def _play_seek_and_shoot(page: Any, at: float) -> tuple[Image, dict[str, float]]:
     """Plays a moment, seeks, pauses there, and screenshots the video once the
     renderer has drawn the new time; returns it and where the video's picture lies."""
+    page.evaluate("() => document.getElementById('video').play()")
     page.wait_for_function(
         "() => document.getElementById('video').currentTime > 0.5", timeout=WAIT_MS
     )
@@ -251,6 +256,15 @@ def test_the_sign_is_drawn_at_its_position_and_the_japanese_line_in_its_font(
         assert _near(styled.pixel(x, y), MAGENTA), (x, y, styled.pixel(x, y))
     outside = _at(box, SIGN_X + SIGN_W + 40, SIGN_Y + SIGN_H + 40)
     assert not _near(styled.pixel(*outside), MAGENTA)
+
+    # In sync after seeks: the late sign shows only inside its time, both ways.
+    late = _at(box, LATE_X + LATE_W / 2, LATE_Y + LATE_H / 2)
+    assert not _near(styled.pixel(*late), GREEN)
+    inside, inside_box = _play_seek_and_shoot(page, LATE_FROM + 0.5)
+    late = _at(inside_box, LATE_X + LATE_W / 2, LATE_Y + LATE_H / 2)
+    assert _near(inside.pixel(*late), GREEN), inside.pixel(*late)
+    back, back_box = _play_seek_and_shoot(page, 6.0)
+    assert not _near(back.pixel(*_at(back_box, LATE_X + LATE_W / 2, LATE_Y + LATE_H / 2)), GREEN)
 
     # The same frame with every font replaced by one without Japanese glyphs: tofu.
     missing = page.context.new_page()
