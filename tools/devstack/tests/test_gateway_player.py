@@ -181,6 +181,13 @@ def test_player_files_have_their_types(gateway: Gateway, http) -> None:
         ("/player/style.css", "text/css"),
         ("/player/vendor/hls.min.js", "application/javascript"),
         ("/player/config.json", "application/json"),
+        # The ASS renderer: an ES module, its worker, WebAssembly (streamed
+        # compilation needs the type) and the fonts.
+        ("/player/vendor/jassub/jassub.js", "application/javascript"),
+        ("/player/vendor/jassub/worker/worker.js", "application/javascript"),
+        ("/player/vendor/jassub/wasm/jassub-worker.wasm", "application/wasm"),
+        ("/player/vendor/jassub/default.woff2", "font/woff2"),
+        ("/player/vendor/fonts/DroidSansFallback.woff2", "font/woff2"),
     ):
         reply = http(gateway.port, "GET", path)
         assert reply.status == 200, path
@@ -338,6 +345,8 @@ def test_the_player_server_answers_like_the_gateway(player_server: PlayerServer,
         ("/player/app.js", "application/javascript"),
         ("/player/style.css", "text/css"),
         ("/player/vendor/hls.min.js", "application/javascript"),
+        ("/player/vendor/jassub/wasm/jassub-worker-modern.wasm", "application/wasm"),
+        ("/player/vendor/fonts/DroidSansFallback.woff2", "font/woff2"),
     ):
         reply = http(port, "GET", path)
         assert reply.status == 200, path
