@@ -292,6 +292,12 @@ def test_the_sign_is_drawn_at_its_position_and_the_japanese_line_in_its_font(
     (RESULTS / "styled-subtitles.png").write_bytes(page.screenshot())
 
 
+def _wait_renderer(page: Any, renderer: str) -> None:
+    page.wait_for_selector(
+        f'#player[data-subtitle-renderer="{renderer}"]', state="attached", timeout=WAIT_MS
+    )
+
+
 def _dropped_frames(page: Any, seconds: float) -> dict[str, float]:
     page.evaluate(
         "() => { const v = document.getElementById('video'); v.currentTime = 0; v.play(); }"
@@ -312,23 +318,37 @@ def _dropped_frames(page: Any, seconds: float) -> dict[str, float]:
 def test_ass_rendering_drops_no_more_frames_than_webvtt(
     stack, player, styled_episode: dict[str, Any]
 ) -> None:
+    """Dropped frames with libass drawing and with hls.js's WebVTT, in turns
+    (switching tracks back and forth), so a burst of load from elsewhere on the
+    machine weighs on one round, not one side; the medians are compared."""
     page = player
     _open(page, stack, styled_episode)
-    page.wait_for_selector(
-        '#player[data-subtitle-renderer="ass"]', state="attached", timeout=WAIT_MS
-    )
-    ass = _dropped_frames(page, 8)
-    # The same track as WebVTT (hls.js), libass stopped.
-    labels = page.locator("#subtitles option").all_inner_texts()
+    _wait_renderer(page, "ass")
     values = page.eval_on_selector_all("#subtitles option", "os => os.map(o => o.value)")
-    vtt = next(v for v, label in zip(values, labels, strict=True) if v.isdigit())
-    page.select_option("#subtitles", vtt)
-    page.wait_for_function("() => !document.querySelector('canvas.JASSUB')", timeout=WAIT_MS)
-    webvtt = _dropped_frames(page, 8)
+    vtt = next(v for v in values if v.isdigit())
+    ass_value = next(v for v in values if v.startswith("ass:"))
+    rounds: dict[str, list[dict[str, float]]] = {"ass": [], "webvtt": []}
+    for _ in range(3):
+        page.select_option("#subtitles", ass_value)
+        _wait_renderer(page, "ass")
+        page.wait_for_selector("canvas.JASSUB", state="attached", timeout=WAIT_MS)
+        rounds["ass"].append(_dropped_frames(page, 5))
+        # The same track as WebVTT (hls.js), libass stopped.
+        page.select_option("#subtitles", vtt)
+        _wait_renderer(page, "webvtt")
+        page.wait_for_function("() => !document.querySelector('canvas.JASSUB')", timeout=WAIT_MS)
+        # The fallback really shows: hls.js's text track, its cue active, under the page's CSP.
+        page.wait_for_function(
+            """() => [...document.getElementById('video').textTracks].some(
+                 (t) => t.mode === 'showing' && t.activeCues && t.activeCues.length > 0)""",
+            timeout=WAIT_MS,
+        )
+        rounds["webvtt"].append(_dropped_frames(page, 5))
     RESULTS.mkdir(exist_ok=True)
-    report = {"ass": ass, "webvtt": webvtt}
-    (RESULTS / "styled-subtitles-playback-quality.json").write_text(json.dumps(report, indent=1))
-    sys.stderr.write(f"\ndropped frames over 8 s: {report}\n")
-    assert ass["frames"] > 100, report
-    # No spike beyond the WebVTT case: within 2 % of the frames shown, or 3 frames.
-    assert ass["dropped"] <= webvtt["dropped"] + max(3, 0.02 * ass["frames"]), report
+    (RESULTS / "styled-subtitles-playback-quality.json").write_text(json.dumps(rounds, indent=1))
+    sys.stderr.write(f"\ndropped frames, 3 rounds of 5 s each: {rounds}\n")
+    ass = sorted(rounds["ass"], key=lambda r: r["dropped"])[1]
+    webvtt = sorted(rounds["webvtt"], key=lambda r: r["dropped"])[1]
+    assert all(r["frames"] > 60 for r in rounds["ass"]), rounds
+    # No spike beyond the WebVTT case: within 5 % of the frames shown, or 3 frames.
+    assert ass["dropped"] <= webvtt["dropped"] + max(3, 0.05 * ass["frames"]), rounds

@@ -632,12 +632,14 @@
           const index = Number(value);
           hls.subtitleDisplay = index >= 0;
           hls.subtitleTrack = index;
+          player.dataset.subtitleRenderer = index >= 0 ? "webvtt" : "off";
           return;
         }
         if (w.ass && w.ass.name === name) return;
         stopAss(w);
+        // Hidden, not switched off: Chromium leaves a text track that went from
+        // disabled back to showing without active cues, so WebVTT stays ready.
         hls.subtitleDisplay = false;
-        hls.subtitleTrack = -1;
         player.dataset.subtitles = `ass:${track.language}`;
         player.dataset.subtitleRenderer = "starting";
         startAssRenderer(w, track, hlsInfo.fonts || [])
