@@ -68,3 +68,8 @@ have nginx || apt_install nginx-light nginx
 for extra in "$@"; do
   have "$extra" || apt_install "$extra"
 done
+
+# A font with Japanese glyphs: the ASS subtitle tests attach it to their MKVs.
+if [ "$#" -gt 0 ] && [ ! -f /usr/share/fonts/opentype/ipafont-gothic/ipag.ttf ]; then
+  apt_install fonts-ipafont-gothic
+fi

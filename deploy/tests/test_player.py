@@ -312,3 +312,30 @@ def test_the_image_config_with_the_chart_configmap_sends_the_gateway_headers(
         proc.wait(timeout=10)
         log.close()
         shutil.rmtree(config_dir)
+
+
+def test_the_vendored_ass_renderer_needs_no_build_step() -> None:
+    """jassub's ES modules, as scripts/vendor-jassub.sh leaves them: every import
+    is a relative path to a vendored file (a bare package name would need a
+    bundler), and nothing is CommonJS."""
+    vendored = PLAYER / "vendor" / "jassub"
+    modules = sorted(vendored.rglob("*.js"))
+    assert vendored / "jassub.js" in modules
+    assert vendored / "worker" / "worker.js" in modules
+    specifier = re.compile(
+        r"""(?:^|\s)(?:import|export)\b[^'";]*?\bfrom\s*['"]([^'"]+)['"]|^import\s+['"]([^'"]+)['"]""",
+        re.M,
+    )
+    imports = 0
+    for module in modules:
+        text = module.read_text(encoding="utf-8")
+        assert "module.exports" not in text, module
+        for match in specifier.finditer(text):
+            imports += 1
+            target = match.group(1) or match.group(2)
+            assert target.startswith("./") or target.startswith("../"), (module, target)
+            assert (module.parent / target).resolve().is_file(), (module, target)
+    assert imports >= 10  # the pattern finds them: jassub.js alone has four
+    for binary in ("wasm/jassub-worker.wasm", "wasm/jassub-worker-modern.wasm", "default.woff2"):
+        assert (vendored / binary).stat().st_size > 10_000, binary
+    assert (PLAYER / "vendor" / "fonts" / "DroidSansFallback.woff2").read_bytes()[:4] == b"wOF2"

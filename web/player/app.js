@@ -437,6 +437,55 @@
     }
   }
 
+  // ------------------------------------------------------------------ styled subtitles
+
+  // ASS/SSA tracks as their authors styled them, drawn by libass (jassub, as
+  // WebAssembly in a worker) on a canvas over the video, with the episode's own
+  // fonts. Where it cannot run, the same tracks play as WebVTT through hls.js.
+  const JASSUB_URL = "/player/vendor/jassub/jassub.js";
+  // Apache-2.0, CJK glyphs for lines whose fonts the episode does not carry.
+  const FALLBACK_FONT = "/player/vendor/fonts/DroidSansFallback.woff2";
+  let jassubLoading = null;
+
+  function assRendererAvailable() {
+    return (
+      typeof WebAssembly === "object" &&
+      typeof Worker === "function" &&
+      typeof OffscreenCanvas === "function" &&
+      "transferControlToOffscreen" in HTMLCanvasElement.prototype &&
+      "requestVideoFrameCallback" in HTMLVideoElement.prototype
+    );
+  }
+
+  function loadJassub() {
+    if (!jassubLoading) jassubLoading = import(JASSUB_URL).then((module) => module.default);
+    return jassubLoading;
+  }
+
+  // Absolute URLs: the renderer's worker resolves them against its own script.
+  function absolute(url) {
+    return new URL(url, location.href).href;
+  }
+
+  async function startAssRenderer(w, track, fonts) {
+    const JASSUB = await loadJassub();
+    const available = {};
+    for (const font of fonts) {
+      for (const family of font.families || []) available[family.toLowerCase()] = absolute(font.url);
+    }
+    const renderer = new JASSUB({
+      video: w.video,
+      subUrl: absolute(track.ass),
+      // The fonts the script names, and the CJK fallback, before the first frame.
+      fonts: [...track.fonts.map(absolute), absolute(FALLBACK_FONT)],
+      availableFonts: available,
+      // No local-font permission prompt, no font look-ups on the network.
+      queryFonts: false,
+    });
+    await renderer.ready;
+    return renderer;
+  }
+
   async function closeWatch() {
     const w = state.watch;
     if (!w) return;
@@ -444,8 +493,17 @@
     await savePosition(w, { keepalive: true });
     for (const [target, type, fn] of w.listeners) target.removeEventListener(type, fn);
     if (w.hls) w.hls.destroy();
+    stopAss(w);
     w.video.removeAttribute("src");
     w.video.load();
+  }
+
+  function stopAss(w) {
+    if (!w.ass) return;
+    const { renderer } = w.ass;
+    w.ass = null;
+    // destroy() also takes its canvas off the page.
+    Promise.resolve(renderer.destroy()).catch(() => {});
   }
 
   function on(w, target, type, fn) {
@@ -488,6 +546,8 @@
       signedIn: viewer,
       started: false,
       trickplay: [],
+      ass: null, // {name, renderer} while an ASS track is drawn
+      assChoice: 0, // bumps on every subtitle choice: a slow start of an older one is dropped
     };
     state.watch = w;
     player.dataset.resumeAt = resumeAt.toFixed(2);
@@ -496,6 +556,9 @@
     const qualitySelect = $("quality");
     const audioSelect = $("audio");
     const subtitleSelect = $("subtitles");
+
+    // Tracks whose ASS original was kept, when this browser can draw them.
+    const styled = assRendererAvailable() ? (hlsInfo.subtitles || []).filter((t) => t.ass) : [];
 
     if (window.Hls && window.Hls.isSupported()) {
       const Hls = window.Hls;
@@ -518,9 +581,18 @@
       });
       hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => {
         const tracks = hls.subtitleTracks;
-        fillSelect(subtitleSelect, [[-1, "Off"], ...tracks.map((t, i) => [i, t.name || t.lang])], hls.subtitleTrack);
-        $("subtitle-picker").hidden = tracks.length === 0;
+        const options = [[-1, "Off"], ...styled.map((t) => [`ass:${t.name}`, `${t.label || t.language} (styled)`]), ...tracks.map((t, i) => [i, t.name || t.lang])];
+        const chosen = w.ass ? `ass:${w.ass.name}` : hls.subtitleDisplay ? hls.subtitleTrack : -1;
+        fillSelect(subtitleSelect, options, chosen);
+        $("subtitle-picker").hidden = options.length === 1;
         player.dataset.subtitleTracks = tracks.map((t) => t.lang || t.name).join(",");
+        player.dataset.styledTracks = styled.map((t) => t.language).join(",");
+        if (!w.subtitlesChosen && styled.length) {
+          // The author's styling first: the track the source marks default, else the first.
+          w.subtitlesChosen = true;
+          const first = styled.find((t) => t.default) || styled[0];
+          chooseSubtitles(`ass:${first.name}`);
+        }
       });
       hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
         const level = hls.levels[data.level];
@@ -536,6 +608,7 @@
         audioSelect.value = String(data.id);
       });
       hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, (_, data) => {
+        if (w.ass) return; // hls.js turned its own (WebVTT) rendering off for the ASS one
         const track = hls.subtitleTracks[data.id];
         player.dataset.subtitles = track ? track.lang || track.name : "off";
       });
@@ -548,11 +621,46 @@
       on(w, audioSelect, "change", () => {
         hls.audioTrack = Number(audioSelect.value);
       });
-      on(w, subtitleSelect, "change", () => {
-        const index = Number(subtitleSelect.value);
-        hls.subtitleDisplay = index >= 0;
-        hls.subtitleTrack = index;
-      });
+      // "ass:<name>": drawn by libass; a number: hls.js's WebVTT track; -1: off.
+      const chooseSubtitles = (value) => {
+        const choice = ++w.assChoice;
+        subtitleSelect.value = String(value);
+        const name = String(value).startsWith("ass:") ? String(value).slice(4) : null;
+        const track = name && styled.find((t) => t.name === name);
+        if (!track) {
+          stopAss(w);
+          const index = Number(value);
+          hls.subtitleDisplay = index >= 0;
+          hls.subtitleTrack = index;
+          player.dataset.subtitleRenderer = index >= 0 ? "webvtt" : "off";
+          return;
+        }
+        if (w.ass && w.ass.name === name) return;
+        stopAss(w);
+        // Hidden, not switched off: Chromium leaves a text track that went from
+        // disabled back to showing without active cues, so WebVTT stays ready.
+        hls.subtitleDisplay = false;
+        player.dataset.subtitles = `ass:${track.language}`;
+        player.dataset.subtitleRenderer = "starting";
+        startAssRenderer(w, track, hlsInfo.fonts || [])
+          .then((renderer) => {
+            if (choice !== w.assChoice || state.watch !== w) {
+              renderer.destroy();
+              return;
+            }
+            w.ass = { name, renderer };
+            player.dataset.subtitleRenderer = "ass";
+          })
+          .catch((error) => {
+            if (choice !== w.assChoice) return;
+            // The renderer could not start: the same track as WebVTT.
+            console.warn("ASS renderer unavailable, using WebVTT", error);
+            player.dataset.subtitleRenderer = "webvtt";
+            const vtt = hls.subtitleTracks.findIndex((t) => t.lang === track.language);
+            chooseSubtitles(vtt);
+          });
+      };
+      on(w, subtitleSelect, "change", () => chooseSubtitles(subtitleSelect.value));
       hls.loadSource(hlsInfo.url);
       hls.attachMedia(video);
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {

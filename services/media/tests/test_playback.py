@@ -793,6 +793,8 @@ async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
             "url": f"https://cdn.studio.test/public/{prefix}master.m3u8",
             "expiresAt": None,
             "cookies": None,
+            "subtitles": [],
+            "fonts": [],
         }
         copied = s3c.list_objects_v2(Bucket=bucket, Prefix="public/" + prefix)["KeyCount"]
         assert copied == s3c.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] > 0
@@ -1069,3 +1071,150 @@ async def test_the_edge_answer_names_the_object_without_the_database(
     assert forged.json()["type"] == PROBLEM + "playback-token-invalid"
     assert "x-accel-redirect" not in forged.headers
     assert bad_path.status_code == 400
+
+
+# --- styled subtitles: ASS originals and their fonts --------------------------
+
+# Read once at import: a real TrueType font as the transcoder would store it.
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").read_bytes()
+ASS = "[Script Info]\nScriptType: v4.00+\n\n[Events]\nFormat: Start, End, Text\n"
+
+
+def styled_manifest(font_path: str, size: int) -> dict:
+    return {
+        "version": 1,
+        "tracks": [
+            {
+                "name": "ja",
+                "language": "ja",
+                "label": "Japanese",
+                "default": True,
+                "forced": False,
+                "webvtt": "subs/ja.vtt",
+                "playlist": "subs/ja.m3u8",
+                "ass": "subs/ja.ass",
+                "fonts": ["DejaVu Sans", "Gone Gothic"],
+                "fontFiles": [font_path],
+                "missingFonts": ["Gone Gothic"],
+            },
+            # Paths media would never serve are left out of the answer.
+            {"name": "x", "language": "en", "label": "x", "webvtt": "../../other/en.vtt"},
+            {
+                "name": "en",
+                "language": "en",
+                "label": "English",
+                "webvtt": "subs/en.vtt",
+                "ass": "subs/../../en.ass",
+            },
+        ],
+        "fonts": [
+            {
+                "path": font_path,
+                "families": ["DejaVu Sans"],
+                "contentType": "font/ttf",
+                "size": size,
+            },
+            {"path": "master.m3u8", "families": ["not a font"]},
+        ],
+    }
+
+
+async def test_ass_tracks_and_fonts_come_with_the_playback_url_and_play_through_it(
+    client, auth, episodes, s3c, bucket
+):
+    plain_id, _ = await episodes.ready()
+    episode_id, prefix = await episodes.ready()
+    font = FONT
+    font_path = f"fonts/{'ab' * 32}.ttf"
+    objects = {
+        "subs/ja.vtt": (b"WEBVTT\n\n00:00.000 --> 00:01.000\nkanban\n", "text/vtt"),
+        "subs/ja.ass": (ASS.encode(), "text/x-ssa; charset=utf-8"),
+        font_path: (font, "font/ttf"),
+        "subs/subtitles.json": (
+            json.dumps(styled_manifest(font_path, len(font))).encode(),
+            "application/json",
+        ),
+    }
+    for path, (body, ctype) in objects.items():
+        s3c.put_object(Bucket=bucket, Key=prefix + path, Body=body, ContentType=ctype)
+
+    # An episode transcoded without the metadata (or before it existed): no extras.
+    out = (await hls_url(client, auth, plain_id)).json()
+    assert (out["subtitles"], out["fonts"]) == ([], [])
+
+    out = (await hls_url(client, auth, episode_id)).json()
+    folder = out["url"].removesuffix("master.m3u8")
+    ja, en = out["subtitles"]
+    assert ja == {
+        "name": "ja",
+        "language": "ja",
+        "label": "Japanese",
+        "default": True,
+        "forced": False,
+        "webvtt": folder + "subs/ja.vtt",
+        "ass": folder + "subs/ja.ass",
+        "fonts": [folder + font_path],
+        "missingFonts": ["Gone Gothic"],
+    }
+    assert (en["webvtt"], en["ass"], en["fonts"]) == (folder + "subs/en.vtt", None, [])
+    assert out["fonts"] == [
+        {
+            "url": folder + font_path,
+            "families": ["DejaVu Sans"],
+            "contentType": "font/ttf",
+            "size": len(font),
+        }
+    ]
+    async with httpx.AsyncClient() as plain:
+        r = await plain.get(ja["ass"])
+        assert r.status_code == 200
+        assert r.text == ASS
+        assert r.headers["content-type"].split(";")[0] == "text/x-ssa"
+        assert "max-age" in r.headers["cache-control"]
+        r = await plain.get(out["fonts"][0]["url"])
+        assert r.status_code == 200
+        assert r.content == font
+        assert r.headers["content-type"] == "font/ttf"
+        assert r.headers["cache-control"].startswith("private, max-age=")
+        r = await plain.get(out["fonts"][0]["url"], headers={"Range": "bytes=0-3"})
+        assert r.status_code == 206
+        assert r.content == font[:4]
+        # Same token, another file type that is no part of the folder's presentation.
+        r = await plain.get(folder + "fonts/x.exe")
+        assert r.status_code == 400
+        # The token stays the key: a font of the episode without it is refused.
+        r = await plain.get(folder.replace("/hls/", "/hls/1") + font_path)
+        assert r.status_code == 403
+
+
+async def test_cdn_mode_signs_the_subtitle_and_font_urls_like_the_master(
+    media_settings, episodes, auth, cdn_key, s3c, bucket
+):
+    episode_id, prefix = await episodes.ready()
+    font_path = f"fonts/{'cd' * 32}.ttf"
+    s3c.put_object(
+        Bucket=bucket,
+        Key=prefix + "subs/subtitles.json",
+        Body=json.dumps(styled_manifest(font_path, 10)).encode(),
+    )
+    pem = cdn_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    settings = MediaSettings(
+        **{
+            **media_settings,
+            "run_consumers": False,
+            "run_outbox_relay": False,
+            "playback_mode": "cdn",
+            "cdn_base_url": "https://cdn.studio.test",
+            "cdn_key_pair_id": "K2JCJMDEHXQW5F",
+            "cdn_private_key": pem,
+        }
+    )
+    async with serve_app(create_app(settings)) as c:
+        out = (await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)).json()
+    query = urlsplit(out["url"]).query
+    assert out["fonts"][0]["url"] == f"https://cdn.studio.test/{prefix}{font_path}?{query}"
+    assert out["subtitles"][0]["ass"] == f"https://cdn.studio.test/{prefix}subs/ja.ass?{query}"

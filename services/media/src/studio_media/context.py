@@ -16,6 +16,7 @@ from studio_media.cdn import CdnSigner
 from studio_media.config import MediaSettings
 from studio_media.ratelimit import Limit, RateLimiter
 from studio_media.storage import MediaStorage
+from studio_media.subtitles import ManifestCache
 
 
 @dataclass
@@ -25,6 +26,7 @@ class MediaContext:
     _limiter: RateLimiter | None = None
     cdn: CdnSigner | None = None
     limits: dict[str, Limit] = field(default_factory=dict)
+    subtitle_manifests: ManifestCache = field(default_factory=ManifestCache)
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -29,6 +29,15 @@ CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "png": "image/png",
     "webp": "image/webp",
+    # ASS/SSA originals and the fonts they were made with (styled subtitles).
+    "ass": "text/x-ssa",
+    "ssa": "text/x-ssa",
+    "json": "application/json",
+    "ttf": "font/ttf",
+    "otf": "font/otf",
+    "ttc": "font/collection",
+    "woff": "font/woff",
+    "woff2": "font/woff2",
 }
 PLAYLIST = "m3u8"
 

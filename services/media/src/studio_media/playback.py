@@ -17,8 +17,10 @@ import posixpath
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 from fastapi import Response
@@ -29,11 +31,12 @@ from studio_common.errors import Conflict, NotFound, ProblemError, Unauthorized
 from studio_media import tokens
 from studio_media.config import MediaSettings
 from studio_media.context import MediaContext
-from studio_media.hls import PLAYLIST, file_in_folder, version_folder, version_of
+from studio_media.hls import PLAYLIST, file_in_folder, public_copy, version_folder, version_of
 from studio_media.models import EpisodeAsset
 from studio_media.repository import AssetRepository
 from studio_media.schemas import PlaybackOut
 from studio_media.storage import error_code
+from studio_media.subtitles import resolve as resolve_subtitles
 
 _SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # A redirect target only has to live until the player follows it.
@@ -113,17 +116,32 @@ class PlaybackService:
             assert cdn is not None
             if asset.public and asset.public_master_key:
                 # Only the unsigned copy is reachable without a signature.
-                return PlaybackOut(url=cdn.url_for(asset.public_master_key), expires_at=None)
+                public = public_copy(prefix)
+                out = PlaybackOut(url=cdn.url_for(asset.public_master_key), expires_at=None)
+                return await self._with_subtitles(out, prefix, lambda p: cdn.url_for(public + p))
             signed = cdn.sign_folder(prefix, name, expires)
-            return PlaybackOut(url=signed.url, expires_at=expires, cookies=signed.cookies)
+            # The folder policy signs every file of it: the same query works for each.
+            query = urlsplit(signed.url).query
+            out = PlaybackOut(url=signed.url, expires_at=expires, cookies=signed.cookies)
+            return await self._with_subtitles(
+                out, prefix, lambda p: f"{cdn.url_for(prefix + p)}?{query}"
+            )
         token = tokens.sign(settings.signing_keys()[0], episode_id, expires_at)
         # Never the request's Host: a forged one would come back in the URL. Without
         # a configured base (development only) the URL is relative to the gateway.
         base = (settings.public_base_url or "").rstrip("/")
-        version = version_of(prefix)
-        return PlaybackOut(
-            url=f"{base}/hls/{token}/{episode_id}/{version}/{name}", expires_at=expires
-        )
+        folder_url = f"{base}/hls/{token}/{episode_id}/{version_of(prefix)}/"
+        out = PlaybackOut(url=folder_url + name, expires_at=expires)
+        return await self._with_subtitles(out, prefix, lambda p: folder_url + p)
+
+    async def _with_subtitles(
+        self, out: PlaybackOut, prefix: str, url_of: Callable[[str], str]
+    ) -> PlaybackOut:
+        """The folder's subtitle tracks and fonts (``subs/subtitles.json``), if it has them."""
+        manifest = await self.ctx.subtitle_manifests.get(self.ctx.storage, prefix)
+        if manifest is not None:
+            out.subtitles, out.fonts = resolve_subtitles(manifest, url_of)
+        return out
 
     async def serve(
         self,

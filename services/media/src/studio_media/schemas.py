@@ -134,8 +134,37 @@ class AcceptedTypes(Schema):
     kinds: list[AcceptedKind]
 
 
+class SubtitleFontOut(Schema):
+    """A font attached to the source, for the ASS tracks (``fonts/<sha256>.<ext>``)."""
+
+    url: str
+    families: list[str]
+    content_type: str
+    size: int | None
+
+
+class SubtitleTrackOut(Schema):
+    """One subtitle track: WebVTT always, the ASS original when it was kept."""
+
+    name: str
+    language: str
+    label: str
+    default: bool
+    forced: bool
+    webvtt: str
+    ass: str | None
+    # URLs of the fonts (in ``fonts``) that provide the families the script names.
+    fonts: list[str]
+    # Families the script names that the source did not attach.
+    missing_fonts: list[str]
+
+
 class PlaybackOut(Schema):
     url: str
     expires_at: datetime | None
     # CDN mode: the same policy as cookies, for players that send cookies to the CDN.
     cookies: dict[str, str] | None = None
+    # The episode's subtitle tracks and fonts, by URLs of the same signed scheme;
+    # empty until the transcode that wrote them is complete.
+    subtitles: list[SubtitleTrackOut] = Field(default_factory=list)
+    fonts: list[SubtitleFontOut] = Field(default_factory=list)

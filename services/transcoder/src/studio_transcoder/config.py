@@ -97,6 +97,9 @@ class TranscoderSettings(ServiceSettings):
     # Growing (EVENT) playlists are republished at most this often.
     playlist_publish_seconds: float = Field(default=2.0, ge=0)
     work_dir: str | None = None
+    # A font attachment larger than this is refused (said in the job log); a
+    # full CJK font is 5-20 MiB.
+    font_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
     # --- progress -----------------------------------------------------------
     progress_interval_seconds: float = Field(default=2.0, ge=0)

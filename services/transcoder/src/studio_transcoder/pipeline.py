@@ -29,7 +29,12 @@ from studio_transcoder.media.command import (
     subtitle_file_command,
 )
 from studio_transcoder.media.fingerprint import Fingerprint, FingerprintError, fingerprint
-from studio_transcoder.media.ladder import LadderPlan, SubtitleFile, plan_ladder
+from studio_transcoder.media.ladder import (
+    LadderPlan,
+    SubtitleFile,
+    SubtitleRendition,
+    plan_ladder,
+)
 from studio_transcoder.media.playlists import (
     SubtitleEntry,
     render_subtitle_playlist,
@@ -41,6 +46,15 @@ from studio_transcoder.media.process import FfmpegRun, run_tool
 from studio_transcoder.naming import UNDETERMINED, is_language, language_tag
 from studio_transcoder.publisher import HlsPublisher
 from studio_transcoder.storage import CACHE_FINAL, CACHE_IMMUTABLE, ObjectStore
+from studio_transcoder.subtitles import (
+    MANIFEST,
+    FontSet,
+    ManifestTrack,
+    StoredFont,
+    check_ass,
+    extract_fonts,
+    manifest,
+)
 
 SUBTITLE_EXTENSIONS = ("srt", "ass", "ssa", "vtt")
 MAX_SUBTITLE_FILES = 20
@@ -313,19 +327,15 @@ class TranscodeAttempt:
     async def _subtitles(
         self, plan: LadderPlan, source: _Source, clock: asyncio.Future[int]
     ) -> list[SubtitleEntry]:
-        """Extracts, converts and uploads every subtitle rendition; returns what the master lists."""
+        """Extracts, converts and uploads every subtitle rendition; returns what the master lists.
+
+        ASS originals (and the fonts they need) go up beside their WebVTT, with
+        ``subs/subtitles.json`` describing them; a malformed script keeps only
+        its WebVTT, and a broken font is left out, each said in the job log."""
         subs = self.layout.subs
         from_source = [t for t in plan.subtitles if t.stream_index is not None]
         if from_source:
-            result = await run_tool(
-                subtitle_command(self.settings, source.input, from_source, self.layout),
-                time_limit=max(120.0, plan.duration),
-                redactions=source.redactions,
-            )
-            if result.returncode != 0:
-                self.reporter.note(
-                    f"subtitle streams could not be extracted: {result.stderr[-300:]}"
-                )
+            await self._extract_streams(from_source, source, plan.duration)
         for track in plan.subtitles:
             if track.file is None:
                 continue
@@ -341,8 +351,11 @@ class TranscodeAttempt:
                 )
             if track.keep_ass:
                 shutil.copyfile(local, subs / f"{track.name}.ass")
+        scripts = self._check_scripts(plan)
+        fonts = await self._fonts(source) if scripts else FontSet()
         mpegts = await clock
         entries = []
+        described: list[ManifestTrack] = []
         for track in plan.subtitles:
             vtt = subs / f"{track.name}.vtt"
             if not vtt.exists():
@@ -355,8 +368,18 @@ class TranscodeAttempt:
                 CACHE_FINAL,
             )
             ass = subs / f"{track.name}.ass"
-            if ass.exists():
+            families = scripts.get(track.name)
+            files: list[StoredFont] = []
+            missing: list[str] = []
+            kept_ass = ass.exists() and families is not None
+            if kept_ass and families is not None:
                 await self._upload(ass, f"subs/{track.name}.ass", CACHE_IMMUTABLE)
+                files, missing = fonts.covering(families)
+                if missing:
+                    self.reporter.note(
+                        f"ASS track {track.name} names fonts the source does not attach "
+                        f"(the player falls back): {', '.join(missing)[:300]}"
+                    )
             entries.append(
                 SubtitleEntry(
                     name=track.name,
@@ -366,7 +389,95 @@ class TranscodeAttempt:
                     uri=f"subs/{track.name}.m3u8",
                 )
             )
+            described.append(
+                ManifestTrack(
+                    name=track.name,
+                    language=track.language,
+                    label=track.label,
+                    default=track.default,
+                    forced=track.forced,
+                    webvtt=f"subs/{track.name}.vtt",
+                    playlist=f"subs/{track.name}.m3u8",
+                    ass=f"subs/{track.name}.ass" if kept_ass else None,
+                    fonts=tuple(families or ()),
+                    font_files=tuple(f.path for f in files),
+                    missing_fonts=tuple(missing),
+                )
+            )
+        # Every font goes up, needed by a script or not: a style may name it
+        # by a name the font's name table spells differently.
+        for font in fonts.fonts:
+            await self._upload(font.local, font.path, CACHE_IMMUTABLE)
+        if described:
+            await self._put(MANIFEST, manifest(described, fonts.fonts), CACHE_FINAL)
         return entries
+
+    async def _extract_streams(
+        self, tracks: list[SubtitleRendition], source: _Source, duration: float
+    ) -> None:
+        """All text subtitle streams in one demux pass; if that fails, one by one,
+        so one broken stream costs only itself."""
+        result = await run_tool(
+            subtitle_command(self.settings, source.input, tracks, self.layout),
+            time_limit=max(120.0, duration),
+            redactions=source.redactions,
+        )
+        if result.returncode == 0:
+            return
+        if len(tracks) == 1:
+            self.reporter.note(
+                f"subtitle stream #{tracks[0].stream_index} could not be extracted and was "
+                f"left out: {result.stderr[-300:]}"
+            )
+            return
+        for track in tracks:
+            for stale in (f"{track.name}.vtt", f"{track.name}.ass"):
+                (self.layout.subs / stale).unlink(missing_ok=True)
+            await self._extract_streams([track], source, duration)
+
+    def _check_scripts(self, plan: LadderPlan) -> dict[str, tuple[str, ...]]:
+        """The ASS originals worth keeping, by track name → the font families they name.
+        A malformed one is removed: its WebVTT conversion (if any) is what remains."""
+        kept: dict[str, tuple[str, ...]] = {}
+        for track in plan.subtitles:
+            ass = self.layout.subs / f"{track.name}.ass"
+            if not track.keep_ass or not ass.exists():
+                continue
+            check = check_ass(ass.read_bytes())
+            if check.ok:
+                kept[track.name] = check.fonts
+                continue
+            ass.unlink()
+            self.reporter.note(
+                f"ASS track {track.name} is malformed ({check.reason}); only its WebVTT "
+                "conversion is kept"
+            )
+        return kept
+
+    async def _fonts(self, source: _Source) -> FontSet:
+        """The source's font attachments, once per attempt; never fails the job."""
+        try:
+            fonts = await extract_fonts(
+                ffprobe=self.settings.ffprobe_path,
+                ffmpeg=self.settings.ffmpeg_path,
+                source=source.input,
+                folder=self.workdir / "fonts",
+                max_bytes=self.settings.font_max_bytes,
+                redactions=source.redactions,
+            )
+        except (OSError, TimeoutError) as exc:
+            fonts = FontSet(notes=[f"font attachments could not be extracted: {exc}"])
+        for line in fonts.notes:
+            self.reporter.note(line)
+        if fonts.fonts:
+            self.reporter.note(
+                "fonts "
+                + ", ".join(
+                    f"{'/'.join(f.families[:1]) or f.filenames[0]} ({f.size // 1024} KiB)"
+                    for f in fonts.fonts
+                )[:500]
+            )
+        return fonts
 
     def _subtitle_tracks(
         self, plan: LadderPlan, entries: list[SubtitleEntry]

@@ -36,6 +36,12 @@ CONTENT_TYPES = {
     ".vtt": "text/vtt; charset=utf-8",
     ".ass": "text/x-ssa; charset=utf-8",
     ".jpg": "image/jpeg",
+    ".json": "application/json",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".ttc": "font/collection",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
 }
 # Segments and images never change under their name within one attempt;
 # playlists that still grow must be refetched.

@@ -98,6 +98,9 @@ PLAYER_TYPES = {
     "image/svg+xml": "svg",
     "image/png": "png",
     "text/plain": "txt LICENSE",
+    # The ASS renderer's WebAssembly and its fonts.
+    "application/wasm": "wasm",
+    "font/woff2": "woff2",
 }
 HSTS = "max-age=31536000; includeSubDomains"
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
@@ -188,7 +191,9 @@ def clerk_frontend_host(publishable_key: str) -> str:
 
 def content_security_policy(clerk_publishable_key: str = "") -> str:
     """The page's CSP: its own files only, no inline script or style. hls.js needs
-    blob: for its worker and MediaSource; Clerk mode adds its Frontend API host."""
+    blob: for its worker and MediaSource; the ASS renderer (jassub) compiles
+    WebAssembly in a same-origin module worker ('wasm-unsafe-eval'); Clerk mode
+    adds its Frontend API host."""
     clerk = f"https://{clerk_frontend_host(clerk_publishable_key)}" if clerk_publishable_key else ""
     return _csp(extra_source=f" {clerk}" if clerk else "", frame_src=clerk or "'none'")
 
@@ -199,7 +204,8 @@ def _csp(extra_source: str, frame_src: str) -> str:
     since its Clerk key is known only when the chart is installed."""
     directives = {
         "default-src": "'self'",
-        "script-src": f"'self'{extra_source}",
+        # WebAssembly compilation only (the ASS renderer, libass), not eval.
+        "script-src": f"'self' 'wasm-unsafe-eval'{extra_source}",
         "style-src": "'self'",
         "img-src": "'self' data: blob: https:",
         "media-src": "'self' blob:",

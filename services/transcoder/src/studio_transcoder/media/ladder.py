@@ -95,6 +95,7 @@ class SubtitleRendition:
     stream_index: int | None  # from the source, or
     file: SubtitleFile | None  # from an uploaded file
     keep_ass: bool  # the ASS original is stored next to the WebVTT
+    default: bool = False  # the source marks it as the track to show
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,7 @@ def _subtitles(
             stream_index=s.index,
             file=None,
             keep_ass=s.codec in ("ass", "ssa"),
+            default=s.default,
         )
         for name, s in zip(names, text, strict=False)
     ]

@@ -62,6 +62,7 @@ class SubtitleStream:
     language: str
     title: str | None
     forced: bool
+    default: bool = False
 
     @property
     def is_text(self) -> bool:
@@ -221,6 +222,7 @@ def parse_probe(data: dict[str, Any]) -> SourceInfo:
                     language=language,
                     title=tags.get("title"),
                     forced=bool(disposition.get("forced")),
+                    default=bool(disposition.get("default")),
                 )
             )
     return SourceInfo(
