@@ -162,7 +162,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         conn = await asyncpg.connect(db_url)
         print(f"seeding {args.titles} titles", flush=True)
         await seed(conn, args.titles)
-        await conn.execute("VACUUM ANALYZE catalog.titles")
+        for table in ("titles", "title_keys", "search_words"):
+            await conn.execute(f"VACUUM ANALYZE catalog.{table}")
         await conn.close()
 
         service_port, bare_port = free_port(), free_port()

@@ -65,7 +65,14 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> Any:
     app.state.pool = await asyncpg.create_pool(
-        os.environ["BARE_DATABASE_URL"], min_size=10, max_size=10
+        os.environ["BARE_DATABASE_URL"],
+        min_size=10,
+        max_size=10,
+        # asyncpg's pool runs RESET ALL when a connection is released, undoing
+        # the repository's once-per-connection SET: from a connection's sixth
+        # search on, Postgres then used generic plans (a kanji pair took 120 ms
+        # instead of 5). As a connection default it survives the reset.
+        server_settings={"plan_cache_mode": "force_custom_plan"},
     )
     yield
     await app.state.pool.close()
@@ -83,8 +90,6 @@ async def titles(request: Request) -> Response:
             # bare connection: the bare route measures the service's overhead,
             # not a different search.
             rows, total, capped = await list_title_page(
-                # The connection itself, not the pool's per-checkout proxy: the
-                # repository sets its planner mode once per connection.
                 _Bare(getattr(conn, "_con", conn)),  # type: ignore[arg-type]
                 TitleFilter(q=q),
                 offset=offset,

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from studio_catalog import repository
 from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app
 from studio_catalog.sources import on_upload_verified
@@ -62,6 +63,8 @@ async def clean_catalog(catalog_settings: CatalogSettings) -> AsyncIterator[None
             text("TRUNCATE catalog.titles, catalog.search_words, catalog.verified_uploads CASCADE")
         )
     await engine.dispose()
+    # The word list went behind the service's back.
+    repository.forget_words()
 
 
 def unique_slug(prefix: str = "show") -> str:

@@ -158,3 +158,59 @@ async def test_searches_are_planned_for_their_values(catalog_settings, make):
         mode = (await conn.execute(text("SHOW plan_cache_mode"))).scalar()
     await engine.dispose()
     assert mode == "force_custom_plan"
+
+
+async def _title_keys(catalog_settings, title_id: str) -> tuple[set[str], set[str]]:
+    """(title_keys of the title, its name_keys)."""
+    engine = create_async_engine(catalog_settings.database_url)
+    async with engine.connect() as conn:
+        keyed = set(
+            (
+                await conn.execute(
+                    text("SELECT key FROM catalog.title_keys WHERE title_id = :id"),
+                    {"id": title_id},
+                )
+            ).scalars()
+        )
+        names = (
+            await conn.execute(
+                text("SELECT name_keys FROM catalog.titles WHERE id = :id"), {"id": title_id}
+            )
+        ).scalar()
+    await engine.dispose()
+    return keyed, set(names or ())
+
+
+async def test_title_keys_follow_every_write_of_the_names(client, make, auth, catalog_settings):
+    title = await make.title(name="Kaze no Uta", names=names("Kaze no Uta", "Song of Wind", None))
+    keyed, name_keys = await _title_keys(catalog_settings, title["id"])
+    assert keyed == name_keys
+    assert {"kaze no uta", "song of wind", "songofwind"} <= keyed
+    url = f"/api/admin/titles/{title['id']}"
+    r = await client.patch(
+        url, json={"names": names("Kaze no Uta", None, None, "KnU")}, headers=auth.editor
+    )
+    assert r.status_code == 200, r.text
+    keyed, name_keys = await _title_keys(catalog_settings, title["id"])
+    assert keyed == name_keys
+    assert "knu" in keyed
+    assert "song of wind" not in keyed
+    assert await search(client, "song of w") == []
+    assert await search(client, "knu") == [title["slug"]]
+    r = await client.delete(url, headers=auth.editor)
+    assert r.status_code == 204, r.text
+    assert (await _title_keys(catalog_settings, title["id"]))[0] == set()
+
+
+async def test_the_last_word_is_completed_to_the_catalogs_words(client, make):
+    inside = await make.title(name="Blue Starlight Story")
+    assert await search(client, "blue starl") == [inside["slug"]]  # a word inside the name
+    assert await search(client, "story blu") == [inside["slug"]]  # the last word only
+    assert await search(client, "a tale of starlight") == []
+
+
+async def test_a_word_added_by_a_write_is_corrected_to_at_once(client, make):
+    assert await search(client, "zephyrr tales") == []  # looked up, and nothing near
+    title = await make.title(name="Zephyr Tales")
+    assert await search(client, "zephyrr tales") == [title["slug"]]
+    assert await search(client, "zephy") == [title["slug"]]

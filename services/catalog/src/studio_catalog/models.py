@@ -76,7 +76,8 @@ class Title(Base):
         JSONB, nullable=False, server_default=text("'[]'::jsonb")
     )
     # The search document of every name, built on write (names.search_document):
-    # folded names and readings one a line, and the exact folded names.
+    # folded names and readings one a line, and the same keys as an array
+    # (mirrored into title_keys, whose btree finds exact names and prefixes).
     search_names: Mapped[str] = mapped_column(
         Text, nullable=False, server_default="", deferred=True
     )
@@ -115,18 +116,27 @@ class Title(Base):
         CheckConstraint("year IS NULL OR year BETWEEN 1900 AND 2100", name="year_range"),
         CheckConstraint("rating_avg IS NULL OR rating_avg BETWEEN 0 AND 10", name="rating_range"),
         Index("ix_titles_search", "search", postgresql_using="gin"),
-        Index(
-            "ix_titles_search_names_trgm",
-            "search_names",
-            postgresql_using="gin",
-            postgresql_ops={"search_names": "gin_trgm_ops"},
-        ),
-        Index("ix_titles_name_keys", "name_keys", postgresql_using="gin"),
         Index("ix_titles_cjk_grams", "cjk_grams", postgresql_using="gin"),
         Index("ix_titles_genres", "genres", postgresql_using="gin"),
         Index("ix_titles_type_name", "type", "name", "id"),
         Index("ix_titles_name_id", "name", "id"),
     )
+
+
+class TitleKey(Base):
+    """``titles.name_keys`` one row per key, in a btree (C collation): an exact
+    name or a name's prefix is one index range, read only as far as a search's
+    limit. Kept equal to ``name_keys`` by the trigger ``sync_title_keys``
+    (migration 0008) on every insert and update; never written by the service."""
+
+    __tablename__ = "title_keys"
+
+    key: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+    title_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("titles.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    __table_args__ = (Index("ix_title_keys_title_id", "title_id"),)
 
 
 class SearchWord(Base):
@@ -137,7 +147,8 @@ class SearchWord(Base):
 
     __tablename__ = "search_words"
 
-    word: Mapped[str] = mapped_column(Text, primary_key=True)
+    # C collation: the primary key also answers prefixes (``word ^@ 'sta'``).
+    word: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
 
     __table_args__ = (
         Index(

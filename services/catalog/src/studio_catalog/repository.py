@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import time
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +16,8 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     String,
+    Text,
+    any_,
     bindparam,
     case,
     delete,
@@ -24,11 +28,12 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
-from studio_catalog.models import Episode, SearchWord, Season, Title
+from studio_catalog.models import Episode, SearchWord, Season, Title, TitleKey
 from studio_catalog.names import cjk_grams, has_kana, has_kanji, is_cjk, query_keys
 from studio_common.db import DriverQuery
 
@@ -82,6 +87,8 @@ STOP_WORDS = frozenset(
 # How many titles each way of matching contributes before ranking: a broad
 # word ranks this many candidates, not every title it matches.
 CANDIDATES = 200
+# How many of the catalog's words the last word of a query may stand for.
+COMPLETIONS = 16
 
 
 def _words(q: str) -> list[str]:
@@ -89,9 +96,13 @@ def _words(q: str) -> list[str]:
 
 
 def prefix_tsquery(q: str) -> str | None:
-    """``'attack tit'`` → ``'attack:* & tit:*'``; only word characters reach to_tsquery,
-    stop words left out."""
-    return " & ".join(f"{w}:*" for w in _words(q)) or None
+    """``'attack on tit'`` → ``'attack & tit:*'``: whole words, and the last one (being
+    typed) also as a prefix; only word characters reach to_tsquery, stop words left
+    out. A prefix makes the index collect every word it begins (ten times the cost
+    of a whole word for ``star:*``), so only the last word is one; a misspelt or
+    cut-off earlier word is the typo pass's to mend."""
+    words = _words(q)
+    return " & ".join([*words[:-1], f"{words[-1]}:*"]) if words else None
 
 
 def exact_tsquery(q: str) -> str | None:
@@ -163,10 +174,11 @@ def _list_statements(
     cache-keying and executing a fresh statement through SQLAlchemy costs more
     client CPU than the two queries' own round trips.
 
-    A search (ADR 3) runs in two phases: each way of matching (an exact name,
-    a name's prefix, CJK text inside a name, full-text words) finds at most
-    ``candidates`` titles through its own index, and only those are ranked:
-    exact names first, then prefixes, then words (whole above prefixes).
+    A search (ADR 3) runs in two phases: each way of matching (an exact name
+    or a name's prefix through ``title_keys``, CJK text inside a name, full-text
+    words) finds at most ``candidates`` titles through its own index, and only
+    those are ranked: exact names first, then prefixes, then words (whole above
+    prefixes).
     """
     filters: list[ColumnElement[bool]] = []
     if genres:
@@ -188,11 +200,24 @@ def _list_statements(
         return DriverQuery.compile(page), DriverQuery.compile(count)
 
     key = bindparam("key", type_=String)
-    exact_hit = Title.name_keys.op("&&")(bindparam("keys", type_=Title.name_keys.type))
-    ways: list[ColumnElement[bool]] = [exact_hit]
-    prefix_hit = Title.search_names.like(bindparam("prefix", type_=String))
+    keys = bindparam("keys", type_=Title.name_keys.type)
+    # Exact names and prefixes: ranges of the title_keys btree, read only as
+    # far as the limit (a key row, not a title: a title with two keys of the
+    # prefix counts twice towards it).
+    by_key = [TitleKey.key == any_(keys)]
     if prefix:
-        ways.append(prefix_hit)
+        by_key.append(TitleKey.key.op("^@")(key))
+    keyed = [
+        (
+            select(TitleKey.title_id.label("id"))
+            .join(Title, Title.id == TitleKey.title_id)
+            .where(way, *filters)
+            if filters
+            else select(TitleKey.title_id.label("id")).where(way)
+        ).limit(bindparam("candidates"))
+        for way in by_key
+    ]
+    ways: list[ColumnElement[bool]] = []
     if substring:
         grams = bindparam("grams", type_=Title.cjk_grams.type)
         ways.append(
@@ -204,8 +229,12 @@ def _list_statements(
     word_hit = Title.search.op("@@")(words)
     if tsq:
         ways.append(word_hit)
+    # The ranking reads the candidate's own row: its keys and its key lines.
+    exact_hit = Title.name_keys.op("&&")(keys)
+    prefix_hit = Title.search_names.like(bindparam("prefix", type_=String))
     candidates = union(
-        *(select(Title.id).where(way, *filters).limit(bindparam("candidates")) for way in ways)
+        *keyed,
+        *(select(Title.id).where(way, *filters).limit(bindparam("candidates")) for way in ways),
     ).subquery("candidates")
     # Cheap on the pool: how near the query is to the title's own name.
     near: Any = func.word_similarity(key, Title.name)
@@ -232,18 +261,108 @@ def _list_statements(
     return DriverQuery.compile(page), DriverQuery.compile(count)
 
 
-_CORRECTIONS = DriverQuery.compile(
+_query_words = (
+    func.unnest(bindparam("words", type_=ARRAY(Text))).table_valued("word").render_derived()
+)
+_near = (
+    select(SearchWord.word)
+    .where(SearchWord.word.op("%")(_query_words.c.word))
+    .order_by(func.similarity(SearchWord.word, _query_words.c.word).desc())
+    .limit(4)
+    .correlate(_query_words)
+    .scalar_subquery()
+)
+# Every word's nearest catalog words in one statement (one round trip).
+_CORRECTIONS = DriverQuery.compile(select(_query_words.c.word, func.array(_near)))
+# The catalog's words a word being typed may become, in the btree's order.
+_COMPLETIONS = DriverQuery.compile(
     select(
         func.array(
             select(SearchWord.word)
-            .where(SearchWord.word.op("%")(bindparam("word", type_=String)))
-            .order_by(func.similarity(SearchWord.word, bindparam("word", type_=String)).desc())
-            .limit(4)
+            .where(SearchWord.word.op("^@")(bindparam("word", type_=String)))
+            .order_by(SearchWord.word)
+            .limit(COMPLETIONS)
             .scalar_subquery()
         )
     )
 )
 _TS_WORD = re.compile(r"^\w+$")
+_LETTERS = re.compile(r"^[^\W\d_]+$")
+
+Lookup = Callable[[AsyncConnection, list[str]], Awaitable[dict[str, tuple[str, ...]]]]
+
+
+class WordCache:
+    """Query word → catalog words (its corrections, its completions), kept for a
+    while in this process.
+
+    A word is looked up once rather than on every search that has it. The word
+    list only grows, and only on a title's write: this process's writes that add
+    a word clear the cache (``forget``, from :meth:`TitleRepository.index_words`),
+    another process's are seen within ``ttl`` seconds (a correction or
+    completion to a word added elsewhere this minute is all a stale entry
+    misses). Never whole results: pages are always read from the titles."""
+
+    def __init__(self, lookup: Lookup, *, ttl: float = 60.0, size: int = 20_000) -> None:
+        self.lookup, self.ttl, self.size = lookup, ttl, size
+        self._words: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+    def forget(self) -> None:
+        self._words.clear()
+
+    async def get(self, conn: AsyncConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
+        now = time.monotonic()
+        out = {w: hit[1] for w in words if (hit := self._words.get(w)) and hit[0] > now}
+        missing = [w for w in words if w not in out]
+        if missing:
+            found = await self.lookup(conn, missing)
+            if len(self._words) + len(found) > self.size:
+                self._words.clear()  # crude and rare: a catalog has a few thousand words
+            for word, near in found.items():
+                self._words[word] = (now + self.ttl, near)
+            out |= found
+        return out
+
+
+async def _nearest(conn: AsyncConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
+    return {
+        word: tuple(w for w in near or () if w != word and _TS_WORD.match(w))
+        for word, near in await _CORRECTIONS.fetch(conn, words=words)
+    }
+
+
+async def _completions(conn: AsyncConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
+    return {w: tuple(await _COMPLETIONS.fetchval(conn, word=w) or ()) for w in words}
+
+
+corrections = WordCache(_nearest)
+completions = WordCache(_completions)
+
+
+def forget_words() -> None:
+    """The catalog's word list changed: look every word up afresh."""
+    corrections.forget()
+    completions.forget()
+
+
+async def _completed(conn: AsyncConnection, plan: SearchPlan) -> SearchPlan:
+    """The query's last word, being typed, as the catalog's words it begins:
+    ``wolf & arc:*`` → ``wolf & (arc | arcadia | archer)``. Whole words are
+    one posting list each in the full-text index, where a prefix makes it
+    collect every word it begins (``arc:*`` read half the catalog). A CJK word
+    stays whole (the substring way finds CJK text inside names); a word of
+    digits keeps its prefix (numbers are no catalog words)."""
+    if plan.tsq is None or not plan.tsq.endswith(":*"):
+        return plan
+    head, _, last = plan.tsq[:-2].rpartition(" & ")
+    if is_cjk(last):
+        whole = last
+    elif _LETTERS.match(last):
+        more = (await completions.get(conn, [last]))[last]
+        whole = "(" + " | ".join(dict.fromkeys([last, *more])) + ")" if more else last
+    else:
+        return plan
+    return dataclasses.replace(plan, tsq=f"{head} & {whole}" if head else whole)
 
 
 async def _corrected(conn: AsyncConnection, key: str) -> SearchPlan | None:
@@ -252,23 +371,17 @@ async def _corrected(conn: AsyncConnection, key: str) -> SearchPlan | None:
     replaced by the catalog's nearest other words (trigram similarity over
     ``search_words``, a few thousand words rather than every title). None
     when no word has a near one."""
+    words = list(dict.fromkeys(_words(key)[:5]))
+    near = await corrections.get(conn, [w for w in words if len(w) >= 3 and not is_cjk(w)])
     out = key
     alternatives: list[str] = []
-    for word in dict.fromkeys(_words(key)[:5]):
-        near = (
-            [
-                w
-                for w in await _CORRECTIONS.fetchval(conn, word=word) or ()
-                if w != word and _TS_WORD.match(w)
-            ]
-            if len(word) >= 3 and not is_cjk(word)
-            else []
-        )
-        if not near:
+    for word in words:
+        nearest = near.get(word, ())
+        if not nearest:
             alternatives.append(word)
             continue
-        out = re.sub(rf"\b{re.escape(word)}\b", near[0], out)
-        alternatives.append("(" + " | ".join(near) + ")")
+        out = re.sub(rf"\b{re.escape(word)}\b", nearest[0], out)
+        alternatives.append("(" + " | ".join(nearest) + ")")
     if out == key:
         return None
     tsq = " & ".join(alternatives)
@@ -323,6 +436,8 @@ async def _search_pass(
     rows = [dict(r) for r in await page.fetch(conn, **values, offset=offset, limit=limit)]
     if rows:
         found = int(rows[0]["candidates_found"])
+    elif offset == 0:
+        found = 0  # an empty first page: nothing to count
     else:
         found = int(await count.fetchval(conn, **values) or 0)
     for row in rows:
@@ -347,6 +462,7 @@ async def _search_page(
     The total is the number of candidates: exact up to CANDIDATES, and past it
     a lower bound (``totalCapped``), since no way of matching reads further."""
     await _custom_plans(conn)
+    plan = await _completed(conn, plan)
     pool = max(CANDIDATES, offset + limit)
     rows, found = await _search_pass(conn, f, plan, values, offset=offset, limit=limit)
     corrected = await _corrected(conn, plan.key) if plan.typo and found < offset + limit else None
@@ -440,13 +556,20 @@ class TitleRepository:
         return episode_ids
 
     async def index_words(self, words: list[str]) -> None:
-        """Add words to the catalog's word list (for typo corrections)."""
-        if words:
-            await self.session.execute(
-                pg_insert(SearchWord)
-                .values([{"word": w} for w in words])
-                .on_conflict_do_nothing(index_elements=["word"])
-            )
+        """Add words to the catalog's word list (for typo corrections and the
+        completion of a word being typed)."""
+        if not words:
+            return
+        added = await self.session.scalars(
+            pg_insert(SearchWord)
+            .values([{"word": w} for w in words])
+            .on_conflict_do_nothing(index_elements=["word"])
+            .returning(SearchWord.word)
+        )
+        if added.first() is not None:
+            # Before the commit: a search in between may cache the old list,
+            # for WordCache.ttl at most.
+            forget_words()
 
     async def exists_by_slug(self, slug: str) -> bool:
         return bool(await self.session.scalar(select(literal(True)).where(Title.slug == slug)))

@@ -155,7 +155,9 @@ class TitleSummary(Schema):
         return json.loads(value) if isinstance(value, str) else value
 
     def for_language(self, language: str | None) -> TitleSummary:
-        self.display_name = display_name(self.name, (n.model_dump() for n in self.names), language)
+        # The fields as they are (``vars``): a model_dump per name was a third
+        # of a list page's Python time.
+        self.display_name = display_name(self.name, map(vars, self.names), language)
         return self
 
 
