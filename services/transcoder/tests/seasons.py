@@ -4,7 +4,9 @@ Every episode is encoded on its own (so the shared opening and ending are
 re-encoded at a different AAC frame alignment in each): a cold open, the
 season's opening, content of its own, the season's ending and a preview of
 its own. The audio is tonal, a tune of 0.2 s notes per block: chromaprint
-summarises pitch classes, and noise of any seed looks alike to it.
+summarises pitch classes, and noise of any seed looks alike to it. The tunes
+are put together from pre-rendered notes in Python and piped to ffmpeg as PCM,
+so a season costs little more than its AAC encodes.
 
 Only the first and last quarter (at most ten minutes) are fingerprinted; the
 middle is a plain tone of the episode's own, which costs next to nothing to
@@ -13,12 +15,17 @@ make.
 
 from __future__ import annotations
 
+import math
 import random
 import subprocess
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RATE = 5512
+# 0.2 s notes are 1,000 samples; chromaprint resamples to 11,025 Hz anyway.
+RATE = 5000
+NOTE_SAMPLES = RATE // 5
+PITCHES = 29
 FFMPEG = ("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y")
 # The fingerprinted windows (studio_transcoder.media.fingerprint), plus a margin.
 WINDOW_FRACTION = 0.25
@@ -26,23 +33,45 @@ WINDOW_MAX_SECONDS = 600.0
 MARGIN = 5.0
 
 
-def melody(block: int, seconds: float) -> str:
-    """A tune of 0.2 s notes of its own for every block number."""
+def _note(frequency: float) -> bytes:
+    samples = array(
+        "h",
+        (round(16000 * math.sin(2 * math.pi * frequency * i / RATE)) for i in range(NOTE_SAMPLES)),
+    )
+    return samples.tobytes()
+
+
+_NOTES = [_note(180 + 50 * p) for p in range(PITCHES)]
+_SAMPLE_BYTES = 2
+
+
+def melody(block: int, seconds: float) -> bytes:
+    """A tune of 0.2 s notes of its own for every block number, as 16-bit PCM.
+
+    Built from 29 pre-rendered notes: making a season costs its AAC encodes, not
+    an expression evaluated per sample."""
     a, b = 3 * block + 1, block + 1
     # Each block starts at a note of its own: blocks that all began on the same
-    # note would share audio across every boundary.
-    n = f"(floor(t*5)+{(37 * block) % 101 + 1})"
-    # Modulo a large prime first: the tune does not repeat within a block.
-    pitch = f"mod(mod({n}*{a}+{n}*{n}*{b},997),29)"
-    return f"aevalsrc='0.5*sin(2*PI*t*(180+50*{pitch}))':s={RATE}:d={seconds:.3f}"
+    # note would share audio across every boundary. Modulo a large prime first:
+    # the tune does not repeat within a block.
+    first = (37 * block) % 101 + 1
+    total = round(seconds * RATE)
+    notes = -(-total // NOTE_SAMPLES)
+    pcm = b"".join(
+        _NOTES[((n + first) * a + (n + first) ** 2 * b) % 997 % PITCHES] for n in range(notes)
+    )
+    return pcm[: total * _SAMPLE_BYTES]
 
 
-def tone(block: int, seconds: float) -> str:
-    return f"sine=frequency={200 + 7 * (block % 150)}:sample_rate={RATE}:duration={seconds:.3f}"
+def tone(block: int, seconds: float) -> bytes:
+    """A steady note of the block's own (what is never fingerprinted)."""
+    total = round(seconds * RATE)
+    note = _NOTES[block % PITCHES]
+    return (note * (-(-total // NOTE_SAMPLES)))[: total * _SAMPLE_BYTES]
 
 
-def silence(seconds: float) -> str:
-    return f"anullsrc=r={RATE}:cl=mono:d={seconds:.3f}"
+def silence(seconds: float) -> bytes:
+    return bytes(round(seconds * RATE) * _SAMPLE_BYTES)
 
 
 @dataclass
@@ -69,18 +98,18 @@ class Layout:
     middle: str = "tone"  # "tone" or "silence": what is never fingerprinted
 
 
-def _parts(layout: Layout, own: int) -> tuple[list[str], Episode]:
+def _audio(layout: Layout, own: int) -> tuple[bytes, Episode]:
     d = layout.duration
     window = min(WINDOW_MAX_SECONDS, d * WINDOW_FRACTION)
     head_end = min(window + MARGIN, d)
     tail_from = max(d - window - MARGIN, head_end)
-    parts: list[str] = []
+    parts: list[bytes] = []
     t = 0.0
 
-    def add(src: str, seconds: float) -> None:
+    def add(pcm: bytes, seconds: float) -> None:
         nonlocal t
         if seconds > 1e-3:
-            parts.append(src)
+            parts.append(pcm)
             t += seconds
 
     add(melody(own, layout.cold_open), layout.cold_open)
@@ -100,31 +129,25 @@ def _parts(layout: Layout, own: int) -> tuple[list[str], Episode]:
         ending = (t, t + layout.ending)
         add(melody(layout.ending_block, layout.ending), layout.ending)
     add(melody(own + 3, d - t), d - t)
-    return parts, Episode(Path(), d, opening, ending)
+    return b"".join(parts), Episode(Path(), d, opening, ending)
 
 
 def make_episode(path: Path, layout: Layout, own: int, *, video: bool = False) -> Episode:
     """Writes one episode (``.m4a`` audio, or with ``video`` a tiny H.264 ``.mp4``)."""
-    parts, episode = _parts(layout, own)
-    offset = 1 if video else 0
+    pcm, episode = _audio(layout, own)
     inputs = (
         ["-f", "lavfi", "-i", f"testsrc2=size=192x108:rate=10:duration={layout.duration:.3f}"]
         if video
         else []
     )
-    inputs += [arg for p in parts for arg in ("-f", "lavfi", "-i", p)]
-    graph = (
-        "".join(f"[{i + offset}]" for i in range(len(parts)))
-        + f"concat=n={len(parts)}:v=0:a=1[a]"
-    )
-    maps = ["-map", "0:v", "-map", "[a]"] if video else ["-map", "[a]"]
-    codecs = ["-c:a", "aac", "-b:a", layout.bitrate]
+    inputs += ["-f", "s16le", "-ar", str(RATE), "-ac", "1", "-i", "pipe:0"]
+    maps = ["-map", "0:v", "-map", "1:a"] if video else []
+    # The fast AAC coder: half the CPU of the default, the same frames and artefacts' kind.
+    codecs = ["-c:a", "aac", "-aac_coder", "fast", "-b:a", layout.bitrate]
     if video:
         codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *codecs]
     subprocess.run(
-        [*FFMPEG, *inputs, "-filter_complex", graph, *maps, *codecs, str(path)],
-        check=True,
-        timeout=600,
+        [*FFMPEG, *inputs, *maps, *codecs, str(path)], input=pcm, check=True, timeout=600
     )
     episode.path = path
     return episode

@@ -1,6 +1,8 @@
 """Detection accuracy at the issue's full size: 24-minute episodes, openings and
 endings of 60-90 s, cold opens of 0-3 minutes, one episode per season without
-an opening. Generated with ffmpeg (seasons.py); about half a minute of CPU.
+an opening. Generated with ffmpeg (seasons.py): about 40 s of CPU, mostly the
+AAC encodes of eleven 24-minute episodes; several minutes of wall time on a
+loaded machine, hence the longer timeout.
 
 Criteria: every detected boundary within ±1.0 s of the truth for at least 95 %
 of the markers' boundaries, and no marker where there is none.
@@ -20,6 +22,8 @@ from studio_transcoder.media.fingerprint import Fingerprint, fingerprint_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from seasons import Episode, SeasonSpec, make_season
+
+pytestmark = pytest.mark.timeout(900)
 
 TOLERANCE = 1.0
 SEASONS = [

@@ -10,6 +10,7 @@ seconds; the method does not depend on the length.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from studio_common.events import Envelope, EpisodeDeletedV1
 from studio_common.testing.jetstream import wait_until
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, fingerprint_file, pack, unpack
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import seasons
 
 DURATION = 480.0
 OPENING = 60.0
@@ -165,42 +170,21 @@ def test_detection_for_a_twelve_episode_season_takes_under_a_second(
 
 # --- through the worker ------------------------------------------------------
 
-SHORT = 80.0
+# Long enough that the opening sits well inside the first quarter (30 s).
+SHORT = 120.0
 SHORT_OPENING = 18.0
 SHORT_ENDING = 18.0
 
 
 def make_video(folder: Path, n: int, cold_open: float, with_opening: bool = True) -> Path:
     """A tiny video whose audio is a cold open, the opening, its own part and the ending."""
-    own = 40 + 2 * n
-    parts = [_melody(own, cold_open)] if cold_open > 0 else []
-    opening = SHORT_OPENING if with_opening else 0.0
-    parts += [_melody(0, SHORT_OPENING)] if with_opening else []
-    parts += [
-        _melody(own + 1, SHORT - cold_open - opening - SHORT_ENDING),
-        _melody(1, SHORT_ENDING),
-    ]
-    inputs = ["-f", "lavfi", "-i", f"testsrc2=size=192x108:rate=10:duration={SHORT}"]
-    inputs += [arg for p in parts for arg in ("-f", "lavfi", "-i", p)]
-    graph = "".join(f"[{i + 1}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=0:a=1[a]"
-    path = folder / f"video{n}.mp4"
-    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
-    subprocess.run(
-        [
-            *FFMPEG,
-            *inputs,
-            "-filter_complex",
-            graph,
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-            *codecs,
-            str(path),
-        ],
-        check=True,
+    layout = seasons.Layout(
+        duration=SHORT,
+        cold_open=cold_open,
+        opening=SHORT_OPENING if with_opening else None,
+        ending=SHORT_ENDING,
     )
-    return path
+    return seasons.make_episode(folder / f"video{n}.mp4", layout, 40 + 4 * n, video=True).path
 
 
 async def test_a_transcoded_season_gets_markers_through_the_outbox(
@@ -250,7 +234,9 @@ async def test_a_transcoded_season_gets_markers_through_the_outbox(
             )
         ).all()
     assert len(rows) == 3
-    assert all(len(r.head) > 4 * 100 and r.tail_start_sec == pytest.approx(60.0) for r in rows)
+    assert all(
+        len(r.head) > 4 * 100 and r.tail_start_sec == pytest.approx(SHORT * 0.75) for r in rows
+    )
 
     # Re-transcoding the last episode from a source without the opening detects
     # the season again: that episode keeps only its ending.
