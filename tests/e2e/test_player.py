@@ -246,3 +246,84 @@ def test_skip_opening_lands_at_the_openings_end(stack, page, shot, episode: dict
     landed = page.evaluate("() => document.getElementById('video').currentTime")
     assert abs(landed - 5.0) <= 0.5, landed
     assert page.is_hidden("#skip")
+
+
+@pytest.fixture(scope="module")
+def next_episode(stack, episode: dict[str, Any], tmp_path_factory, ffmpeg: str) -> dict[str, Any]:
+    """The second episode of ``episode``'s season: the first one's "Next episode"."""
+    home = tmp_path_factory.mktemp("player-next")
+    cli = make_cli(stack, home)
+    source = make_source(ffmpeg, home / "episode2.mp4", seconds=8)
+    result = upload_json(cli, source, episode["slug"], episode=2)
+    return {"slug": episode["slug"], **result["episode"]}
+
+
+def _set_markers(stack, episode_id: str, *markers: dict[str, Any]) -> None:
+    r = httpx.put(
+        f"{stack.gateway_url}/api/admin/episodes/{episode_id}/markers",
+        json={"markers": list(markers)},
+        headers=stack.headers("editor"),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+
+
+def _play_from(page, gateway: str, episode_id: str, at: float) -> None:
+    page.goto(f"{gateway}/#/watch/{episode_id}")
+    _wait_dataset(page, "playing", "true")
+    page.evaluate(
+        "at => { const v = document.getElementById('video'); v.pause(); v.currentTime = at; }", at
+    )
+
+
+def test_next_episode_at_the_ending_of_all_but_the_last(
+    stack, page, shot, episode: dict[str, Any], next_episode: dict[str, Any]
+) -> None:
+    gateway = stack.gateway_url
+    ending = {"kind": "ending", "startSec": 5.0, "endSec": 7.5}
+    _set_markers(stack, episode["id"], {"kind": "opening", "startSec": 0.5, "endSec": 3.0}, ending)
+    _set_markers(stack, next_episode["id"], ending)
+    following = httpx.get(f"{gateway}/api/episodes/{episode['id']}", timeout=10).json()
+    assert following["nextEpisodeId"] == next_episode["id"]
+    assert (
+        httpx.get(f"{gateway}/api/episodes/{next_episode['id']}", timeout=10).json()[
+            "nextEpisodeId"
+        ]
+        is None
+    )
+
+    _sign_in(page, gateway, f"viewer-{uuid.uuid4().hex[:8]}@e2e.studio.test")
+    # The opening of a non-final episode is still skipped, not left.
+    _play_from(page, gateway, episode["id"], 1.0)
+    page.wait_for_selector('#skip[data-action="opening"]:not([hidden])', timeout=WAIT_MS)
+    # Its ending offers the next episode; the keyboard opens it.
+    page.evaluate("() => { document.getElementById('video').currentTime = 5.6; }")
+    page.wait_for_selector('#skip[data-action="next"]:not([hidden])', timeout=WAIT_MS)
+    assert page.inner_text("#skip") == "Next episode"
+    page.focus("#skip")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "id => location.hash === `#/watch/${id}`", arg=next_episode["id"], timeout=WAIT_MS
+    )
+    page.wait_for_function(
+        "() => document.getElementById('watch-title').textContent.startsWith('2.')",
+        timeout=WAIT_MS,
+    )
+    _wait_dataset(page, "playing", "true")
+
+    # The last episode's ending is only skipped.
+    page.evaluate(
+        "() => { const v = document.getElementById('video'); v.pause(); v.currentTime = 5.6; }"
+    )
+    page.wait_for_selector('#skip[data-action="ending"]:not([hidden])', timeout=WAIT_MS)
+    assert page.inner_text("#skip") == "Skip ending"
+    page.focus("#skip")
+    page.keyboard.press("Space")
+    page.wait_for_function(
+        "() => !document.getElementById('video').seeking"
+        " && document.getElementById('video').currentTime > 7",
+        timeout=WAIT_MS,
+    )
+    landed = page.evaluate("() => document.getElementById('video').currentTime")
+    assert abs(landed - 7.5) <= 0.5, landed
+    assert page.evaluate("() => location.hash") == f"#/watch/{next_episode['id']}"

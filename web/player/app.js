@@ -706,23 +706,32 @@
       $("play").textContent = video.paused ? "▶" : "❚❚";
       $("play").setAttribute("aria-label", video.paused ? "Play" : "Pause");
     };
-    // "Skip opening" / "Skip ending" while the playhead is inside a marker.
+    // "Skip opening" / "Skip ending" while the playhead is inside a marker; in
+    // the ending of an episode that has a playable next one, "Next episode".
     const skip = $("skip");
     const markers = (episode.markers || []).filter((m) => m.endSec > m.startSec);
     const markerAt = (t) => markers.find((m) => t >= m.startSec && t < m.endSec - 0.5);
+    const nextId = episode.nextEpisodeId || null;
+    if (nextId && slug) state.titleOfEpisode[nextId] = slug;
+    const actionOf = (m) => (m.kind === "ending" && nextId ? "next" : m.kind);
+    const LABELS = { opening: "Skip opening", ending: "Skip ending", next: "Next episode" };
     const showSkip = () => {
       const m = markerAt(video.currentTime);
       skip.hidden = !m;
       if (m) {
-        skip.textContent = m.kind === "opening" ? "Skip opening" : "Skip ending";
+        const action = actionOf(m);
+        skip.textContent = LABELS[action];
         skip.dataset.kind = m.kind;
+        skip.dataset.action = action;
       }
     };
     skip.hidden = true;
     on(w, skip, "click", () => {
       const m = markerAt(video.currentTime);
-      if (m) video.currentTime = Math.min(m.endSec, knownDuration() || m.endSec);
       skip.hidden = true;
+      if (!m) return;
+      if (actionOf(m) === "next") location.hash = `#/watch/${nextId}`;
+      else video.currentTime = Math.min(m.endSec, knownDuration() || m.endSec);
     });
     on(w, video, "seeked", showSkip);
     on(w, video, "timeupdate", () => {

@@ -10,11 +10,12 @@ import nats
 from sqlalchemy import select
 
 from studio_catalog.models import messaging
-from studio_catalog.subscribers import on_completed, on_markers
+from studio_catalog.subscribers import on_completed, on_markers, on_playability
 from studio_common.events import (
     Envelope,
     EpisodeMarker,
     EpisodeMarkersDetectedV1,
+    EpisodePlayabilityChangedV1,
     EventPayload,
     TranscodeCompletedV1,
     subject_for,
@@ -197,3 +198,35 @@ async def test_only_editors_set_markers(make, client, auth, catalog_app):
     assert_problem(await client.put(url, json={"markers": []}), 401, "unauthorized")
     r = await client.put(url, json={"markers": []}, headers=auth.headers("viewer"))
     assert_problem(r, 403, "forbidden")
+
+
+async def test_an_episode_names_the_next_playable_one_for_next_episode(make, client, catalog_app):
+    title = await make.title()
+    first_season = await make.season(title["id"], 1)
+    second_season = await make.season(title["id"], 2)
+    # Created out of order: the order is the seasons' and episodes' numbers.
+    s2e1 = await make.episode(second_season["id"], 1)
+    s1e2 = await make.episode(first_season["id"], 2)
+    s1e1 = await make.episode(first_season["id"], 1)
+
+    async def following(episode: dict[str, Any]) -> Any:
+        r = await client.get(f"/api/episodes/{episode['id']}")
+        assert r.status_code == 200, r.text
+        return r.json()["nextEpisodeId"]
+
+    # Not playable yet: nothing to go on to.
+    assert await following(s1e1) is None
+    for ep in (s1e1, s1e2, s2e1):
+        await handle(
+            catalog_app,
+            EpisodePlayabilityChangedV1(
+                episode_id=uuid.UUID(ep["id"]), playable=True, state="playable"
+            ),
+            on_playability,
+        )
+    assert await following(s1e1) == s1e2["id"]
+    assert await following(s1e2) == s2e1["id"]  # the next season's first
+    assert await following(s2e1) is None  # the title's last episode
+    # The title page's episodes do not carry it: only the episode read does.
+    detail = (await client.get(f"/api/titles/{title['slug']}")).json()
+    assert "nextEpisodeId" not in detail["seasons"][0]["episodes"][0]

@@ -10,16 +10,23 @@ seconds; the method does not depend on the length.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from studio_common.events import Envelope, EpisodeDeletedV1
+from studio_common.testing.jetstream import wait_until
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, fingerprint_file, pack, unpack
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import seasons
 
 DURATION = 480.0
 OPENING = 60.0
@@ -163,41 +170,21 @@ def test_detection_for_a_twelve_episode_season_takes_under_a_second(
 
 # --- through the worker ------------------------------------------------------
 
-SHORT = 80.0
+# Long enough that the opening sits well inside the first quarter (30 s).
+SHORT = 120.0
 SHORT_OPENING = 18.0
 SHORT_ENDING = 18.0
 
 
-def make_video(folder: Path, n: int, cold_open: float) -> Path:
+def make_video(folder: Path, n: int, cold_open: float, with_opening: bool = True) -> Path:
     """A tiny video whose audio is a cold open, the opening, its own part and the ending."""
-    own = 40 + 2 * n
-    parts = [_melody(own, cold_open)] if cold_open > 0 else []
-    parts += [
-        _melody(0, SHORT_OPENING),
-        _melody(own + 1, SHORT - cold_open - SHORT_OPENING - SHORT_ENDING),
-        _melody(1, SHORT_ENDING),
-    ]
-    inputs = ["-f", "lavfi", "-i", f"testsrc2=size=192x108:rate=10:duration={SHORT}"]
-    inputs += [arg for p in parts for arg in ("-f", "lavfi", "-i", p)]
-    graph = "".join(f"[{i + 1}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=0:a=1[a]"
-    path = folder / f"video{n}.mp4"
-    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
-    subprocess.run(
-        [
-            *FFMPEG,
-            *inputs,
-            "-filter_complex",
-            graph,
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-            *codecs,
-            str(path),
-        ],
-        check=True,
+    layout = seasons.Layout(
+        duration=SHORT,
+        cold_open=cold_open,
+        opening=SHORT_OPENING if with_opening else None,
+        ending=SHORT_ENDING,
     )
-    return path
+    return seasons.make_episode(folder / f"video{n}.mp4", layout, 40 + 4 * n, video=True).path
 
 
 async def test_a_transcoded_season_gets_markers_through_the_outbox(
@@ -247,7 +234,29 @@ async def test_a_transcoded_season_gets_markers_through_the_outbox(
             )
         ).all()
     assert len(rows) == 3
-    assert all(len(r.head) > 4 * 100 and r.tail_start_sec == pytest.approx(60.0) for r in rows)
+    assert all(
+        len(r.head) > 4 * 100 and r.tail_start_sec == pytest.approx(SHORT * 0.75) for r in rows
+    )
+
+    # Re-transcoding the last episode from a source without the opening detects
+    # the season again: that episode keeps only its ending.
+    again = events[-1]
+    await jobs.submit(
+        make_video(tmp_path, 9, 2.0, with_opening=False),
+        episode_id=again.episode_id,
+        season_id=season_id,
+        title_id=title_id,
+        episode_number=again.episode_number,
+    )
+
+    async def redetected() -> list[dict[str, Any]] | None:
+        found = await jobs.events(
+            "transcoder.episode.markers_detected", episode_id=again.episode_id
+        )
+        latest = found[-1]["data"]["markers"]
+        return latest if [m["kind"] for m in latest] == ["ending"] else None
+
+    await wait_until(redetected, within=120)
 
 
 async def test_deleting_an_episode_detects_its_season_again(db, jobs, season):
@@ -317,3 +326,93 @@ async def test_a_failed_detection_leaves_the_rest_of_the_transaction_alone(
         assert await session.scalar(text("SELECT x FROM earlier")) == 1
     async with db.transaction() as session:
         assert await session.get(EpisodeFingerprint, event.episode_id) is None
+
+
+async def _markers_of(db, season_id: uuid.UUID) -> dict[uuid.UUID, list[str]]:
+    from sqlalchemy import select
+
+    from studio_transcoder.models import EpisodeFingerprint
+
+    async with db.transaction() as session:
+        rows = (
+            await session.scalars(
+                select(EpisodeFingerprint)
+                .where(EpisodeFingerprint.season_id == season_id)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        return {r.episode_id: [m["kind"] for m in r.markers] for r in rows}
+
+
+async def _announced(db, episode_id: uuid.UUID) -> list[list[str]]:
+    """The kinds in each markers_detected event of an episode in the outbox, oldest first."""
+    from sqlalchemy import select
+
+    from studio_transcoder.models import messaging
+
+    async with db.transaction() as session:
+        sent = (
+            await session.execute(
+                select(messaging.outbox.c.envelope)
+                .where(messaging.outbox.c.event_type == "transcoder.episode.markers_detected")
+                .order_by(messaging.outbox.c.created_at)
+            )
+        ).all()
+    return [
+        [m["kind"] for m in e["data"]["markers"]]
+        for (e,) in sent
+        if e["data"]["episodeId"] == str(episode_id)
+    ]
+
+
+async def test_re_transcoding_an_episode_detects_its_season_again(db, jobs, season):
+    from studio_transcoder.markers import record_and_detect
+
+    season_id = uuid.uuid4()
+    first, second = (
+        jobs.uploaded_event("uploads/x/ep.mp4", season_id=season_id, episode_number=n + 1)
+        for n in range(2)
+    )
+    for event, fp in ((first, season[0][1]), (second, season[1][1])):
+        async with db.transaction() as session:
+            await record_and_detect(session, event, fp)
+    both = ["opening", "ending"]
+    assert await _markers_of(db, season_id) == {first.episode_id: both, second.episode_id: both}
+
+    # The second episode comes back from a new source without the opening: the
+    # first one no longer shares an opening with anyone, and is told so.
+    async with db.transaction() as session:
+        await record_and_detect(session, second, season[4][1])
+    assert await _markers_of(db, season_id) == {
+        first.episode_id: ["ending"],
+        second.episode_id: ["ending"],
+    }
+    assert (await _announced(db, first.episode_id))[-1] == ["ending"]
+    assert (await _announced(db, second.episode_id))[-1] == ["ending"]
+
+    # Again, and this time the job has no fingerprint (a source without audio):
+    # the old one goes, the episode has no markers and its sibling is alone.
+    async with db.transaction() as session:
+        await record_and_detect(session, second, None)
+    assert await _markers_of(db, season_id) == {first.episode_id: []}
+    assert (await _announced(db, second.episode_id))[-1] == []
+    assert (await _announced(db, first.episode_id))[-1] == []
+
+
+async def test_an_episode_moved_to_another_season_leaves_the_old_one(db, jobs, season):
+    from studio_transcoder.markers import record_and_detect
+
+    old, new = uuid.uuid4(), uuid.uuid4()
+    stays, moves = (
+        jobs.uploaded_event("uploads/x/ep.mp4", season_id=old, episode_number=n + 1)
+        for n in range(2)
+    )
+    for event, fp in ((stays, season[0][1]), (moves, season[1][1])):
+        async with db.transaction() as session:
+            await record_and_detect(session, event, fp)
+    moved = moves.model_copy(update={"season_id": new})
+    async with db.transaction() as session:
+        await record_and_detect(session, moved, season[1][1])
+    assert await _markers_of(db, old) == {stays.episode_id: []}
+    assert await _markers_of(db, new) == {moves.episode_id: []}
+    assert (await _announced(db, stays.episode_id))[-1] == []

@@ -607,6 +607,26 @@ class EpisodeRepository:
             stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).first()
 
+    async def next_after(self, episode: Episode) -> Episode | None:
+        """The episode that follows in the title: the season's next number, else the
+        first of the next season."""
+        here = select(Season.number).where(Season.id == episode.season_id).scalar_subquery()
+        stmt = (
+            select(Episode)
+            .join(Season, Season.id == Episode.season_id)
+            .where(
+                Episode.title_id == episode.title_id,
+                Episode.id != episode.id,
+                or_(
+                    Season.number > here,
+                    (Season.number == here) & (Episode.number > episode.number),
+                ),
+            )
+            .order_by(Season.number, Episode.number)
+            .limit(1)
+        )
+        return (await self.session.scalars(stmt)).first()
+
     async def add(self, episode: Episode) -> Episode:
         self.session.add(episode)
         await self.session.flush()

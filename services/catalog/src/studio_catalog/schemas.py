@@ -191,6 +191,14 @@ class EpisodeOut(Schema):
     updated_at: datetime
 
 
+class EpisodeDetailOut(EpisodeOut):
+    """One episode on its own: also what follows it, for the player's "Next episode"."""
+
+    # The next episode of the title (this season's next, else the next season's
+    # first) when it is playable; null for the last one, or one not ready yet.
+    next_episode_id: uuid.UUID | None = None
+
+
 class EpisodeAdminOut(EpisodeOut):
     source_key: str | None
     hls_master_url: str | None

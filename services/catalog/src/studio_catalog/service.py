@@ -195,6 +195,11 @@ class CatalogService:
             raise NotFound(f"No episode with id {episode_id}.")
         return episode
 
+    async def next_episode(self, episode: Episode) -> Episode | None:
+        """What "Next episode" leads to: the following episode, when it can be played."""
+        following = await self.episodes.next_after(episode)
+        return following if following is not None and following.transcode_playable else None
+
     async def create_episode(
         self, data: EpisodeIn, principal: Principal, *, source_wait: float = 0.0
     ) -> Episode:

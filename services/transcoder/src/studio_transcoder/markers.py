@@ -57,10 +57,15 @@ def _print(row: EpisodeFingerprint) -> EpisodePrint:
 
 
 async def record_and_detect(
-    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint
+    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint | None
 ) -> None:
     """Stores the episode's fingerprint and publishes the markers of the season
     that changed (the episode's own always, possibly empty).
+
+    Also for a re-transcode: the new fingerprint replaces the old one, and the
+    season the episode was in before (when it moved) is detected again too. A
+    job without a fingerprint (the new source has no audio, or fingerprinting
+    failed) drops the old one: markers found in the old audio would be wrong.
 
     In a savepoint: markers are a convenience, and a failure here must not undo
     the job's completion that shares the transaction."""
@@ -71,14 +76,34 @@ async def record_and_detect(
         log.exception("markers not detected", extra={"episode_id": str(event.episode_id)})
 
 
+async def _lock_seasons(session: AsyncSession, *season_ids: uuid.UUID | None) -> None:
+    # Always in the same order, so two jobs locking the same two seasons never deadlock.
+    for season_id in sorted({s for s in season_ids if s is not None}):
+        await session.execute(select(func.pg_advisory_xact_lock(season_lock_key(season_id))))
+
+
 async def _record_and_detect(
-    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint
+    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint | None
 ) -> None:
-    await session.execute(select(func.pg_advisory_xact_lock(season_lock_key(event.season_id))))
+    before = await session.scalar(
+        select(EpisodeFingerprint.season_id).where(
+            EpisodeFingerprint.episode_id == event.episode_id
+        )
+    )
+    await _lock_seasons(session, event.season_id, before)
     row = await session.get(EpisodeFingerprint, event.episode_id, with_for_update=True)
+    if fingerprint is None:
+        if row is None:
+            return
+        await session.delete(row)
+        await session.flush()
+        await _publish(session, event.episode_id, event.season_id, [], row.duration_sec)
+        await detect_and_publish(session, row.season_id)
+        return
     if row is None:
         row = EpisodeFingerprint(episode_id=event.episode_id, markers=[])
         session.add(row)
+    moved_from = row.season_id if row.season_id not in (None, event.season_id) else None
     row.season_id = event.season_id
     row.title_id = event.title_id
     row.season_number = event.season_number
@@ -88,6 +113,27 @@ async def _record_and_detect(
     row.tail_start_sec = fingerprint.tail_start
     await session.flush()
     await detect_and_publish(session, event.season_id, always=event.episode_id)
+    if moved_from is not None:
+        await detect_and_publish(session, moved_from)
+
+
+async def _publish(
+    session: AsyncSession,
+    episode_id: uuid.UUID,
+    season_id: uuid.UUID,
+    markers: list[dict[str, Any]],
+    duration: float,
+) -> None:
+    await enqueue(
+        session,
+        messaging,
+        EpisodeMarkersDetectedV1(
+            episode_id=episode_id,
+            season_id=season_id,
+            markers=[EpisodeMarker.model_validate(m) for m in markers],
+            duration_sec=duration,
+        ),
+    )
 
 
 async def detect_and_publish(
@@ -110,20 +156,20 @@ async def detect_and_publish(
         if markers == sibling.markers and sibling.episode_id != always:
             continue
         sibling.markers = markers
-        await enqueue(
-            session,
-            messaging,
-            EpisodeMarkersDetectedV1(
-                episode_id=sibling.episode_id,
-                season_id=season_id,
-                markers=[EpisodeMarker.model_validate(m) for m in markers],
-                duration_sec=sibling.duration_sec,
-            ),
-        )
+        await _publish(session, sibling.episode_id, season_id, markers, sibling.duration_sec)
 
 
 async def forget_episodes(session: AsyncSession, episode_ids: list[uuid.UUID]) -> None:
     """Deleted episodes leave their seasons: the siblings' markers are detected again."""
+    # The seasons' locks first, as a job does, then the rows.
+    affected = (
+        await session.scalars(
+            select(EpisodeFingerprint.season_id).where(
+                EpisodeFingerprint.episode_id.in_(episode_ids)
+            )
+        )
+    ).all()
+    await _lock_seasons(session, *affected)
     seasons = (
         await session.scalars(
             delete(EpisodeFingerprint)
@@ -132,7 +178,6 @@ async def forget_episodes(session: AsyncSession, episode_ids: list[uuid.UUID]) -
         )
     ).all()
     for season_id in sorted(set(seasons)):
-        await session.execute(select(func.pg_advisory_xact_lock(season_lock_key(season_id))))
         await detect_and_publish(session, season_id)
 
 

@@ -730,10 +730,9 @@ class Worker:
                     subtitles=result.subtitles,
                 ),
             )
-            if result.fingerprint is not None:
-                await record_and_detect(
-                    session, EpisodeUploadedV1.model_validate(row.payload), result.fingerprint
-                )
+            await record_and_detect(
+                session, EpisodeUploadedV1.model_validate(row.payload), result.fingerprint
+            )
         await msg.ack()
         self.metrics.attempts.labels("ready").inc()
         self.metrics.encode_ratio.observe(result.encode_seconds / max(result.duration, 1e-3))

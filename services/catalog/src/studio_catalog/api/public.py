@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from studio_catalog.names import preferred_language
 from studio_catalog.repository import TitleFilter, list_title_page
-from studio_catalog.schemas import EpisodeOut, TitleDetail, TitleSummary, TitleType
+from studio_catalog.schemas import EpisodeDetailOut, TitleDetail, TitleSummary, TitleType
 from studio_catalog.service import CatalogService
 from studio_common.access import Access, access
 from studio_common.db import SessionDep
@@ -107,15 +107,20 @@ async def get_title(
 
 @router.get(
     "/episodes/{episode_id}",
-    response_model=EpisodeOut,
+    response_model=EpisodeDetailOut,
     response_model_by_alias=True,
     **access(Access.public),
 )
 async def get_episode(
     episode_id: uuid.UUID, request: Request, response: Response, session: SessionDep
-) -> EpisodeOut:
+) -> EpisodeDetailOut:
     response.headers.update(_cache_headers(request))
-    return EpisodeOut.model_validate(await CatalogService(session).episode(episode_id))
+    service = CatalogService(session)
+    episode = await service.episode(episode_id)
+    following = await service.next_episode(episode)
+    out = EpisodeDetailOut.model_validate(episode)
+    out.next_episode_id = following.id if following is not None else None
+    return out
 
 
 def _cache_headers(request: Request) -> dict[str, str]:

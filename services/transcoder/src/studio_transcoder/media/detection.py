@@ -104,13 +104,44 @@ def shared_stretch(
     return best
 
 
+def _touches_end(run: tuple[int, int], items: int) -> bool:
+    return run[1] >= items - END_ITEMS
+
+
 def _seconds(
     run: tuple[int, int], offset: float, items: int, window_end: float
 ) -> tuple[float, float]:
     start = offset if run[0] == 0 else offset + run[0] * ITEM_SECONDS + LEAD_SECONDS
-    if run[1] >= items - END_ITEMS:
+    if _touches_end(run, items):
         return start, window_end
     return start, offset + run[1] * ITEM_SECONDS + ITEM_SPAN_SECONDS
+
+
+def _pair_seconds(
+    fx: Fingerprint,
+    fy: Fingerprint,
+    part: int,
+    match: tuple[tuple[int, int], tuple[int, int]],
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The shared stretch in seconds in both episodes.
+
+    When it runs to the end of one episode's window (an ending with no preview
+    after it), that window's last items are missing (chromaprint drops the
+    final partial frames), so the other episode's run stops that much short of
+    its true end: its end is then the first one's, carried over by the
+    alignment of the two runs."""
+    (ox, nx, ex), (oy, ny, ey) = _window(fx, part), _window(fy, part)
+    run_x, run_y = match
+    sx = _seconds(run_x, ox, nx, ex)
+    sy = _seconds(run_y, oy, ny, ey)
+    # Time in x minus time in y of the same audio.
+    delta = (ox + run_x[0] * ITEM_SECONDS) - (oy + run_y[0] * ITEM_SECONDS)
+    x_end, y_end = _touches_end(run_x, nx), _touches_end(run_y, ny)
+    if y_end and not x_end:
+        sx = (sx[0], max(sx[1], min(ex, sy[1] + delta)))
+    elif x_end and not y_end:
+        sy = (sy[0], max(sy[1], min(ey, sx[1] - delta)))
+    return sx, sy
 
 
 def _window(fp: Fingerprint, part: int) -> tuple[float, int, float]:
@@ -135,8 +166,7 @@ def detect_season(episodes: Sequence[EpisodePrint]) -> dict[uuid.UUID, list[Mark
                 match = shared_stretch(a, b, indexes[x.episode_id][part])
                 if match is None:
                     continue
-                sx = _seconds(match[0], *_window(fx, part))
-                sy = _seconds(match[1], *_window(fy, part))
+                sx, sy = _pair_seconds(fx, fy, part, match)
                 if sx[1] - sx[0] < MIN_SHARED_SECONDS:
                     continue
                 found[x.episode_id][kind].append(sx)
