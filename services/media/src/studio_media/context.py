@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from studio_common.app import context_dependency
 from studio_media.cdn import CdnSigner
 from studio_media.config import MediaSettings
 from studio_media.ratelimit import Limit, RateLimiter
@@ -55,9 +56,4 @@ class MediaContext:
         await self.limiter.hit(self.limits[name], subject)
 
 
-def get_context(request: Request) -> MediaContext:
-    ctx: MediaContext = request.app.state.media
-    return ctx
-
-
-ContextDep = Annotated[MediaContext, Depends(get_context)]
+ContextDep = Annotated[MediaContext, Depends(context_dependency(MediaContext))]

@@ -26,7 +26,7 @@ from studio_media.subscribers import registrar
 log = logging.getLogger("studio.media")
 
 
-async def _start(ctx: MediaContext, runtime: Runtime, stack: AsyncExitStack) -> None:
+async def _start(ctx: MediaContext, runtime: Runtime[MediaContext], stack: AsyncExitStack) -> None:
     settings = ctx.settings
     if settings.signing_key_generated:
         log.warning(
@@ -68,17 +68,16 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
     settings = settings or MediaSettings()
     ctx = MediaContext(settings)
 
-    async def on_startup(runtime: Runtime, stack: AsyncExitStack) -> None:
+    async def context(runtime: Runtime[MediaContext], stack: AsyncExitStack) -> MediaContext:
         await _start(ctx, runtime, stack)
+        return ctx
 
-    app = create_service_app(
+    return create_service_app(
         settings,
         title="Studio.Anime media",
         description="Uploads to S3 (presigned, resumable, verified) and signed HLS playback.",
         routers=[uploads.router, playback.router],
         tables=messaging,
         register_consumers=registrar(ctx),
-        on_startup=on_startup,
+        context=context,
     )
-    app.state.media = ctx
-    return app

@@ -23,9 +23,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from studio_common.app import runtime_of
 from studio_common.auth import Principal, current_user
 from studio_common.errors import PayloadTooLarge
-from studio_playback.positions import PositionWriter, now_micros, ordering_key
+from studio_playback.context import PlaybackContext
+from studio_playback.positions import now_micros, ordering_key
 from studio_playback.schemas import PositionIn
 
 PATH = "/api/playback"
@@ -45,7 +47,8 @@ async def write_position(request: Request, principal: Principal, raw: bytes) -> 
         body = PositionIn.model_validate_json(raw)
     except ValidationError as exc:
         raise _validation_error(exc) from None
-    writer: PositionWriter = request.app.state.positions
+    ctx: PlaybackContext = runtime_of(request).context
+    writer = ctx.positions
     key = ordering_key(body.sequence, body.client_time, now_micros())
     saved = await writer.save(principal.subject, body.episode_id, body.position_sec, key)
     return Response(saved.model_dump_json(by_alias=True), media_type="application/json")
@@ -67,12 +70,7 @@ class PositionWriteFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != PATH
-            or scope["method"] != "POST"
-            or not getattr(scope["app"].state, "position_fast_path", False)
-        ):
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         fastapi_app: FastAPI = scope["app"]
