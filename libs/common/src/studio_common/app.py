@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -183,7 +183,12 @@ def runtime_of(request: Request) -> Runtime[Any]:
     return runtime
 
 
-RuntimeDep = Annotated[Runtime[Any], Depends(runtime_of)]
+async def _runtime_dependency(request: Request) -> Runtime[Any]:
+    # async: FastAPI runs a plain `def` dependency in its thread pool.
+    return runtime_of(request)
+
+
+RuntimeDep = Annotated[Runtime[Any], Depends(_runtime_dependency)]
 
 
 def settings_of(request: Request, cls: type[S]) -> S:
@@ -194,10 +199,11 @@ def settings_of(request: Request, cls: type[S]) -> S:
     return settings
 
 
-def context_dependency(cls: type[C]) -> Callable[[Request], C]:
-    """A FastAPI dependency answering the service's typed context (of ``cls``)."""
+def context_dependency(cls: type[C]) -> Callable[[Request], Awaitable[C]]:
+    """A FastAPI dependency answering the service's typed context (of ``cls``);
+    async, so no request waits for a thread hand-off."""
 
-    def dependency(request: Request) -> C:
+    async def dependency(request: Request) -> C:
         ctx = runtime_of(request).context
         if not isinstance(ctx, cls):
             raise TypeError(f"the service context is {type(ctx).__name__}, not {cls.__name__}")

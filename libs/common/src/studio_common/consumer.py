@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind
@@ -77,6 +80,69 @@ def exponential_backoff(num_delivered: int) -> float:
 RetryBackoff = Callable[[int], float]
 
 
+def consumer_config(
+    durable: str, subject: str, *, ack_wait: float, max_deliver: int
+) -> ConsumerConfig:
+    """A durable, explicitly acked pull consumer of one subject, every event from the start."""
+    return ConsumerConfig(
+        durable_name=durable,
+        ack_policy=JsAckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        # One more than ours: a crash during the last attempt still gets a
+        # delivery on which the message is dead-lettered.
+        max_deliver=max_deliver + 1,
+        filter_subject=subject,
+    )
+
+
+@contextmanager
+def consume_span(event_type: str, raw: Msg, durable: str, service: str) -> Iterator[None]:
+    """A CONSUMER span continuing the trace in the message's headers, so whatever
+    the handler enqueues carries it on."""
+    with message_span(
+        f"{event_type} process",
+        raw.headers,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.destination.name": raw.subject,
+            "messaging.consumer.group.name": durable,
+        },
+        service=service,
+    ):
+        yield
+
+
+async def publish_dead_letter(
+    js: JetStreamContext,
+    raw: Msg,
+    *,
+    subject_root: str,
+    stream: str,
+    durable: str,
+    event_type: str,
+    reason: str,
+) -> None:
+    """Park ``raw`` on ``<root>.dlq.<durable>.<type>``; the caller then acks it."""
+    headers: dict[str, Any] = dict(raw.headers or {})
+    headers.pop("Nats-Msg-Id", None)
+    headers.pop("Nats-Expected-Stream", None)
+    if raw.metadata is not None:
+        # A crash between this publish and the ack redelivers the message;
+        # the stream's duplicate window then keeps one dead letter, not two.
+        headers["Nats-Msg-Id"] = f"dlq:{durable}:{raw.metadata.sequence.stream}"
+    headers["Studio-Dead-Letter-Reason"] = reason[:1000]
+    headers["Studio-Original-Subject"] = raw.subject
+    await js.publish(
+        dead_letter_subject(subject_root, durable, event_type),
+        raw.data,
+        headers=headers,
+        stream=stream,
+    )
+    log.error("event dead-lettered", extra={"consumer": durable, "reason": reason[:200]})
+
+
 class EventConsumers:
     def __init__(
         self,
@@ -120,15 +186,11 @@ class EventConsumers:
         event_type = event_cls.event_type
         durable = self.durable_name(event_type)
         self.durables.append(durable)
-        config = ConsumerConfig(
-            durable_name=durable,
-            ack_policy=JsAckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+        config = consumer_config(
+            durable,
+            subject_for(self.subject_root, event_type),
             ack_wait=self.ack_wait,
-            # One more than ours: a crash during the last attempt still gets a
-            # delivery on which the message is dead-lettered.
-            max_deliver=self.max_deliver + 1,
-            filter_subject=subject_for(self.subject_root, event_type),
+            max_deliver=self.max_deliver,
         )
 
         async def on_message(msg: NatsMessage) -> None:
@@ -148,18 +210,7 @@ class EventConsumers:
     async def _process(
         self, msg: NatsMessage, event_cls: type[E], handler: Handler[E], durable: str
     ) -> None:
-        raw = msg.raw_message
-        with message_span(
-            f"{event_cls.event_type} process",
-            raw.headers,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.destination.name": raw.subject,
-                "messaging.consumer.group.name": durable,
-            },
-            service=self.service,
-        ):
+        with consume_span(event_cls.event_type, msg.raw_message, durable, self.service):
             await self._process_in_span(msg, event_cls, handler, durable)
 
     async def _process_in_span(
@@ -229,24 +280,15 @@ class EventConsumers:
     async def _dead_letter(
         self, msg: NatsMessage, durable: str, event_type: str, reason: str
     ) -> None:
-        raw = msg.raw_message
-        headers: dict[str, Any] = dict(raw.headers or {})
-        headers.pop("Nats-Msg-Id", None)
-        headers.pop("Nats-Expected-Stream", None)
-        if raw.metadata is not None:
-            # A crash between this publish and the ack redelivers the message;
-            # the stream's duplicate window then keeps one dead letter, not two.
-            headers["Nats-Msg-Id"] = f"dlq:{durable}:{raw.metadata.sequence.stream}"
-        headers["Studio-Dead-Letter-Reason"] = reason[:1000]
-        headers["Studio-Original-Subject"] = raw.subject
-        js = self.broker.connection.jetstream()
-        await js.publish(
-            dead_letter_subject(self.subject_root, durable, event_type),
-            raw.data,
-            headers=headers,
+        await publish_dead_letter(
+            self.broker.connection.jetstream(),
+            msg.raw_message,
+            subject_root=self.subject_root,
             stream=self.stream,
+            durable=durable,
+            event_type=event_type,
+            reason=reason,
         )
-        log.error("event dead-lettered", extra={"consumer": durable, "reason": reason[:200]})
         if self.metrics is not None:
             self.metrics.dead_lettered(durable)
         # Ack, not term: the message is handled (parked in the DLQ).

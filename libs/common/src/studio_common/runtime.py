@@ -164,7 +164,10 @@ class ServiceRuntime(Generic[C]):
     async def run(self) -> AsyncIterator[Runtime[C]]:
         s = self.settings
         name = self.process_name
-        s.check_startup()
+        if self.verify_tokens:
+            # The settings a process serving callers cannot start without
+            # (the token audience ...); a worker has no callers.
+            s.check_startup()
         link = self.nats_link
         metrics = self.messaging_metrics
         async with AsyncExitStack() as stack:

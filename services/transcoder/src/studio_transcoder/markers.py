@@ -25,7 +25,7 @@ from studio_common.events import (
     EpisodeUploadedV1,
     TitleDeletedV1,
 )
-from studio_common.outbox import enqueue
+from studio_common.outbox import MessagingTables, enqueue
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, pack, unpack
 from studio_transcoder.models import EpisodeFingerprint, messaging
@@ -57,7 +57,10 @@ def _print(row: EpisodeFingerprint) -> EpisodePrint:
 
 
 async def record_and_detect(
-    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint
+    session: AsyncSession,
+    event: EpisodeUploadedV1,
+    fingerprint: Fingerprint,
+    tables: MessagingTables = messaging,
 ) -> None:
     """Stores the episode's fingerprint and publishes the markers of the season
     that changed (the episode's own always, possibly empty).
@@ -66,13 +69,16 @@ async def record_and_detect(
     the job's completion that shares the transaction."""
     try:
         async with session.begin_nested():
-            await _record_and_detect(session, event, fingerprint)
+            await _record_and_detect(session, event, fingerprint, tables)
     except Exception:
         log.exception("markers not detected", extra={"episode_id": str(event.episode_id)})
 
 
 async def _record_and_detect(
-    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint
+    session: AsyncSession,
+    event: EpisodeUploadedV1,
+    fingerprint: Fingerprint,
+    tables: MessagingTables,
 ) -> None:
     await session.execute(select(func.pg_advisory_xact_lock(season_lock_key(event.season_id))))
     row = await session.get(EpisodeFingerprint, event.episode_id, with_for_update=True)
@@ -87,12 +93,17 @@ async def _record_and_detect(
     row.tail = pack(fingerprint.tail)
     row.tail_start_sec = fingerprint.tail_start
     await session.flush()
-    await detect_and_publish(session, event.season_id, always=event.episode_id)
+    await detect_and_publish(session, event.season_id, always=event.episode_id, tables=tables)
 
 
 async def detect_and_publish(
-    session: AsyncSession, season_id: uuid.UUID, always: uuid.UUID | None = None
+    session: AsyncSession,
+    season_id: uuid.UUID,
+    always: uuid.UUID | None = None,
+    tables: MessagingTables = messaging,
 ) -> None:
+    """Markers of every episode of the season, each changed one announced through
+    ``tables``' outbox (the worker's, when a job completes)."""
     siblings = list(
         (
             await session.scalars(
@@ -112,7 +123,7 @@ async def detect_and_publish(
         sibling.markers = markers
         await enqueue(
             session,
-            messaging,
+            tables,
             EpisodeMarkersDetectedV1(
                 episode_id=sibling.episode_id,
                 season_id=season_id,
