@@ -6,7 +6,10 @@ the service's inbox in the same transaction as the handler's changes, and the
 message is acked only after that transaction commits. A redelivery of an
 applied event finds the id and is acked without running the handler again.
 A message that keeps failing goes to ``<root>.dlq.<consumer>.<type>`` after
-``max_deliver`` attempts; one that cannot be parsed goes there at once.
+``max_deliver`` attempts; one that cannot be parsed goes there at once. A
+version of the event the handler does not handle is acked and counted
+(``consumer_skipped_versions_total``): producers emit both versions during a
+breaking change (ADR 1), and each version has its own handler and durable.
 """
 
 from __future__ import annotations
@@ -170,8 +173,10 @@ class EventConsumers:
         self.retry_backoff = retry_backoff
         self.durables: list[str] = []
 
-    def durable_name(self, event_type: str) -> str:
-        return f"{self.service}-{event_type.replace('.', '-')}"
+    def durable_name(self, event_type: str, version: int = 1) -> str:
+        """One durable per handled (type, version); version 1 keeps the plain name."""
+        name = f"{self.service}-{event_type.replace('.', '-')}"
+        return name if version == 1 else f"{name}-v{version}"
 
     def on(self, event_cls: type[E]) -> Callable[[Handler[E]], Handler[E]]:
         """Register ``handler(event, envelope, session)`` for one event type."""
@@ -184,7 +189,7 @@ class EventConsumers:
 
     def add(self, event_cls: type[E], handler: Handler[E]) -> None:
         event_type = event_cls.event_type
-        durable = self.durable_name(event_type)
+        durable = self.durable_name(event_type, event_cls.event_version)
         self.durables.append(durable)
         config = consumer_config(
             durable,
@@ -225,7 +230,8 @@ class EventConsumers:
                     f"{envelope.type} arrived on the {event_cls.event_type} consumer"
                 )
             if envelope.version != event_cls.event_version:
-                raise PoisonMessage(f"unsupported version {envelope.version} of {envelope.type}")
+                await self._skip_version(msg, durable, envelope)
+                return
             payload = event_cls.model_validate(envelope.data)
         except (ValidationError, ValueError, UnknownEventError, PoisonMessage) as exc:
             await self._dead_letter(msg, durable, event_cls.event_type, f"unreadable: {exc}")
@@ -249,6 +255,19 @@ class EventConsumers:
             return
         if not applied:
             log.info("duplicate event skipped", extra={"event_id": str(envelope.id)})
+        await msg.ack()
+
+    async def _skip_version(self, msg: NatsMessage, durable: str, envelope: Envelope) -> None:
+        """A version of the event this consumer does not handle: acked and counted,
+        not dead-lettered. During a breaking change producers emit both versions
+        (ADR 1), so the one this consumer handles arrives too; a consumer of the
+        other version runs on a durable of its own."""
+        log.info(
+            "event version skipped",
+            extra={"consumer": durable, "event_type": envelope.type, "version": envelope.version},
+        )
+        if self.metrics is not None:
+            self.metrics.skipped_version(durable, envelope.version)
         await msg.ack()
 
     async def refresh_metrics(self) -> None:

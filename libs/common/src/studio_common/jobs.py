@@ -287,6 +287,11 @@ class JobConsumer:
         with consume_span(event_type, msg, durable, self.runtime.name):
             try:
                 envelope = Envelope.model_validate_json(msg.data)
+                if self._unhandled_version(envelope):
+                    # As the event consumers do (ADR 1): acked and counted.
+                    self.runtime.messaging_metrics.skipped_version(durable, envelope.version)
+                    await msg.ack()
+                    return
                 payload = envelope.payload()
                 if not isinstance(payload, self.events):
                     raise ValueError(f"{envelope.type} is not a job event here")
@@ -304,6 +309,11 @@ class JobConsumer:
                 raise
             finally:
                 keepalive.cancel()
+
+    def _unhandled_version(self, envelope: Envelope) -> bool:
+        handled = {(e.event_type, e.event_version) for e in self.events}
+        types = {event_type for event_type, _ in handled}
+        return envelope.type in types and (envelope.type, envelope.version) not in handled
 
     async def _keep_alive(self, msg: Msg) -> None:
         interval = max(0.5, self.ack_wait / 3)

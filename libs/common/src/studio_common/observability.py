@@ -157,12 +157,21 @@ class MessagingMetrics:
             ["service", "consumer"],
             registry=registry,
         )
+        self.consumer_skipped_versions = Counter(
+            "consumer_skipped_versions_total",
+            "Events a consumer acked unhandled: a version of the event it does not handle.",
+            ["service", "consumer", "version"],
+            registry=registry,
+        )
         self.consumer_dead_letters = Counter(
             "consumer_dead_letters_total",
             "Messages a consumer parked on the dead-letter subject.",
             ["service", "consumer"],
             registry=registry,
         )
+
+    def skipped_version(self, consumer: str, version: int) -> None:
+        self.consumer_skipped_versions.labels(self.service, consumer, str(version)).inc()
 
     def published(self, event_type: str) -> None:
         self.outbox_published.labels(self.service, event_type).inc()
