@@ -174,6 +174,8 @@ class ServiceRuntime(Generic[C]):
             database = Database.connect(
                 s.database_url,
                 pool_size=self.pool_size or s.database_pool_size,
+                max_overflow=self.pool_size or s.database_max_overflow,
+                read_pool_size=self.pool_size or s.database_read_pool_size,
                 echo=s.database_echo,
             )
             stack.push_async_callback(database.dispose)

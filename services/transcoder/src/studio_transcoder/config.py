@@ -153,6 +153,11 @@ class TranscoderSettings(ServiceSettings):
     def worker_pool_size(self) -> int:
         return self.worker_database_pool_size or 2 * self.worker_concurrency + 1
 
+    def worker_database_connections(self) -> int:
+        """The most a worker process opens: its pool and as many again in
+        overflow, and its relay's LISTEN connection (it never uses the read pool)."""
+        return 2 * self.worker_pool_size + 1
+
     @property
     def rungs(self) -> list[Rung]:
         return parse_ladder(self.ladder)
