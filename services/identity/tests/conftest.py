@@ -22,25 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from studio_common.migrations import upgrade
 from studio_common.testing.infra import free_port
-from studio_common.testing.plugin import Auth, EventNamespace, EventNamespaces, serve_app
+from studio_common.testing.plugin import Auth, serve_app
+from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 from studio_identity.config import IdentitySettings
 from studio_identity.keys import DevKeyStore
 from studio_identity.main import create_app
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def event_namespace(event_namespaces: EventNamespaces) -> EventNamespace:
-    """This suite's own stream: other suites' test events never reach its consumers."""
-    return event_namespaces.new()
-
-
-@pytest.fixture(scope="session")
-def service_settings(
-    service_settings: dict[str, Any], event_namespace: EventNamespace
-) -> dict[str, Any]:
-    return {**service_settings, **EventNamespaces.settings(event_namespace)}
 
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"identity-tests-webhook-secret-32b").decode()
