@@ -22,13 +22,38 @@ from studio_common.events import (
     TranscodeRetryRequestedV1,
     TranscodeStartedV1,
 )
+from studio_common.jobs import JobMessage
 from studio_common.outbox import enqueue
-from studio_transcoder.failures import JobFailure
+from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.failures import JobFailure, TransientFailure
 from studio_transcoder.markers import record_and_detect
 from studio_transcoder.models import Job, worker_messaging
 from studio_transcoder.naming import new_version, output_prefix
 from studio_transcoder.pipeline import AttemptResult
 from studio_transcoder.repository import JobRepository, clip_log
+
+
+def retry_delay(settings: TranscoderSettings, attempts: int) -> float:
+    """Seconds before transient retry ``attempts``: the backoff doubling from its base."""
+    return float(settings.retry_backoff_seconds * 2.0 ** max(0, attempts - 1))
+
+
+def lock_wait(settings: TranscoderSettings, num_delivered: int) -> float:
+    """Seconds before looking again at an episode another worker runs."""
+    return float(min(300.0, settings.worker_ack_wait_seconds * 2 ** min(num_delivered - 1, 5)))
+
+
+@asynccontextmanager
+async def job_row(
+    database: Database, job_id: uuid.UUID, *, processing: bool = False
+) -> AsyncIterator[tuple[AsyncSession, Job | None]]:
+    """The job's row, locked, in a transaction of its own; None when it is gone
+    (or, with ``processing``, no longer being processed)."""
+    async with database.transaction() as session:
+        row = await JobRepository(session).get(job_id, lock=True)
+        if processing and row is not None and row.status != "processing":
+            row = None
+        yield session, row
 
 
 def advisory_key(episode_id: uuid.UUID) -> int:
@@ -84,6 +109,27 @@ async def admitted(session: AsyncSession, event_id: uuid.UUID, payload: EventPay
         found = await repo.get(payload.job_id, lock=True)
         return found if found is not None and found.status == "queued" else None
     return None
+
+
+async def claim(
+    session: AsyncSession, message: JobMessage, settings: TranscoderSettings
+) -> tuple[Job | None, bool]:
+    """The job this delivery runs (its attempt begun), and whether it was given
+    up instead: earlier attempts or deliveries ran out without an outcome (the
+    worker died each time), so the job failed."""
+    job = await admitted(session, message.envelope.id, message.payload)
+    if job is None:
+        return None, False
+    delivered = message.num_delivered
+    if job.attempts < settings.max_attempts and delivered < settings.worker_max_deliver:
+        await begin_attempt(session, job)
+        return job, False
+    reason = (
+        f"Gave up after {job.attempts} attempts and {delivered} deliveries. "
+        f"Last error: {job.error_reason or 'the worker stopped during every attempt'}"
+    )
+    await mark_failed(session, job, TransientFailure("gave_up", reason))
+    return job, True
 
 
 async def begin_attempt(session: AsyncSession, job: Job) -> None:

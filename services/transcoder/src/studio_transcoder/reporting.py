@@ -8,13 +8,15 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from studio_common.db import Database
-from studio_common.events import TranscodePlayableV1, TranscodeProgressV1
+from studio_common.events import EventPayload, TranscodePlayableV1, TranscodeProgressV1
 from studio_common.outbox import enqueue
 from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.jobstate import job_row
 from studio_transcoder.models import worker_messaging
-from studio_transcoder.repository import JobRepository, clip_log
+from studio_transcoder.repository import clip_log
 
 log = logging.getLogger("studio.transcoder.worker")
 
@@ -70,39 +72,32 @@ class JobReporter:
         percent = round(max(0.0, min(99.0, percent)), 2)
         if not self.throttle.should_emit(percent):
             return
-        async with self.database.transaction() as session:
-            job = await JobRepository(session).get(self.job_id, lock=True)
-            if job is None or job.status != "processing":
-                return
-            job.progress = percent
-            await enqueue(
-                session,
-                worker_messaging,
-                TranscodeProgressV1(
-                    episode_id=self.episode_id,
-                    job_id=self.job_id,
-                    percent=percent,
-                    playable=self.is_playable,
-                ),
-            )
+        event = TranscodeProgressV1(
+            episode_id=self.episode_id,
+            job_id=self.job_id,
+            percent=percent,
+            playable=self.is_playable,
+        )
+        await self._record(event, progress=percent)
 
     async def playable(self, master_key: str, renditions: list[str]) -> None:
         self.is_playable = True
-        async with self.database.transaction() as session:
-            job = await JobRepository(session).get(self.job_id, lock=True)
-            if job is None or job.status != "processing":
+        event = TranscodePlayableV1(
+            episode_id=self.episode_id,
+            job_id=self.job_id,
+            hls_master_key=master_key,
+            renditions=renditions,
+        )
+        await self._record(event, playable=True)
+
+    async def _record(self, event: EventPayload, **row: Any) -> None:
+        """The row's new values and their event, while the attempt still runs."""
+        async with job_row(self.database, self.job_id, processing=True) as (session, job):
+            if job is None:
                 return
-            job.playable = True
-            await enqueue(
-                session,
-                worker_messaging,
-                TranscodePlayableV1(
-                    episode_id=self.episode_id,
-                    job_id=self.job_id,
-                    hls_master_key=master_key,
-                    renditions=renditions,
-                ),
-            )
+            for name, value in row.items():
+                setattr(job, name, value)
+            await enqueue(session, worker_messaging, event)
 
     def note(self, line: str) -> None:
         log.info(line, extra={"job_id": str(self.job_id)})

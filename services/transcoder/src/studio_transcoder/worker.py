@@ -38,13 +38,12 @@ from studio_common.telemetry import report_exception
 from studio_transcoder import jobstate
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import JobFailure, TransientFailure
-from studio_transcoder.jobstate import advisory_key
+from studio_transcoder.jobstate import advisory_key, job_row, lock_wait, retry_delay
 from studio_transcoder.metrics import WorkerMetrics
 from studio_transcoder.models import Job, worker_messaging
 from studio_transcoder.outage import StorageGate
 from studio_transcoder.pipeline import TranscodeAttempt
 from studio_transcoder.reporting import JobReporter, ProgressThrottle
-from studio_transcoder.repository import JobRepository
 from studio_transcoder.storage import ObjectStore
 from studio_transcoder.workdirs import new_workdir, remove_orphaned_workdirs
 
@@ -58,10 +57,6 @@ JOB_EVENTS: tuple[type[EventPayload], ...] = (EpisodeUploadedV1, TranscodeRetryR
 
 def durable_name(event_type: str) -> str:
     return f"{PROCESS}-{event_type.replace('.', '-')}"
-
-
-def retry_delay(settings: TranscoderSettings, attempts: int) -> float:
-    return float(settings.retry_backoff_seconds * 2.0 ** max(0, attempts - 1))
 
 
 class Worker:
@@ -158,9 +153,7 @@ class Worker:
         async with jobstate.episode_lock(self.database, episode_id) as locked:
             if not locked:
                 # Another worker runs this episode; look again later, backing off.
-                n = message.num_delivered
-                wait = self.settings.worker_ack_wait_seconds * 2 ** min(n - 1, 5)
-                await message.nak(delay=float(min(300.0, wait)))
+                await message.nak(delay=lock_wait(self.settings, message.num_delivered))
                 return
             job = await self._claim(message)
             if job is None:
@@ -171,23 +164,13 @@ class Worker:
 
     async def _claim(self, message: JobMessage) -> Job | None:
         """Decides, under the episode lock, whether this delivery runs an attempt."""
-        s = self.settings
         async with self.database.transaction() as session:
-            job = await jobstate.admitted(session, message.envelope.id, message.payload)
-            if job is None:
-                return None
-            if job.attempts < s.max_attempts and message.num_delivered < s.worker_max_deliver:
-                await jobstate.begin_attempt(session, job)
-                return job
-            # Earlier attempts ended without an outcome (the worker died each time).
-            reason = (
-                f"Gave up after {job.attempts} attempts and {message.num_delivered} deliveries. "
-                f"Last error: {job.error_reason or 'the worker stopped during every attempt'}"
-            )
-            await jobstate.mark_failed(session, job, TransientFailure("gave_up", reason))
-        self.metrics.attempts.labels("failed").inc()
-        await message.dead_letter(f"gave up: {job.error_reason}")
-        return None
+            job, gave_up = await jobstate.claim(session, message, self.settings)
+        if gave_up:
+            self.metrics.attempts.labels("failed").inc()
+            await message.dead_letter(f"gave up: {job.error_reason if job else ''}")
+            return None
+        return job
 
     async def _run(self, message: JobMessage, job: Job) -> None:
         event = EpisodeUploadedV1.model_validate(job.payload)
@@ -244,8 +227,7 @@ class Worker:
                 # ffmpeg may take a source cut short by the outage for its end.
                 reporter.note("storage was unreachable while the source streamed")
                 return "outage"
-            async with self.database.transaction() as session:
-                row = await JobRepository(session).get(job.id, lock=True)
+            async with job_row(self.database, job.id) as (session, row):
                 assert row is not None
                 await jobstate.complete(session, row, result, reporter.log(result.log_tail))
             await message.ack()
@@ -261,10 +243,9 @@ class Worker:
         remaining = self.gate.remaining(self.settings.storage_outage_tolerance_seconds)
         if not await self.gate.wait_up(remaining):
             return False
-        await self._discard_output(job)
-        async with self.database.transaction() as session:
-            row = await JobRepository(session).get(job.id, lock=True)
-            if row is None or row.status != "processing":
+        await self.store.discard(job.output_prefix)
+        async with job_row(self.database, job.id, processing=True) as (session, row):
+            if row is None:
                 return False
             await jobstate.restart_attempt(session, row)
             job.output_prefix = row.output_prefix
@@ -273,28 +254,17 @@ class Worker:
         self.metrics.attempts.labels("redone_after_outage").inc()
         return True
 
-    async def _discard_output(self, job: Job) -> None:
-        """Removes what a failed attempt wrote. Best effort: media also retires the
-        folder once it hears of the failure or of the next attempt."""
-        if not job.output_prefix:
-            return
-        try:
-            await self.store.delete_prefix(job.output_prefix)
-        except Exception:
-            log.warning("could not remove a failed attempt's output", extra={"job_id": str(job.id)})
-
     async def _after_failure(
         self, message: JobMessage, job: Job, failure: JobFailure, reporter: JobReporter
     ) -> None:
-        await self._discard_output(job)
+        await self.store.discard(job.output_prefix)
         self.metrics.failures.labels(failure.code, str(failure.permanent).lower()).inc()
         log.warning(
             "attempt failed",
             extra={"job_id": str(job.id), "code": failure.code, "reason": failure.reason},
         )
         retry = not failure.permanent and job.attempts < self.settings.max_attempts
-        async with self.database.transaction() as session:
-            row = await JobRepository(session).get(job.id, lock=True)
+        async with job_row(self.database, job.id) as (session, row):
             assert row is not None
             if retry:
                 jobstate.queue_for_retry(row, failure, reporter.log(failure.log_tail))
@@ -316,9 +286,8 @@ class Worker:
         """Shutdown (or an outage past the tolerance) before the job finished:
         queued again, and this attempt does not count."""
         with contextlib.suppress(Exception):
-            async with self.database.transaction() as session:
-                row = await JobRepository(session).get(job.id, lock=True)
-                if row is not None and row.status == "processing":
+            async with job_row(self.database, job.id, processing=True) as (_, row):
+                if row is not None:
                     reporter.note(f"handed back: {why}")
                     jobstate.hand_back(row, reporter.log())
         with contextlib.suppress(Exception):
