@@ -39,7 +39,7 @@ from studio_common.migrations import upgrade
 from studio_common.testing.infra import free_port, reachable
 from studio_common.testing.jetstream import wait_until
 from studio_transcoder.config import TranscoderSettings
-from studio_transcoder.models import Job, messaging
+from studio_transcoder.models import Job, worker_messaging
 from studio_transcoder.worker import Worker, durable_name
 
 from .conftest import publish_uploaded
@@ -342,9 +342,9 @@ async def test_an_s3_outage_mid_transcode_fails_no_job(
         e: ("ready", 1) for e in episodes
     }, {e: (j.status, j.attempts, j.error_reason) for e, j in done.items()}
 
-    # What the worker announced (its outbox; the API process would relay it).
+    # What the worker announced (its own outbox, which its relay publishes).
     async with db.transaction() as session:
-        outbox = messaging.outbox
+        outbox = worker_messaging.outbox
         rows = await session.execute(
             select(outbox.c.event_type, outbox.c.envelope).order_by(outbox.c.created_at)
         )

@@ -8,15 +8,17 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
 import pytest
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from studio_common.app import Runtime, create_service_app, running
+from studio_common.app import Runtime, context_dependency, create_service_app, running
 from studio_common.consumer import EventConsumers
 from studio_common.db import SessionDep
 from studio_common.errors import PROBLEM_CONTENT_TYPE, NotFound
@@ -289,22 +291,50 @@ async def test_outbox_relay_and_consumers_run_in_the_app(
     assert published_at is not None
 
 
-async def test_running_helper_and_startup_hook(service_settings: dict[str, Any]) -> None:
-    seen: list[Runtime] = []
+@dataclass
+class DemoContext:
+    token: str
+    closed: list[bool]
 
-    async def on_startup(runtime: Runtime, stack: Any) -> None:
-        runtime.extras["token"] = uuid.uuid4().hex
+
+async def test_running_helper_and_typed_context(service_settings: dict[str, Any]) -> None:
+    seen: list[Runtime[Any]] = []
+    closed: list[bool] = []
+
+    async def context(runtime: Runtime[Any], stack: AsyncExitStack) -> DemoContext:
         seen.append(runtime)
+        stack.callback(closed.append, True)
+        return DemoContext(uuid.uuid4().hex, closed)
+
+    router = APIRouter()
+
+    @router.get("/token")
+    async def token(
+        ctx: Annotated[DemoContext, Depends(context_dependency(DemoContext))],
+    ) -> dict[str, str]:
+        return {"token": ctx.token}
 
     app = create_service_app(
         settings_for(service_settings, run_outbox_relay=False),
         title="demo",
-        on_startup=on_startup,
+        routers=[router],
+        context=context,
     )
-    async with running(app) as a:
-        runtime: Runtime = a.state.runtime
+    async with serve_app(app) as client:
+        runtime: Runtime[DemoContext] = app.state.runtime
         assert seen == [runtime]
-        assert runtime.extras["token"]
+        assert (await client.get("/token")).json() == {"token": runtime.context.token}
+        await runtime.database.ping()
+        assert await runtime.broker.ping(1.0)
+        assert closed == []
+    # What the context started is stopped with the process.
+    assert closed == [True]
+
+
+async def test_running_helper(service_settings: dict[str, Any]) -> None:
+    app = create_service_app(settings_for(service_settings, run_outbox_relay=False), title="demo")
+    async with running(app) as a:
+        runtime: Runtime[Any] = a.state.runtime
         await runtime.database.ping()
         assert await runtime.broker.ping(1.0)
 

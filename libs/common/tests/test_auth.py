@@ -32,7 +32,7 @@ from studio_common.errors import (
     Unauthorized,
     install_problem_handlers,
 )
-from studio_common.testing.infra import free_port
+from studio_common.testing.infra import QuietHandler, free_port, http_server
 from studio_common.testing.issuer import TestIssuer
 
 AUDIENCE = "studio-api"
@@ -486,8 +486,6 @@ async def test_jwks_outage_keeps_cached_keys_and_backs_off(test_issuer: TestIssu
 
 async def test_jwks_skips_unusable_keys(test_issuer: TestIssuer) -> None:
     """A JWKS with an EC key, an encryption key and a broken RSA key still yields the good one."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
 
     good = test_issuer.jwks()["keys"][0]
     doc = {
@@ -501,28 +499,16 @@ async def test_jwks_skips_unusable_keys(test_issuer: TestIssuer) -> None:
     }
     body = json.dumps(doc).encode()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_json(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        cache = JwksCache(f"http://127.0.0.1:{server.server_port}/jwks")
+    with http_server(Handler) as base:
+        cache = JwksCache(f"{base}/jwks")
         key = await cache.get(good["kid"])
         assert key is not None
         assert await cache.get("broken") is None
         assert await cache.get("enc") is None
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_role_parse() -> None:

@@ -10,12 +10,14 @@ from typing import Any, ClassVar
 import pytest
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.consumer import EventConsumers, envelope_bytes, exponential_backoff
 from studio_common.db import Database
 from studio_common.events import Envelope, EventPayload, dead_letter_subject, subject_for
+from studio_common.observability import MessagingMetrics
 from studio_common.testing.plugin import EventNamespace
 
 EVENT_TYPE = "commontest.gadget.shipped"
@@ -109,6 +111,7 @@ async def make_harness(
 
     async def make(
         behaviour: Callable[[GadgetShipped, int], None] = lambda e, n: None,
+        metrics: MessagingMetrics | None = None,
     ) -> Harness:
         broker = NatsBroker(nats_url)
         brokers.append(broker)
@@ -121,6 +124,7 @@ async def make_harness(
             subject_root=stream.subject_root,
             max_deliver=MAX_DELIVER,
             retry_backoff=lambda n: 0.05,
+            metrics=metrics,
         )
         h = Harness(db, js, stream, consumers, applied, schema, read_stream)
 
@@ -217,10 +221,6 @@ async def test_always_failing_handler_ends_in_dead_letter(make_harness) -> None:
             ),
         ),
         (
-            "wrong-version",
-            lambda: envelope_bytes(Envelope(type=EVENT_TYPE, version=9, data=gadget("v9").data)),
-        ),
-        (
             "bad-payload",
             lambda: envelope_bytes(Envelope(type=EVENT_TYPE, version=1, data={"gadgetId": "nope"})),
         ),
@@ -242,6 +242,38 @@ async def test_unreadable_message_goes_to_dead_letter_at_once(
     # Delivered once, parked at once: no retries.
     assert info.delivered.consumer_seq == 1
     assert info.num_redelivered == 0
+
+
+async def test_a_version_the_consumer_does_not_handle_is_acked_and_counted(
+    make_harness,
+) -> None:
+    """ADR 1: during a breaking change producers emit both versions; the consumer
+    of V1 skips V2 (and the reverse) instead of parking it as unreadable."""
+    registry = CollectorRegistry()
+    h = await make_harness(metrics=MessagingMetrics(registry, "ctversions"))
+    newer = Envelope(type=EVENT_TYPE, version=9, data={"anything": "goes"})
+    await h.publish(envelope_bytes(newer))
+    current = gadget("v1")
+    await h.publish(envelope_bytes(current))
+
+    await wait_for(lambda: h.settled())
+    assert h.calls == [current.id]
+    assert await h.dead_letters() == []
+    info = await h.js.consumer_info(h.ns.stream, h.durable)
+    assert info.num_redelivered == 0
+    skipped = registry.get_sample_value(
+        "consumer_skipped_versions_total",
+        {"service": "ctversions", "consumer": h.durable, "version": "9"},
+    )
+    assert skipped == 1.0
+
+
+def test_each_version_of_an_event_has_a_durable_of_its_own() -> None:
+    consumers = EventConsumers(
+        NatsBroker("nats://127.0.0.1:1"), None, None, service="svc", stream="X", subject_root="x"
+    )  # type: ignore[arg-type]
+    assert consumers.durable_name("a.b.c") == "svc-a-b-c"
+    assert consumers.durable_name("a.b.c", 2) == "svc-a-b-c-v2"
 
 
 async def test_apply_is_idempotent_per_consumer(db, schema) -> None:

@@ -114,3 +114,55 @@ async def test_migration_error_surfaces_in_the_caller(database_url: str, schemas
     await query(database_url, f'DROP TABLE "{a}".widgets')
     with pytest.raises(Exception, match="widgets"):
         command.downgrade(config(database_url, a), "0001")
+
+
+async def test_the_messaging_tables_helper_creates_what_the_models_declare(
+    database_url: str, schemas
+) -> None:
+    """A migration calling create_messaging_tables leaves nothing for autogenerate:
+    the tables (a second outbox included) are the ones messaging_tables declares."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from studio_common.db import service_metadata
+    from studio_common.migrations import create_messaging_tables, drop_messaging_tables
+    from studio_common.outbox import messaging_tables, outbox_table
+
+    schema = schemas()
+    metadata = service_metadata(schema)
+    messaging_tables(metadata)
+    outbox_table(metadata, "worker_outbox")
+
+    def migrate_and_compare(conn: Any) -> list[Any]:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        with Operations.context(MigrationContext.configure(conn)):
+            create_messaging_tables(schema)
+            create_messaging_tables(schema, outbox="worker_outbox", inbox=None)
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_schemas": True,
+                "compare_type": True,
+                "include_name": lambda name, type_, parent: type_ != "schema" or name == schema,
+            },
+        )
+        return list(compare_metadata(context, metadata))
+
+    def drop(conn: Any) -> None:
+        with Operations.context(MigrationContext.configure(conn)):
+            drop_messaging_tables(schema, outbox="worker_outbox", inbox=None)
+            drop_messaging_tables(schema)
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            assert await conn.run_sync(migrate_and_compare) == []
+        assert await tables_of(database_url, schema) == {"outbox", "inbox", "worker_outbox"}
+        async with engine.begin() as conn:
+            await conn.run_sync(drop)
+        assert await tables_of(database_url, schema) == set()
+    finally:
+        await engine.dispose()

@@ -75,11 +75,8 @@ async def test_one_trace_links_request_relay_and_consumers(
         settings, title="trace", routers=[router], tables=schema.tables, register_consumers=register
     )
     span_exporter.clear()
-    buffer = io.StringIO()
     async with serve_app(app) as client:
-        [handler] = [h for h in logging.getLogger().handlers if getattr(h, "_studio", False)]
-        assert isinstance(handler, logging.StreamHandler)
-        handler.setStream(buffer)
+        buffer = capture_logs()
         assert (await client.post("/ping/hi")).status_code == 202
         deadline = time.monotonic() + 15
         while not pongs:
@@ -144,11 +141,8 @@ async def test_tokens_never_reach_logs_or_spans(
         routers=[router],
     )
     span_exporter.clear()
-    buffer = io.StringIO()
     async with serve_app(app) as client:
-        [handler] = [h for h in logging.getLogger().handlers if getattr(h, "_studio", False)]
-        assert isinstance(handler, logging.StreamHandler)
-        handler.setStream(buffer)
+        buffer = capture_logs()
         r = await client.get(
             f"/hls/{secret}/seg.ts",
             params={"sig": secret},
@@ -300,3 +294,12 @@ async def test_the_request_span_names_the_client_a_trusted_proxy_forwards(
             r = await client.get("/where", headers={"X-Forwarded-For": "203.0.113.9"})
             assert r.status_code == 200
         assert peer_addresses(trusted) == {expected}, trusted
+
+
+def capture_logs() -> io.StringIO:
+    """The process's log lines from now on (the handler the app configured)."""
+    buffer = io.StringIO()
+    [handler] = [h for h in logging.getLogger().handlers if getattr(h, "_studio", False)]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(buffer)
+    return buffer

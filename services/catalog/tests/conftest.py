@@ -16,22 +16,10 @@ from studio_catalog.main import create_app
 from studio_catalog.sources import on_upload_verified
 from studio_common.events import Envelope, UploadVerifiedV1
 from studio_common.migrations import upgrade
-from studio_common.testing.plugin import Auth, EventNamespace, EventNamespaces, serve_app
+from studio_common.testing.plugin import Auth, serve_app
+from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def event_namespace(event_namespaces: EventNamespaces) -> EventNamespace:
-    """This suite's own stream: other suites' test events never reach its consumers."""
-    return event_namespaces.new()
-
-
-@pytest.fixture(scope="session")
-def service_settings(
-    service_settings: dict[str, Any], event_namespace: EventNamespace
-) -> dict[str, Any]:
-    return {**service_settings, **EventNamespaces.settings(event_namespace)}
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +20,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from studio_common.migrations import upgrade
-from studio_common.testing.infra import free_port
-from studio_common.testing.plugin import Auth, EventNamespace, EventNamespaces, serve_app
+from studio_common.testing.infra import QuietHandler, free_port, http_server
+from studio_common.testing.plugin import Auth, serve_app
+from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 from studio_identity.config import IdentitySettings
 from studio_identity.keys import DevKeyStore
 from studio_identity.main import create_app
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def event_namespace(event_namespaces: EventNamespaces) -> EventNamespace:
-    """This suite's own stream: other suites' test events never reach its consumers."""
-    return event_namespaces.new()
-
-
-@pytest.fixture(scope="session")
-def service_settings(
-    service_settings: dict[str, Any], event_namespace: EventNamespace
-) -> dict[str, Any]:
-    return {**service_settings, **EventNamespaces.settings(event_namespace)}
 
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"identity-tests-webhook-secret-32b").decode()
@@ -72,7 +59,7 @@ def fake_clerk_server() -> Iterator[FakeClerk]:
     fake = FakeClerk()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_PATCH(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
@@ -89,24 +76,11 @@ def fake_clerk_server() -> Iterator[FakeClerk]:
                     }
                 )
             body = json.dumps({"object": "user", "updated_at": int(time.time() * 1000)}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_json(body, status)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_port}/v1"
-    try:
+    with http_server(Handler) as base:
+        fake.url = f"{base}/v1"
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="session")

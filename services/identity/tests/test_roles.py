@@ -169,7 +169,7 @@ async def test_reconcile_restores_a_lost_bucket_entry(
     )
     assert r.status_code == 200
     runtime = identity_app.state.runtime
-    kv = runtime.extras["role_bucket"]
+    kv = runtime.role_bucket
 
     async def written() -> bool:
         return await bucket_record(nats_url, event_namespace.stream, user["clerkId"]) is not None
@@ -178,13 +178,13 @@ async def test_reconcile_restores_a_lost_bucket_entry(
     await kv.purge(role_key(user["clerkId"]))
     assert await bucket_record(nats_url, event_namespace.stream, user["clerkId"]) is None
 
-    behind = await reconcile(runtime.extras["role_writer"], runtime.js, runtime.database)
+    behind = await reconcile(runtime.context.role_writer, runtime.js, runtime.database)
     assert behind >= 1
     record = await bucket_record(nats_url, event_namespace.stream, user["clerkId"])
     assert record is not None
     assert (record.role, record.version) == (Role.editor, 1)
     # Up to date now: a second pass writes nothing for this user.
-    await reconcile(runtime.extras["role_writer"], runtime.js, runtime.database)
+    await reconcile(runtime.context.role_writer, runtime.js, runtime.database)
     assert (await bucket_record(nats_url, event_namespace.stream, user["clerkId"])) == record
 
 

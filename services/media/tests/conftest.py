@@ -17,24 +17,12 @@ from fastapi import FastAPI
 
 from studio_common.events import Envelope, EventPayload, subject_for
 from studio_common.migrations import upgrade
-from studio_common.testing.plugin import EventNamespace, EventNamespaces
+from studio_common.testing.plugin import EventNamespace
+from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 from studio_media.config import MediaSettings
 from studio_media.main import create_app
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def event_namespace(event_namespaces: EventNamespaces) -> EventNamespace:
-    """This suite's own stream: other suites' test events never reach its consumers."""
-    return event_namespaces.new()
-
-
-@pytest.fixture(scope="session")
-def service_settings(
-    service_settings: dict[str, Any], event_namespace: EventNamespace
-) -> dict[str, Any]:
-    return {**service_settings, **EventNamespaces.settings(event_namespace)}
 
 
 MiB = 1024**2

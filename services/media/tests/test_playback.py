@@ -870,7 +870,7 @@ async def test_a_retranscode_is_served_from_its_own_folder_and_the_old_one_retir
         assert (await plain.get(old_url)).status_code == 200
         assert (await plain.get(new_url)).status_code == 200
 
-        ctx = media_app.state.media
+        ctx = media_app.state.runtime.context
         database = media_app.state.runtime.database
         # Before the grace period ends nothing goes...
         assert await sweep_folders(database, ctx.storage) == 0

@@ -732,7 +732,7 @@ async def test_abandoned_uploads_are_aborted(client, auth, s3c, bucket, media_ap
     )
     ids = await s3_upload_ids(media_app)
 
-    ctx = media_app.state.media
+    ctx = media_app.state.runtime.context
     report = await cleanup_uploads(
         media_app.state.runtime.database, ctx.storage, max_age=timedelta(hours=24)
     )

@@ -22,24 +22,12 @@ from studio_common.events import (
 from studio_common.migrations import upgrade
 from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.jetstream import wait_until
-from studio_common.testing.plugin import EventNamespace, EventNamespaces, serve_app
+from studio_common.testing.plugin import EventNamespace, serve_app
+from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 from studio_playback.config import PlaybackSettings
 from studio_playback.main import create_app
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def event_namespace(event_namespaces: EventNamespaces) -> EventNamespace:
-    """This suite's own stream: other suites' test events never reach its consumers."""
-    return event_namespaces.new()
-
-
-@pytest.fixture(scope="session")
-def service_settings(
-    service_settings: dict[str, Any], event_namespace: EventNamespace
-) -> dict[str, Any]:
-    return {**service_settings, **EventNamespaces.settings(event_namespace)}
 
 
 @pytest.fixture(scope="session")

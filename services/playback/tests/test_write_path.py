@@ -97,7 +97,7 @@ async def test_fast_path_keeps_request_ids_metrics_and_limits(client, catalog, u
 async def test_a_batch_keeps_one_write_per_row_and_isolates_failures(runtime, catalog, sql):
     title = await catalog.title()
     ep = await catalog.episode(title, duration=10_000.0)
-    pool = runtime.extras["positions_pool"]
+    pool = runtime.context.positions_pool
     writer = PositionWriter(pool, watched_fraction=0.9, batch_size=64, concurrent_batches=1)
     users = [f"user_{uuid.uuid4().hex[:8]}" for _ in range(20)]
     calls = [writer.save(u, ep, float(k), k) for u in users for k in (3, 1, 2)]

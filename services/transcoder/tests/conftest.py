@@ -113,7 +113,7 @@ def s3(settings: TranscoderSettings) -> Any:
 
 @pytest.fixture(scope="session")
 async def transcoder_app(settings: TranscoderSettings) -> AsyncIterator[Any]:
-    """The API process: jobs endpoints and the outbox relay that publishes the worker's events."""
+    """The API process: the jobs endpoints (the worker publishes its own events)."""
     app = create_app(settings)
     async with serve_app(app) as client:
         app.state.test_client = client

@@ -245,8 +245,15 @@ class JwtVerifier:
         return node
 
 
-def get_verifier(request: Request) -> JwtVerifier:
-    verifier: JwtVerifier = request.app.state.verifier
+class TokenVerifier(Protocol):
+    """What turns a bearer token into a principal: a :class:`JwtVerifier`, or a
+    cache in front of one."""
+
+    async def verify(self, token: str) -> Principal: ...
+
+
+def get_verifier(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier = request.app.state.verifier
     return verifier
 
 

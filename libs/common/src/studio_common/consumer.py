@@ -6,7 +6,10 @@ the service's inbox in the same transaction as the handler's changes, and the
 message is acked only after that transaction commits. A redelivery of an
 applied event finds the id and is acked without running the handler again.
 A message that keeps failing goes to ``<root>.dlq.<consumer>.<type>`` after
-``max_deliver`` attempts; one that cannot be parsed goes there at once.
+``max_deliver`` attempts; one that cannot be parsed goes there at once. A
+version of the event the handler does not handle is acked and counted
+(``consumer_skipped_versions_total``): producers emit both versions during a
+breaking change (ADR 1), and each version has its own handler and durable.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind
@@ -77,6 +83,69 @@ def exponential_backoff(num_delivered: int) -> float:
 RetryBackoff = Callable[[int], float]
 
 
+def consumer_config(
+    durable: str, subject: str, *, ack_wait: float, max_deliver: int
+) -> ConsumerConfig:
+    """A durable, explicitly acked pull consumer of one subject, every event from the start."""
+    return ConsumerConfig(
+        durable_name=durable,
+        ack_policy=JsAckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        # One more than ours: a crash during the last attempt still gets a
+        # delivery on which the message is dead-lettered.
+        max_deliver=max_deliver + 1,
+        filter_subject=subject,
+    )
+
+
+@contextmanager
+def consume_span(event_type: str, raw: Msg, durable: str, service: str) -> Iterator[None]:
+    """A CONSUMER span continuing the trace in the message's headers, so whatever
+    the handler enqueues carries it on."""
+    with message_span(
+        f"{event_type} process",
+        raw.headers,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.destination.name": raw.subject,
+            "messaging.consumer.group.name": durable,
+        },
+        service=service,
+    ):
+        yield
+
+
+async def publish_dead_letter(
+    js: JetStreamContext,
+    raw: Msg,
+    *,
+    subject_root: str,
+    stream: str,
+    durable: str,
+    event_type: str,
+    reason: str,
+) -> None:
+    """Park ``raw`` on ``<root>.dlq.<durable>.<type>``; the caller then acks it."""
+    headers: dict[str, Any] = dict(raw.headers or {})
+    headers.pop("Nats-Msg-Id", None)
+    headers.pop("Nats-Expected-Stream", None)
+    if raw.metadata is not None:
+        # A crash between this publish and the ack redelivers the message;
+        # the stream's duplicate window then keeps one dead letter, not two.
+        headers["Nats-Msg-Id"] = f"dlq:{durable}:{raw.metadata.sequence.stream}"
+    headers["Studio-Dead-Letter-Reason"] = reason[:1000]
+    headers["Studio-Original-Subject"] = raw.subject
+    await js.publish(
+        dead_letter_subject(subject_root, durable, event_type),
+        raw.data,
+        headers=headers,
+        stream=stream,
+    )
+    log.error("event dead-lettered", extra={"consumer": durable, "reason": reason[:200]})
+
+
 class EventConsumers:
     def __init__(
         self,
@@ -104,8 +173,10 @@ class EventConsumers:
         self.retry_backoff = retry_backoff
         self.durables: list[str] = []
 
-    def durable_name(self, event_type: str) -> str:
-        return f"{self.service}-{event_type.replace('.', '-')}"
+    def durable_name(self, event_type: str, version: int = 1) -> str:
+        """One durable per handled (type, version); version 1 keeps the plain name."""
+        name = f"{self.service}-{event_type.replace('.', '-')}"
+        return name if version == 1 else f"{name}-v{version}"
 
     def on(self, event_cls: type[E]) -> Callable[[Handler[E]], Handler[E]]:
         """Register ``handler(event, envelope, session)`` for one event type."""
@@ -118,17 +189,13 @@ class EventConsumers:
 
     def add(self, event_cls: type[E], handler: Handler[E]) -> None:
         event_type = event_cls.event_type
-        durable = self.durable_name(event_type)
+        durable = self.durable_name(event_type, event_cls.event_version)
         self.durables.append(durable)
-        config = ConsumerConfig(
-            durable_name=durable,
-            ack_policy=JsAckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+        config = consumer_config(
+            durable,
+            subject_for(self.subject_root, event_type),
             ack_wait=self.ack_wait,
-            # One more than ours: a crash during the last attempt still gets a
-            # delivery on which the message is dead-lettered.
-            max_deliver=self.max_deliver + 1,
-            filter_subject=subject_for(self.subject_root, event_type),
+            max_deliver=self.max_deliver,
         )
 
         async def on_message(msg: NatsMessage) -> None:
@@ -148,18 +215,7 @@ class EventConsumers:
     async def _process(
         self, msg: NatsMessage, event_cls: type[E], handler: Handler[E], durable: str
     ) -> None:
-        raw = msg.raw_message
-        with message_span(
-            f"{event_cls.event_type} process",
-            raw.headers,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.destination.name": raw.subject,
-                "messaging.consumer.group.name": durable,
-            },
-            service=self.service,
-        ):
+        with consume_span(event_cls.event_type, msg.raw_message, durable, self.service):
             await self._process_in_span(msg, event_cls, handler, durable)
 
     async def _process_in_span(
@@ -174,7 +230,8 @@ class EventConsumers:
                     f"{envelope.type} arrived on the {event_cls.event_type} consumer"
                 )
             if envelope.version != event_cls.event_version:
-                raise PoisonMessage(f"unsupported version {envelope.version} of {envelope.type}")
+                await self._skip_version(msg, durable, envelope)
+                return
             payload = event_cls.model_validate(envelope.data)
         except (ValidationError, ValueError, UnknownEventError, PoisonMessage) as exc:
             await self._dead_letter(msg, durable, event_cls.event_type, f"unreadable: {exc}")
@@ -198,6 +255,19 @@ class EventConsumers:
             return
         if not applied:
             log.info("duplicate event skipped", extra={"event_id": str(envelope.id)})
+        await msg.ack()
+
+    async def _skip_version(self, msg: NatsMessage, durable: str, envelope: Envelope) -> None:
+        """A version of the event this consumer does not handle: acked and counted,
+        not dead-lettered. During a breaking change producers emit both versions
+        (ADR 1), so the one this consumer handles arrives too; a consumer of the
+        other version runs on a durable of its own."""
+        log.info(
+            "event version skipped",
+            extra={"consumer": durable, "event_type": envelope.type, "version": envelope.version},
+        )
+        if self.metrics is not None:
+            self.metrics.skipped_version(durable, envelope.version)
         await msg.ack()
 
     async def refresh_metrics(self) -> None:
@@ -229,24 +299,15 @@ class EventConsumers:
     async def _dead_letter(
         self, msg: NatsMessage, durable: str, event_type: str, reason: str
     ) -> None:
-        raw = msg.raw_message
-        headers: dict[str, Any] = dict(raw.headers or {})
-        headers.pop("Nats-Msg-Id", None)
-        headers.pop("Nats-Expected-Stream", None)
-        if raw.metadata is not None:
-            # A crash between this publish and the ack redelivers the message;
-            # the stream's duplicate window then keeps one dead letter, not two.
-            headers["Nats-Msg-Id"] = f"dlq:{durable}:{raw.metadata.sequence.stream}"
-        headers["Studio-Dead-Letter-Reason"] = reason[:1000]
-        headers["Studio-Original-Subject"] = raw.subject
-        js = self.broker.connection.jetstream()
-        await js.publish(
-            dead_letter_subject(self.subject_root, durable, event_type),
-            raw.data,
-            headers=headers,
+        await publish_dead_letter(
+            self.broker.connection.jetstream(),
+            msg.raw_message,
+            subject_root=self.subject_root,
             stream=self.stream,
+            durable=durable,
+            event_type=event_type,
+            reason=reason,
         )
-        log.error("event dead-lettered", extra={"consumer": durable, "reason": reason[:200]})
         if self.metrics is not None:
             self.metrics.dead_lettered(durable)
         # Ack, not term: the message is handled (parked in the DLQ).

@@ -51,11 +51,25 @@ class Database:
     reader: AsyncEngine
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10, echo: bool = False) -> Database:
+    def connect(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int | None = None,
+        read_pool_size: int | None = None,
+        echo: bool = False,
+    ) -> Database:
+        """Two pools: transactions (``pool_size``) and `read` (``read_pool_size``,
+        the same unless given), each with up to ``max_overflow`` more connections
+        under load (as many as the pool unless given). The reader opens none
+        until a read runs. :meth:`ServiceSettings.database_connections` adds them up."""
+        overflow = pool_size if max_overflow is None else max_overflow
+        read_size = pool_size if read_pool_size is None else read_pool_size
         engine = create_async_engine(
             url,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=overflow,
             pool_pre_ping=True,
             echo=echo,
         )
@@ -64,8 +78,8 @@ class Database:
         # retries on a fresh connection instead, which is safe for reads alone.
         reader = create_async_engine(
             url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            pool_size=read_size,
+            max_overflow=overflow,
             isolation_level="AUTOCOMMIT",
             echo=echo,
         )

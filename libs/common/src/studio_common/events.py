@@ -4,6 +4,8 @@ An event type is ``<service>.<entity>.<verb>``; it travels on the subject
 ``<root>.<type>`` (root ``studio`` in production) inside an :class:`Envelope`.
 A payload class is registered under ``(type, version)``; a breaking change adds
 a new class with ``version = 2`` and producers emit both until consumers move.
+Both versions share the subject; a consumer acks and counts a version it does
+not handle (:mod:`studio_common.consumer`), so the other one is no dead letter.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ A service's ``migrations/env.py`` is two lines::
     from studio_common.migrations import run_env
     run_env(target_metadata=metadata, schema="catalog")
 
+A migration that adds a service's messaging tables calls
+:func:`create_messaging_tables` (and :func:`drop_messaging_tables` on the way
+down) instead of copying their columns; the first migrations of the five
+services predate it and stay as they were written.
+
 The version table lives inside the service's schema, objects of other schemas
 are invisible to autogenerate, and ``search_path`` is pinned to the schema.
 """
@@ -20,6 +25,53 @@ from alembic.config import Config
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def create_messaging_tables(
+    schema: str, *, outbox: str | None = "outbox", inbox: str | None = "inbox"
+) -> None:
+    """Inside a migration: the outbox (with its pending index) and the inbox,
+    as :func:`studio_common.outbox.messaging_tables` declares them."""
+    from alembic import op
+
+    from studio_common.outbox import inbox_columns, outbox_columns, pending_index_name
+
+    if inbox is not None:
+        op.create_table(inbox, *_named(inbox_columns(), inbox), schema=schema)
+    if outbox is not None:
+        op.create_table(outbox, *_named(outbox_columns(), outbox), schema=schema)
+        op.create_index(
+            pending_index_name(outbox),
+            outbox,
+            ["created_at"],
+            schema=schema,
+            postgresql_where=text("published_at IS NULL"),
+        )
+
+
+def drop_messaging_tables(
+    schema: str, *, outbox: str | None = "outbox", inbox: str | None = "inbox"
+) -> None:
+    """The reverse of :func:`create_messaging_tables`."""
+    from alembic import op
+
+    from studio_common.outbox import pending_index_name
+
+    if outbox is not None:
+        op.drop_index(pending_index_name(outbox), table_name=outbox, schema=schema)
+        op.drop_table(outbox, schema=schema)
+    if inbox is not None:
+        op.drop_table(inbox, schema=schema)
+
+
+def _named(items: list[Any], table: str) -> list[Any]:
+    """The primary key named as the services' naming convention names it."""
+    from sqlalchemy import PrimaryKeyConstraint
+
+    for item in items:
+        if isinstance(item, PrimaryKeyConstraint):
+            item.name = f"pk_{table}"
+    return items
 
 
 def alembic_config(service_dir: Path, database_url: str) -> Config:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import re
 import sys
 import time
 import uuid
@@ -17,7 +16,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from studio_common.errors import ProblemError, problem_response
+from studio_common.redaction import REDACTED, redact_path, redact_url
 from studio_common.telemetry import report_exception, trace_ids
+
+__all__ = ["REDACTED", "redact_path", "redact_url"]
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -26,28 +28,6 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 error_log = logging.getLogger("studio.errors")
 
 REQUEST_ID_HEADER = "x-request-id"
-# A path segment that looks like a credential (playback tokens, signed ids):
-# long and made of token characters, but not a UUID. It never reaches a log
-# line or a span attribute.
-_SECRETISH_SEGMENT = re.compile(r"^[A-Za-z0-9._~+=-]{32,}$")
-_UUID_SEGMENT = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-REDACTED = "[redacted]"
-
-
-def redact_path(path: str) -> str:
-    """The path with credential-like segments replaced, and no query string."""
-    path = path.split("?", 1)[0]
-    return "/".join(
-        REDACTED if _SECRETISH_SEGMENT.match(seg) and not _UUID_SEGMENT.match(seg) else seg
-        for seg in path.split("/")
-    )
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host/path?query`` with the path redacted and no query."""
-    scheme, sep, rest = url.partition("://")
-    host, slash, tail = rest.partition("/")
-    return f"{scheme}{sep}{host}{slash}{redact_path(tail)}" if slash else url
 
 
 def redact_span_hook(span: Any, scope: dict[str, Any]) -> None:
@@ -157,12 +137,21 @@ class MessagingMetrics:
             ["service", "consumer"],
             registry=registry,
         )
+        self.consumer_skipped_versions = Counter(
+            "consumer_skipped_versions_total",
+            "Events a consumer acked unhandled: a version of the event it does not handle.",
+            ["service", "consumer", "version"],
+            registry=registry,
+        )
         self.consumer_dead_letters = Counter(
             "consumer_dead_letters_total",
             "Messages a consumer parked on the dead-letter subject.",
             ["service", "consumer"],
             registry=registry,
         )
+
+    def skipped_version(self, consumer: str, version: int) -> None:
+        self.consumer_skipped_versions.labels(self.service, consumer, str(version)).inc()
 
     def published(self, event_type: str) -> None:
         self.outbox_published.labels(self.service, event_type).inc()

@@ -61,15 +61,14 @@ class MessagingTables:
 
     @property
     def notify_channel(self) -> str:
-        return f"{self.outbox.schema}_outbox"
+        # "<schema>_outbox" for a service's own outbox, as before there were others.
+        return f"{self.outbox.schema}_{self.outbox.name}"
 
 
-def messaging_tables(metadata: MetaData) -> MessagingTables:
-    """Declare the outbox and inbox tables inside a service's own schema."""
-    outbox = Table(
-        "outbox",
-        metadata,
-        Column("id", UUID(as_uuid=True), primary_key=True),
+def outbox_columns() -> list[Any]:
+    """The outbox's columns and constraints, fresh for each table (or migration)."""
+    return [
+        Column("id", UUID(as_uuid=True), nullable=False),
         Column("event_type", String(120), nullable=False),
         Column("version", Integer, nullable=False),
         Column("envelope", JSONB, nullable=False),
@@ -78,22 +77,43 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("published_at", DateTime(timezone=True)),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text),
-        Index(
-            "ix_outbox_pending",
-            "created_at",
-            postgresql_where=text("published_at IS NULL"),
-        ),
-    )
-    inbox = Table(
-        "inbox",
-        metadata,
+        PrimaryKeyConstraint("id"),
+    ]
+
+
+def inbox_columns() -> list[Any]:
+    return [
         Column("consumer", String(120), nullable=False),
         Column("event_id", UUID(as_uuid=True), nullable=False),
         Column("event_type", String(120), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("consumer", "event_id"),
+    ]
+
+
+def pending_index_name(outbox: str) -> str:
+    return f"ix_{outbox}_pending"
+
+
+def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
+    """An outbox table in a service's schema (a process with its own relay has its own)."""
+    return Table(
+        name,
+        metadata,
+        *outbox_columns(),
+        Index(
+            pending_index_name(name),
+            "created_at",
+            postgresql_where=text("published_at IS NULL"),
+        ),
     )
-    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+def messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Declare the outbox and inbox tables inside a service's own schema."""
+    return MessagingTables(
+        outbox=outbox_table(metadata), inbox=Table("inbox", metadata, *inbox_columns())
+    )
 
 
 async def enqueue(

@@ -35,7 +35,15 @@ class ServiceSettings(BaseSettings):
     sentry_dsn: str | None = None
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/studio"
+    # Connections per process (docs/conventions.md, "Connection budget"): a
+    # transaction pool and a read pool, each with up to max_overflow more under load.
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_read_pool_size: int = Field(default=10, ge=1, le=200)
+    # The Postgres server's max_connections, which every process of every service
+    # shares: deploy/tests/test_connection_budget.py checks the chart's maxima
+    # against it. Nothing reads it at run time.
+    database_max_connections: int = Field(default=100, ge=1)
     database_echo: bool = False
 
     nats_url: str = "nats://127.0.0.1:4222"
@@ -101,6 +109,13 @@ class ServiceSettings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR range") from None
         return value
+
+    def database_connections(self) -> int:
+        """The most Postgres connections one process of this service opens: both
+        pools full with their overflow, and the outbox relay's LISTEN connection.
+        Services with a pool of their own add it."""
+        pools = self.database_pool_size + self.database_read_pool_size
+        return pools + 2 * self.database_max_overflow + 1
 
     @property
     def development(self) -> bool:

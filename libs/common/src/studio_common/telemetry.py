@@ -28,6 +28,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Span, SpanKind
 
+from studio_common.redaction import redact_url
+
 log = logging.getLogger("studio.telemetry")
 
 _sentry_enabled = False
@@ -127,8 +129,6 @@ def configure_sentry(dsn: str | None, *, environment: str, service: str) -> bool
 def _scrub_event(event: Any, hint: Any) -> Any:
     """No credentials leave the service: drop headers, cookies, query and body,
     and redact token-like path segments (playback URLs carry tokens in the path)."""
-    from studio_common.observability import redact_url
-
     request = event.get("request")
     if isinstance(request, dict):
         for key in ("headers", "cookies", "query_string", "data", "env"):

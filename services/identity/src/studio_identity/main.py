@@ -15,6 +15,7 @@ from studio_identity import subscribers
 from studio_identity.api import issuer, users, webhooks
 from studio_identity.clerk import ClerkRoleSink, NoOpRoleSink, RoleSink
 from studio_identity.config import IdentitySettings
+from studio_identity.context import IdentityContext
 from studio_identity.dev_limit import DevTokenLimiter
 from studio_identity.issuer import dev_key_store
 from studio_identity.models import messaging
@@ -39,7 +40,7 @@ def role_sink_for(settings: IdentitySettings) -> RoleSink:
     )
 
 
-async def _reconcile(writer: RoleWriter, runtime: Runtime) -> None:
+async def _reconcile(writer: RoleWriter, runtime: Runtime[IdentityContext]) -> None:
     try:
         await reconcile(writer, runtime.js, runtime.database)
     except asyncio.CancelledError:
@@ -64,29 +65,30 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     def register(consumers: EventConsumers) -> None:
         subscribers.register(consumers, sink, writer)
 
-    def on_startup(runtime: Runtime, stack: AsyncExitStack) -> None:
+    def context(runtime: Runtime[IdentityContext], stack: AsyncExitStack) -> IdentityContext:
         if keys is not None:
             keys.load_or_create()  # the key pair is generated on the first start
-        runtime.extras["role_sink"] = sink
-        runtime.extras["dev_keys"] = keys
-        runtime.extras["role_writer"] = writer
         stack.push_async_callback(sink.aclose)
         if settings.run_consumers:
             # In the background: startup does not wait for a large table.
             task = asyncio.create_task(_reconcile(writer, runtime), name="identity-role-reconcile")
             stack.push_async_callback(stop_task, task)
+        return IdentityContext(
+            settings=settings,
+            role_sink=sink,
+            role_writer=writer,
+            dev_keys=keys,
+            dev_token_limiter=DevTokenLimiter(
+                settings.dev_token_rate_limit, settings.dev_token_rate_window_seconds
+            ),
+        )
 
-    app = create_service_app(
+    return create_service_app(
         settings,
         title="Studio.Anime identity",
         description="Users and roles, Clerk webhooks, and the development token issuer.",
         routers=routers,
         tables=messaging,
         register_consumers=register,
-        on_startup=on_startup,
+        context=context,
     )
-    app.state.dev_keys = keys
-    app.state.dev_token_limiter = DevTokenLimiter(
-        settings.dev_token_rate_limit, settings.dev_token_rate_window_seconds
-    )
-    return app

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from studio_common.app import context_dependency
 from studio_media.cdn import CdnSigner
 from studio_media.config import MediaSettings
 from studio_media.ratelimit import Limit, RateLimiter
@@ -57,11 +58,4 @@ class MediaContext:
         await self.limiter.hit(self.limits[name], subject)
 
 
-async def get_context(request: Request) -> MediaContext:
-    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread
-    # hand-off on every request (every HLS file through the gateway included).
-    ctx: MediaContext = request.app.state.media
-    return ctx
-
-
-ContextDep = Annotated[MediaContext, Depends(get_context)]
+ContextDep = Annotated[MediaContext, Depends(context_dependency(MediaContext))]

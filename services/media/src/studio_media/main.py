@@ -27,7 +27,7 @@ from studio_media.subscribers import registrar
 log = logging.getLogger("studio.media")
 
 
-async def _start(ctx: MediaContext, runtime: Runtime, stack: AsyncExitStack) -> None:
+async def _start(ctx: MediaContext, runtime: Runtime[MediaContext], stack: AsyncExitStack) -> None:
     settings = ctx.settings
     if settings.signing_key_generated:
         log.warning(
@@ -69,8 +69,9 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
     settings = settings or MediaSettings()
     ctx = MediaContext(settings)
 
-    async def on_startup(runtime: Runtime, stack: AsyncExitStack) -> None:
+    async def context(runtime: Runtime[MediaContext], stack: AsyncExitStack) -> MediaContext:
         await _start(ctx, runtime, stack)
+        return ctx
 
     app = create_service_app(
         settings,
@@ -79,14 +80,13 @@ def create_app(settings: MediaSettings | None = None) -> FastAPI:
         routers=[uploads.router, playback.router],
         tables=messaging,
         register_consumers=registrar(ctx),
-        on_startup=on_startup,
+        context=context,
         # Players fetch a file every few seconds and the gateway logs each one;
         # a line here too would be most of media's log. Failures are logged.
         quiet_routes=()
         if settings.log_hls_requests
         else {("GET", playback.HLS_FILE), ("HEAD", playback.HLS_FILE)},
     )
-    app.state.media = ctx
     if settings.hls_edge_fast_path:
         HlsEdgeFastPath.install(app)
     return app

@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from studio_common.access import Access, access
+from studio_common.app import runtime_of
 from studio_common.auth import CurrentUser, Principal, current_user
 from studio_common.db import Database, SessionDep
 from studio_common.paging import Page, Paging
 from studio_playback.config import PlaybackSettings
+from studio_playback.context import PlaybackContext
 from studio_playback.fastpath import write_position
 from studio_playback.repository import PlaybackRepository
 from studio_playback.schemas import (
@@ -28,8 +30,8 @@ router = APIRouter(prefix="/api", tags=["playback"])
 
 
 def _settings(request: Request) -> PlaybackSettings:
-    settings: PlaybackSettings = request.app.state.runtime.settings
-    return settings
+    ctx: PlaybackContext = runtime_of(request).context
+    return ctx.settings
 
 
 def _service(request: Request, session: SessionDep) -> PlaybackService:
@@ -59,7 +61,7 @@ async def subject_of_user(request: Request, value: str) -> str | None:
         user_id = uuid.UUID(value)
     except ValueError:
         return None
-    database: Database = request.app.state.runtime.database
+    database: Database = runtime_of(request).database
     async with database.transaction() as session:
         return await PlaybackRepository(session).subject_of(user_id)
 

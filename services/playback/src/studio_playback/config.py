@@ -29,3 +29,7 @@ class PlaybackSettings(ServiceSettings):
     log_position_writes: bool = False
     # Answer POST /api/playback before routing (see studio_playback.fastpath).
     positions_fast_path: bool = True
+
+    def database_connections(self) -> int:
+        """The shared pools plus the position writers' own."""
+        return super().database_connections() + self.positions_pool_size

@@ -18,9 +18,11 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from studio_common.access import Access
+from studio_common.app import runtime_of
 from studio_common.auth import Principal, current_user
 from studio_common.fastpath import FastPath, read_body
-from studio_playback.positions import PositionWriter, now_micros, ordering_key
+from studio_playback.context import PlaybackContext
+from studio_playback.positions import now_micros, ordering_key
 from studio_playback.schemas import PositionIn
 
 PATH = "/api/playback"
@@ -40,7 +42,8 @@ async def write_position(request: Request, principal: Principal, raw: bytes) -> 
         body = PositionIn.model_validate_json(raw)
     except ValidationError as exc:
         raise _validation_error(exc) from None
-    writer: PositionWriter = request.app.state.positions
+    ctx: PlaybackContext = runtime_of(request).context
+    writer = ctx.positions
     key = ordering_key(body.sequence, body.client_time, now_micros())
     saved = await writer.save(principal.subject, body.episode_id, body.position_sec, key)
     return Response(saved.model_dump_json(by_alias=True), media_type="application/json")
@@ -51,13 +54,7 @@ class PositionWriteFastPath(FastPath[bool]):
     access = Access.user
 
     def match(self, scope: Scope) -> bool | None:
-        if (
-            scope["path"] == PATH
-            and scope["method"] == "POST"
-            and getattr(scope["app"].state, "position_fast_path", False)
-        ):
-            return True
-        return None
+        return True if scope["path"] == PATH and scope["method"] == "POST" else None
 
     async def answer(self, request: Request, matched: bool) -> Response:
         raw = await read_body(request.receive, MAX_BODY_BYTES)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from studio_common.auth import JwtVerifier, Principal
+from studio_common.auth import Principal, TokenVerifier
 
 
 class CachedVerifier:
     def __init__(
         self,
-        inner: JwtVerifier,
+        inner: TokenVerifier,
         *,
         max_entries: int,
         ttl_seconds: float,

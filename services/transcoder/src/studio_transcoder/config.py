@@ -110,6 +110,10 @@ class TranscoderSettings(ServiceSettings):
     # Backoff before transient retry n: retry_backoff_seconds * 2^(n-1).
     retry_backoff_seconds: float = Field(default=10.0, ge=0)
     worker_concurrency: int = Field(default=1, ge=1, le=16)
+    # The worker's database pool (and as many again in overflow); empty: two
+    # connections per concurrent job (its advisory lock and its writes) plus one
+    # for the relay's rounds.
+    worker_database_pool_size: int | None = Field(default=None, ge=1, le=50)
     worker_ack_wait_seconds: float = Field(default=60.0, ge=1)
     # Deliveries of one message before it is dead-lettered whatever happened.
     worker_max_deliver: int = Field(default=10, ge=2)
@@ -147,6 +151,15 @@ class TranscoderSettings(ServiceSettings):
         if abs(ratio - round(ratio)) > 1e-6:
             raise ValueError("segment_seconds must be a multiple of keyframe_seconds")
         return self
+
+    @property
+    def worker_pool_size(self) -> int:
+        return self.worker_database_pool_size or 2 * self.worker_concurrency + 1
+
+    def worker_database_connections(self) -> int:
+        """The most a worker process opens: its pool and as many again in
+        overflow, and its relay's LISTEN connection (it never uses the read pool)."""
+        return 2 * self.worker_pool_size + 1
 
     @property
     def rungs(self) -> list[Rung]:

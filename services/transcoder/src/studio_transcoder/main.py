@@ -26,8 +26,8 @@ log = logging.getLogger("studio.transcoder")
 def create_app(settings: TranscoderSettings | None = None) -> FastAPI:
     settings = settings or TranscoderSettings()
 
-    async def on_startup(runtime: Runtime, stack: AsyncExitStack) -> None:
-        gauge = JobGauge(app.state.metrics_registry)
+    def context(runtime: Runtime[None], stack: AsyncExitStack) -> None:
+        gauge = JobGauge(runtime.registry)
 
         async def refresh() -> None:
             while True:
@@ -42,13 +42,12 @@ def create_app(settings: TranscoderSettings | None = None) -> FastAPI:
 
         stack.push_async_callback(stop_task, task)
 
-    app = create_service_app(
+    return create_service_app(
         settings,
         title="Studio.Anime transcoder",
         description="FFmpeg HLS ladder jobs: list, inspect and retry them.",
         routers=[api.router],
         tables=messaging,
         register_consumers=markers.register,
-        on_startup=on_startup,
+        context=context,
     )
-    return app

@@ -25,7 +25,7 @@ from studio_common.events import (
     EpisodeUploadedV1,
     TitleDeletedV1,
 )
-from studio_common.outbox import enqueue
+from studio_common.outbox import MessagingTables, enqueue
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, pack, unpack
 from studio_transcoder.models import EpisodeFingerprint, messaging
@@ -57,7 +57,10 @@ def _print(row: EpisodeFingerprint) -> EpisodePrint:
 
 
 async def record_and_detect(
-    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint | None
+    session: AsyncSession,
+    event: EpisodeUploadedV1,
+    fingerprint: Fingerprint | None,
+    tables: MessagingTables = messaging,
 ) -> None:
     """Stores the episode's fingerprint and publishes the markers of the season
     that changed (the episode's own always, possibly empty).
@@ -67,11 +70,12 @@ async def record_and_detect(
     job without a fingerprint (the new source has no audio, or fingerprinting
     failed) drops the old one: markers found in the old audio would be wrong.
 
+    Events go to ``tables``' outbox (the worker's, when a job completes).
     In a savepoint: markers are a convenience, and a failure here must not undo
     the job's completion that shares the transaction."""
     try:
         async with session.begin_nested():
-            await _record_and_detect(session, event, fingerprint)
+            await _record_and_detect(session, event, fingerprint, tables)
     except Exception:
         log.exception("markers not detected", extra={"episode_id": str(event.episode_id)})
 
@@ -83,7 +87,10 @@ async def _lock_seasons(session: AsyncSession, *season_ids: uuid.UUID | None) ->
 
 
 async def _record_and_detect(
-    session: AsyncSession, event: EpisodeUploadedV1, fingerprint: Fingerprint | None
+    session: AsyncSession,
+    event: EpisodeUploadedV1,
+    fingerprint: Fingerprint | None,
+    tables: MessagingTables,
 ) -> None:
     before = await session.scalar(
         select(EpisodeFingerprint.season_id).where(
@@ -97,8 +104,8 @@ async def _record_and_detect(
             return
         await session.delete(row)
         await session.flush()
-        await _publish(session, event.episode_id, event.season_id, [], row.duration_sec)
-        await detect_and_publish(session, row.season_id)
+        await _publish(session, tables, event.episode_id, event.season_id, [], row.duration_sec)
+        await detect_and_publish(session, row.season_id, tables=tables)
         return
     if row is None:
         row = EpisodeFingerprint(episode_id=event.episode_id, markers=[])
@@ -112,13 +119,14 @@ async def _record_and_detect(
     row.tail = pack(fingerprint.tail)
     row.tail_start_sec = fingerprint.tail_start
     await session.flush()
-    await detect_and_publish(session, event.season_id, always=event.episode_id)
+    await detect_and_publish(session, event.season_id, always=event.episode_id, tables=tables)
     if moved_from is not None:
-        await detect_and_publish(session, moved_from)
+        await detect_and_publish(session, moved_from, tables=tables)
 
 
 async def _publish(
     session: AsyncSession,
+    tables: MessagingTables,
     episode_id: uuid.UUID,
     season_id: uuid.UUID,
     markers: list[dict[str, Any]],
@@ -126,7 +134,7 @@ async def _publish(
 ) -> None:
     await enqueue(
         session,
-        messaging,
+        tables,
         EpisodeMarkersDetectedV1(
             episode_id=episode_id,
             season_id=season_id,
@@ -137,7 +145,10 @@ async def _publish(
 
 
 async def detect_and_publish(
-    session: AsyncSession, season_id: uuid.UUID, always: uuid.UUID | None = None
+    session: AsyncSession,
+    season_id: uuid.UUID,
+    always: uuid.UUID | None = None,
+    tables: MessagingTables = messaging,
 ) -> None:
     siblings = list(
         (
@@ -156,7 +167,9 @@ async def detect_and_publish(
         if markers == sibling.markers and sibling.episode_id != always:
             continue
         sibling.markers = markers
-        await _publish(session, sibling.episode_id, season_id, markers, sibling.duration_sec)
+        await _publish(
+            session, tables, sibling.episode_id, season_id, markers, sibling.duration_sec
+        )
 
 
 async def forget_episodes(session: AsyncSession, episode_ids: list[uuid.UUID]) -> None:

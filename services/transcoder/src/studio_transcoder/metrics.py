@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from studio_transcoder.models import JOB_STATUSES
+
+if TYPE_CHECKING:
+    from studio_transcoder.pipeline import AttemptResult
 
 
 class WorkerMetrics:
@@ -47,6 +52,12 @@ class WorkerMetrics:
             "Messages the worker parked on the dead-letter subject.",
             registry=registry,
         )
+
+    def record_ready(self, result: AttemptResult) -> None:
+        self.attempts.labels("ready").inc()
+        self.encode_ratio.observe(result.encode_seconds / max(result.duration, 1e-3))
+        if result.seconds_to_playable is not None:
+            self.time_to_playable.observe(result.seconds_to_playable)
 
 
 class JobGauge:

@@ -28,11 +28,17 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from studio_common.db import service_metadata
-from studio_common.outbox import messaging_tables
+from studio_common.outbox import MessagingTables, messaging_tables, outbox_table
 
 SCHEMA = "transcoder"
 metadata = service_metadata(SCHEMA)
+# The API process's outbox (retry requests, markers after a deletion) ...
 messaging = messaging_tables(metadata)
+# ... and the worker's own, written in the transaction of each job-state change
+# and published by the worker's relay.
+worker_messaging = MessagingTables(
+    outbox=outbox_table(metadata, "worker_outbox"), inbox=messaging.inbox
+)
 
 JOB_STATUSES = ("queued", "processing", "ready", "failed")
 JOB_TYPE_TRANSCODE = "transcode"

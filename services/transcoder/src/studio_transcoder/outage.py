@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from studio_transcoder.failures import JobFailure
+
 log = logging.getLogger("studio.transcoder.storage")
 
 # S3's answers that mean "not now" rather than "not this request".
@@ -95,6 +97,16 @@ class StorageGate:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._up.wait(), within)
         return self._up.is_set()
+
+    async def broke(self, failure: JobFailure, outages_before: int) -> bool:
+        """Whether storage (not the job) is why an attempt failed: the failure says
+        so, or it is a transient one (ffmpeg lost its source, a probe timed out)
+        and storage went away during the attempt or does not answer now."""
+        if failure.infrastructure:
+            return True
+        if failure.permanent:
+            return False
+        return self.outages != outages_before or not await self.check()
 
     async def check(self) -> bool:
         """Asks storage now; a failure closes the gate."""

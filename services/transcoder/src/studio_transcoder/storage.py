@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import mimetypes
 import random
 from collections.abc import Callable
@@ -62,6 +63,8 @@ def _missing(exc: ClientError) -> bool:
 
 # botocore waits 60 s for a connection by default: an outage would hold every
 # call for minutes before anyone knows. The probe asks once, quickly.
+log = logging.getLogger("studio.transcoder.storage")
+
 _TIMEOUTS = Config(connect_timeout=5, read_timeout=60)
 _PROBE = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1, "mode": "standard"})
 
@@ -204,6 +207,16 @@ class ObjectStore:
                     Delete={"Objects": chunk, "Quiet": True},
                 ),
             )
+
+    async def discard(self, prefix: str | None) -> None:
+        """Removes what a failed attempt wrote. Best effort: media also retires the
+        folder once it hears of the failure or of the next attempt."""
+        if not prefix:
+            return
+        try:
+            await self.delete_prefix(prefix)
+        except Exception:
+            log.warning("could not remove a failed attempt's output", extra={"prefix": prefix})
 
     async def delete_prefix(self, prefix: str) -> int:
         """Deletes every object under ``prefix``; returns how many there were."""

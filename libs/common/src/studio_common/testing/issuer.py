@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from studio_common.testing.infra import QuietHandler, http_server
 
 
 class TestIssuer:
@@ -77,28 +77,14 @@ class TestIssuer:
     def serve(self) -> Iterator[TestIssuer]:
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self.path != "/.well-known/jwks.json":
                     self.send_error(404)
                     return
                 issuer.jwks_requests += 1
-                body = json.dumps(issuer.jwks()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_json(json.dumps(issuer.jwks()).encode())
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        self.jwks_url = f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
-        try:
+        with http_server(Handler) as base:
+            self.jwks_url = f"{base}/.well-known/jwks.json"
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()

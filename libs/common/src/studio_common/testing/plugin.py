@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +28,18 @@ class EventNamespace:
     stream: str
 
 
-@pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
+def _server(start: Callable[[], AbstractContextManager[str]]) -> Iterator[str]:
+    """The server's URL for the session; the session fails when there is none."""
     try:
-        with infra.postgres_server() as url:
+        with start() as url:
             yield url
     except infra.NoServer as exc:
         pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    yield from _server(infra.postgres_server)
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +51,7 @@ async def database_url(pg_admin_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
-    try:
-        with infra.nats_server() as url:
-            yield url
-    except infra.NoServer as exc:
-        pytest.fail(str(exc))
+    yield from _server(infra.nats_server)
 
 
 class EventNamespaces:

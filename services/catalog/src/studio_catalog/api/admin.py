@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
+from studio_catalog.config import CatalogSettings
 from studio_catalog.schemas import (
     EpisodeAdminOut,
     EpisodeIn,
@@ -19,6 +20,7 @@ from studio_catalog.schemas import (
 )
 from studio_catalog.service import CatalogService
 from studio_common.access import Access, access
+from studio_common.app import settings_of
 from studio_common.auth import EditorUser
 from studio_common.db import SessionDep
 
@@ -86,7 +88,7 @@ async def create_episode(
     caller is an admin); a source whose verification has not reached catalog yet
     is waited for a few seconds. Otherwise 422: `source-key-invalid`,
     `source-not-verified`, `source-not-owned` or `subtitle-not-attached`."""
-    wait: float = request.app.state.runtime.settings.source_wait_seconds
+    wait = settings_of(request, CatalogSettings).source_wait_seconds
     episode = await CatalogService(session).create_episode(data, user, source_wait=wait)
     response.headers["Location"] = f"/api/episodes/{episode.id}"
     return EpisodeAdminOut.model_validate(episode)

@@ -9,11 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from studio_catalog.config import CatalogSettings
 from studio_catalog.names import preferred_language
 from studio_catalog.repository import TitleFilter, list_title_page
 from studio_catalog.schemas import EpisodeDetailOut, TitleDetail, TitleSummary, TitleType
 from studio_catalog.service import CatalogService
 from studio_common.access import Access, access
+from studio_common.app import runtime_of, settings_of
 from studio_common.db import SessionDep
 from studio_common.errors import UNAVAILABLE
 from studio_common.paging import Page, Paging
@@ -64,9 +66,8 @@ async def list_titles(
         year=year,
     )
     language = preferred_language(lang, accept_language)
-    runtime = request.app.state.runtime
-    cap: int = runtime.settings.total_count_cap
-    items, total, capped = await runtime.database.read(
+    cap = settings_of(request, CatalogSettings).total_count_cap
+    items, total, capped = await runtime_of(request).database.read(
         partial(list_title_page, f=f, offset=paging.offset, limit=paging.size, count_cap=cap)
     )
     page = Page[TitleSummary].of(
@@ -101,7 +102,7 @@ async def get_title(
             return out
 
     # A title page is read far more than it is written: no transaction needed.
-    title = await request.app.state.runtime.database.read(detail)
+    title = await runtime_of(request).database.read(detail)
     return _public(request, title.model_dump_json(by_alias=True))
 
 
@@ -126,7 +127,7 @@ async def get_episode(
 def _cache_headers(request: Request) -> dict[str, str]:
     """Short public caching: the same for every anonymous caller of the URL (and
     language). studio_common.caching makes it no-store when a token was sent."""
-    seconds: int = request.app.state.runtime.settings.public_cache_seconds
+    seconds = settings_of(request, CatalogSettings).public_cache_seconds
     if not seconds:
         return {"Cache-Control": "no-cache"}
     return {"Cache-Control": f"public, max-age={seconds}", "Vary": "Accept-Language"}

@@ -9,26 +9,19 @@ from fastapi.responses import JSONResponse
 
 from studio_common.access import Access, access
 from studio_common.errors import RATE_LIMITED, ValidationFailed
-from studio_identity.config import IdentitySettings
-from studio_identity.dev_limit import DevTokenLimiter
+from studio_identity.context import IdentityDep
 from studio_identity.issuer import issue_dev_token
-from studio_identity.keys import DevKeyStore
 from studio_identity.schemas import DevTokenIn, DevTokenOut
 
 jwks_router = APIRouter(tags=["issuer"])
 dev_router = APIRouter(tags=["issuer (development)"])
 
 
-def _keys(request: Request) -> DevKeyStore | None:
-    keys: DevKeyStore | None = request.app.state.dev_keys
-    return keys
-
-
 @jwks_router.get("/.well-known/jwks.json", **access(Access.public))
-async def jwks(request: Request) -> JSONResponse:
+async def jwks(ctx: IdentityDep) -> JSONResponse:
     """The development issuer's public keys (the current one and recently rotated ones).
     Empty in production, where Clerk issues the tokens."""
-    keys = _keys(request)
+    keys = ctx.dev_keys
     body: dict[str, Any] = keys.jwks() if keys is not None else {"keys": []}
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
@@ -40,13 +33,12 @@ async def jwks(request: Request) -> JSONResponse:
     responses=RATE_LIMITED,
     **access(Access.public),
 )
-async def dev_token(data: DevTokenIn, request: Request) -> DevTokenOut:
+async def dev_token(data: DevTokenIn, request: Request, ctx: IdentityDep) -> DevTokenOut:
     """A token for any email and role, signed by the development key. Development only."""
-    settings: IdentitySettings = request.app.state.runtime.settings
-    keys = _keys(request)
+    settings, keys = ctx.settings, ctx.dev_keys
     if keys is None:  # not registered outside development; kept as a second guard
         raise RuntimeError("the development issuer is disabled")
-    limiter: DevTokenLimiter = request.app.state.dev_token_limiter
+    limiter = ctx.dev_token_limiter
     # The peer, or the client a trusted proxy names (STUDIO_TRUSTED_PROXIES).
     limiter.hit(request.client.host if request.client else "unknown")
     ttl = data.ttl_seconds

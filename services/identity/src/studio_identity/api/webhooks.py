@@ -18,7 +18,7 @@ from studio_identity.clerk import (
     WebhookNotConfigured,
     verify_svix,
 )
-from studio_identity.config import IdentitySettings
+from studio_identity.context import IdentityDep
 from studio_identity.schemas import WebhookResult
 from studio_identity.service import IdentityService
 
@@ -32,14 +32,13 @@ class VerifiedWebhook:
     event: ClerkEvent
 
 
-async def verified_clerk_webhook(request: Request) -> VerifiedWebhook:
+async def verified_clerk_webhook(request: Request, ctx: IdentityDep) -> VerifiedWebhook:
     headers = {name: request.headers.get(name, "") for name in SVIX_HEADERS}
     if not all(headers.values()):
         raise InvalidWebhookSignature(
             "The svix-id, svix-timestamp and svix-signature headers are required."
         )
-    settings: IdentitySettings = request.app.state.runtime.settings
-    secret = settings.clerk_webhook_secret.get_secret_value()
+    secret = ctx.settings.clerk_webhook_secret.get_secret_value()
     if not secret:
         raise WebhookNotConfigured("IDENTITY_CLERK_WEBHOOK_SECRET is not set.")
     declared = request.headers.get("content-length")

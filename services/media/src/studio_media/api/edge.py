@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from studio_common.access import Access
+from studio_common.app import runtime_of
 from studio_common.fastpath import FastPath, header
 from studio_media.api.playback import HLS_FILE
 from studio_media.context import MediaContext
@@ -63,5 +64,5 @@ class HlsEdgeFastPath(FastPath[EdgeFile]):
         return EdgeFile(token, episode_id, inner, method == "HEAD")
 
     async def answer(self, request: Request, matched: EdgeFile) -> Response:
-        ctx: MediaContext = request.app.state.media
+        ctx: MediaContext = runtime_of(request).context
         return edge_answer(ctx, matched.token, matched.episode_id, matched.path, head=matched.head)

@@ -1,17 +1,21 @@
-"""The worker's HTTP port: Prometheus metrics and a liveness check.
+"""A worker process's HTTP port: Prometheus metrics and a liveness check.
 
 Served from a thread, like prometheus_client's own server, so ``/metrics``
-answers even when the event loop does not; ``/healthz`` asks the worker,
+answers even when the event loop does not; ``/healthz`` asks the process,
 whose answer (read from timestamps the loop keeps) then says so.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = logging.getLogger("studio.probes")
 
 # Why the process should be restarted, or None while it is alive.
 Liveness = Callable[[], str | None]
@@ -54,3 +58,23 @@ class ProbeServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def serve_probes(
+    port: int, host: str, registry: CollectorRegistry, liveness: Liveness
+) -> ProbeServer | None:
+    """The probe port, or a free one when it is taken (a second worker on one
+    machine, logged); None when ``port`` is 0."""
+    if not port:
+        return None
+    try:
+        server = ProbeServer(port, registry, liveness, host=host)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        server = ProbeServer(0, registry, liveness, host=host)
+        log.warning(
+            "probe port in use; serving on a free one", extra={"wanted": port, "port": server.port}
+        )
+    log.info("metrics and liveness", extra={"url": f"http://{host}:{server.port}/metrics"})
+    return server
