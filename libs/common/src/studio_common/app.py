@@ -289,6 +289,7 @@ def trust_forwarded_headers(app: FastAPI, proxies: list[str]) -> None:
 
 async def _refresh_messaging_metrics(runtime: Runtime, metrics: MessagingMetrics) -> None:
     """Outbox lag and consumer pending counts, every ``metrics_refresh_seconds``."""
+    failing = False
     while True:
         try:
             if runtime.relay is not None:
@@ -297,8 +298,13 @@ async def _refresh_messaging_metrics(runtime: Runtime, metrics: MessagingMetrics
                 await runtime.consumers.refresh_metrics()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.warning("could not refresh the messaging metrics", exc_info=True)
+        except Exception as exc:
+            # Once per run of failures (the database or NATS away), not every refresh.
+            if not failing:
+                log.warning("could not refresh the messaging metrics: %r", exc)
+            failing = True
+        else:
+            failing = False
         await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
 
 

@@ -12,8 +12,10 @@ A message that keeps failing goes to ``<root>.dlq.<consumer>.<type>`` after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.db import Database
+from studio_common.errors import database_unavailable
 from studio_common.events import (
     Envelope,
     EventPayload,
@@ -75,6 +78,8 @@ def exponential_backoff(num_delivered: int) -> float:
 
 
 RetryBackoff = Callable[[int], float]
+# The longest wait between two tries of an event while the database is away.
+DATABASE_RETRY_MAX_SECONDS = 10.0
 
 
 class EventConsumers:
@@ -103,6 +108,9 @@ class EventConsumers:
         self.ack_wait = ack_wait
         self.retry_backoff = retry_backoff
         self.durables: list[str] = []
+        # Whether the last attempt found the database away (see _wait_for_database).
+        self._database_down = False
+        self._database_waits = 0
 
     def durable_name(self, event_type: str) -> str:
         return f"{self.service}-{event_type.replace('.', '-')}"
@@ -179,26 +187,57 @@ class EventConsumers:
         except (ValidationError, ValueError, UnknownEventError, PoisonMessage) as exc:
             await self._dead_letter(msg, durable, event_cls.event_type, f"unreadable: {exc}")
             return
-        try:
-            applied = await self.apply(envelope, payload, handler, durable)
-        except Exception as exc:
-            if num_delivered >= self.max_deliver:
-                log.exception(
-                    "handler failed for the last time", extra={"event_id": str(envelope.id)}
-                )
-                await self._dead_letter(msg, durable, envelope.type, repr(exc))
-            else:
-                log.warning(
-                    "handler failed; will retry",
-                    extra={"event_id": str(envelope.id), "attempt": num_delivered},
-                    # An unknown entity is an expected wait, not a bug: no traceback.
-                    exc_info=not isinstance(exc, UnknownEntity),
-                )
-                await msg.nack(delay=self.retry_backoff(num_delivered))
-            return
+        while True:
+            try:
+                applied = await self.apply(envelope, payload, handler, durable)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    await self._failed(msg, envelope, exc, num_delivered, durable)
+                    return
+                # The database away is no fault of the event: wait for it
+                # without using up a delivery, so no outage dead-letters events.
+                await self._wait_for_database(msg, exc)
+                continue
+            break
+        self._database_waits = 0
+        if self._database_down:
+            self._database_down = False
+            log.warning("the database answers again; consuming events")
         if not applied:
             log.info("duplicate event skipped", extra={"event_id": str(envelope.id)})
         await msg.ack()
+
+    async def _wait_for_database(self, msg: NatsMessage, exc: Exception) -> None:
+        if not self._database_down:
+            # One line per outage, not one per event and attempt.
+            log.warning("the database is unavailable; holding events until it answers: %r", exc)
+            self._database_down = True
+        self._database_waits += 1
+        delay = min(DATABASE_RETRY_MAX_SECONDS, 0.5 * 2 ** min(self._database_waits, 6))
+        with contextlib.suppress(Exception):
+            # Still being worked on: JetStream keeps it off other replicas meanwhile.
+            await msg.raw_message.in_progress()
+        await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _failed(
+        self, msg: NatsMessage, envelope: Envelope, exc: Exception, num_delivered: int, durable: str
+    ) -> None:
+        """The handler itself failed: retried with backoff, dead-lettered at the last delivery."""
+        if num_delivered >= self.max_deliver:
+            log.error(
+                "handler failed for the last time",
+                extra={"event_id": str(envelope.id)},
+                exc_info=exc,
+            )
+            await self._dead_letter(msg, durable, envelope.type, repr(exc))
+        else:
+            log.warning(
+                "handler failed; will retry",
+                extra={"event_id": str(envelope.id), "attempt": num_delivered},
+                # An unknown entity is an expected wait, not a bug: no traceback.
+                exc_info=None if isinstance(exc, UnknownEntity) else exc,
+            )
+            await msg.nack(delay=self.retry_backoff(num_delivered))
 
     async def refresh_metrics(self) -> None:
         """Pending and unacknowledged messages of every durable, from JetStream."""
