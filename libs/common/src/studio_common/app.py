@@ -26,7 +26,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from studio_common.auth import JwksCache, JwtVerifier
 from studio_common.caching import CachePolicyMiddleware
-from studio_common.consumer import EventConsumers, harden_pull_fetch
+from studio_common.consumer import (
+    EventConsumers,
+    convert_bare_fetch_timeouts,
+    harden_pull_fetch,
+)
 from studio_common.db import Database
 from studio_common.errors import ServiceUnavailable, install_problem_handlers, problem_response
 from studio_common.natsconn import NatsLink, connect_within
@@ -166,6 +170,7 @@ def create_service_app(
             nats_link.mark_connected()
             stack.push_async_callback(_stop_broker, broker, nats_link)
             await ensure_stream(runtime.js, settings.event_stream, settings.event_subject_root)
+            convert_bare_fetch_timeouts()
             await broker.start()
             harden_pull_fetch(broker, nats_link)
             # Identity's current roles, loaded before the first request (ADR 7).

@@ -217,7 +217,7 @@ class EventConsumers:
         with contextlib.suppress(Exception):
             # Still being worked on: JetStream keeps it off other replicas meanwhile.
             await msg.raw_message.in_progress()
-        await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+        await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 (jitter, not a secret)
 
     async def _failed(
         self, msg: NatsMessage, envelope: Envelope, exc: Exception, num_delivered: int, durable: str
@@ -294,6 +294,35 @@ class EventConsumers:
 
 def envelope_bytes(envelope: Envelope) -> bytes:
     return json.dumps(envelope.model_dump(mode="json", by_alias=True)).encode()
+
+
+def convert_bare_fetch_timeouts() -> None:
+    """Every pull subscription's ``fetch`` raises nats' ``TimeoutError``, never a bare one.
+
+    :func:`harden_pull_fetch` does this per subscription, but only once the
+    broker has started: each subscriber's first fetch is already under way by
+    then, and on a loaded machine it could still end in a bare timeout (an
+    ERROR traceback from FastStream's supervisor shortly after start). Patched
+    on the class, before the broker starts, no fetch escapes it. Idempotent.
+    """
+    import nats.errors
+    from nats.js.client import JetStreamContext
+
+    cls = JetStreamContext.PullSubscription
+    fetch = cls.fetch
+    if getattr(fetch, "_studio_timeouts", False):
+        return
+
+    async def fetch_with_nats_timeouts(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fetch(self, *args, **kwargs)
+        except nats.errors.TimeoutError:
+            raise
+        except TimeoutError as exc:
+            raise nats.errors.TimeoutError from exc
+
+    fetch_with_nats_timeouts._studio_timeouts = True  # type: ignore[attr-defined]
+    cls.fetch = fetch_with_nats_timeouts  # type: ignore[method-assign]
 
 
 def harden_pull_fetch(broker: NatsBroker, link: NatsLink | None = None) -> None:

@@ -117,23 +117,21 @@ async def check_presence(database: Database, storage: MediaStorage) -> PresenceR
         for row, exists in zip(rows, found, strict=True):
             checked += 1
             if exists is False and row.state == "ready":
-                if await _set_state(
-                    database, row.episode_id, row.hls_master_key, "ready", "missing"
-                ):
-                    missing += 1
-                    log.warning(
-                        "an episode's HLS is gone from storage; no longer playable",
-                        extra={"episode_id": str(row.episode_id), "key": row.hls_master_key},
-                    )
+                change, words = "missing", "gone from storage; no longer playable"
             elif exists is True and row.state == "missing":
-                if await _set_state(
-                    database, row.episode_id, row.hls_master_key, "missing", "ready"
-                ):
+                change, words = "ready", "back in storage; playable again"
+            else:
+                continue
+            key = row.hls_master_key
+            if await _set_state(database, row.episode_id, key, row.state, change):
+                if change == "missing":
+                    missing += 1
+                else:
                     restored += 1
-                    log.warning(
-                        "an episode's HLS is back in storage; playable again",
-                        extra={"episode_id": str(row.episode_id), "key": row.hls_master_key},
-                    )
+                log.warning(
+                    f"an episode's HLS is {words}",
+                    extra={"episode_id": str(row.episode_id), "key": key},
+                )
     return PresenceReport(checked=checked, missing=missing, restored=restored)
 
 
