@@ -339,3 +339,27 @@ async def test_harden_pull_fetch_turns_a_bare_timeout_into_nats_timeout() -> Non
     with pytest.raises(nats.errors.TimeoutError):
         await Subscriber.subscription.fetch(batch=1, timeout=0.1)
     assert Subscription.calls == 1
+
+
+async def test_a_bare_fetch_timeout_is_converted_from_the_first_fetch_on() -> None:
+    """Patched on the class before the broker starts: even a subscription's first
+    fetch, begun before harden_pull_fetch wraps it, ends in nats' own timeout."""
+    import nats.errors
+    from nats.js.client import JetStreamContext
+
+    from studio_common.consumer import convert_bare_fetch_timeouts
+
+    convert_bare_fetch_timeouts()
+    patched = JetStreamContext.PullSubscription.fetch
+    convert_bare_fetch_timeouts()
+    assert JetStreamContext.PullSubscription.fetch is patched  # idempotent
+
+    class Sub(JetStreamContext.PullSubscription):
+        def __init__(self) -> None:
+            self._sub = object()
+
+        async def _fetch_n(self, *args: Any, **kwargs: Any) -> list[Any]:
+            raise TimeoutError  # what nats-py raises when the deadline passes mid-fetch
+
+    with pytest.raises(nats.errors.TimeoutError):
+        await Sub().fetch(batch=2, timeout=0.1)

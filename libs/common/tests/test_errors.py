@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
@@ -33,6 +34,7 @@ from studio_common.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
+    database_unavailable,
     install_problem_handlers,
     problem_type,
 )
@@ -466,3 +468,26 @@ async def test_a_driver_connection_left_closed_or_busy_is_a_503(pg_admin_url: st
             assert_problem(resp, 503, "unavailable")
             assert resp.headers["retry-after"] == "1"
         assert_problem(await client.get("/bug"), 500, "internal")
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (asyncpg.InterfaceError("connection is closed"), True),
+        (
+            asyncpg.exceptions.InternalClientError(
+                "cannot switch to state 12; another operation is in progress"
+            ),
+            True,
+        ),
+        (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), True),
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), True),
+        # The statement's own faults: to be retried and, at last, dead-lettered.
+        (asyncpg.InterfaceError("the server expects 2 arguments, 1 was passed"), False),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), False),
+        (ValueError("bad payload"), False),
+    ],
+)
+def test_database_unavailable_tells_an_outage_from_a_fault(exc: Exception, expected: bool) -> None:
+    assert database_unavailable(exc) is expected

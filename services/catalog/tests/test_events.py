@@ -343,6 +343,91 @@ async def test_transcode_events_drive_the_episode_state(
     assert (await state())["transcodeState"] == "ready"
 
 
+async def test_a_ready_episode_whose_media_is_gone_is_no_longer_ready(
+    client, make, auth, nats_url, event_namespace
+):
+    """Media found the master of a ready episode gone from storage: catalog stops
+    saying ready (and playable), and says so again if media finds it back."""
+    title = await make.title()
+    season = await make.season(title["id"])
+    ep = await make.episode(season["id"])
+    eid = uuid.UUID(ep["id"])
+    t0 = datetime.now(UTC)
+    key = f"hls/{eid}/{uuid.uuid4().hex}/master.m3u8"
+
+    async def state():
+        r = await client.get(f"/api/admin/episodes/{ep['id']}", headers=auth.editor)
+        return r.json()
+
+    async def becomes(expected: str, playable: bool):
+        async def check():
+            s = await state()
+            return s["transcodeState"] == expected and s["playable"] is playable and s
+
+        return await wait_until(check)
+
+    await publish(
+        nats_url,
+        event_namespace,
+        TranscodeCompletedV1(episode_id=eid, job_id=uuid.uuid4(), hls_master_key=key),
+        occurred_at=t0,
+    )
+    await publish(
+        nats_url,
+        event_namespace,
+        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
+        occurred_at=t0 + timedelta(seconds=1),
+    )
+    await becomes("ready", True)
+
+    await publish(
+        nats_url,
+        event_namespace,
+        EpisodePlayabilityChangedV1(episode_id=eid, playable=False, state="missing"),
+        occurred_at=t0 + timedelta(seconds=2),
+    )
+    gone = await becomes("failed", False)
+    assert "no longer in storage" in gone["transcodeLog"]
+    public = (await client.get(f"/api/episodes/{ep['id']}")).json()
+    assert (public["transcodeState"], public["playable"]) == ("failed", False)
+
+    await publish(
+        nats_url,
+        event_namespace,
+        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
+        occurred_at=t0 + timedelta(seconds=3),
+    )
+    back = await becomes("ready", True)
+    assert back["transcodeLog"] is None
+    assert back["hlsMasterKey"] == key
+
+
+async def test_media_back_in_storage_never_undoes_a_real_failure(
+    client, make, auth, nats_url, event_namespace, catalog_app
+):
+    title = await make.title()
+    season = await make.season(title["id"])
+    ep = await make.episode(season["id"])
+    eid = uuid.UUID(ep["id"])
+    t0 = datetime.now(UTC)
+    await publish(
+        nats_url,
+        event_namespace,
+        TranscodeFailedV1(episode_id=eid, job_id=uuid.uuid4(), reason="ffmpeg exited with 1"),
+        occurred_at=t0,
+    )
+    ready = await publish(
+        nats_url,
+        event_namespace,
+        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
+        occurred_at=t0 + timedelta(seconds=1),
+    )
+    await wait_until(lambda: inbox_count(catalog_app.state.runtime, ready.id))
+    s = (await client.get(f"/api/admin/episodes/{ep['id']}", headers=auth.editor)).json()
+    assert s["transcodeState"] == "failed"
+    assert s["transcodeLog"].startswith("ffmpeg exited with 1")
+
+
 async def test_failure_keeps_a_readable_reason(client, make, auth, nats_url, event_namespace):
     title = await make.title()
     season = await make.season(title["id"])

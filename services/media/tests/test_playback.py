@@ -32,12 +32,15 @@ from studio_common.events import (
     subject_for,
 )
 from studio_common.settings import SettingsError
+from studio_common.testing.infra import free_port
 from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import serve_app
 from studio_media import tokens
 from studio_media.config import MediaSettings
 from studio_media.folders import sweep_folders
 from studio_media.main import create_app
+from studio_media.presence import check_presence
+from studio_media.storage import MediaStorage
 
 PROBLEM = "urn:studio:problem:"
 CONTENT_TYPES = {
@@ -882,6 +885,69 @@ async def test_a_retranscode_is_served_from_its_own_folder_and_the_old_one_retir
         assert s3c.list_objects_v2(Bucket=bucket, Prefix=second)["KeyCount"] > 0
         assert (await plain.get(old_url)).status_code == 404
         assert (await plain.get(new_url)).status_code == 200
+
+
+async def test_a_ready_episode_whose_hls_is_gone_is_announced_not_playable(
+    client, auth, episodes, s3c, bucket, media_app, nats_url, event_namespace
+):
+    episode_id, prefix = await episodes.ready()
+    other_id, _ = await episodes.ready()
+    ctx = media_app.state.media
+    database = media_app.state.runtime.database
+    await check_presence(database, ctx.storage)
+    assert await asset_state(media_app, episode_id) == "ready"
+
+    # The store loses the episode's objects behind media's back (a wiped local
+    # stand-in, a restore from an older backup).
+    for obj in s3c.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]:
+        s3c.delete_object(Bucket=bucket, Key=obj["Key"])
+    report = await check_presence(database, ctx.storage)
+    assert report.missing >= 1
+    assert await asset_state(media_app, episode_id) == "missing"
+    assert await asset_state(media_app, other_id) == "ready"
+
+    async def announced() -> dict | None:
+        found = await playability_events(nats_url, event_namespace, episode_id)
+        return found[-1] if found and found[-1]["state"] == "missing" else None
+
+    assert await wait_until(announced) == {
+        "episodeId": str(episode_id),
+        "playable": False,
+        "state": "missing",
+    }
+    r = await hls_url(client, auth, episode_id)
+    assert r.status_code == 409
+    assert r.json()["type"] == PROBLEM + "episode-media-missing"
+    # Announced once, not once per check.
+    await check_presence(database, ctx.storage)
+    await asyncio.sleep(1.0)
+    states = [e["state"] for e in await playability_events(nats_url, event_namespace, episode_id)]
+    assert states.count("missing") == 1
+
+    # The objects come back (a store restored late): playable again.
+    upload_ladder(s3c, bucket, episodes.ladder, prefix)
+    report = await check_presence(database, ctx.storage)
+    assert report.restored >= 1
+    assert await asset_state(media_app, episode_id) == "ready"
+    assert (await hls_url(client, auth, episode_id)).status_code == 200
+
+    async def back() -> bool:
+        found = await playability_events(nats_url, event_namespace, episode_id)
+        return found[-1] == {"episodeId": str(episode_id), "playable": True, "state": "ready"}
+
+    await wait_until(back)
+
+
+async def test_the_presence_check_changes_nothing_when_storage_does_not_answer(
+    media_app, episodes, media_settings
+):
+    episode_id, _ = await episodes.ready()
+    away = MediaStorage(
+        MediaSettings(**{**media_settings, "s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    )
+    report = await check_presence(media_app.state.runtime.database, away)
+    assert report.checked == 0
+    assert await asset_state(media_app, episode_id) == "ready"
 
 
 async def test_a_folder_another_episode_wrote_is_never_served_or_deleted(

@@ -121,3 +121,30 @@ async def test_a_batch_keeps_one_write_per_row_and_isolates_failures(runtime, ca
     for a in answers:
         if not a.applied:
             assert a.sequence == 3
+
+
+def test_pool_refill_failures_are_one_line_not_a_traceback():
+    import logging
+    import sys
+
+    from studio_playback.positions import _one_line_floor_warnings
+
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except ConnectionRefusedError:
+        record = logging.LogRecord(
+            "asyncpg.pool",
+            logging.WARNING,
+            __file__,
+            1,
+            "Failed to restore the pool connection floor; retrying",
+            None,
+            sys.exc_info(),
+        )
+    assert _one_line_floor_warnings(record) is True
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "Failed to restore the pool connection floor; retrying: "
+        "ConnectionRefusedError(111, 'Connection refused')"
+    )
+    assert "Traceback" not in logging.Formatter().format(record)

@@ -221,3 +221,14 @@ def test_stacks_a_thousand_ports_apart_share_no_port(tmp_path: Path) -> None:
         assert not ports & seen, f"offset {offset} collides on {sorted(ports & seen)}"
         seen |= ports
     assert {9080, 9101, 9109, 10000} <= _stack_ports(1000, tmp_path)
+
+
+def test_a_worker_started_alone_takes_no_port_of_any_stack(tmp_path: Path) -> None:
+    """A transcoder worker run by hand beside the stacks (no port setting) must
+    not take a port a stack at any documented offset needs (it used to default
+    to 9104: the transcoder API of the stack at offset 1000)."""
+    from studio_transcoder.config import TranscoderSettings
+
+    default = TranscoderSettings.model_fields["worker_metrics_port"].default
+    for offset in range(0, 50001, 1000):
+        assert default not in _stack_ports(offset, tmp_path), f"offset {offset}"

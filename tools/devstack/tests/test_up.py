@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,6 +185,21 @@ def test_up_runs_the_stack_and_down_stops_it(
         if find_nginx():
             missing = http(gateway_port, "GET", "/api/half")
             assert missing.status == 502, "a skipped service's routes answer 502 problem+json"
+
+        # The pid the log names is the service itself, not a shell around it:
+        # `kill -9` of it is a crash, and the supervisor starts it again in place.
+        found = re.search(r"devfake started \(pid=(\d+)\)", output.read_text())
+        assert found, output.read_text()[-3000:]
+        pid = int(found.group(1))
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        assert not program.endswith(b"sh"), program
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while "devfake exited (rc=-9)" not in output.read_text():
+            assert time.monotonic() < deadline, output.read_text()[-3000:]
+            time.sleep(0.2)
+        seen = wait_for_json(front, "/api/fake/items?x=2", http)
+        assert seen["path"] == "/api/fake/items?x=2"
 
         down = subprocess.run(
             [*STUDIO_DEV, "down", "--data-dir", str(data_dir)],

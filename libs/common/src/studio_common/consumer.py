@@ -15,8 +15,10 @@ breaking change (ADR 1), and each version has its own handler and durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.db import Database
+from studio_common.errors import database_unavailable
 from studio_common.events import (
     Envelope,
     EventPayload,
@@ -81,6 +84,8 @@ def exponential_backoff(num_delivered: int) -> float:
 
 
 RetryBackoff = Callable[[int], float]
+# The longest wait between two tries of an event while the database is away.
+DATABASE_RETRY_MAX_SECONDS = 10.0
 
 
 def consumer_config(
@@ -172,6 +177,9 @@ class EventConsumers:
         self.ack_wait = ack_wait
         self.retry_backoff = retry_backoff
         self.durables: list[str] = []
+        # Whether the last attempt found the database away (see _wait_for_database).
+        self._database_down = False
+        self._database_waits = 0
 
     def durable_name(self, event_type: str, version: int = 1) -> str:
         """One durable per handled (type, version); version 1 keeps the plain name."""
@@ -236,23 +244,22 @@ class EventConsumers:
         except (ValidationError, ValueError, UnknownEventError, PoisonMessage) as exc:
             await self._dead_letter(msg, durable, event_cls.event_type, f"unreadable: {exc}")
             return
-        try:
-            applied = await self.apply(envelope, payload, handler, durable)
-        except Exception as exc:
-            if num_delivered >= self.max_deliver:
-                log.exception(
-                    "handler failed for the last time", extra={"event_id": str(envelope.id)}
-                )
-                await self._dead_letter(msg, durable, envelope.type, repr(exc))
-            else:
-                log.warning(
-                    "handler failed; will retry",
-                    extra={"event_id": str(envelope.id), "attempt": num_delivered},
-                    # An unknown entity is an expected wait, not a bug: no traceback.
-                    exc_info=not isinstance(exc, UnknownEntity),
-                )
-                await msg.nack(delay=self.retry_backoff(num_delivered))
-            return
+        while True:
+            try:
+                applied = await self.apply(envelope, payload, handler, durable)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    await self._failed(msg, envelope, exc, num_delivered, durable)
+                    return
+                # The database away is no fault of the event: wait for it
+                # without using up a delivery, so no outage dead-letters events.
+                await self._wait_for_database(msg, exc)
+                continue
+            break
+        self._database_waits = 0
+        if self._database_down:
+            self._database_down = False
+            log.warning("the database answers again; consuming events")
         if not applied:
             log.info("duplicate event skipped", extra={"event_id": str(envelope.id)})
         await msg.ack()
@@ -269,6 +276,38 @@ class EventConsumers:
         if self.metrics is not None:
             self.metrics.skipped_version(durable, envelope.version)
         await msg.ack()
+
+    async def _wait_for_database(self, msg: NatsMessage, exc: Exception) -> None:
+        if not self._database_down:
+            # One line per outage, not one per event and attempt.
+            log.warning("the database is unavailable; holding events until it answers: %r", exc)
+            self._database_down = True
+        self._database_waits += 1
+        delay = min(DATABASE_RETRY_MAX_SECONDS, 0.5 * 2 ** min(self._database_waits, 6))
+        with contextlib.suppress(Exception):
+            # Still being worked on: JetStream keeps it off other replicas meanwhile.
+            await msg.raw_message.in_progress()
+        await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 (jitter, not a secret)
+
+    async def _failed(
+        self, msg: NatsMessage, envelope: Envelope, exc: Exception, num_delivered: int, durable: str
+    ) -> None:
+        """The handler itself failed: retried with backoff, dead-lettered at the last delivery."""
+        if num_delivered >= self.max_deliver:
+            log.error(
+                "handler failed for the last time",
+                extra={"event_id": str(envelope.id)},
+                exc_info=exc,
+            )
+            await self._dead_letter(msg, durable, envelope.type, repr(exc))
+        else:
+            log.warning(
+                "handler failed; will retry",
+                extra={"event_id": str(envelope.id), "attempt": num_delivered},
+                # An unknown entity is an expected wait, not a bug: no traceback.
+                exc_info=None if isinstance(exc, UnknownEntity) else exc,
+            )
+            await msg.nack(delay=self.retry_backoff(num_delivered))
 
     async def refresh_metrics(self) -> None:
         """Pending and unacknowledged messages of every durable, from JetStream."""
@@ -316,6 +355,35 @@ class EventConsumers:
 
 def envelope_bytes(envelope: Envelope) -> bytes:
     return json.dumps(envelope.model_dump(mode="json", by_alias=True)).encode()
+
+
+def convert_bare_fetch_timeouts() -> None:
+    """Every pull subscription's ``fetch`` raises nats' ``TimeoutError``, never a bare one.
+
+    :func:`harden_pull_fetch` does this per subscription, but only once the
+    broker has started: each subscriber's first fetch is already under way by
+    then, and on a loaded machine it could still end in a bare timeout (an
+    ERROR traceback from FastStream's supervisor shortly after start). Patched
+    on the class, before the broker starts, no fetch escapes it. Idempotent.
+    """
+    import nats.errors
+    from nats.js.client import JetStreamContext
+
+    cls = JetStreamContext.PullSubscription
+    fetch = cls.fetch
+    if getattr(fetch, "_studio_timeouts", False):
+        return
+
+    async def fetch_with_nats_timeouts(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fetch(self, *args, **kwargs)
+        except nats.errors.TimeoutError:
+            raise
+        except TimeoutError as exc:
+            raise nats.errors.TimeoutError from exc
+
+    fetch_with_nats_timeouts._studio_timeouts = True  # type: ignore[attr-defined]
+    cls.fetch = fetch_with_nats_timeouts  # type: ignore[method-assign]
 
 
 def harden_pull_fetch(broker: NatsBroker, link: NatsLink | None = None) -> None:

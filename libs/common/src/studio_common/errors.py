@@ -228,6 +228,23 @@ def connection_lost(exc: BaseException) -> bool:
     return False
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database is away (refused, restarting, the
+    connection dropped, the pool exhausted), not that the statement was wrong:
+    what the API answers 503 and what an event consumer waits out."""
+    if isinstance(exc, ConnectionError | SQLAlchemyTimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or connection_lost(exc):
+            return True
+        state = _sqlstate(exc)
+        return state is not None and (state in _UNAVAILABLE_STATES or state.startswith("08"))
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None)
+        return bool(state) and (state in _UNAVAILABLE_STATES or str(state).startswith("08"))
+    return connection_lost(exc)
+
+
 def _sqlstate(exc: DBAPIError) -> str | None:
     orig = exc.orig
     for attr in ("sqlstate", "pgcode"):

@@ -43,6 +43,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.db import Database, normalise_pg_url
+from studio_common.errors import database_unavailable
 from studio_common.events import Envelope, EventPayload, subject_for
 from studio_common.observability import MessagingMetrics
 from studio_common.tasks import stop_task
@@ -185,6 +186,8 @@ class OutboxRelay:
         # While this says NATS is down the relay leaves the rows where they are.
         self.connected = connected
         self._failing = False
+        # Whether the last round found the database away (one WARNING per outage).
+        self._database_down = False
         self.database = database
         self.tables = tables
         self.js = js
@@ -332,11 +335,19 @@ class OutboxRelay:
                 n = await self.publish_pending()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                log.exception("outbox relay round failed", extra={"failures": failures})
+                if not database_unavailable(exc):
+                    log.exception("outbox relay round failed", extra={"failures": failures})
+                elif not self._database_down:
+                    # One line per outage, not a traceback per round.
+                    log.warning("outbox relay: the database is unavailable; retrying: %r", exc)
+                    self._database_down = True
                 n = 0
             else:
+                if self._database_down:
+                    self._database_down = False
+                    log.warning("outbox relay: the database answers again")
                 failures = failures + 1 if self._failing else 0
                 if self._should_relisten():
                     # The database is back, or the LISTEN connection dropped.

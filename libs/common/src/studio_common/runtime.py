@@ -34,7 +34,7 @@ from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry
 
 from studio_common.auth import JwksCache, JwtVerifier, RoleSource, TokenVerifier
-from studio_common.consumer import EventConsumers, harden_pull_fetch
+from studio_common.consumer import EventConsumers, convert_bare_fetch_timeouts, harden_pull_fetch
 from studio_common.db import Database
 from studio_common.natsconn import NatsLink, connect_within
 from studio_common.observability import MessagingMetrics, configure_logging
@@ -209,6 +209,7 @@ class ServiceRuntime(Generic[C]):
             await ensure_stream(
                 runtime.js, s.event_stream, s.event_subject_root, s.nats_stream_replicas
             )
+            convert_bare_fetch_timeouts()
             await broker.start()
             harden_pull_fetch(broker, link)
             if self.verify_tokens:
@@ -288,6 +289,7 @@ def _verifier(s: ServiceSettings) -> JwtVerifier:
 
 async def _refresh_messaging_metrics(runtime: Runtime[Any], metrics: MessagingMetrics) -> None:
     """Outbox lag and consumer pending counts, every ``metrics_refresh_seconds``."""
+    failing = False
     while True:
         try:
             if runtime.relay is not None:
@@ -296,8 +298,13 @@ async def _refresh_messaging_metrics(runtime: Runtime[Any], metrics: MessagingMe
                 await runtime.consumers.refresh_metrics()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.warning("could not refresh the messaging metrics", exc_info=True)
+        except Exception as exc:
+            # Once per run of failures (the database or NATS away), not every refresh.
+            if not failing:
+                log.warning("could not refresh the messaging metrics: %r", exc)
+            failing = True
+        else:
+            failing = False
         await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
 
 

@@ -673,6 +673,35 @@ class EpisodeRepository:
         )
         return result.first() is not None
 
+    async def apply_media_gone(
+        self, episode_id: uuid.UUID, occurred_at: datetime, gone: bool, log: str
+    ) -> bool:
+        """Media found a ready episode's HLS gone from storage (``gone``), or back.
+
+        Gone turns a ``ready`` episode ``failed`` with ``log`` as the reason; back
+        undoes only that (an episode a newer transcode event moved on stays as it
+        is). Ordered with the transcode events: a later one wins."""
+        state, to = ("ready", "failed") if gone else ("failed", "ready")
+        conds = [Episode.transcode_state == state]
+        if not gone:
+            conds.append(Episode.transcode_log == log)
+        result = await self.session.execute(
+            update(Episode)
+            .where(
+                Episode.id == episode_id,
+                *conds,
+                or_(Episode.transcode_event_at.is_(None), Episode.transcode_event_at < occurred_at),
+            )
+            .values(
+                transcode_state=to,
+                transcode_log=log if gone else None,
+                transcode_event_at=occurred_at,
+                updated_at=func.now(),
+            )
+            .returning(Episode.id)
+        )
+        return result.first() is not None
+
     async def apply_detected_markers(
         self, episode_id: uuid.UUID, occurred_at: datetime, markers: list[dict[str, Any]]
     ) -> bool:

@@ -30,6 +30,11 @@ from studio_common.events import (
 )
 
 LOG_LIMIT = 20_000
+# The reason catalog gives for a ready episode media found gone from storage.
+MEDIA_GONE_LOG = (
+    "The episode's video is no longer in storage (media found its master playlist "
+    "gone). Upload the source again to transcode it anew."
+)
 
 
 async def _apply(
@@ -122,9 +127,17 @@ async def on_failed(event: TranscodeFailedV1, envelope: Envelope, session: Async
 async def on_playability(
     event: EpisodePlayabilityChangedV1, envelope: Envelope, session: AsyncSession
 ) -> None:
-    await EpisodeRepository(session).apply_playability(
-        event.episode_id, envelope.occurred_at, event.playable
-    )
+    episodes = EpisodeRepository(session)
+    await episodes.apply_playability(event.episode_id, envelope.occurred_at, event.playable)
+    # Catalog never says ready for media that is gone (studio_media.presence).
+    if event.state == "missing":
+        await episodes.apply_media_gone(
+            event.episode_id, envelope.occurred_at, True, MEDIA_GONE_LOG
+        )
+    elif event.state == "ready" and event.playable:
+        await episodes.apply_media_gone(
+            event.episode_id, envelope.occurred_at, False, MEDIA_GONE_LOG
+        )
 
 
 async def on_markers(

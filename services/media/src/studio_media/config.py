@@ -71,6 +71,10 @@ class MediaSettings(ServiceSettings):
     hls_retire_grace_seconds: int | None = Field(default=None, ge=0)
     # How often retired folders are looked for; 0 switches the sweep off here.
     hls_sweep_interval_seconds: float = Field(default=300.0, ge=0)
+    # How often every ready episode's master playlist is looked for in storage
+    # (the first time shortly after start); one that is gone is announced as not
+    # playable (studio_media.presence). 0 switches the check off here.
+    hls_presence_check_interval_seconds: float = Field(default=600.0, ge=0)
 
     # --- CDN (playback_mode=cdn) ----------------------------------------
     cdn_base_url: str | None = None

@@ -20,6 +20,7 @@ from studio_media.config import MediaSettings
 from studio_media.context import MediaContext
 from studio_media.folders import sweep_periodically
 from studio_media.models import messaging
+from studio_media.presence import check_periodically
 from studio_media.ratelimit import RateLimiter
 from studio_media.storage import MediaStorage
 from studio_media.subscribers import registrar
@@ -63,6 +64,16 @@ async def _start(ctx: MediaContext, runtime: Runtime[MediaContext], stack: Async
             name="media-hls-sweep",
         )
         stack.push_async_callback(stop_task, sweep)
+    if settings.hls_presence_check_interval_seconds > 0:
+        presence = asyncio.create_task(
+            check_periodically(
+                runtime.database,
+                ctx.storage,
+                interval=settings.hls_presence_check_interval_seconds,
+            ),
+            name="media-hls-presence",
+        )
+        stack.push_async_callback(stop_task, presence)
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:

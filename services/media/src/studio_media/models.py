@@ -44,7 +44,8 @@ ASSET_KINDS = ("source", "poster", "banner", "subtitle")
 # pending: presigned PUT handed out; uploading: multipart open; completed:
 # the object exists but is unchecked; verified / rejected: checked.
 UPLOAD_STATES = ("pending", "uploading", "completed", "verified", "rejected", "aborted", "expired")
-ASSET_STATES = ("pending", "playable", "ready", "failed", "deleted")
+# missing: was ready, but its master is gone from storage (studio_media.presence).
+ASSET_STATES = ("pending", "playable", "ready", "failed", "deleted", "missing")
 
 
 class Base(DeclarativeBase):

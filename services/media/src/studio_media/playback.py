@@ -61,6 +61,10 @@ class EpisodeTranscodeFailed(Conflict):
     slug, title = "episode-transcode-failed", "The episode's transcoding failed"
 
 
+class EpisodeMediaMissing(Conflict):
+    slug, title = "episode-media-missing", "The episode's media is gone from storage"
+
+
 class RangeNotSatisfiable(ProblemError):
     status, slug, title = 416, "range-not-satisfiable", "The requested range is not satisfiable"
 
@@ -91,6 +95,12 @@ class PlaybackService:
         if asset.state == "failed":
             raise EpisodeTranscodeFailed(
                 "Transcoding this episode failed; it can be played once it is transcoded again.",
+                extra={"state": asset.state},
+            )
+        if asset.state == "missing":
+            raise EpisodeMediaMissing(
+                "This episode's video is no longer in storage; it can be played once its "
+                "source is uploaded and transcoded again.",
                 extra={"state": asset.state},
             )
         if not asset.playable:

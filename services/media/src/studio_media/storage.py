@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from starlette.concurrency import iterate_in_threadpool
 
 from studio_common.storage import s3_client
@@ -171,6 +171,14 @@ class MediaStorage:
         return await asyncio.to_thread(run)
 
     # --- objects -------------------------------------------------------------
+
+    async def bucket_exists(self) -> bool:
+        """Whether the bucket answers; False when it is missing or storage is away."""
+        try:
+            await asyncio.to_thread(self.client.head_bucket, Bucket=self.bucket)
+        except (ClientError, BotoCoreError, OSError):
+            return False
+        return True
 
     async def head(self, key: str) -> ObjectInfo | None:
         try:

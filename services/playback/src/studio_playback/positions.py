@@ -64,7 +64,22 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
     so releasing one does not cost a round trip."""
 
 
+def _one_line_floor_warnings(record: logging.LogRecord) -> bool:
+    """asyncpg logs each failed attempt to refill the pool (1 s, 2 s, 4 s ...
+    apart while the database is away) with a traceback: an outage, not a bug.
+    The line stays; its traceback becomes the error's one-line repr."""
+    if record.exc_info and str(record.msg).startswith("Failed to restore the pool"):
+        error = record.exc_info[1]
+        record.msg = f"{record.msg}: {error!r}"
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 async def create_pool(database_url: str, size: int) -> asyncpg.Pool:
+    pool_log = logging.getLogger("asyncpg.pool")
+    if _one_line_floor_warnings not in pool_log.filters:
+        pool_log.addFilter(_one_line_floor_warnings)
     return await asyncpg.create_pool(
         normalise_pg_url(database_url),
         min_size=min(2, size),

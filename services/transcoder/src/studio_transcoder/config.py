@@ -130,7 +130,7 @@ class TranscoderSettings(ServiceSettings):
     # Prometheus metrics of the worker process; 0 = not served. Served before
     # the worker takes any job; a port already taken (a second worker on one
     # machine) falls back to a free one, logged.
-    worker_metrics_port: int = Field(default=9104, ge=0, le=65535)
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
     # Loopback unless told otherwise (the chart sets 0.0.0.0 for its scraper).
     worker_metrics_host: str = "127.0.0.1"
     # /healthz on the metrics port fails once a fetch loop with a free slot has

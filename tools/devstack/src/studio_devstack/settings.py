@@ -31,7 +31,8 @@ IDENTITY_PORT = 8102
 GATEWAY_PORT = 8080
 S3_PORT = 9000
 # The transcoder worker's metrics port under the stack when
-# TRANSCODER_WORKER_METRICS_PORT is not set (the worker alone defaults to 9104).
+# TRANSCODER_WORKER_METRICS_PORT is not set (the worker alone defaults to 9464,
+# which is no port of any stack at an offset that is a multiple of 1000).
 WORKER_METRICS_PORT = 8109
 
 

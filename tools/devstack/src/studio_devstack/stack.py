@@ -263,8 +263,15 @@ def run(settings: DevSettings, *, with_gateway: bool = True) -> int:
     manager = Supervisor(Printer(sys.stdout))
     base_env = dict(os.environ)
     for spec in plan.processes:
+        # honcho runs each command through `sh -c`; `exec` makes the process the
+        # program itself, so the pid in `<name> started (pid=N)` is the server's:
+        # a `kill -9` of it is a crash the supervisor sees, where killing a
+        # wrapping shell left the server running orphaned and the shell a zombie.
         manager.add_process(
-            spec.name, shlex.join(spec.argv), env={**base_env, **spec.env}, cwd=str(settings.root)
+            spec.name,
+            "exec " + shlex.join(spec.argv),
+            env={**base_env, **spec.env},
+            cwd=str(settings.root),
         )
     pid_file = settings.data_dir / PID_FILE_NAME
     pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
