@@ -892,7 +892,7 @@ async def test_a_ready_episode_whose_hls_is_gone_is_announced_not_playable(
 ):
     episode_id, prefix = await episodes.ready()
     other_id, _ = await episodes.ready()
-    ctx = media_app.state.media
+    ctx = media_app.state.runtime.context
     database = media_app.state.runtime.database
     await check_presence(database, ctx.storage)
     assert await asset_state(media_app, episode_id) == "ready"
