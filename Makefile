@@ -1,6 +1,6 @@
 # Studio.Anime
 #   make up     run the whole stack in the foreground (Ctrl-C stops it)
-#   make test   every check: lint, types, import boundaries, tests
+#   make test   every check: lint, types, import boundaries, images, tests
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
