@@ -1,6 +1,6 @@
 # Studio.Anime
 #   make up     run the whole stack in the foreground (Ctrl-C stops it)
-#   make test   every check: lint, types, import boundaries, tests
+#   make test   every check: lint, types, import boundaries, images, tests
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -8,9 +8,10 @@ UV = $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 RUN = $(UV) run --frozen
 # The packages' sources; mypy is run from the root so it reads the root config.
 MYPY_TARGETS = $(wildcard libs/*/src services/*/src tools/*/src deploy/operator/src)
-CHECKS := lint typecheck boundaries pytest
+# images before pytest: tests/images starts them (and the build caches its layers).
+CHECKS := lint typecheck boundaries images pytest
 
-.PHONY: help bootstrap up down gateway-config helm-lint helm-template compose-config $(CHECKS) test e2e faults faults-long bench clean
+.PHONY: help bootstrap up down images gateway-config helm-lint helm-template compose-config $(CHECKS) test e2e faults faults-long bench clean
 
 help:
 	@echo "make up              run every service, the gateway and local S3 (http://127.0.0.1:$${STUDIO_PORT:-8080})"
@@ -20,6 +21,7 @@ help:
 	@echo "make faults          the fault-injection tests (tests/faults; make test runs their short versions)"
 	@echo "make faults-long     the same with the issues' outage lengths (NATS 5 minutes, S3 2 minutes; not in make test)"
 	@echo "make bench           the benchmarks against their limits (slow; results in bench/README.md)"
+	@echo "make images          build every image with the local Docker engine (stand-in bases without a registry)"
 	@echo "make gateway-config  print the nginx config generated from the route table"
 	@echo "make helm-lint       lint the chart and validate its manifests (offline, no helm binary)"
 	@echo "make helm-template   print the chart's manifests (VALUES=deploy/helm/values-dev.yaml)"
@@ -38,6 +40,11 @@ up: bootstrap
 
 down:
 	$(RUN) studio-dev down
+
+# Every image (services, operator, player); bases are pulled when a registry
+# answers, else built locally from Debian packages (tools/devstack/.../images.py).
+images:
+	$(RUN) studio-dev images
 
 gateway-config:
 	@$(RUN) studio-dev gateway-config

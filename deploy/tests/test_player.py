@@ -65,8 +65,11 @@ def test_the_nginx_config_is_up_to_date():
 def test_the_image_is_unprivileged_nginx_with_the_config_and_every_file_the_page_loads():
     module = player_conf_module()
     instructions = dockerfile_instructions()
+    # The base is a build argument whose default is the upstream unprivileged nginx.
     (base,) = [arg for op, arg in instructions if op == "FROM"]
-    assert base.startswith("nginxinc/nginx-unprivileged:")
+    assert base == "${NGINX_IMAGE}"
+    (default,) = [arg for op, arg in instructions if op == "ARG" and arg.startswith("NGINX_IMAGE=")]
+    assert default.removeprefix("NGINX_IMAGE=").startswith("nginxinc/nginx-unprivileged:")
     copies = [shlex.split(arg) for op, arg in instructions if op == "COPY"]
     assert ["deploy/player/nginx.conf", "/etc/nginx/nginx.conf"] in copies
     root = str(module.ROOT_IN_IMAGE).rstrip("/") + "/"

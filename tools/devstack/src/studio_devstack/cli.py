@@ -3,6 +3,7 @@
     studio-dev up                 run everything in the foreground (Ctrl-C stops it)
     studio-dev down               stop a running stack and leftover private servers
     studio-dev gateway-config     print the nginx config generated from the route table
+    studio-dev images [NAME...]   build every image with the local Docker engine (`make images`)
 
 `run-service` and `s3` are what `up` runs for each process; they are not meant
 to be typed by hand.
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from studio_devstack import s3, services, stack
+from studio_devstack import images, s3, services, stack
 from studio_devstack.backing import BackingServiceUnavailable
 from studio_devstack.gateway import render_nginx_conf
 from studio_devstack.routes import RouteTableError, Service
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("gateway-config", help="print the generated nginx config")
     common(config)
 
+    build = sub.add_parser("images", help="build every image (stand-in bases without a registry)")
+    build.add_argument("names", nargs="*", help="images to build (default: all)")
+    build.add_argument("--no-pull", action="store_true", help="never try a registry")
+
     run_service = sub.add_parser("run-service", help=argparse.SUPPRESS)
     run_service.add_argument("name")
     run_service.add_argument("--port", type=int, required=True)
@@ -59,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     root = find_root(Path.cwd())
+    if args.command == "images":
+        try:
+            images.build(root, args.names, pull=not args.no_pull)
+        except images.ImageBuildError as exc:
+            print(f"studio-dev images: {exc}", file=sys.stderr)
+            return 1
+        return 0
     env = environment_with_dotenv(root)
     try:
         settings = DevSettings.from_env(
@@ -70,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             return stack.run(settings, with_gateway=not args.no_gateway)
         if args.command == "down":
-            return stack.down(settings.data_dir)
+            return stack.down(settings.data_dir, settings.port_offset)
         if args.command == "gateway-config":
             table = stack.stack_route_table(settings)
             sys.stdout.write(render_nginx_conf(table, stack.gateway_options(settings)))

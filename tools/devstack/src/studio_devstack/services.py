@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from studio_devstack.backing import LOOPBACK_HOSTS, ensure_database, wait_for_tcp
@@ -30,6 +32,81 @@ WORKER_METRICS: dict[tuple[str, str], str] = {
     ("transcoder", "worker"): "TRANSCODER_WORKER_METRICS_PORT"
 }
 DEPENDENCY_TIMEOUT = 90.0
+
+# Image mode (`STUDIO_IMAGES=1`): each service command runs in its image, as in
+# the cluster (read-only, non-root), instead of the checkout's Python.
+IMAGES_VARIABLE = "STUDIO_IMAGES"
+CONTAINER_UID = 10001
+# Containers carry the stack's port offset, so stopping the stack (or `down`
+# after a kill) removes exactly its own.
+STACK_LABEL = "studio.stack"
+# The settings a service reads: passed into its container by name.
+SETTINGS_PREFIXES = (
+    "STUDIO_",
+    "CATALOG_",
+    "IDENTITY_",
+    "MEDIA_",
+    "TRANSCODER_",
+    "PLAYBACK_",
+    "OTEL_",
+    "SENTRY_",
+)
+
+
+def image_mode(env: Mapping[str, str]) -> bool:
+    return env.get(IMAGES_VARIABLE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def image_tag(service: Service) -> str:
+    return f"studio/studio-{service.name}:dev"
+
+
+def container_argv(service: Service, args: Iterable[str], env: Mapping[str, str]) -> list[str]:
+    """`docker run` of the service's image with its CLI `args`: host network
+    (loopback), read-only, its non-root user; settings passed by name, and the
+    stack's data dir mounted at the same path when one is named."""
+    docker = shutil.which("docker") or "docker"
+    argv = [docker, "run", "--rm", "--network", "host", "--read-only"]
+    argv += ["--user", str(CONTAINER_UID), "--tmpfs", "/tmp"]  # noqa: S108 - the container's
+    argv += ["--label", f"{STACK_LABEL}={env.get('STUDIO_PORT_OFFSET', '0')}"]
+    for name in sorted(env):
+        if name.startswith(SETTINGS_PREFIXES) and name != IMAGES_VARIABLE:
+            argv += ["-e", name]
+    data_dir = env.get("STUDIO_DATA_DIR")
+    if data_dir:
+        argv += ["-v", f"{data_dir}:{data_dir}"]
+    return [*argv, image_tag(service), "python", "-m", service.package, *args]
+
+
+def remove_containers(port_offset: int) -> int:
+    """Remove the containers of the stack on `port_offset`; how many there were."""
+    if shutil.which("docker") is None:
+        return 0
+    label = f"label={STACK_LABEL}={port_offset}"
+    listed = subprocess.run(  # noqa: S603
+        ["docker", "ps", "-aq", "--filter", label],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    ids = listed.stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)  # noqa: S603,S607
+    return len(ids)
+
+
+def prepare_data_dir(data_dir: Path, subdirs: Iterable[str] = ("identity", "transcode")) -> None:
+    """Let the containers' user write where settings point into the data dir."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(data_dir.stat().st_mode | 0o111)
+    for name in subdirs:
+        path = data_dir / name
+        path.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            for child in (path, *path.rglob("*")):
+                os.chown(child, CONTAINER_UID, CONTAINER_UID)
+        else:
+            path.chmod(0o777)
 
 
 def has_cli(service: Service) -> bool:
@@ -55,6 +132,8 @@ class LaunchPlan:
     seed: bool
 
     def cli(self, *args: str) -> list[str]:
+        if image_mode(os.environ):
+            return container_argv(self.service, args, os.environ)
         return [sys.executable, "-m", self.service.package, *args]
 
     def serve_argv(self) -> list[str]:
@@ -129,5 +208,7 @@ def launch_worker(service: Service, command: str, host: str) -> int:
         log(service, f"{command} not started: the API never answered")
         return 1
     argv = [sys.executable, "-m", service.package, command]
+    if image_mode(os.environ):
+        argv = container_argv(service, [command], os.environ)
     log(service, f"{command}: {' '.join(argv[1:])}")
     os.execv(argv[0], argv)  # noqa: S606 - replaces this process with the worker

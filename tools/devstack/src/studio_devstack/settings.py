@@ -72,6 +72,8 @@ class DevSettings:
     # Where players reach media's /hls/ URLs: the gateway, so a playback URL
     # works as it is (curl, a player on another origin), never the request's Host.
     media_public_base_url: str = ""
+    # STUDIO_IMAGES=1: the services run from their images (`make images`).
+    images: bool = False
 
     @classmethod
     def from_env(
@@ -128,6 +130,7 @@ class DevSettings:
             clerk_publishable_key=get("STUDIO_CLERK_PUBLISHABLE_KEY", ""),
             trusted_proxies=get("STUDIO_TRUSTED_PROXIES", "127.0.0.1"),
             media_public_base_url=get("MEDIA_PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway_port}"),
+            images=get("STUDIO_IMAGES", "0").lower() in {"1", "true", "yes", "on"},
         )
 
     @property

@@ -39,7 +39,14 @@ from studio_devstack.gateway import (
     write_nginx_conf,
 )
 from studio_devstack.routes import RouteTable, load_route_table
-from studio_devstack.services import SEEDED_SERVICES, WORKER_METRICS, WORKERS, split_runnable
+from studio_devstack.services import (
+    SEEDED_SERVICES,
+    WORKER_METRICS,
+    WORKERS,
+    prepare_data_dir,
+    remove_containers,
+    split_runnable,
+)
 from studio_devstack.settings import DevSettings, host_and_port
 from studio_devstack.supervisor import Supervisor
 
@@ -204,6 +211,21 @@ def plan_stack(
             )
 
     # Services
+    if settings.images:
+        # Each service runs from its image (`make images`); settings that point
+        # into the data dir work because it is mounted at the same path.
+        child_env["STUDIO_IMAGES"] = "1"
+        child_env["STUDIO_DATA_DIR"] = str(settings.data_dir)
+        child_env["STUDIO_PORT_OFFSET"] = str(settings.port_offset)
+        if not os.environ.get("IDENTITY_DEV_KEY_PATH"):
+            # The default is relative to the checkout, which the image does not have.
+            key = settings.data_dir / "identity" / "jwt-key.pem"
+            child_env["IDENTITY_DEV_KEY_PATH"] = str(key)
+        plan.prepare.append(lambda: prepare_data_dir(settings.data_dir))
+        plan.prepare.append(lambda: remove_containers(settings.port_offset))
+        plan.notes.append(
+            "Services: from their images (STUDIO_IMAGES=1; build them with `make images`)"
+        )
     runnable, missing = split_runnable(table.services)
     for service in missing:
         plan.notes.append(f"{service.name}: skipped, {service.package} has no __main__ module yet")
@@ -281,6 +303,8 @@ def run(settings: DevSettings, *, with_gateway: bool = True) -> int:
         manager.loop()
     finally:
         pid_file.unlink(missing_ok=True)
+        if settings.images:
+            remove_containers(settings.port_offset)
     code = int(manager.returncode or 0)
     # Ctrl-C or `studio-dev down` is how the stack is meant to stop: not a failure.
     return 0 if code in STOPPED_ON_REQUEST else code
@@ -333,7 +357,7 @@ def _is_zombie(pid: int) -> bool:
     return stat_line.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def down(data_dir: Path) -> int:
+def down(data_dir: Path, port_offset: int = 0) -> int:
     """Stop a running `studio-dev up` (which stops all it started), then any
     private server a killed stack left behind."""
     stopped = 0
@@ -353,6 +377,11 @@ def down(data_dir: Path) -> int:
         if not _stop(pid):
             note(f"{program} (pid {pid}) did not stop")
             return 1
+        stopped += 1
+    # Containers of an image-mode stack that was killed (a no-op without Docker).
+    removed = remove_containers(port_offset)
+    if removed:
+        note(f"removed {removed} container(s) of the stack")
         stopped += 1
     if not stopped:
         note("nothing running")
