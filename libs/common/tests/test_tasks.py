@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AsyncExitStack
 
 import pytest
 
-from studio_common.tasks import stop_task
+from studio_common.tasks import run_in_background, stop_task
 
 
 async def test_a_task_that_swallows_one_cancellation_is_stopped() -> None:
@@ -58,3 +59,18 @@ async def test_a_failed_task_is_reported_not_raised(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING, logger="studio.tasks"):
         await stop_task(task)
     assert [r.message for r in caplog.records] == ["a background task had failed"]
+
+
+async def test_a_background_task_ends_with_its_stack() -> None:
+    started = asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async with AsyncExitStack() as stack:
+        task = run_in_background(stack, forever(), "forever")
+        await asyncio.wait_for(started.wait(), timeout=5)
+        assert task.get_name() == "forever"
+        assert not task.done()
+    assert task.cancelled()

@@ -41,7 +41,7 @@ from studio_common.observability import MessagingMetrics, configure_logging
 from studio_common.outbox import MessagingTables, OutboxRelay, ensure_stream
 from studio_common.roles import start_role_projection
 from studio_common.settings import ServiceSettings
-from studio_common.tasks import stop_task
+from studio_common.tasks import run_in_background
 from studio_common.telemetry import configure_sentry, configure_tracing
 
 log = logging.getLogger("studio.runtime")
@@ -233,10 +233,11 @@ class ServiceRuntime(Generic[C]):
                 runtime.relay.start()
                 stack.push_async_callback(runtime.relay.stop)
             if runtime.relay is not None or runtime.consumers is not None:
-                refresher = asyncio.create_task(
-                    _refresh_messaging_metrics(runtime, metrics), name=f"{name}-messaging-metrics"
+                run_in_background(
+                    stack,
+                    _refresh_messaging_metrics(runtime, metrics),
+                    f"{name}-messaging-metrics",
                 )
-                stack.push_async_callback(stop_task, refresher)
             if self.context is not None:
                 built = self.context(runtime, stack)
                 runtime._context = cast(C, await built if inspect.isawaitable(built) else built)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack
 from typing import Any
 
 log = logging.getLogger("studio.tasks")
@@ -29,3 +31,12 @@ async def stop_task(task: asyncio.Task[Any], *, within: float = 5.0) -> None:
         await asyncio.wait({task}, timeout=min(0.1, remaining))
     if not task.cancelled() and (error := task.exception()) is not None:
         log.warning("a background task had failed", exc_info=error, extra={"task": task.get_name()})
+
+
+def run_in_background(
+    stack: AsyncExitStack, work: Coroutine[Any, Any, Any], name: str
+) -> asyncio.Task[Any]:
+    """Start ``work`` as a task that ``stack`` stops (with :func:`stop_task`) on exit."""
+    task = asyncio.create_task(work, name=name)
+    stack.push_async_callback(stop_task, task)
+    return task

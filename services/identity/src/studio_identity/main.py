@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from studio_common.app import Runtime, create_service_app
 from studio_common.consumer import EventConsumers
-from studio_common.tasks import stop_task
+from studio_common.tasks import run_in_background
 from studio_identity import subscribers
 from studio_identity.api import issuer, users, webhooks
 from studio_identity.clerk import ClerkRoleSink, NoOpRoleSink, RoleSink
@@ -71,8 +71,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         stack.push_async_callback(sink.aclose)
         if settings.run_consumers:
             # In the background: startup does not wait for a large table.
-            task = asyncio.create_task(_reconcile(writer, runtime), name="identity-role-reconcile")
-            stack.push_async_callback(stop_task, task)
+            run_in_background(stack, _reconcile(writer, runtime), "identity-role-reconcile")
         return IdentityContext(
             settings=settings,
             role_sink=sink,

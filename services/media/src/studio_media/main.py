@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -11,7 +10,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from studio_common.app import Runtime, create_service_app
-from studio_common.tasks import stop_task
+from studio_common.tasks import run_in_background
 from studio_media.api import playback, uploads
 from studio_media.api.edge import HlsEdgeFastPath
 from studio_media.cdn import CdnSigner
@@ -45,35 +44,23 @@ async def _start(ctx: MediaContext, runtime: Runtime[MediaContext], stack: Async
         CdnSigner.from_settings(settings) if settings.playback_mode == "cdn" else None,
     )
     if settings.upload_cleanup_interval_seconds > 0:
-        task = asyncio.create_task(
-            cleanup_periodically(
-                runtime.database,
-                ctx.storage,
-                interval=settings.upload_cleanup_interval_seconds,
-                max_age=timedelta(hours=settings.upload_max_age_hours),
-            ),
-            name="media-upload-cleanup",
+        cleanup = cleanup_periodically(
+            runtime.database,
+            ctx.storage,
+            interval=settings.upload_cleanup_interval_seconds,
+            max_age=timedelta(hours=settings.upload_max_age_hours),
         )
-
-        stack.push_async_callback(stop_task, task)
+        run_in_background(stack, cleanup, "media-upload-cleanup")
     if settings.hls_sweep_interval_seconds > 0:
-        sweep = asyncio.create_task(
-            sweep_periodically(
-                runtime.database, ctx.storage, interval=settings.hls_sweep_interval_seconds
-            ),
-            name="media-hls-sweep",
+        sweep = sweep_periodically(
+            runtime.database, ctx.storage, interval=settings.hls_sweep_interval_seconds
         )
-        stack.push_async_callback(stop_task, sweep)
+        run_in_background(stack, sweep, "media-hls-sweep")
     if settings.hls_presence_check_interval_seconds > 0:
-        presence = asyncio.create_task(
-            check_periodically(
-                runtime.database,
-                ctx.storage,
-                interval=settings.hls_presence_check_interval_seconds,
-            ),
-            name="media-hls-presence",
+        presence = check_periodically(
+            runtime.database, ctx.storage, interval=settings.hls_presence_check_interval_seconds
         )
-        stack.push_async_callback(stop_task, presence)
+        run_in_background(stack, presence, "media-hls-presence")
 
 
 def create_app(settings: MediaSettings | None = None) -> FastAPI:

@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 from fastapi import FastAPI
 
 from studio_common.app import Runtime, create_service_app
-from studio_common.tasks import stop_task
+from studio_common.tasks import run_in_background
 from studio_transcoder import api, markers
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.metrics import JobGauge
@@ -38,9 +38,7 @@ def create_app(settings: TranscoderSettings | None = None) -> FastAPI:
                     log.warning("could not count jobs for the metrics", exc_info=True)
                 await asyncio.sleep(settings.jobs_gauge_refresh_seconds)
 
-        task = asyncio.create_task(refresh(), name="transcoder-jobs-gauge")
-
-        stack.push_async_callback(stop_task, task)
+        run_in_background(stack, refresh(), "transcoder-jobs-gauge")
 
     return create_service_app(
         settings,
