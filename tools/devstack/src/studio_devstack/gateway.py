@@ -311,29 +311,10 @@ def render_player_nginx_conf(options: PlayerServerOptions) -> str:
         "# nginx's own errors (a malformed request, headers too large...) as problems.",
         *_error_pages(),
         "",
-        "# Anything else.",
-        "location / {",
-        *_indent(_problem_body(404)),
-        "}",
-        "",
-        "location @problem_404 {",
-        *_indent(_problem_body(404)),
-        "}",
-        "",
-        *_problem_locations()[:-1],
+        *_fallback_locations("# Anything else."),
     ]
     lines = [
-        *_preamble(
-            f"{options.source} (studio_devstack.gateway)",
-            "the generator",
-            run / "nginx.pid",
-            "stderr",
-        ),
-        "http {",
-        *_indent(_http_basics(run, "1m", "/dev/stdout")),
-        "",
-        *_indent(_request_id_map()),
-        "",
+        *_standalone_head(options.source, run),
         *_indent(
             [
                 "# The Clerk Frontend API origin, empty for development sign-in.",
@@ -406,29 +387,10 @@ def render_hls_edge_nginx_conf(table: RouteTable, options: EdgeServerOptions) ->
         "",
         *_hls_edge_locations(route, options.resolver),
         *_hls_problem_locations(),
-        "# Anything else: the ingress sends only the HLS route here.",
-        "location / {",
-        *_indent(_problem_body(404)),
-        "}",
-        "",
-        "location @problem_404 {",
-        *_indent(_problem_body(404)),
-        "}",
-        "",
-        *_problem_locations()[:-1],
+        *_fallback_locations("# Anything else: the ingress sends only the HLS route here."),
     ]
     lines = [
-        *_preamble(
-            f"{options.source} (studio_devstack.gateway)",
-            "the generator",
-            run / "nginx.pid",
-            "stderr",
-        ),
-        "http {",
-        *_indent(_http_basics(run, "1m", "/dev/stdout")),
-        "",
-        *_indent(_request_id_map()),
-        "",
+        *_standalone_head(options.source, run),
         *_indent(
             [
                 "# HSTS only when the client reached the ingress over TLS.",
@@ -445,6 +407,38 @@ def render_hls_edge_nginx_conf(table: RouteTable, options: EdgeServerOptions) ->
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _standalone_head(source: str, run: Path) -> list[str]:
+    """The start of a server image's config (the player, the HLS edge): logs to
+    the container's stdio, small bodies, request ids; ``http {`` left open."""
+    return [
+        *_preamble(
+            f"{source} (studio_devstack.gateway)", "the generator", run / "nginx.pid", "stderr"
+        ),
+        "http {",
+        *_indent(_http_basics(run, "1m", "/dev/stdout")),
+        "",
+        *_indent(_request_id_map()),
+        "",
+    ]
+
+
+def _fallback_locations(comment: str) -> list[str]:
+    """A server's last locations: a 404 problem for whatever no location claims,
+    and the targets of nginx's own error pages."""
+    return [
+        comment,
+        "location / {",
+        *_indent(_problem_body(404)),
+        "}",
+        "",
+        "location @problem_404 {",
+        *_indent(_problem_body(404)),
+        "}",
+        "",
+        *_problem_locations()[:-1],
+    ]
 
 
 def _preamble(generated_by: str, source: str, pid: Path, error_log: str) -> list[str]:
@@ -636,16 +630,7 @@ def _server(table: RouteTable, options: GatewayOptions) -> list[str]:
             _player_root(options.player_dir),
             ["default_type application/json;", "expires -1;", f"return 200 '{config}';"],
         )
-    lines += [
-        "# Anything no route claims.",
-        "location / {",
-        *_indent(_problem_body(404)),
-        "}",
-        "",
-    ]
-    lines += ["location @problem_404 {", *_indent(_problem_body(404)), "}", ""]
-    lines += _problem_locations()
-    return lines[:-1]
+    return lines + _fallback_locations("# Anything no route claims.")
 
 
 def _proxy_headers() -> list[str]:
