@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from studio_catalog import repository
 from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app
-from studio_catalog.sources import on_upload_verified
+from studio_catalog.subscribers import on_upload_verified
 from studio_common.events import Envelope, UploadVerifiedV1
 from studio_common.migrations import upgrade
 from studio_common.testing.plugin import Auth, serve_app

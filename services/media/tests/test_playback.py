@@ -37,9 +37,9 @@ from studio_common.testing.jetstream import envelope_of, stream_messages, wait_u
 from studio_common.testing.plugin import serve_app
 from studio_media import tokens
 from studio_media.config import MediaSettings
-from studio_media.folders import sweep_folders
 from studio_media.main import create_app
-from studio_media.presence import check_presence
+from studio_media.service.folders import sweep_folders
+from studio_media.service.presence import check_presence
 from studio_media.storage import MediaStorage
 
 PROBLEM = "urn:studio:problem:"

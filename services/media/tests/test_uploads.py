@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from studio_media.cleanup import cleanup_uploads
+from studio_media.service.cleanup import cleanup_uploads
 
 PROBLEM = "urn:studio:problem:"
 MiB = 1024**2

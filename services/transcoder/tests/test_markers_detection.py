@@ -262,8 +262,9 @@ async def test_a_transcoded_season_gets_markers_through_the_outbox(
 async def test_deleting_an_episode_detects_its_season_again(db, jobs, season):
     from sqlalchemy import select
 
-    from studio_transcoder.markers import on_episode_deleted, record_and_detect
+    from studio_transcoder.markers import record_and_detect
     from studio_transcoder.models import EpisodeFingerprint, messaging
+    from studio_transcoder.subscribers import on_episode_deleted
 
     season_id = uuid.uuid4()
     uploaded = [

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from studio_catalog import sources, subscribers
+from studio_catalog import subscribers
 from studio_catalog.api import admin, public
 from studio_catalog.config import CatalogSettings
 from studio_catalog.models import messaging
 from studio_common.app import create_service_app
-from studio_common.consumer import EventConsumers
-
-
-def _register(consumers: EventConsumers) -> None:
-    subscribers.register(consumers)
-    sources.register(consumers)
 
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
@@ -25,7 +19,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         description="Titles, seasons and episodes; search, filters and pagination; transcode state.",
         routers=[public.router, admin.router],
         tables=messaging,
-        register_consumers=_register,
+        register_consumers=subscribers.register,
         # Browsing: the gateway logs every request already.
         quiet_routes={("GET", "/api/titles")},
     )

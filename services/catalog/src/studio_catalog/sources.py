@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -24,9 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_catalog.models import VerifiedUpload
 from studio_common.auth import Principal, Role
-from studio_common.consumer import EventConsumers
 from studio_common.errors import ProblemError
-from studio_common.events import Envelope, UploadVerifiedV1
+from studio_common.events import UploadVerifiedV1
 
 # Media makes every source key: uploads/<upload id>/<file name>.
 SOURCE_KEY = re.compile(
@@ -61,9 +61,10 @@ class SubtitleNotAttached(ProblemError):
 # --- the projection -------------------------------------------------------------
 
 
-async def on_upload_verified(
-    event: UploadVerifiedV1, envelope: Envelope, session: AsyncSession
+async def record_upload(
+    session: AsyncSession, event: UploadVerifiedV1, verified_at: datetime
 ) -> None:
+    """The projection's one write (``subscribers.on_upload_verified``)."""
     # A key is one upload's for good; a redelivery changes nothing.
     await session.execute(
         insert(VerifiedUpload)
@@ -77,14 +78,10 @@ async def on_upload_verified(
             format=event.format,
             filename=event.filename,
             attached_to=event.attached_to,
-            verified_at=envelope.occurred_at,
+            verified_at=verified_at,
         )
         .on_conflict_do_nothing()
     )
-
-
-def register(consumers: EventConsumers) -> None:
-    consumers.add(UploadVerifiedV1, on_upload_verified)
 
 
 # --- the check --------------------------------------------------------------------

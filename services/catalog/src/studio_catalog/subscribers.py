@@ -1,4 +1,4 @@
-"""Transcode and media events → the episode's state.
+"""Transcode and media events → the episode's state; media's verified uploads.
 
 Each handler is applied once per event (the consumer's inbox) and only when
 the event is newer than the last one applied to that episode, so a late
@@ -7,6 +7,9 @@ the event is newer than the last one applied to that episode, so a late
 ``playable`` is media's alone (ADR 6): the transcoder says how far the job
 is, media says whether it serves the episode, in whatever order the two
 arrive. Once catalog says ``playable: true``, the playback route answers.
+
+Verified uploads go into catalog's copy of them (``sources``), which an
+episode's source is checked against.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_catalog.repository import EpisodeRepository
 from studio_catalog.service import markers_changed
+from studio_catalog.sources import record_upload
 from studio_common.consumer import EventConsumers
 from studio_common.events import (
     Envelope,
@@ -27,6 +31,7 @@ from studio_common.events import (
     TranscodePlayableV1,
     TranscodeProgressV1,
     TranscodeStartedV1,
+    UploadVerifiedV1,
 )
 
 LOG_LIMIT = 20_000
@@ -129,7 +134,7 @@ async def on_playability(
 ) -> None:
     episodes = EpisodeRepository(session)
     await episodes.apply_playability(event.episode_id, envelope.occurred_at, event.playable)
-    # Catalog never says ready for media that is gone (studio_media.presence).
+    # Catalog never says ready for media that is gone (studio_media.service.presence).
     if event.state == "missing":
         await episodes.apply_media_gone(
             event.episode_id, envelope.occurred_at, True, MEDIA_GONE_LOG
@@ -152,6 +157,13 @@ async def on_markers(
         await markers_changed(session, event.episode_id, markers, edited=False)
 
 
+async def on_upload_verified(
+    event: UploadVerifiedV1, envelope: Envelope, session: AsyncSession
+) -> None:
+    # Media's verified uploads, which an episode's source is checked against.
+    await record_upload(session, event, envelope.occurred_at)
+
+
 def register(consumers: EventConsumers) -> None:
     consumers.add(TranscodeStartedV1, on_started)
     consumers.add(TranscodeProgressV1, on_progress)
@@ -160,3 +172,4 @@ def register(consumers: EventConsumers) -> None:
     consumers.add(TranscodeFailedV1, on_failed)
     consumers.add(EpisodePlayabilityChangedV1, on_playability)
     consumers.add(EpisodeMarkersDetectedV1, on_markers)
+    consumers.add(UploadVerifiedV1, on_upload_verified)

@@ -12,7 +12,7 @@ SERVICE_DIR = Path(__file__).resolve().parents[2]
 
 async def _cleanup_uploads(_: argparse.Namespace) -> None:
     from studio_common.db import Database
-    from studio_media.cleanup import cleanup_uploads
+    from studio_media.service.cleanup import cleanup_uploads
     from studio_media.storage import MediaStorage
 
     settings = MediaSettings()

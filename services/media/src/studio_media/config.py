@@ -73,7 +73,7 @@ class MediaSettings(ServiceSettings):
     hls_sweep_interval_seconds: float = Field(default=300.0, ge=0)
     # How often every ready episode's master playlist is looked for in storage
     # (the first time shortly after start); one that is gone is announced as not
-    # playable (studio_media.presence). 0 switches the check off here.
+    # playable (studio_media.service.presence). 0 switches the check off here.
     hls_presence_check_interval_seconds: float = Field(default=600.0, ge=0)
 
     # --- CDN (playback_mode=cdn) ----------------------------------------

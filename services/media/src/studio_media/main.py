@@ -14,13 +14,13 @@ from studio_common.tasks import run_in_background
 from studio_media.api import playback, uploads
 from studio_media.api.edge import HlsEdgeFastPath
 from studio_media.cdn import CdnSigner
-from studio_media.cleanup import cleanup_periodically
 from studio_media.config import MediaSettings
 from studio_media.context import MediaContext
-from studio_media.folders import sweep_periodically
 from studio_media.models import messaging
-from studio_media.presence import check_periodically
 from studio_media.ratelimit import RateLimiter
+from studio_media.service.cleanup import cleanup_periodically
+from studio_media.service.folders import sweep_periodically
+from studio_media.service.presence import check_periodically
 from studio_media.storage import MediaStorage
 from studio_media.subscribers import registrar
 

@@ -44,7 +44,7 @@ ASSET_KINDS = ("source", "poster", "banner", "subtitle")
 # pending: presigned PUT handed out; uploading: multipart open; completed:
 # the object exists but is unchecked; verified / rejected: checked.
 UPLOAD_STATES = ("pending", "uploading", "completed", "verified", "rejected", "aborted", "expired")
-# missing: was ready, but its master is gone from storage (studio_media.presence).
+# missing: was ready, but its master is gone from storage (studio_media.service.presence).
 ASSET_STATES = ("pending", "playable", "ready", "failed", "deleted", "missing")
 
 

@@ -8,7 +8,7 @@ cannot bring back a deleted one (deletions leave a tombstone).
 Media owns "playable": whenever the state it serves changes, it announces
 ``media.episode.playability_changed`` in the same transaction (outbox), so a
 consumer that reads ``playable: true`` from it can rely on the playback route.
-Folders follow ADR 6 (:mod:`studio_media.folders`).
+Folders follow ADR 6 (:mod:`studio_media.service.folders`).
 
 Media learns of an episode from catalog (``episode.uploaded``, visibility,
 deletion tombstones). A transcode event for an episode it never heard of is
@@ -41,10 +41,10 @@ from studio_common.events import (
 )
 from studio_common.outbox import enqueue
 from studio_media.context import MediaContext
-from studio_media.folders import Folders
 from studio_media.hls import master_folder, version_folder
 from studio_media.models import EpisodeAsset, messaging
 from studio_media.repository import AssetRepository, FolderRepository
+from studio_media.service.folders import Folders
 
 log = logging.getLogger("studio.media.events")
 

@@ -27,7 +27,7 @@ class PlaybackSettings(ServiceSettings):
     # One access-log line per successful position write (heartbeats); off by
     # default: the request metrics count them, failures are always logged.
     log_position_writes: bool = False
-    # Answer POST /api/playback before routing (see studio_playback.fastpath).
+    # Answer POST /api/playback before routing (see studio_playback.api.fastpath).
     positions_fast_path: bool = True
 
     def database_connections(self) -> int:

@@ -7,10 +7,11 @@ from contextlib import AsyncExitStack
 from fastapi import FastAPI
 
 from studio_common.app import Runtime, create_service_app
-from studio_playback import api, subscribers
+from studio_playback import subscribers
+from studio_playback.api import playback
+from studio_playback.api.fastpath import PositionWriteFastPath
 from studio_playback.config import PlaybackSettings
 from studio_playback.context import PlaybackContext
-from studio_playback.fastpath import PositionWriteFastPath
 from studio_playback.models import messaging
 from studio_playback.positions import PositionWriter, create_pool
 from studio_playback.tokens import CachedVerifier
@@ -44,7 +45,7 @@ def create_app(settings: PlaybackSettings | None = None) -> FastAPI:
         settings,
         title="Studio.Anime playback",
         description="Favorites, watchlist, resume positions and continue-watching.",
-        routers=[api.router],
+        routers=[playback.router],
         tables=messaging,
         # Playback only consumes events; it enqueues none, so it runs no relay.
         produces_events=False,

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from studio_common.app import Runtime, create_service_app
 from studio_common.tasks import run_in_background
-from studio_transcoder import api, markers
+from studio_transcoder import subscribers
+from studio_transcoder.api import jobs
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.metrics import JobGauge
 from studio_transcoder.models import messaging
@@ -44,8 +45,8 @@ def create_app(settings: TranscoderSettings | None = None) -> FastAPI:
         settings,
         title="Studio.Anime transcoder",
         description="FFmpeg HLS ladder jobs: list, inspect and retry them.",
-        routers=[api.router],
+        routers=[jobs.router],
         tables=messaging,
-        register_consumers=markers.register,
+        register_consumers=subscribers.register,
         context=context,
     )

@@ -16,15 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from studio_common.consumer import EventConsumers
-from studio_common.events import (
-    Envelope,
-    EpisodeDeletedV1,
-    EpisodeMarker,
-    EpisodeMarkersDetectedV1,
-    EpisodeUploadedV1,
-    TitleDeletedV1,
-)
+from studio_common.events import EpisodeMarker, EpisodeMarkersDetectedV1, EpisodeUploadedV1
 from studio_common.outbox import MessagingTables, enqueue
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, pack, unpack
@@ -192,21 +184,3 @@ async def forget_episodes(session: AsyncSession, episode_ids: list[uuid.UUID]) -
     ).all()
     for season_id in sorted(set(seasons)):
         await detect_and_publish(session, season_id)
-
-
-async def on_episode_deleted(
-    event: EpisodeDeletedV1, envelope: Envelope, session: AsyncSession
-) -> None:
-    await forget_episodes(session, [event.episode_id])
-
-
-async def on_title_deleted(
-    event: TitleDeletedV1, envelope: Envelope, session: AsyncSession
-) -> None:
-    if event.episode_ids:
-        await forget_episodes(session, event.episode_ids)
-
-
-def register(consumers: EventConsumers) -> None:
-    consumers.add(EpisodeDeletedV1, on_episode_deleted)
-    consumers.add(TitleDeletedV1, on_title_deleted)

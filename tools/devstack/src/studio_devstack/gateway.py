@@ -60,7 +60,7 @@ PROBLEM_PATH = "/__studio/problem/"
 # Private HLS at the edge (ADR 8): the route with this prefix asks its service
 # (media) to check the token only; media answers X-Accel-Redirect to
 # HLS_STORAGE_LOCATION with a presigned URL of the object in HLS_STORAGE_URL_HEADER,
-# and nginx fetches the bytes from storage itself. Same names as studio_media.playback.
+# and nginx fetches the bytes from storage itself. Same names as studio_media.service.playback.
 HLS_PREFIX = "/hls/"
 HLS_EDGE_HEADER = "X-Studio-Hls-Edge"
 HLS_STORAGE_LOCATION = "/__studio/hls-storage"

@@ -4,7 +4,7 @@ Each viewer asks for a segment every few seconds, and through the gateway media
 only checks the token and names the object (no database, no bytes), so the
 framework's routing and dependency resolution would be most of the cost. With
 the gateway's header, a GET or HEAD of ``/hls/{token}/{episodeId}/{path}`` with
-a canonical episode id is answered here by :func:`studio_media.playback.edge_answer`,
+a canonical episode id is answered here by :func:`studio_media.service.playback.edge_answer`,
 the code the declared routes run; anything else goes through them.
 """
 
@@ -22,7 +22,7 @@ from studio_common.app import runtime_of
 from studio_common.fastpath import FastPath, header
 from studio_media.api.playback import HLS_FILE
 from studio_media.context import MediaContext
-from studio_media.playback import EDGE_HEADER, EDGE_STORAGE, edge_answer
+from studio_media.service.playback import EDGE_HEADER, EDGE_STORAGE, edge_answer
 
 _PREFIX = "/hls/"
 _EDGE_HEADER = EDGE_HEADER.lower().encode()

@@ -11,8 +11,8 @@ from studio_common.auth import OptionalUser
 from studio_common.db import SessionDep
 from studio_common.errors import RATE_LIMITED
 from studio_media.context import ContextDep
-from studio_media.playback import EDGE_HEADER, EDGE_STORAGE, PlaybackService
 from studio_media.schemas import PlaybackOut
+from studio_media.service.playback import EDGE_HEADER, EDGE_STORAGE, PlaybackService
 
 router = APIRouter(tags=["media playback"])
 

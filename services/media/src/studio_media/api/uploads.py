@@ -28,7 +28,7 @@ from studio_media.schemas import (
     VerifiedObject,
     VerifyIn,
 )
-from studio_media.uploads import UploadService, VerificationFailed
+from studio_media.service.uploads import UploadService, VerificationFailed
 
 router = APIRouter(prefix="/api/admin", tags=["media uploads"])
 EDITOR = access(Access.editor)

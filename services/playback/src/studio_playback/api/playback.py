@@ -12,9 +12,9 @@ from studio_common.app import runtime_of
 from studio_common.auth import CurrentUser, Principal, current_user
 from studio_common.db import Database, SessionDep
 from studio_common.paging import Page, Paging
+from studio_playback.api.fastpath import write_position
 from studio_playback.config import PlaybackSettings
 from studio_playback.context import PlaybackContext
-from studio_playback.fastpath import write_position
 from studio_playback.repository import PlaybackRepository
 from studio_playback.schemas import (
     ContinueWatching,
@@ -123,7 +123,7 @@ async def save_position(request: Request) -> Response:
     (`sequence`, else `clientTime`, else arrival time) is not greater than the
     stored one changes nothing and answers `applied: false` with the stored position.
     """
-    # Usually answered by studio_playback.fastpath before routing; the same code.
+    # Usually answered by studio_playback.api.fastpath before routing; the same code.
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # set by the access dependency
         principal = await current_user(request)
