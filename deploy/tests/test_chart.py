@@ -741,7 +741,7 @@ def test_the_operator_has_least_privilege(render):
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
-def test_only_the_ingress_controller_reaches_the_apis(render, route_table, values):
+def test_only_the_edge_proxy_reaches_the_apis(render, route_table, values):
     policies = of_kind(render(values), "NetworkPolicy")
     deny = policies[f"{RELEASE}-default-deny"]["spec"]
     assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
@@ -754,16 +754,12 @@ def test_only_the_ingress_controller_reaches_the_apis(render, route_table, value
         if p["spec"]["podSelector"].get("matchLabels", {}).get("studio.anime/role") == "api"
         and "Ingress" in p["spec"]["policyTypes"]
     }
-    # The ingress controller, and the metrics scraper (test_cluster_ops.py).
+    # The edge proxy, and the metrics scraper (test_cluster_ops.py).
     assert set(api_ingress) == {f"{RELEASE}-apis-from-ingress", f"{RELEASE}-apis-from-scraper"}
     spec = api_ingress[f"{RELEASE}-apis-from-ingress"]
     (rule,) = spec["ingress"]
-    assert rule["from"] == [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
-            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
-        }
-    ]
+    kind = {**{"kind": "gateway"}, **load_values(values).get("ingress", {})}["kind"]
+    assert rule["from"] == [EDGE_PEERS[kind]]
     assert {p["port"] for p in rule["ports"]} == set(services_of(route_table).values())
 
     # Identity's JWKS: only this release's services and workers.
@@ -771,6 +767,64 @@ def test_only_the_ingress_controller_reaches_the_apis(render, route_table, value
     assert {"key": "studio.anime/role", "operator": "In", "values": ["api", "worker"]} in (
         jwks["matchExpressions"]
     )
+
+
+# The chart's defaults: Envoy Gateway's proxies (kind: gateway), ingress-nginx (kind: ingress).
+EDGE_PEERS = {
+    "gateway": {
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}
+        },
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "envoy",
+                "app.kubernetes.io/component": "proxy",
+                "app.kubernetes.io/managed-by": "envoy-gateway",
+            }
+        },
+    },
+    "ingress": {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+    },
+}
+
+
+def edge_sources(manifests: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Who may reach the APIs, the player and the HLS edge, per policy."""
+    policies = of_kind(manifests, "NetworkPolicy")
+    return {
+        part: policies[f"{RELEASE}-{part}"]["spec"]["ingress"][0]["from"]
+        for part in ("apis-from-ingress", "player-from-ingress", "hls-edge")
+    }
+
+
+@pytest.mark.parametrize("kind", ["gateway", "ingress"])
+def test_the_edge_policies_follow_the_route_kind(render, kind):
+    """The Gateway's data plane is let in with Gateway API, the Ingress controller
+    with an Ingress, never the other one; MinIO's Ingress is always reached
+    through the Ingress controller."""
+    manifests = render({"ingress": {"kind": kind}, "minio": {"ingress": {"enabled": True}}})
+    assert edge_sources(manifests) == {part: [EDGE_PEERS[kind]] for part in edge_sources(manifests)}
+    minio = of_kind(manifests, "NetworkPolicy")[f"{RELEASE}-minio-clients"]["spec"]["ingress"][0]
+    assert EDGE_PEERS["ingress"] in minio["from"]
+    assert EDGE_PEERS["gateway"] not in minio["from"]
+
+
+def test_the_gateway_data_plane_is_configurable(render, helm):
+    """Istio-style: a Deployment per Gateway in the release's namespace, found by the
+    Gateway API label. Given selectors replace the default, not merge into it."""
+    istio = {"podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "studio"}}}
+    manifests = render({"networkPolicy": {"gateway": istio}})
+    assert list(edge_sources(manifests).values()) == [[istio]] * 3
+    # The Ingress controller's selectors are no default to fall back on.
+    chart = helm.Chart.load(str(CHART))
+    values = {
+        "ingress": {"kind": "ingress"},
+        "networkPolicy": {"ingressController": {"namespaceSelector": None, "podSelector": None}},
+    }
+    with pytest.raises(helm.HelmError, match=r"networkPolicy\.ingressController needs a"):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
 
 
 def test_backends_accept_only_their_clients(render):

@@ -132,7 +132,9 @@ def test_the_edge_reaches_only_media_storage_and_dns(render):
     edge = policies[EDGE]["spec"]
     (inbound,) = edge["ingress"]
     assert inbound["ports"] == [{"port": 8080, "protocol": "TCP"}]
-    assert "ingress-nginx" in json.dumps(inbound["from"])
+    # The Gateway's data plane (Gateway API is the default; test_chart.py has both kinds).
+    assert "envoy-gateway-system" in json.dumps(inbound["from"])
+    assert "ingress-nginx" not in json.dumps(inbound["from"])
     targets = [
         rule["to"][0]
         .get("podSelector", {})

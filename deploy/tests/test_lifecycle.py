@@ -1,18 +1,40 @@
-"""helm uninstall, rendered: the order Helm deletes the chart's objects in, and
-the operator's delete handling (studio_operator.release, the pre-delete hook)
-driven through that order against a fake API with Kubernetes' finalizer rules.
-Without the hook the TranscoderAutoscaler stays Terminating; with it, nothing
-is left."""
+"""helm uninstall, tilt down, namespace deletion, rendered: the order Helm deletes
+the chart's objects in, played against a model of the namespace with
+Kubernetes' finalizer rules. The autoscalers carry the finalizers the operator's
+own kopf handlers require (none: studio_operator.handlers), so whatever deletes
+them, in whatever order, nothing is left Terminating; the same model with kopf's
+finalizer shows the hang this avoids."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import kopf
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from studio_operator.release import KOPF_FINALIZER, release
+from studio_operator import handlers
 
-from .conftest import RELEASE, VALUES, of_kind
+from .conftest import RELEASE, VALUES
+
+KOPF_FINALIZER = kopf.OperatorSettings().persistence.finalizer
+
+
+def operator_finalizers() -> list[str]:
+    """What the running operator puts on a TranscoderAutoscaler: kopf adds its
+    finalizer when any handler for the resource requires one (timers, daemons,
+    mandatory deletion handlers)."""
+    registry = kopf.get_default_registry()
+    every = [
+        *registry._indexing.get_all_handlers(),
+        *registry._watching.get_all_handlers(),
+        *registry._spawning.get_all_handlers(),
+        *registry._changing.get_all_handlers(),
+    ]
+    assert handlers.autoscalers in [h.fn for h in every]
+    return [KOPF_FINALIZER] if any(getattr(h, "requires_finalizer", None) for h in every) else []
+
 
 # Helm's releaseutil.UninstallOrder (pkg/releaseutil/kind_sorter.go); kinds it does
 # not list (custom resources) come last, by name.
@@ -94,10 +116,10 @@ class Cluster:
     finalizers, and whether the operator can still act (its Deployment, Role and
     RoleBinding not yet deleted)."""
 
-    def __init__(self, manifests: list[dict[str, Any]]) -> None:
+    def __init__(self, manifests: list[dict[str, Any]], finalizers: list[str]) -> None:
         self.live = {(m["kind"], m["metadata"]["name"]) for m in manifests if not hooks_of(m)}
         self.autoscalers: dict[str, dict[str, Any]] = {
-            name: {"finalizers": [KOPF_FINALIZER], "deleting": False}
+            name: {"finalizers": list(finalizers), "deleting": False}
             for kind, name in self.live
             if kind == "TranscoderAutoscaler"
         }
@@ -123,104 +145,59 @@ class Cluster:
                 del self.autoscalers[name]
                 self.live.discard(("TranscoderAutoscaler", name))
 
-    # AutoscalerApi, as the hook's ServiceAccount sees it.
-    async def list_names(self, namespace: str) -> list[str]:
-        return sorted(self.autoscalers)
 
-    async def delete_autoscaler(self, namespace: str, name: str) -> None:
-        self.delete("TranscoderAutoscaler", name)
-
-    async def finalizers(self, namespace: str, name: str) -> list[str] | None:
-        obj = self.autoscalers.get(name)
-        return None if obj is None else list(obj["finalizers"])
-
-    async def set_finalizers(self, namespace: str, name: str, finalizers: list[str]) -> None:
-        self.autoscalers[name]["finalizers"] = finalizers
-        self.reconcile()
-
-
-class HookApi:
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.list_names = cluster.list_names
-        self.delete = cluster.delete_autoscaler
-        self.finalizers = cluster.finalizers
-        self.set_finalizers = cluster.set_finalizers
-
-
-async def uninstall(manifests: list[dict[str, Any]], *, run_hooks: bool = True) -> Cluster:
-    cluster = Cluster(manifests)
+def uninstall(manifests: list[dict[str, Any]], finalizers: list[str]) -> Cluster:
+    cluster = Cluster(manifests, finalizers)
     for step, m in uninstall_steps(manifests):
-        if step == "hook":
-            if (
-                run_hooks
-                and m["kind"] == "Job"
-                and m["metadata"]["name"].endswith("operator-release")
-            ):
-                assert "release" in m["spec"]["template"]["spec"]["containers"][0]["args"]
-                await release(HookApi(cluster), "studio", wait_seconds=0)
-            continue
-        cluster.delete(m["kind"], m["metadata"]["name"])
+        if step == "delete":
+            cluster.delete(m["kind"], m["metadata"]["name"])
     return cluster
 
 
+def test_the_operator_needs_no_finalizer():
+    assert operator_finalizers() == []
+
+
 @pytest.mark.parametrize("values", list(VALUES))
-async def test_uninstall_leaves_nothing_terminating(render, values):
+def test_uninstall_leaves_nothing_terminating(render, values):
     manifests = render(values)
-    cluster = await uninstall(manifests)
+    cluster = uninstall(manifests, operator_finalizers())
     assert cluster.autoscalers == {}
     assert cluster.live == set()
 
 
-async def test_without_the_hook_the_autoscaler_would_hang(render):
-    """Why the hook: Helm deletes the operator and its Role before the custom resource."""
+def test_helm_deletes_the_autoscaler_after_the_operator(render):
+    """Why no finalizer may be needed: Helm deletes the operator and its Role before
+    the custom resource, so a finalizer would never be removed."""
     manifests = render("default")
     order = [(m["kind"], m["metadata"]["name"]) for step, m in uninstall_steps(manifests)]
     autoscaler = order.index(("TranscoderAutoscaler", f"{RELEASE}-transcoder-worker"))
     assert order.index(("Deployment", f"{RELEASE}-operator")) < autoscaler
     assert order.index(("Role", f"{RELEASE}-operator")) < autoscaler
-    cluster = await uninstall(manifests, run_hooks=False)
+    # The model catches it: with kopf's finalizer the autoscaler would hang.
+    cluster = uninstall(manifests, [KOPF_FINALIZER])
     assert set(cluster.autoscalers) == {f"{RELEASE}-transcoder-worker"}
+    assert cluster.live == {("TranscoderAutoscaler", f"{RELEASE}-transcoder-worker")}
 
 
-def test_the_hook_runs_first_with_rbac_of_its_own(render):
-    manifests = render("default")
-    steps = uninstall_steps(manifests)
-    hooks = [m for step, m in steps if step == "hook"]
-    # Its ServiceAccount, Role and RoleBinding exist before the Job runs.
-    assert [(m["kind"], m["metadata"]["name"].removeprefix(f"{RELEASE}-")) for m in hooks] == [
-        ("ServiceAccount", "operator-release"),
-        ("Role", "operator-release"),
-        ("RoleBinding", "operator-release"),
-        ("Job", "operator-release"),
-    ]
-    assert steps[0][0] == "hook"
-    assert [s for s, _ in steps[: len(hooks)]] == ["hook"] * len(hooks)
-    for m in hooks:
-        policy = m["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
-        assert "before-hook-creation" in policy
-        assert "hook-succeeded" in policy
-    role = next(m for m in hooks if m["kind"] == "Role")
-    (rule,) = role["rules"]
-    assert rule["resources"] == ["transcoderautoscalers"]
-    assert set(rule["verbs"]) == {"get", "list", "delete", "patch"}
-    job = next(m for m in hooks if m["kind"] == "Job")
-    pod = job["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == f"{RELEASE}-operator-release"
-    assert pod["containers"][0]["image"].rsplit(":", 1)[0].endswith("studio-operator")
-    # The network policy that lets the operator reach the API server lets the hook too.
-    egress = of_kind(manifests, "NetworkPolicy")[f"{RELEASE}-operator-egress"]["spec"]
-    labels = job["spec"]["template"]["metadata"]["labels"]
-    for expression in egress["podSelector"]["matchExpressions"]:
-        assert labels[expression["key"]] in expression["values"]
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_deleting_in_any_order_leaves_nothing(render, data):
+    """tilt down and `kubectl delete namespace` follow no Helm order."""
+    manifests = [m for m in render("dev") if not hooks_of(m)]
+    order = data.draw(st.permutations(manifests))
+    cluster = Cluster(manifests, operator_finalizers())
+    for m in order:
+        cluster.delete(m["kind"], m["metadata"]["name"])
+    assert cluster.live == set()
 
 
-def test_no_operator_no_hook(render):
-    manifests = render({"operator": {"enabled": False}})
-    assert not [m for m in manifests if hooks_of(m) & {"pre-delete", "post-delete"}]
-
-
-def test_tilt_gets_no_hook_that_would_run_at_tilt_up(render):
-    """Tilt applies hooks as plain objects: the release Job must not exist there."""
-    manifests = render({"liveUpdate": True})
-    assert not [m for m in manifests if "pre-delete" in hooks_of(m)]
+@pytest.mark.parametrize("values", list(VALUES))
+def test_no_delete_hooks_for_tilt_to_miss(render, values):
+    """Tilt applies hooks as plain objects and runs none at `tilt down`: nothing
+    about deletion may depend on one."""
+    for overrides in (values, {"liveUpdate": True}):
+        manifests = render(overrides)
+        assert not [m for m in manifests if hooks_of(m) & {"pre-delete", "post-delete"}]

@@ -215,17 +215,26 @@ def test_a_key_that_names_no_host_fails_the_install(helm):
             )
 
 
-def test_only_the_ingress_controller_reaches_the_player(render):
+def test_only_the_edge_proxy_reaches_the_player(render):
     manifests = render("default")
     policy = of_kind(manifests, "NetworkPolicy")[f"{RELEASE}-player-from-ingress"]["spec"]
     deployment = player_objects(manifests)["Deployment"]
     assert policy["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     assert policy["policyTypes"] == ["Ingress"]
     (rule,) = policy["ingress"]
+    # The Gateway's data plane, with Gateway API (the default): test_chart.py has both kinds.
     assert rule["from"] == [
         {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
-            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}
+            },
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "envoy",
+                    "app.kubernetes.io/component": "proxy",
+                    "app.kubernetes.io/managed-by": "envoy-gateway",
+                }
+            },
         }
     ]
     assert rule["ports"] == [{"port": player_conf_module().LISTEN_PORT, "protocol": "TCP"}]

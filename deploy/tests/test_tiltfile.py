@@ -145,10 +145,13 @@ def test_dev_secrets_cover_every_secret_the_dev_install_reads(render):
                     )
 
 
-def test_the_autoscalers_can_be_released_before_tilt_down():
-    """Tilt runs no Helm hooks: a manual resource deletes the autoscalers while the
-    operator runs, as the pre-delete hook does."""
-    release = run_tiltfile().local["release-autoscalers"]
-    assert "delete transcoderautoscalers --all --wait=true" in release["cmd"]
-    assert release["auto_init"] is False
-    assert release["trigger_mode"] == "manual"
+def test_tilt_down_needs_no_manual_step():
+    """The operator puts no finalizer on the autoscalers (deploy/tests/test_lifecycle.py),
+    so no resource has to delete them before `tilt down`."""
+    tilt = run_tiltfile()
+    assert not [
+        name
+        for name, spec in tilt.local.items()
+        if "transcoderautoscaler" in str(spec.get("cmd", "")).lower()
+    ]
+    assert all(spec.get("trigger_mode") != "manual" for spec in tilt.local.values())

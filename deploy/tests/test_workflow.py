@@ -60,6 +60,12 @@ def test_the_kind_job_installs_the_chart_and_runs_e2e(jobs):
     assert "helm upgrade --install studio deploy/helm/studio" in text
     assert "-f deploy/helm/values-dev.yaml" in text
     assert "pytest tests/e2e" in text
+    # Then uninstalled with nothing before it, and the namespace deleted: a
+    # finalizer left on an autoscaler would hang both.
+    steps = [s.get("name") for s in job["steps"]]
+    assert steps.index("Uninstall cleanly") > steps.index("pytest tests/e2e")
+    assert "helm uninstall studio -n studio --wait" in text
+    assert "kubectl delete namespace studio --timeout=" in text
     # Every image is built with build-push-action (which reaches the GitHub cache;
     # a --cache-from in a run: step is inert), loaded into docker, then into kind.
     builds = {

@@ -1,5 +1,5 @@
 """Busy workers marked: the annotations each tick keeps in step with the jobs a
-worker runs, read from a real HTTP /metrics, through the kopf timer."""
+worker runs, read from a real HTTP /metrics, through the autoscaling loop."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from studio_operator import handlers
+from studio_operator.autoscaling import reconcile
 from studio_operator.busy import (
     BUSY_COST,
     DELETION_COST,
@@ -122,7 +122,7 @@ class Reader:
         return QueueLoad(pending=0, in_flight=1)
 
 
-async def test_the_timer_marks_workers_from_their_metrics():
+async def test_the_loop_marks_workers_from_their_metrics():
     """Two workers serve /metrics over HTTP (one busy, one idle), a third cannot be
     read, a fourth is terminating: only the first two are marked."""
     gauges = {"busy": 1, "idle": 0}
@@ -158,11 +158,17 @@ async def test_the_timer_marks_workers_from_their_metrics():
     reader = PortPerPod(timeout_seconds=1)
     patch = kopf.Patch()
     try:
-        memo = kopf.Memo(
-            reader=Reader(), scaler=Scaler(2), clock=lambda: NOW, pods=pods, running=reader
-        )
-        await handlers.autoscale(
-            spec=SPEC, status={}, namespace="studio", patch=patch, memo=memo, logger=LOG
+        await reconcile(
+            spec=SPEC,
+            status={},
+            namespace="studio",
+            patch=patch,
+            reader=Reader(),
+            scaler=Scaler(2),
+            now=NOW,
+            logger=LOG,
+            pods=pods,
+            running=reader,
         )
     finally:
         await reader.close()
@@ -191,11 +197,17 @@ async def test_a_marking_failure_does_not_stop_scaling():
             raise AssertionError("not reached")
 
     patch = kopf.Patch()
-    memo = kopf.Memo(
-        reader=Reader(), scaler=Scaler(2), clock=lambda: NOW, pods=Broken([]), running=Never()
-    )
-    await handlers.autoscale(
-        spec=SPEC, status={}, namespace="studio", patch=patch, memo=memo, logger=LOG
+    await reconcile(
+        spec=SPEC,
+        status={},
+        namespace="studio",
+        patch=patch,
+        reader=Reader(),
+        scaler=Scaler(2),
+        now=NOW,
+        logger=LOG,
+        pods=Broken([]),
+        running=Never(),
     )
     assert patch.status["error"] is None
     assert "busyWorkers" not in patch.status

@@ -1,7 +1,9 @@
-"""The kopf timer called directly: fake scale client, fake or real queue reader."""
+"""The autoscaling loop's evaluation: fake scale and status clients, fake or real
+queue reader; the kopf handlers that feed it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from studio_operator import handlers
+from studio_operator.autoscaling import Autoscaler, Autoscaling
 from studio_operator.decision import QueueLoad
 from studio_operator.jetstream import JetStreamReader, QueueReadError
 from studio_operator.kube import TargetNotFound
@@ -65,31 +68,50 @@ class FakeReader:
         return self.load
 
 
+class FakeStatuses:
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str, dict]] = []
+
+    async def patch_status(self, namespace: str, name: str, status) -> None:
+        self.patches.append((namespace, name, dict(status)))
+
+
 async def tick(reader, scaler, *, spec=None, status=None, now=NOW) -> kopf.Patch:
-    patch = kopf.Patch()
-    memo = kopf.Memo(reader=reader, scaler=scaler, clock=lambda: now)
-    await handlers.autoscale(
-        spec=spec or SPEC,
-        status=status or {},
-        namespace="studio",
-        patch=patch,
-        memo=memo,
-        logger=LOG,
+    """One evaluation; returns what it wrote, as {"status": ...}."""
+    statuses = FakeStatuses()
+    loop = Autoscaling(reader=reader, scaler=scaler, statuses=statuses, clock=lambda: now)
+    autoscaler = Autoscaler(
+        "studio", "studio-transcoder-worker", "uid-1", spec or SPEC, status or {}
     )
-    return patch
+    await loop.evaluate(autoscaler)
+    ((namespace, name, written),) = statuses.patches
+    assert (namespace, name) == ("studio", "studio-transcoder-worker")
+    return kopf.Patch({"status": written})
 
 
-def test_the_timer_is_registered_for_the_custom_resource():
+def test_the_autoscalers_are_indexed_and_nothing_else_is_registered_for_them():
+    """One index handler for the custom resource; no timer, daemon or change handler,
+    each of which would bring kopf's finalizer."""
     registry = kopf.get_default_registry()
-    timers = [
-        h
-        for h in registry._spawning.get_all_handlers()
-        if getattr(h, "fn", None) is handlers.autoscale
-    ]
-    assert len(timers) == 1
-    selector = timers[0].selector
+    indexers = [h for h in registry._indexing.get_all_handlers() if h.fn is handlers.autoscalers]
+    assert len(indexers) == 1
+    selector = indexers[0].selector
     assert (selector.group, selector.version, selector.any_name) == (GROUP, VERSION, PLURAL)
-    assert timers[0].interval == handlers.SETTINGS.interval_seconds
+    for handlers_of_kind in (registry._spawning, registry._changing, registry._watching):
+        assert list(handlers_of_kind.get_all_handlers()) == []
+
+
+def test_the_index_copies_the_object_and_skips_one_being_deleted():
+    spec = {**SPEC, "additionalConsumers": ["retries"]}
+    value = handlers.autoscalers(
+        namespace="studio", name="w", uid="u-1", spec=spec, status={"replicas": 2}
+    )
+    autoscaler = value[("studio", "w")]
+    assert autoscaler == Autoscaler("studio", "w", "u-1", spec, {"replicas": 2})
+    spec["additionalConsumers"].append("changed")
+    assert autoscaler.spec["additionalConsumers"] == ["retries"]
+    assert handlers._live(meta={})
+    assert not handlers._live(meta={"deletionTimestamp": "2026-12-06T12:00:00Z"})
 
 
 async def test_waiting_jobs_scale_the_deployment_up_and_the_status_says_why():
@@ -233,7 +255,7 @@ async def test_startup_declares_the_namespaced_restricted_mode(monkeypatch):
     monkeypatch.setattr(handlers.KubernetesScaler, "connect", staticmethod(connect))
     settings = kopf.OperatorSettings()
     memo = kopf.Memo()
-    await handlers.configure(settings=settings, memo=memo, logger=LOG)
+    await handlers.configure(settings=settings, memo=memo, autoscalers={}, logger=LOG)
     assert settings.scanning.disabled is True
     assert settings.peering.standalone is True
     assert isinstance(memo.reader, JetStreamReader)
@@ -241,5 +263,110 @@ async def test_startup_declares_the_namespaced_restricted_mode(monkeypatch):
     assert isinstance(memo.pods, handlers.KubernetesPods)
     assert isinstance(memo.running, handlers.HttpRunningReader)
 
+    # The loop runs until the operator stops.
+    assert not memo.autoscaling_task.done()
+
     await handlers.close(memo=memo, logger=LOG)
     assert Connected.closed
+    assert memo.autoscaling_task.cancelled()
+
+
+async def test_one_tick_evaluates_every_autoscaler_and_writes_each_status():
+    statuses = FakeStatuses()
+    scaler = FakeScaler(1)
+    loop = Autoscaling(
+        reader=FakeReader(QueueLoad(2, 0)), scaler=scaler, statuses=statuses, clock=lambda: NOW
+    )
+    broken = {**SPEC, "maxReplicas": 0}
+    decisions = await loop.tick(
+        [Autoscaler("studio", "a", "u-a", SPEC), Autoscaler("studio", "b", "u-b", broken)]
+    )
+    assert decisions[("studio", "a")] is not None
+    assert decisions[("studio", "b")] is None  # its error is in its own status
+    assert [(n, s["error"]) for _, n, s in statuses.patches] == [
+        ("a", None),
+        ("b", "invalid spec: maxReplicas must be at least 1"),
+    ]
+    assert loop.last_tick == NOW
+
+
+async def test_the_cooldown_counts_from_the_last_change_even_before_the_index_shows_it():
+    """The status written at a scale-up reaches the index by a watch event; a tick
+    that comes first must not scale down as if nothing had changed."""
+    clock = [NOW]
+    statuses, scaler = FakeStatuses(), FakeScaler(1)
+    reader = FakeReader(QueueLoad(3, 0))
+    loop = Autoscaling(reader=reader, scaler=scaler, statuses=statuses, clock=lambda: clock[0])
+    stale = Autoscaler("studio", "w", "u-1", SPEC, {})
+    await loop.tick([stale])
+    assert scaler.replicas == 3
+    reader.load = QueueLoad(0, 0)
+    clock[0] = NOW + timedelta(seconds=30)
+    await loop.tick([stale])  # the index still shows the empty status
+    assert scaler.replicas == 3
+    assert statuses.patches[-1][2]["lastDecision"]["action"] == "hold"
+    # An object that left the index is forgotten.
+    await loop.tick([])
+    assert loop._written == {}
+
+
+async def test_a_failed_status_write_does_not_stop_the_loop():
+    class Refusing(FakeStatuses):
+        async def patch_status(self, namespace: str, name: str, status) -> None:
+            raise RuntimeError("forbidden")
+
+    scaler = FakeScaler(0)
+    loop = Autoscaling(
+        reader=FakeReader(QueueLoad(1, 0)), scaler=scaler, statuses=Refusing(), clock=lambda: NOW
+    )
+    decisions = await loop.tick([Autoscaler("studio", "w", "u-1", SPEC)])
+    assert decisions[("studio", "w")] is not None
+    assert scaler.replicas == 1
+
+
+async def test_the_loop_ticks_until_cancelled_and_survives_a_failing_tick():
+    seen: list[int] = []
+
+    def autoscalers():
+        seen.append(len(seen))
+        if len(seen) == 2:
+            raise RuntimeError("the index is gone")
+        return []
+
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) > 4:
+            raise asyncio.CancelledError
+
+    loop = Autoscaling(reader=FakeReader(None), scaler=FakeScaler(0), statuses=FakeStatuses())
+    with pytest.raises(asyncio.CancelledError):
+        await loop.run(autoscalers, interval=5, initial_delay=1, sleep=sleep)
+    assert sleeps == [1, 5, 5, 5, 5]
+    assert seen == [0, 1, 2, 3]
+
+
+async def test_the_liveness_probe_fails_once_the_loop_stops_or_stalls(monkeypatch):
+    clock = [NOW]
+    loop = Autoscaling(
+        reader=FakeReader(None),
+        scaler=FakeScaler(0),
+        statuses=FakeStatuses(),
+        clock=lambda: clock[0],
+    )
+    never = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(never)
+    memo = kopf.Memo(autoscaling=loop, autoscaling_task=task)
+    assert handlers.alive(memo=memo) is None  # started, no tick yet
+    await loop.tick([])
+    assert handlers.alive(memo=memo) == NOW.isoformat()
+    clock[0] = NOW + timedelta(minutes=10)
+    with pytest.raises(RuntimeError, match="no autoscaling tick since"):
+        handlers.alive(memo=memo)
+    clock[0] = NOW
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(RuntimeError, match="has stopped"):
+        handlers.alive(memo=memo)

@@ -30,6 +30,48 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
 {{/*
+A NetworkPolicy peer from {namespaceSelector, podSelector} values; a selector set
+to null is left out (no namespaceSelector: the release's own namespace).
+include "studio.networkPeer" (list "networkPolicy.gateway" $np.gateway)
+*/}}
+{{- define "studio.networkPeer" -}}
+{{- $what := index . 0 -}}
+{{- $values := index . 1 | default dict -}}
+{{- $peer := dict -}}
+{{- with $values.namespaceSelector }}{{ $_ := set $peer "namespaceSelector" . }}{{ end -}}
+{{- with $values.podSelector }}{{ $_ := set $peer "podSelector" . }}{{ end -}}
+{{- if not $peer }}{{ fail (printf "%s needs a podSelector or a namespaceSelector" $what) }}{{ end -}}
+{{- toYaml $peer -}}
+{{- end }}
+
+{{/*
+The edge proxy in front of the APIs, the player and the HLS edge, as a
+NetworkPolicy peer: the Gateway's data plane (networkPolicy.gateway) for
+ingress.kind gateway, the Ingress controller (networkPolicy.ingressController)
+for ingress.kind ingress.
+*/}}
+{{- define "studio.edgePeer" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- $gateway := $np.gateway | default dict -}}
+{{- if and (eq .Values.ingress.kind "gateway") (or $gateway.namespaceSelector $gateway.podSelector) -}}
+{{ include "studio.networkPeer" (list "networkPolicy.gateway" $gateway) }}
+{{- else if eq .Values.ingress.kind "gateway" -}}
+{{- /* Envoy Gateway's proxies, in its controller's namespace. Defaults here rather
+than in values.yaml: selectors given in values replace them instead of merging. */}}
+namespaceSelector:
+  matchLabels:
+    kubernetes.io/metadata.name: envoy-gateway-system
+podSelector:
+  matchLabels:
+    app.kubernetes.io/name: envoy
+    app.kubernetes.io/component: proxy
+    app.kubernetes.io/managed-by: envoy-gateway
+{{- else -}}
+{{ include "studio.networkPeer" (list "networkPolicy.ingressController" $np.ingressController) }}
+{{- end -}}
+{{- end }}
+
+{{/*
 A component's image: <image.registry>/<image.repository>/studio-<name>:<tag>[@<digest>]
 (no registry: <image.repository>/studio-<name>). The tag defaults to the chart's
 appVersion; image.digests.<name> pins the exact image. A component's own

@@ -1,9 +1,11 @@
-"""What the operator changes in the cluster: a Deployment's scale, and the
-busy/idle annotations of its pods (studio_operator.busy).
+"""What the operator changes in the cluster: a Deployment's scale, the
+busy/idle annotations of its pods (studio_operator.busy), and the
+TranscoderAutoscalers' status.
 
-Only the ``deployments/scale`` subresource is read and patched, and pods are
-listed and patched in the operator's namespace, so the RBAC Role is limited to
-exactly that (the chart's operator.yaml).
+Only the ``deployments/scale`` subresource is read and patched, pods are
+listed and patched in the operator's namespace, and only the autoscalers'
+``status`` subresource is written, so the RBAC Role is limited to exactly that
+(the chart's operator.yaml).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from studio_operator.busy import WorkerPod, parse_running
+from studio_operator.settings import GROUP, PLURAL, VERSION
 
 FIELD_MANAGER = "studio-operator"
 
@@ -112,6 +115,28 @@ class KubernetesPods:
             )
         except ApiException as exc:
             if exc.status != 404:  # the pod went away meanwhile
+                raise
+
+
+class KubernetesStatuses:
+    """The TranscoderAutoscalers' status subresource, merge-patched."""
+
+    def __init__(self, api_client: Any) -> None:
+        self._custom = client.CustomObjectsApi(api_client)
+
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        options: dict[str, Any] = {
+            "field_manager": FIELD_MANAGER,
+            # The client would pick JSON Patch for a dict body, which the API
+            # server rejects: a merge patch is what the body is.
+            "_content_type": "application/merge-patch+json",
+        }
+        try:
+            await self._custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}, **options
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing to report to
                 raise
 
 
