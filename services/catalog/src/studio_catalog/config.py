@@ -16,3 +16,5 @@ class CatalogSettings(ServiceSettings):
     # cached this long by browsers and CDNs; 0 = not at all. Signed-in callers'
     # answers are never stored (studio_common.caching).
     public_cache_seconds: int = Field(default=15, ge=0, le=3600)
+    # Answer GET /api/titles before routing (see studio_catalog.api.listing).
+    list_fast_path: bool = True

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from studio_catalog import sources, subscribers
 from studio_catalog.api import admin, public
+from studio_catalog.api.listing import TitleListFastPath
 from studio_catalog.config import CatalogSettings
 from studio_catalog.models import messaging
 from studio_common.app import create_service_app
@@ -19,7 +20,7 @@ def _register(consumers: EventConsumers) -> None:
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     settings = settings or CatalogSettings()
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="Studio.Anime catalog",
         description="Titles, seasons and episodes; search, filters and pagination; transcode state.",
@@ -29,3 +30,6 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         # Browsing: the gateway logs every request already.
         quiet_routes={("GET", "/api/titles")},
     )
+    if settings.list_fast_path:
+        TitleListFastPath.install(app)
+    return app
