@@ -5,7 +5,7 @@ resolution, the page's pydantic models and their serialisation are about a
 third of the request. :class:`TitleListFastPath` (a
 :class:`studio_common.fastpath.FastPath`) answers the usual requests itself:
 the same parameters read the same way (last value of a repeated scalar, every
-``genre``), the same query (:func:`list_title_page`), the same cache headers,
+``genre``), the same query (:class:`studio_catalog.reads.TitleLists`), the same cache headers,
 and a body built from the rows with pydantic-core's serialiser, byte for byte
 what the declared route returns (``tests/test_list_fast_path.py`` compares
 them). Anything it does not take as it is (a parameter the route does not
@@ -20,7 +20,6 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, get_args
 from urllib.parse import parse_qsl
 
@@ -30,12 +29,11 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from studio_catalog.api.public import public_response
-from studio_catalog.config import CatalogSettings
+from studio_catalog.context import lists_of
 from studio_catalog.names import display_name, preferred_language
-from studio_catalog.repository import TitleFilter, list_title_page
+from studio_catalog.repository import TitleFilter
 from studio_catalog.schemas import TitleType
 from studio_common.access import Access
-from studio_common.app import runtime_of, settings_of
 from studio_common.fastpath import FastPath, header
 from studio_common.paging import MAX_PAGE_NUMBER
 
@@ -170,14 +168,7 @@ class TitleListFastPath(FastPath[TitleQuery]):
         )
 
     async def answer(self, request: Request, matched: TitleQuery) -> Response:
-        cap = settings_of(request, CatalogSettings).total_count_cap
-        rows, total, capped = await runtime_of(request).database.read(
-            partial(
-                list_title_page,
-                f=matched.filter,
-                offset=(matched.page - 1) * matched.size,
-                limit=matched.size,
-                count_cap=cap,
-            )
+        rows, total, capped = await lists_of(request).page(
+            matched.filter, offset=(matched.page - 1) * matched.size, limit=matched.size
         )
         return public_response(request, page_body(rows, matched, total, capped=capped))

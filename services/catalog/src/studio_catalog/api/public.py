@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from studio_catalog.config import CatalogSettings
+from studio_catalog.context import lists_of
 from studio_catalog.names import preferred_language
-from studio_catalog.repository import TitleFilter, list_title_page
+from studio_catalog.repository import TitleFilter
 from studio_catalog.schemas import EpisodeDetailOut, TitleDetail, TitleSummary, TitleType
 from studio_catalog.service import CatalogService
 from studio_common.access import Access, access
@@ -69,10 +69,7 @@ async def list_titles(
         year=year,
     )
     language = preferred_language(lang, accept_language)
-    cap = settings_of(request, CatalogSettings).total_count_cap
-    items, total, capped = await runtime_of(request).database.read(
-        partial(list_title_page, f=f, offset=paging.offset, limit=paging.size, count_cap=cap)
-    )
+    items, total, capped = await lists_of(request).page(f, offset=paging.offset, limit=paging.size)
     page = Page[TitleSummary].of(
         [TitleSummary.model_validate(t).for_language(language) for t in items],
         paging,
