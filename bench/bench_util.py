@@ -137,6 +137,8 @@ class LoadResult:
     errors: int = 0
     seconds: float = 0.0
     statuses: dict[int, int] = field(default_factory=dict)
+    # Every answer read, the warm-up's included (for CPU per request).
+    sent: int = 0
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -185,6 +187,7 @@ async def http_get_load(
                 if length:
                     await reader.readexactly(length)
                 t1 = time.monotonic()
+                result.sent += 1
                 if t0 >= measure_from:
                     result.latencies.append(t1 - t0)
                     result.statuses[status] = result.statuses.get(status, 0) + 1

@@ -1,6 +1,7 @@
 """Catalog reads: the service against bare asyncpg behind a minimal Starlette route.
 
     uv run python bench/catalog.py [--titles 100000] [--seconds 10] [--connections 8]
+        [--rounds 4] [--with-route]
 
 1. A throwaway database with the catalog schema (its migrations) and
    ``--titles`` titles (bench/catalog_names.py: 3 to 6 names each in romaji,
@@ -10,9 +11,15 @@
 2. The real service (``python -m studio_catalog serve``, one uvicorn worker, its
    default settings and logging) and ``bench/catalog_bare.py`` (same SQL on an
    asyncpg pool of the same size, one uvicorn worker) on loopback.
-3. For each query, each server in turn: ``--connections`` keep-alive clients
-   for ``--seconds`` after a warm-up (throughput, and latency when saturated),
-   then one client for half as long (latency without queueing). Queries:
+3. For each query, both servers taking turns (``--rounds`` turns each, in ABBA
+   order, so that other work on a shared machine falls on both alike):
+   ``--connections`` keep-alive clients for ``--seconds`` in all after a
+   warm-up (throughput, and latency when saturated), then one client for half
+   as long (latency without queueing). Each server's own CPU per request
+   (user + system of its process) is reported too: a measure of the service's
+   overhead that other work on the machine hardly moves. ``--with-route``
+   adds the service with its list fast path off (every request through
+   FastAPI's routing) as a third server. Queries:
    ``?genre=<g>&page=3`` (cycling over the genres) and, for each query class of
    issue 19, ``?q=`` cycling over a few queries of it: a broad romaji word, two
    words, a typo, English, a kanji substring, kana.
@@ -35,7 +42,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -46,12 +53,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_util import (
     ROOT,
+    LoadResult,
     add_server_options,
     drop_scratch,
     emit,
     free_port,
     http_get_load,
     machine,
+    process_cpu_seconds,
     verdict,
     wait_http_ok,
 )
@@ -121,6 +130,59 @@ async def relevance(port: int) -> dict[str, Any]:
         "verdict_first": verdict(first / n, 0.9, higher_is_better=True),
         "verdict_top5": verdict(in_top5 / n, 1.0, higher_is_better=True),
         "misses": misses,
+    }
+
+
+async def taking_turns(
+    ports: dict[str, int],
+    pids: dict[str, int],
+    paths: Callable[[int], bytes],
+    *,
+    connections: int,
+    seconds: float,
+    warmup: float,
+    rounds: int,
+) -> dict[str, tuple[LoadResult, dict[str, Any]]]:
+    """Each server loaded for ``seconds`` in all, in ``rounds`` turns (ABBA order),
+    so that a burst of other work on the machine falls on both alike rather than
+    on whichever ran at that moment. Pooled results, each turn's requests/s, and
+    the server process's own CPU (user + system) per request over its turns:
+    unlike requests/s, hardly moved by what else runs on the machine."""
+    pooled = {name: LoadResult() for name in ports}
+    per_round: dict[str, list[float]] = {name: [] for name in ports}
+    cpu = dict.fromkeys(ports, 0.0)
+    served = dict.fromkeys(ports, 0)
+    names = list(ports)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            before = process_cpu_seconds(pids[name])
+            turn = await http_get_load(
+                ports[name],
+                paths,
+                connections=connections,
+                seconds=seconds / rounds,
+                # New connections each turn: a short warm-up after the first.
+                warmup=warmup if r == 0 else min(warmup, 0.5),
+            )
+            # The warm-up's requests count too: the CPU is read around the whole turn.
+            cpu[name] += process_cpu_seconds(pids[name]) - before
+            served[name] += turn.sent
+            total = pooled[name]
+            total.latencies += turn.latencies
+            total.errors += turn.errors
+            total.seconds += turn.seconds
+            for status, n in turn.statuses.items():
+                total.statuses[status] = total.statuses.get(status, 0) + n
+            per_round[name].append(round(len(turn.latencies) / turn.seconds, 1))
+    return {
+        name: (
+            pooled[name],
+            {
+                "rounds_rps": per_round[name],
+                "cpu_ms_per_request": round(1000 * cpu[name] / max(served[name], 1), 3),
+            },
+        )
+        for name in ports
     }
 
 
@@ -196,41 +258,60 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for label, queries in QUERY_CLASSES.items()
         }
         logs = Path(args.log_dir)
-        with (
-            server(service_argv, service_env, logs / "bench-catalog-service.log") as svc,
-            server(
-                bare_argv, {"BARE_DATABASE_URL": db_url}, logs / "bench-catalog-bare.log"
-            ) as bare,
-        ):
+        route_port = free_port()
+        with contextlib.ExitStack() as running:
+            svc = running.enter_context(
+                server(service_argv, service_env, logs / "bench-catalog-service.log")
+            )
+            bare = running.enter_context(
+                server(bare_argv, {"BARE_DATABASE_URL": db_url}, logs / "bench-catalog-bare.log")
+            )
             await wait_http_ok(service_port, "/readyz", svc)
             await wait_http_ok(bare_port, "/readyz", bare)
+            ports = {"service": service_port, "bare": bare_port}
+            pids = {"service": svc.pid, "bare": bare.pid}
+            if args.with_route:
+                # The same service answering every request through FastAPI's
+                # routing (its list fast path off): what the fast path saves.
+                route_argv = [*service_argv[:-1], str(route_port)]
+                route = running.enter_context(
+                    server(
+                        route_argv,
+                        service_env | {"CATALOG_LIST_FAST_PATH": "false"},
+                        logs / "bench-catalog-route.log",
+                    )
+                )
+                await wait_http_ok(route_port, "/readyz", route)
+                ports["route"] = route_port
+                pids["route"] = route.pid
             report["relevance"] = await relevance(service_port)
             print(f"relevance: {report['relevance']}", flush=True)
             for label, paths in classes.items():
                 runs: dict[str, Any] = {}
-                for name, port in (("service", service_port), ("bare", bare_port)):
-                    result = await http_get_load(
-                        port,
+                # Throughput and latency when saturated, then latency without
+                # queueing (one client at a time); the two servers take turns.
+                for suffix, connections, seconds, warmup in (
+                    ("", args.connections, args.seconds, args.warmup),
+                    ("_1", 1, args.seconds / 2, 0.5),
+                ):
+                    results = await taking_turns(
+                        ports,
+                        pids,
                         lambda i, p=paths: p[i % len(p)],
-                        connections=args.connections,
-                        seconds=args.seconds,
-                        warmup=args.warmup,
+                        connections=connections,
+                        seconds=seconds,
+                        warmup=warmup,
+                        rounds=args.rounds,
                     )
-                    runs[name] = result.summary()
-                    print(f"{label} {name}: {runs[name]}", flush=True)
-                # Latency without queueing: one client at a time.
-                for name, port in (("service", service_port), ("bare", bare_port)):
-                    result = await http_get_load(
-                        port,
-                        lambda i, p=paths: p[i % len(p)],
-                        connections=1,
-                        seconds=args.seconds / 2,
-                        warmup=0.5,
-                    )
-                    runs[f"{name}_1"] = result.summary()
-                    print(f"{label} {name}, one connection: {runs[f'{name}_1']}", flush=True)
+                    for name, (result, extra) in results.items():
+                        runs[f"{name}{suffix}"] = result.summary() | extra
+                        print(f"{label} {name}{suffix}: {runs[f'{name}{suffix}']}", flush=True)
                 ratio = runs["service"]["rps"] / max(runs["bare"]["rps"], 1e-9)
                 runs["ratio"] = round(ratio, 2)
+                if "route" in runs:
+                    runs["ratio_route"] = round(
+                        runs["route"]["rps"] / max(runs["bare"]["rps"], 1e-9), 2
+                    )
                 runs["verdict_ratio"] = verdict(ratio, RATIO, higher_is_better=True)
                 runs["verdict_p99_1"] = verdict(
                     runs["service_1"]["p99_ms"], P99_ONE_CLIENT_MS, higher_is_better=False
@@ -253,6 +334,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--connections", type=int, default=8)
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="turns each server's load is split into, alternating with the other's",
+    )
+    p.add_argument(
+        "--with-route",
+        action="store_true",
+        help="also the service with its list fast path off (CATALOG_LIST_FAST_PATH=false)",
+    )
     p.add_argument("--log-level", default="INFO", help="the service's log level")
     p.add_argument("--log-dir", default="/tmp")  # noqa: S108
     add_server_options(p)

@@ -22,22 +22,6 @@ from starlette.routing import Route
 
 from studio_catalog.repository import SUMMARY_COLUMNS, TitleFilter, list_title_page
 
-
-class _Raw:
-    def __init__(self, driver: asyncpg.Connection) -> None:
-        self.driver_connection = driver
-
-
-class _Bare:
-    """What the repository asks of a connection (its driver), over a bare one."""
-
-    def __init__(self, driver: asyncpg.Connection) -> None:
-        self._raw = _Raw(driver)
-
-    async def get_raw_connection(self) -> _Raw:
-        return self._raw
-
-
 COUNT_CAP = int(os.environ.get("CATALOG_TOTAL_COUNT_CAP", "1000"))
 GENRE_WHERE = "genres @> $1::varchar[]"
 BY_GENRE = f"""
@@ -62,6 +46,10 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    pass
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> Any:
     app.state.pool = await asyncpg.create_pool(
@@ -73,6 +61,9 @@ async def lifespan(app: Starlette) -> Any:
         # search on, Postgres then used generic plans (a kanji pair took 120 ms
         # instead of 5). As a connection default it survives the reset.
         server_settings={"plan_cache_mode": "force_custom_plan"},
+        # As the service's list pool (studio_catalog.reads): its reads leave no
+        # state, so releasing a connection sends no reset.
+        reset=_no_reset,
     )
     yield
     await app.state.pool.close()
@@ -90,7 +81,7 @@ async def titles(request: Request) -> Response:
             # bare connection: the bare route measures the service's overhead,
             # not a different search.
             rows, total, capped = await list_title_page(
-                _Bare(getattr(conn, "_con", conn)),  # type: ignore[arg-type]
+                conn,
                 TitleFilter(q=q),
                 offset=offset,
                 limit=size,

@@ -214,3 +214,34 @@ async def test_a_word_added_by_a_write_is_corrected_to_at_once(client, make):
     title = await make.title(name="Zephyr Tales")
     assert await search(client, "zephyrr tales") == [title["slug"]]
     assert await search(client, "zephy") == [title["slug"]]
+
+
+@pytest.mark.parametrize(
+    "hexdigits",
+    # A slug's random part as the e2e titles have it ("E2E player-<8 hex>"):
+    # Postgres' parser reads "-12345678" as a signed number and "1e5…" as a
+    # float, where the query's words are what \w+ finds.
+    ["12345678", "1e5a7bcd", "90e12345", "abcdef12", "0a1b2c3d"],
+)
+async def test_names_with_hyphens_and_numbers_are_found_by_their_words(client, make, hexdigits):
+    slug = f"player-{hexdigits}"
+    other = await make.title(slug=f"cli-{hexdigits[::-1]}", name=f"E2E cli-{hexdigits[::-1]}")
+    title = await make.title(slug=slug, name=f"E2E {slug}")
+    for q in (slug, f"player {hexdigits}", hexdigits, f"E2E {slug}"):
+        assert (await search(client, q))[:1] == [title["slug"]], q
+    assert (await search(client, f"cli-{hexdigits[::-1]}"))[:1] == [other["slug"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "q"),
+    [
+        ("Mobile Suit Gundam F-91", "gundam f-91"),
+        ("Mobile Suit Gundam F-91", "f 91"),
+        ("Steins;Gate 0", "steins gate 0"),
+        ("Version 2.0 Story", "version 2 0"),
+        ("Spider-Man: Into the Verse", "spider man"),
+    ],
+)
+async def test_punctuation_inside_a_name_splits_words_as_a_query_does(client, make, name, q):
+    title = await make.title(name=name)
+    assert (await search(client, q))[:1] == [title["slug"]]

@@ -16,3 +16,12 @@ class CatalogSettings(ServiceSettings):
     # cached this long by browsers and CDNs; 0 = not at all. Signed-in callers'
     # answers are never stored (studio_common.caching).
     public_cache_seconds: int = Field(default=15, ge=0, le=3600)
+    # Answer GET /api/titles before routing (see studio_catalog.api.listing).
+    list_fast_path: bool = True
+    # Title lists and searches run on an asyncpg pool of their own, this large
+    # (studio_catalog.reads).
+    list_pool_size: int = Field(default=10, ge=1, le=200)
+
+    def database_connections(self) -> int:
+        """The shared pools plus the title lists' own."""
+        return super().database_connections() + self.list_pool_size

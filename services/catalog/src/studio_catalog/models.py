@@ -87,12 +87,16 @@ class Title(Base):
     cjk_grams: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, server_default=text("'{}'"), deferred=True
     )
-    # Weighted document for full-text search: the names count more than the synopsis.
+    # Weighted document for full-text search: the names count more than the
+    # synopsis. Punctuation splits words, as it does a query's (migration 0009):
+    # the parser alone reads "player-123" as "player" and the number "-123".
     search: Mapped[str] = mapped_column(
         TSVECTOR,
         Computed(
-            "setweight(to_tsvector('simple', coalesce(search_names, '')), 'A') || "
-            "setweight(to_tsvector('simple', coalesce(synopsis, '')), 'B')",
+            "setweight(to_tsvector('simple', regexp_replace(coalesce(search_names, ''), "
+            "'[^[:alnum:][:space:]]+', ' ', 'g')), 'A') || "
+            "setweight(to_tsvector('simple', regexp_replace(coalesce(synopsis, ''), "
+            "'[^[:alnum:][:space:]]+', ' ', 'g')), 'B')",
             persisted=True,
         ),
         # Only ever used in WHERE clauses; never worth loading.

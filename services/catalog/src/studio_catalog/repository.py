@@ -35,7 +35,7 @@ from sqlalchemy.orm import selectinload
 
 from studio_catalog.models import Episode, SearchWord, Season, Title, TitleKey
 from studio_catalog.names import cjk_grams, has_kana, has_kanji, is_cjk, query_keys
-from studio_common.db import DriverQuery
+from studio_common.db import DriverConnection, DriverQuery
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -289,7 +289,7 @@ _COMPLETIONS = DriverQuery.compile(
 _TS_WORD = re.compile(r"^\w+$")
 _LETTERS = re.compile(r"^[^\W\d_]+$")
 
-Lookup = Callable[[AsyncConnection, list[str]], Awaitable[dict[str, tuple[str, ...]]]]
+Lookup = Callable[[DriverConnection, list[str]], Awaitable[dict[str, tuple[str, ...]]]]
 
 
 class WordCache:
@@ -310,7 +310,7 @@ class WordCache:
     def forget(self) -> None:
         self._words.clear()
 
-    async def get(self, conn: AsyncConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
+    async def get(self, conn: DriverConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
         now = time.monotonic()
         out = {w: hit[1] for w in words if (hit := self._words.get(w)) and hit[0] > now}
         missing = [w for w in words if w not in out]
@@ -324,14 +324,14 @@ class WordCache:
         return out
 
 
-async def _nearest(conn: AsyncConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
+async def _nearest(conn: DriverConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
     return {
         word: tuple(w for w in near or () if w != word and _TS_WORD.match(w))
         for word, near in await _CORRECTIONS.fetch(conn, words=words)
     }
 
 
-async def _completions(conn: AsyncConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
+async def _completions(conn: DriverConnection, words: list[str]) -> dict[str, tuple[str, ...]]:
     return {w: tuple(await _COMPLETIONS.fetchval(conn, word=w) or ()) for w in words}
 
 
@@ -345,7 +345,7 @@ def forget_words() -> None:
     completions.forget()
 
 
-async def _completed(conn: AsyncConnection, plan: SearchPlan) -> SearchPlan:
+async def _completed(conn: DriverConnection, plan: SearchPlan) -> SearchPlan:
     """The query's last word, being typed, as the catalog's words it begins:
     ``wolf & arc:*`` → ``wolf & (arc | arcadia | archer)``. Whole words are
     one posting list each in the full-text index, where a prefix makes it
@@ -365,7 +365,7 @@ async def _completed(conn: AsyncConnection, plan: SearchPlan) -> SearchPlan:
     return dataclasses.replace(plan, tsq=f"{head} & {whole}" if head else whole)
 
 
-async def _corrected(conn: AsyncConnection, key: str) -> SearchPlan | None:
+async def _corrected(conn: DriverConnection, key: str) -> SearchPlan | None:
     """``'shingeky no kyojin'`` → the plan of ``'shingeki no kyojin'``, whose
     words also take the next nearest ones (``shingeki | shinigami``): each word
     replaced by the catalog's nearest other words (trigram similarity over
@@ -392,11 +392,14 @@ async def _corrected(conn: AsyncConnection, key: str) -> SearchPlan | None:
 _CUSTOM_PLANS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-async def _custom_plans(conn: AsyncConnection) -> None:
+async def _custom_plans(conn: DriverConnection) -> None:
     """After five runs of a prepared statement Postgres may switch to a generic
     plan, blind to the query: a search for a common kanji pair then took 110 ms
     instead of 6. Search statements are planned for their values instead, on
-    the catalog's own read connections (set once per connection)."""
+    the catalog's own read connections (set once per connection; the title
+    lists' pool sets it when it opens one, studio_catalog.reads)."""
+    if not isinstance(conn, AsyncConnection):
+        return
     driver = (await conn.get_raw_connection()).driver_connection
     if driver is not None and driver not in _CUSTOM_PLANS:
         await driver.execute("SET plan_cache_mode = force_custom_plan")
@@ -404,7 +407,7 @@ async def _custom_plans(conn: AsyncConnection) -> None:
 
 
 async def _search_pass(
-    conn: AsyncConnection,
+    conn: DriverConnection,
     f: TitleFilter,
     plan: SearchPlan,
     values: dict[str, Any],
@@ -446,7 +449,7 @@ async def _search_pass(
 
 
 async def _search_page(
-    conn: AsyncConnection,
+    conn: DriverConnection,
     f: TitleFilter,
     plan: SearchPlan,
     values: dict[str, Any],
@@ -485,7 +488,7 @@ async def _search_page(
 
 
 async def list_title_page(
-    conn: AsyncConnection, f: TitleFilter, *, offset: int, limit: int, count_cap: int
+    conn: DriverConnection, f: TitleFilter, *, offset: int, limit: int, count_cap: int
 ) -> tuple[list[dict[str, Any]], int, bool]:
     """One page of title summaries, the number of matches and whether that
     number stopped at ``count_cap``.

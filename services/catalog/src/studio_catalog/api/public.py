@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from studio_catalog.config import CatalogSettings
+from studio_catalog.context import lists_of
 from studio_catalog.names import preferred_language
-from studio_catalog.repository import TitleFilter, list_title_page
+from studio_catalog.repository import TitleFilter
 from studio_catalog.schemas import EpisodeDetailOut, TitleDetail, TitleSummary, TitleType
 from studio_catalog.service import CatalogService
 from studio_common.access import Access, access
@@ -59,6 +59,9 @@ async def list_titles(
 
     `total` counts matches up to a cap (`totalCapped: true` past it: at least
     that many), which keeps broad filters on a large catalog fast."""
+    # Usually answered by studio_catalog.api.listing before routing, with the
+    # same query and the same bytes; this route answers what that one leaves
+    # (errors, parameters it does not know) and is what OpenAPI describes.
     f = TitleFilter(
         q=q.strip() if q and q.strip() else None,
         genres=tuple(g.strip().lower() for g in genre or () if g.strip()),
@@ -66,10 +69,7 @@ async def list_titles(
         year=year,
     )
     language = preferred_language(lang, accept_language)
-    cap = settings_of(request, CatalogSettings).total_count_cap
-    items, total, capped = await runtime_of(request).database.read(
-        partial(list_title_page, f=f, offset=paging.offset, limit=paging.size, count_cap=cap)
-    )
+    items, total, capped = await lists_of(request).page(f, offset=paging.offset, limit=paging.size)
     page = Page[TitleSummary].of(
         [TitleSummary.model_validate(t).for_language(language) for t in items],
         paging,
@@ -78,7 +78,7 @@ async def list_titles(
     )
     # Validated once, here: returned as a model, FastAPI would validate the
     # page a second time and encode it through `jsonable_encoder`.
-    return _public(request, page.model_dump_json(by_alias=True))
+    return public_response(request, page.model_dump_json(by_alias=True))
 
 
 @router.get(
@@ -103,7 +103,7 @@ async def get_title(
 
     # A title page is read far more than it is written: no transaction needed.
     title = await runtime_of(request).database.read(detail)
-    return _public(request, title.model_dump_json(by_alias=True))
+    return public_response(request, title.model_dump_json(by_alias=True))
 
 
 @router.get(
@@ -133,5 +133,5 @@ def _cache_headers(request: Request) -> dict[str, str]:
     return {"Cache-Control": f"public, max-age={seconds}", "Vary": "Accept-Language"}
 
 
-def _public(request: Request, body: str) -> Response:
+def public_response(request: Request, body: str | bytes) -> Response:
     return Response(body, media_type="application/json", headers=_cache_headers(request))
