@@ -51,6 +51,10 @@ from studio_common.telemetry import message_span
 
 log = logging.getLogger("studio.consumer")
 
+# Messages a pull asks for at once, and how long an idle fetch waits: fetch()
+# returns as soon as messages arrive, the timeout only bounds an idle wait.
+PULL_BATCH = 10
+PULL_TIMEOUT_SECONDS = 5.0
 # A fetch that fails at once (closed connection, no responders) waits this long
 # before its loop tries again.
 FETCH_FAILURE_PAUSE_SECONDS = 1.0
@@ -214,8 +218,7 @@ class EventConsumers:
             stream=JStream(self.stream, declare=False),
             durable=durable,
             config=config,
-            # fetch() returns as soon as messages arrive; the timeout only bounds an idle wait.
-            pull_sub=PullSub(batch_size=10, timeout=5.0),
+            pull_sub=PullSub(batch_size=PULL_BATCH, timeout=PULL_TIMEOUT_SECONDS),
             ack_policy=AckPolicy.MANUAL,
             title=durable,
         )(on_message)
