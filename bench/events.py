@@ -15,9 +15,10 @@ Target (issue 8): p99 < 50 ms at the steady rate.
 
 Then the NATS client libraries alone (ADR 10), in the same run: JetStream
 publish → handler through FastStream (``NatsBroker.publish`` and a pull
-subscriber configured as ``EventConsumers`` configures it) and through bare
-nats-py (``js.publish`` and a ``pull_subscribe`` fetch loop that, like
-FastStream's, fetches ``PULL_BATCH`` and handles a batch concurrently). Same
+subscriber configured as ``EventConsumers`` configured it before ADR 10) and
+through bare nats-py (``js.publish`` and a ``pull_subscribe`` fetch loop that,
+like FastStream's and ``EventConsumers``' own, fetches ``PULL_BATCH`` and
+handles a batch concurrently). Same
 stream settings (``ensure_stream``), same consumer settings
 (``consumer_config``), the same handler (read the id, ack), no database.
 Per library and round: latency at ``--client-rate`` for ``--client-seconds``
@@ -129,8 +130,6 @@ async def run_outbox(args: argparse.Namespace) -> dict[str, Any]:
         app = create_service_app(
             settings, title="bench events", tables=tables, register_consumers=register
         )
-        for name in ("faststream", f"studio.{settings.service_name}.broker"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         async with running(app):
             database: Database = app.state.runtime.database
             await asyncio.sleep(1.0)  # consumer created, relay listening
