@@ -285,6 +285,20 @@ class NatsPyClient(Client):
         await self.nc.drain()
 
 
+def rates(sent: int, handled: dict[str, float], cpu0: float, wall0: float) -> dict[str, Any]:
+    """Messages per second from ``wall0`` to the last one handled, and the
+    process's CPU per message since ``cpu0``."""
+    cpu = time.process_time() - cpu0
+    wall = max(handled.values(), default=wall0) - wall0
+    return {
+        "messages": sent,
+        "handled": len(handled),
+        "seconds": round(wall, 3),
+        "per_second": round(len(handled) / wall, 1) if wall > 0 else None,
+        "cpu_us_per_message": round(cpu / max(1, len(handled)) * 1e6, 1),
+    }
+
+
 async def measure_client(
     client: Client,
     args: argparse.Namespace,
@@ -325,15 +339,7 @@ async def measure_client(
     await client.start(stream, subject, f"bench-{tag}", on_id)
     try:
         await drain()
-        cpu = time.process_time() - cpu0
-        wall = max(handled.values(), default=wall0) - wall0
-        consume = {
-            "messages": len(sent),
-            "handled": len(handled),
-            "seconds": round(wall, 3),
-            "per_second": round(len(handled) / wall, 1) if wall > 0 else None,
-            "cpu_us_per_message": round(cpu / max(1, len(handled)) * 1e6, 1),
-        }
+        consume = rates(len(sent), handled, cpu0, wall0)
         sent.clear()
         handled.clear()
 
@@ -368,15 +374,7 @@ async def measure_client(
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.gather(*(publisher() for _ in range(PUBLISHERS)))
         await drain()
-        cpu = time.process_time() - cpu0
-        wall = max(handled.values(), default=wall0) - wall0
-        throughput = {
-            "messages": len(sent),
-            "handled": len(handled),
-            "seconds": round(wall, 3),
-            "per_second": round(len(handled) / wall, 1) if wall > 0 else None,
-            "cpu_us_per_message": round(cpu / max(1, len(handled)) * 1e6, 1),
-        }
+        throughput = rates(len(sent), handled, cpu0, wall0)
     finally:
         await client.stop()
     return {"consume": consume, "latency": latency, "throughput": throughput}
