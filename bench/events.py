@@ -126,6 +126,8 @@ async def run_outbox(args: argparse.Namespace) -> dict[str, Any]:
             event_stream=stream,
             log_level="WARNING",
             environment="test",
+            # Outside development a service refuses to start without one.
+            jwt_audience="studio-bench",
         )
         app = create_service_app(
             settings, title="bench events", tables=tables, register_consumers=register

@@ -169,6 +169,8 @@ async def run_job(src: Path, preset: str, work: Path) -> dict[str, Any]:
         work_dir=str(work),
         log_json=False,
         log_level="WARNING",
+        # Outside development the API refuses to start without one.
+        jwt_audience="studio-bench",
     )
     try:
         upgrade(SERVICE_DIR, database_url)
