@@ -169,6 +169,8 @@ async def run_job(src: Path, preset: str, work: Path) -> dict[str, Any]:
         work_dir=str(work),
         log_json=False,
         log_level="WARNING",
+        # Outside development the API refuses to start without one.
+        jwt_audience="studio-bench",
     )
     try:
         upgrade(SERVICE_DIR, database_url)
@@ -226,8 +228,11 @@ async def run_job(src: Path, preset: str, work: Path) -> dict[str, Any]:
                 async with db.transaction() as session:
                     job = (await session.scalars(select(Job))).one()
                 assert job.status == "ready", job.error_reason
-                # The master is in storage once the job is playable.
-                s3.head_object(Bucket="bench", Key="hls/bench/season-1/ep-1/master.m3u8")
+                # The master is in storage, in the attempt's folder (ADR 6), once
+                # the job is playable.
+                assert job.output_prefix, "a ready job names its folder"
+                master = f"{job.output_prefix.rstrip('/')}/master.m3u8"
+                s3.head_object(Bucket="bench", Key=master)
                 playable = seen.get("transcoder.transcode.playable")
                 return {
                     "job_wall": now,

@@ -1,8 +1,9 @@
 """NATS away for longer than nats-py's default reconnect budget.
 
 nats-py gives up after 60 reconnects (2 s apart by default) and closes the
-connection for good; FastStream's pull loop then spun on the closed connection
-at 100 % CPU, and the process answered nothing, not even SIGTERM. Here the
+connection for good; the services' pull loop (FastStream's, before ADR 10) then
+spun on the closed connection at 100 % CPU, and the process answered nothing,
+not even SIGTERM. Here the
 reconnect waits are shrunk (``NATS_RECONNECT_MAX_SECONDS``) so that 60 attempts
 fit well inside the outage: a client that still had a reconnect budget would
 give up during it. ``make faults-long`` runs the same with 5 minutes and the

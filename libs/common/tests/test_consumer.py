@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import nats
 import pytest
-from faststream.nats import NatsBroker
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Column, Integer, String, Table, func, insert, select
@@ -107,16 +108,15 @@ async def make_harness(
     )
     async with db.engine.begin() as conn:
         await conn.run_sync(applied.create)
-    brokers: list[NatsBroker] = []
+    started: list[tuple[NatsClient, EventConsumers]] = []
 
     async def make(
         behaviour: Callable[[GadgetShipped, int], None] = lambda e, n: None,
         metrics: MessagingMetrics | None = None,
     ) -> Harness:
-        broker = NatsBroker(nats_url)
-        brokers.append(broker)
+        nc = await nats.connect(nats_url)
         consumers = EventConsumers(
-            broker,
+            nc,
             db,
             schema.tables,
             service=f"ct{uuid.uuid4().hex[:6]}",
@@ -135,12 +135,14 @@ async def make_harness(
             await session.execute(insert(applied).values(label=event.label))
             behaviour(event, h.calls.count(envelope.id))
 
-        await broker.start()
+        await consumers.start()
+        started.append((nc, consumers))
         return h
 
     yield make
-    for broker in brokers:
-        await broker.stop()
+    for nc, consumers in started:
+        await consumers.stop()
+        await nc.close()
 
 
 async def test_same_event_twice_is_applied_once(make_harness) -> None:
@@ -270,7 +272,7 @@ async def test_a_version_the_consumer_does_not_handle_is_acked_and_counted(
 
 def test_each_version_of_an_event_has_a_durable_of_its_own() -> None:
     consumers = EventConsumers(
-        NatsBroker("nats://127.0.0.1:1"), None, None, service="svc", stream="X", subject_root="x"
+        NatsClient(), None, None, service="svc", stream="X", subject_root="x"
     )  # type: ignore[arg-type]
     assert consumers.durable_name("a.b.c") == "svc-a-b-c"
     assert consumers.durable_name("a.b.c", 2) == "svc-a-b-c-v2"
@@ -278,9 +280,13 @@ def test_each_version_of_an_event_has_a_durable_of_its_own() -> None:
 
 async def test_apply_is_idempotent_per_consumer(db, schema) -> None:
     """The inbox is keyed by (consumer, event id): another consumer applies it too."""
-    broker = NatsBroker("nats://127.0.0.1:1")  # never connected
     consumers = EventConsumers(
-        broker, db, schema.tables, service="ctapply", stream="X", subject_root="x"
+        NatsClient(),  # never connected
+        db,
+        schema.tables,
+        service="ctapply",
+        stream="X",
+        subject_root="x",
     )
     env = gadget("apply")
     payload = GadgetShipped.model_validate(env.data)
@@ -316,50 +322,51 @@ async def test_dead_letter_is_not_duplicated_by_a_redelivery(make_harness) -> No
     assert len(await h.dead_letters()) == 1
 
 
-async def test_harden_pull_fetch_turns_a_bare_timeout_into_nats_timeout() -> None:
+async def test_a_failing_fetch_pauses_instead_of_spinning(
+    make_harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closed connection fails every fetch at once; retried without a pause the
+    loop would take a whole core and starve the process."""
     import nats.errors
+    from nats.js.client import JetStreamContext as Js
 
-    from studio_common.consumer import harden_pull_fetch
+    calls = 0
 
-    class Subscription:
-        calls = 0
+    async def closed(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        raise nats.errors.ConnectionClosedError
 
-        async def fetch(self, *args: Any, **kwargs: Any) -> list[Any]:
-            Subscription.calls += 1
-            raise TimeoutError  # what nats-py raises when the deadline passes mid-fetch
-
-    class Subscriber:
-        subscription = Subscription()
-
-    class Broker:
-        subscribers = [Subscriber(), Subscriber()]
-
-    harden_pull_fetch(Broker())  # type: ignore[arg-type]
-    harden_pull_fetch(Broker())  # type: ignore[arg-type]  # idempotent: no double wrapping
-    with pytest.raises(nats.errors.TimeoutError):
-        await Subscriber.subscription.fetch(batch=1, timeout=0.1)
-    assert Subscription.calls == 1
+    monkeypatch.setattr(Js.PullSubscription, "fetch", closed)
+    await make_harness()
+    await asyncio.sleep(1.5)
+    assert 1 <= calls <= 3
 
 
-async def test_a_bare_fetch_timeout_is_converted_from_the_first_fetch_on() -> None:
-    """Patched on the class before the broker starts: even a subscription's first
-    fetch, begun before harden_pull_fetch wraps it, ends in nats' own timeout."""
-    import nats.errors
-    from nats.js.client import JetStreamContext
+async def test_an_idle_fetch_ending_in_a_bare_timeout_keeps_the_loop_alive(
+    make_harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nats-py raises a bare TimeoutError when its deadline passes between its
+    two internal requests; the loop takes it for an idle fetch."""
+    from nats.js.client import JetStreamContext as Js
 
-    from studio_common.consumer import convert_bare_fetch_timeouts
+    fetch = Js.PullSubscription.fetch
+    bare = 0
 
-    convert_bare_fetch_timeouts()
-    patched = JetStreamContext.PullSubscription.fetch
-    convert_bare_fetch_timeouts()
-    assert JetStreamContext.PullSubscription.fetch is patched  # idempotent
+    async def sometimes_bare(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        nonlocal bare
+        if bare < 2:
+            bare += 1
+            raise TimeoutError
+        return await fetch(self, *args, **kwargs)
 
-    class Sub(JetStreamContext.PullSubscription):
-        def __init__(self) -> None:
-            self._sub = object()
-
-        async def _fetch_n(self, *args: Any, **kwargs: Any) -> list[Any]:
-            raise TimeoutError  # what nats-py raises when the deadline passes mid-fetch
-
-    with pytest.raises(nats.errors.TimeoutError):
-        await Sub().fetch(batch=2, timeout=0.1)
+    monkeypatch.setattr(Js.PullSubscription, "fetch", sometimes_bare)
+    h = await make_harness()
+    env = gadget("after-timeouts")
+    await h.publish(envelope_bytes(env))
+    await wait_for(lambda: h.settled())
+    assert bare == 2
+    assert h.calls == [env.id]
+    # Idle, not a failure: no warning, no pause.
+    assert "fetching from JetStream failed" not in caplog.text

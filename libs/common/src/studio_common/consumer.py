@@ -1,6 +1,8 @@
-"""Idempotent JetStream consumers on FastStream.
+"""Idempotent JetStream consumers, on nats-py (ADR 10).
 
-Each handler gets its own durable pull consumer filtered to one event type.
+Each handler gets its own durable pull consumer filtered to one event type,
+and a fetch loop that asks for up to ``PULL_BATCH`` messages and handles a
+batch concurrently.
 A message is applied at most once per consumer: its event id is inserted into
 the service's inbox in the same transaction as the handler's changes, and the
 message is acked only after that transaction commits. A redelivery of an
@@ -24,8 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from faststream import AckPolicy
-from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+import nats.errors
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
@@ -51,6 +53,10 @@ from studio_common.telemetry import message_span
 
 log = logging.getLogger("studio.consumer")
 
+# Messages a pull asks for at once, and how long an idle fetch waits: fetch()
+# returns as soon as messages arrive, the timeout only bounds an idle wait.
+PULL_BATCH = 10
+PULL_TIMEOUT_SECONDS = 5.0
 # A fetch that fails at once (closed connection, no responders) waits this long
 # before its loop tries again.
 FETCH_FAILURE_PAUSE_SECONDS = 1.0
@@ -151,10 +157,21 @@ async def publish_dead_letter(
     log.error("event dead-lettered", extra={"consumer": durable, "reason": reason[:200]})
 
 
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One handler's durable: what :meth:`EventConsumers.start` subscribes."""
+
+    event_cls: type[EventPayload]
+    handler: Handler[Any]
+    durable: str
+    subject: str
+    config: ConsumerConfig
+
+
 class EventConsumers:
     def __init__(
         self,
-        broker: NatsBroker,
+        connection: NatsClient,
         database: Database,
         tables: MessagingTables,
         *,
@@ -165,9 +182,10 @@ class EventConsumers:
         ack_wait: float = 30.0,
         retry_backoff: RetryBackoff = exponential_backoff,
         metrics: MessagingMetrics | None = None,
+        link: NatsLink | None = None,
     ) -> None:
         self.metrics = metrics
-        self.broker = broker
+        self.connection = connection
         self.database = database
         self.tables = tables
         self.service = service
@@ -176,10 +194,18 @@ class EventConsumers:
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
         self.retry_backoff = retry_backoff
+        # While the link says NATS is away the fetch loops wait for it.
+        self.link = link
         self.durables: list[str] = []
+        self.subscriptions: list[Subscription] = []
+        self._loops: list[asyncio.Task[None]] = []
         # Whether the last attempt found the database away (see _wait_for_database).
         self._database_down = False
         self._database_waits = 0
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.connection.jetstream()
 
     def durable_name(self, event_type: str, version: int = 1) -> str:
         """One durable per handled (type, version); version 1 keeps the plain name."""
@@ -196,43 +222,83 @@ class EventConsumers:
         return register
 
     def add(self, event_cls: type[E], handler: Handler[E]) -> None:
+        """Register a handler; it consumes once :meth:`start` runs."""
         event_type = event_cls.event_type
         durable = self.durable_name(event_type, event_cls.event_version)
+        subject = subject_for(self.subject_root, event_type)
         self.durables.append(durable)
-        config = consumer_config(
-            durable,
-            subject_for(self.subject_root, event_type),
-            ack_wait=self.ack_wait,
-            max_deliver=self.max_deliver,
+        self.subscriptions.append(
+            Subscription(
+                event_cls,
+                handler,
+                durable,
+                subject,
+                consumer_config(
+                    durable, subject, ack_wait=self.ack_wait, max_deliver=self.max_deliver
+                ),
+            )
         )
 
-        async def on_message(msg: NatsMessage) -> None:
-            await self._process(msg, event_cls, handler, durable)
+    async def start(self) -> None:
+        """Subscribe every registered handler (creating its durable where it is
+        missing; an existing one keeps its settings) and start its fetch loop."""
+        for sub in self.subscriptions:
+            pull = await self.js.pull_subscribe(
+                sub.subject, durable=sub.durable, stream=self.stream, config=sub.config
+            )
+            self._loops.append(asyncio.create_task(self._pull(pull, sub), name=sub.durable))
 
-        self.broker.subscriber(
-            subject_for(self.subject_root, event_type),
-            stream=JStream(self.stream, declare=False),
-            durable=durable,
-            config=config,
-            # fetch() returns as soon as messages arrive; the timeout only bounds an idle wait.
-            pull_sub=PullSub(batch_size=10, timeout=5.0),
-            ack_policy=AckPolicy.MANUAL,
-            title=durable,
-        )(on_message)
+    async def stop(self) -> None:
+        """Stop fetching. A batch being handled is cancelled: its transactions
+        roll back and its messages, not acked, are redelivered."""
+        loops, self._loops = self._loops, []
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+    async def _pull(self, pull: JetStreamContext.PullSubscription, sub: Subscription) -> None:
+        failures = 0
+        while True:
+            if self.link is not None and not await self.link.wait_connected(PULL_TIMEOUT_SECONDS):
+                # Waits for the reconnect instead of failing a fetch per turn.
+                continue
+            try:
+                msgs = await pull.fetch(PULL_BATCH, timeout=PULL_TIMEOUT_SECONDS)
+            except (nats.errors.TimeoutError, TimeoutError):
+                # Idle; nats-py also raises a bare TimeoutError when the deadline
+                # passes between its two internal requests.
+                failures = 0
+                continue
+            except Exception:
+                # A closed connection, no responders, ...: never retried at once,
+                # which on a closed connection would spin at 100 % CPU.
+                failures += 1
+                if failures == 1:
+                    log.warning("fetching from JetStream failed", extra={"consumer": sub.durable})
+                await asyncio.sleep(FETCH_FAILURE_PAUSE_SECONDS)
+                continue
+            failures = 0
+            await asyncio.gather(*(self._handle(msg, sub) for msg in msgs))
+
+    async def _handle(self, msg: Msg, sub: Subscription) -> None:
+        try:
+            await self._process(msg, sub.event_cls, sub.handler, sub.durable)
+        except Exception:
+            # Not acked: JetStream redelivers it after ack_wait.
+            log.exception("event handling failed", extra={"consumer": sub.durable})
 
     async def _process(
-        self, msg: NatsMessage, event_cls: type[E], handler: Handler[E], durable: str
+        self, msg: Msg, event_cls: type[E], handler: Handler[E], durable: str
     ) -> None:
-        with consume_span(event_cls.event_type, msg.raw_message, durable, self.service):
+        with consume_span(event_cls.event_type, msg, durable, self.service):
             await self._process_in_span(msg, event_cls, handler, durable)
 
     async def _process_in_span(
-        self, msg: NatsMessage, event_cls: type[E], handler: Handler[E], durable: str
+        self, msg: Msg, event_cls: type[E], handler: Handler[E], durable: str
     ) -> None:
-        raw = msg.raw_message
-        num_delivered = raw.metadata.num_delivered if raw.metadata else 1
+        num_delivered = msg.metadata.num_delivered if msg.metadata else 1
         try:
-            envelope = Envelope.model_validate_json(raw.data)
+            envelope = Envelope.model_validate_json(msg.data)
             if envelope.type != event_cls.event_type:
                 raise PoisonMessage(
                     f"{envelope.type} arrived on the {event_cls.event_type} consumer"
@@ -264,7 +330,7 @@ class EventConsumers:
             log.info("duplicate event skipped", extra={"event_id": str(envelope.id)})
         await msg.ack()
 
-    async def _skip_version(self, msg: NatsMessage, durable: str, envelope: Envelope) -> None:
+    async def _skip_version(self, msg: Msg, durable: str, envelope: Envelope) -> None:
         """A version of the event this consumer does not handle: acked and counted,
         not dead-lettered. During a breaking change producers emit both versions
         (ADR 1), so the one this consumer handles arrives too; a consumer of the
@@ -277,7 +343,7 @@ class EventConsumers:
             self.metrics.skipped_version(durable, envelope.version)
         await msg.ack()
 
-    async def _wait_for_database(self, msg: NatsMessage, exc: Exception) -> None:
+    async def _wait_for_database(self, msg: Msg, exc: Exception) -> None:
         if not self._database_down:
             # One line per outage, not one per event and attempt.
             log.warning("the database is unavailable; holding events until it answers: %r", exc)
@@ -286,11 +352,11 @@ class EventConsumers:
         delay = min(DATABASE_RETRY_MAX_SECONDS, 0.5 * 2 ** min(self._database_waits, 6))
         with contextlib.suppress(Exception):
             # Still being worked on: JetStream keeps it off other replicas meanwhile.
-            await msg.raw_message.in_progress()
+            await msg.in_progress()
         await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 (jitter, not a secret)
 
     async def _failed(
-        self, msg: NatsMessage, envelope: Envelope, exc: Exception, num_delivered: int, durable: str
+        self, msg: Msg, envelope: Envelope, exc: Exception, num_delivered: int, durable: str
     ) -> None:
         """The handler itself failed: retried with backoff, dead-lettered at the last delivery."""
         if num_delivered >= self.max_deliver:
@@ -307,13 +373,13 @@ class EventConsumers:
                 # An unknown entity is an expected wait, not a bug: no traceback.
                 exc_info=None if isinstance(exc, UnknownEntity) else exc,
             )
-            await msg.nack(delay=self.retry_backoff(num_delivered))
+            await msg.nak(delay=self.retry_backoff(num_delivered))
 
     async def refresh_metrics(self) -> None:
         """Pending and unacknowledged messages of every durable, from JetStream."""
         if self.metrics is None:
             return
-        js = self.broker.connection.jetstream()
+        js = self.js
         for durable in self.durables:
             info = await js.consumer_info(self.stream, durable)
             self.metrics.set_pending(durable, info.num_pending or 0, info.num_ack_pending or 0)
@@ -335,12 +401,10 @@ class EventConsumers:
             await handler(payload, envelope, session)
         return True
 
-    async def _dead_letter(
-        self, msg: NatsMessage, durable: str, event_type: str, reason: str
-    ) -> None:
+    async def _dead_letter(self, msg: Msg, durable: str, event_type: str, reason: str) -> None:
         await publish_dead_letter(
-            self.broker.connection.jetstream(),
-            msg.raw_message,
+            self.js,
+            msg,
             subject_root=self.subject_root,
             stream=self.stream,
             durable=durable,
@@ -355,73 +419,3 @@ class EventConsumers:
 
 def envelope_bytes(envelope: Envelope) -> bytes:
     return json.dumps(envelope.model_dump(mode="json", by_alias=True)).encode()
-
-
-def convert_bare_fetch_timeouts() -> None:
-    """Every pull subscription's ``fetch`` raises nats' ``TimeoutError``, never a bare one.
-
-    :func:`harden_pull_fetch` does this per subscription, but only once the
-    broker has started: each subscriber's first fetch is already under way by
-    then, and on a loaded machine it could still end in a bare timeout (an
-    ERROR traceback from FastStream's supervisor shortly after start). Patched
-    on the class, before the broker starts, no fetch escapes it. Idempotent.
-    """
-    import nats.errors
-    from nats.js.client import JetStreamContext
-
-    cls = JetStreamContext.PullSubscription
-    fetch = cls.fetch
-    if getattr(fetch, "_studio_timeouts", False):
-        return
-
-    async def fetch_with_nats_timeouts(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await fetch(self, *args, **kwargs)
-        except nats.errors.TimeoutError:
-            raise
-        except TimeoutError as exc:
-            raise nats.errors.TimeoutError from exc
-
-    fetch_with_nats_timeouts._studio_timeouts = True  # type: ignore[attr-defined]
-    cls.fetch = fetch_with_nats_timeouts  # type: ignore[method-assign]
-
-
-def harden_pull_fetch(broker: NatsBroker, link: NatsLink | None = None) -> None:
-    """Make a pull fetch end the way FastStream's loop expects, and never spin.
-
-    nats-py's ``fetch`` raises a bare ``asyncio.TimeoutError`` when its deadline
-    passes between its two internal requests; FastStream's pull loop only
-    suppresses nats' own ``TimeoutError`` subclass, so the bare one kills the
-    loop task and the supervisor restarts it with an error traceback. Converting
-    it per subscription keeps the loop running quietly.
-
-    FastStream's loop also retries at once after a ``ConnectionClosedError``,
-    without yielding to the event loop: on a closed connection the process sits
-    at 100 % CPU and answers nothing, not even SIGTERM. While ``link`` says the
-    connection is down the fetch waits for it instead (as an idle fetch would),
-    and any other NATS failure pauses before it is raised.
-    """
-    import nats.errors
-
-    for subscriber in broker.subscribers:
-        subscription = getattr(subscriber, "subscription", None)
-        fetch = getattr(subscription, "fetch", None)
-        if fetch is None or getattr(fetch, "_studio_hardened", False):
-            continue
-
-        async def hardened(*args: Any, _fetch: Any = fetch, **kwargs: Any) -> Any:
-            timeout = float(kwargs.get("timeout") or 5.0)
-            if link is not None and not await link.wait_connected(timeout):
-                raise nats.errors.TimeoutError
-            try:
-                return await _fetch(*args, **kwargs)
-            except nats.errors.TimeoutError:
-                raise
-            except TimeoutError as exc:
-                raise nats.errors.TimeoutError from exc
-            except nats.errors.Error:
-                await asyncio.sleep(FETCH_FAILURE_PAUSE_SECONDS)
-                raise
-
-        hardened._studio_hardened = True  # type: ignore[attr-defined]
-        subscription.fetch = hardened  # type: ignore[union-attr]

@@ -2,9 +2,8 @@
 
 nats-py's defaults close a connection for good after 60 failed reconnects
 2 s apart; every pull loop then fails at once, forever. A :class:`NatsLink`
-gives a process's client (the services' FastStream broker and the worker's
-nats-py connection alike) the options to reconnect forever with capped,
-jittered backoff, logs one WARNING when the connection drops and one when it
+gives a process's one nats-py connection (a service's or a worker's alike)
+the options to reconnect forever with capped, jittered backoff, logs one WARNING when the connection drops and one when it
 is back, keeps a ``studio_nats_connected`` gauge, and lets fetch loops wait
 for the connection instead of spinning on it.
 """
@@ -98,7 +97,7 @@ class NatsLink:
         self._listeners.append(listener)
 
     def options(self) -> dict[str, Any]:
-        """Keyword arguments for ``nats.connect`` and ``NatsBroker``."""
+        """Keyword arguments for ``nats.connect``."""
         return {
             "max_reconnect_attempts": -1,
             "reconnect_to_server_handler": self._next_server,

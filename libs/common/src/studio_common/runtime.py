@@ -3,7 +3,7 @@
 :class:`ServiceRuntime` describes what a process needs (settings, its
 messaging tables, whether it produces events, its event consumers, whether it
 verifies tokens) and :meth:`ServiceRuntime.run` builds it: the database, one
-NATS connection (FastStream's broker over nats-py, kept alive by
+NATS connection (nats-py, ADR 10, kept alive by
 :class:`~studio_common.natsconn.NatsLink`), the JWT verifier and identity's
 role projection, the outbox relay (only where the process produces events),
 the event consumers and the messaging metrics. It tears them down in reverse
@@ -27,14 +27,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
-from faststream.nats import NatsBroker
+import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry
 
 from studio_common.auth import JwksCache, JwtVerifier, RoleSource, TokenVerifier
-from studio_common.consumer import EventConsumers, convert_bare_fetch_timeouts, harden_pull_fetch
+from studio_common.consumer import EventConsumers
 from studio_common.db import Database
 from studio_common.natsconn import NatsLink, connect_within
 from studio_common.observability import MessagingMetrics, configure_logging
@@ -66,7 +66,7 @@ class Runtime(Generic[C]):
     name: str
     settings: ServiceSettings
     database: Database
-    broker: NatsBroker
+    connection: NatsClient
     nats: NatsLink
     registry: CollectorRegistry
     messaging_metrics: MessagingMetrics
@@ -84,13 +84,8 @@ class Runtime(Generic[C]):
         return self._context
 
     @property
-    def connection(self) -> NatsClient:
-        """The process's one nats-py connection (under the broker)."""
-        return self.broker.connection
-
-    @property
     def js(self) -> JetStreamContext:
-        return self.broker.connection.jetstream()
+        return self.connection.jetstream()
 
     def require_verifier(self) -> TokenVerifier:
         if self.verifier is None:
@@ -179,20 +174,38 @@ class ServiceRuntime(Generic[C]):
                 echo=s.database_echo,
             )
             stack.push_async_callback(database.dispose)
-            broker = _broker(s, name, link)
+            connection = await connect_within(
+                nats.connect(
+                    s.nats_url,
+                    name=f"studio-{name}",
+                    # nats-py waits up to this long for subscriptions to drain on
+                    # close (30 s by default): a pull fetch cut off mid-flight can
+                    # leave one that never drains, and shutdown must end well
+                    # inside Kubernetes' 30 s grace period.
+                    drain_timeout=NATS_DRAIN_TIMEOUT_SECONDS,
+                    # Reconnect forever, with capped jittered backoff (ADR 1).
+                    **link.options(),
+                ),
+                s.nats_startup_wait_seconds,
+            )
+            link.mark_connected()
+            stack.push_async_callback(close_connection, connection, link)
             runtime: Runtime[C] = Runtime(
                 name=name,
                 settings=s,
                 database=database,
-                broker=broker,
+                connection=connection,
                 nats=link,
                 registry=self.registry,
                 messaging_metrics=metrics,
                 verifier=_verifier(s) if self.verify_tokens else None,
             )
+            await ensure_stream(
+                runtime.js, s.event_stream, s.event_subject_root, s.nats_stream_replicas
+            )
             if self.tables is not None and self.register_consumers is not None and s.run_consumers:
                 runtime.consumers = EventConsumers(
-                    broker,
+                    connection,
                     database,
                     self.tables,
                     service=name,
@@ -200,18 +213,12 @@ class ServiceRuntime(Generic[C]):
                     subject_root=s.event_subject_root,
                     max_deliver=s.consumer_max_deliver,
                     metrics=metrics,
+                    link=link,
                 )
                 self.register_consumers(runtime.consumers)
-
-            await connect_within(broker.connect(), s.nats_startup_wait_seconds)
-            link.mark_connected()
-            stack.push_async_callback(stop_broker, broker, link)
-            await ensure_stream(
-                runtime.js, s.event_stream, s.event_subject_root, s.nats_stream_replicas
-            )
-            convert_bare_fetch_timeouts()
-            await broker.start()
-            harden_pull_fetch(broker, link)
+                await runtime.consumers.start()
+                # Stopped before the connection closes.
+                stack.push_async_callback(runtime.consumers.stop)
             if self.verify_tokens:
                 # Identity's current roles, loaded before the first request (ADR 7).
                 runtime.roles, runtime.role_bucket = await start_role_projection(
@@ -253,25 +260,6 @@ class ServiceRuntime(Generic[C]):
             log.info("process stopping", extra={"service": name})
 
 
-def _broker(s: ServiceSettings, name: str, link: NatsLink) -> NatsBroker:
-    broker_log = logging.getLogger(f"studio.{name}.broker")
-    broker_log.addFilter(_quiet_reconnect_attempts)
-    return NatsBroker(
-        s.nats_url,
-        name=f"studio-{name}",
-        logger=broker_log,
-        # "Received"/"Processed" for every message is debugging detail;
-        # failures are still logged at their own level.
-        log_level=logging.DEBUG,
-        # nats-py waits up to this long for subscriptions to drain on stop (30 s
-        # by default): a pull fetch cut off mid-flight can leave one that never
-        # drains, and shutdown must end well inside Kubernetes' 30 s grace period.
-        drain_timeout=NATS_DRAIN_TIMEOUT_SECONDS,
-        # Reconnect forever, with capped jittered backoff (ADR 1).
-        **link.options(),
-    )
-
-
 def _verifier(s: ServiceSettings) -> JwtVerifier:
     jwks = JwksCache(
         s.jwks_url,
@@ -309,21 +297,14 @@ async def _refresh_messaging_metrics(runtime: Runtime[Any], metrics: MessagingMe
         await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
 
 
-def _quiet_reconnect_attempts(record: logging.LogRecord) -> bool:
-    """FastStream logs every failed reconnect attempt with a traceback; the
-    NatsLink logs the outage once instead."""
-    return not str(record.msg).startswith("Connection broken with")
-
-
-async def stop_broker(broker: NatsBroker, link: NatsLink) -> None:
+async def close_connection(connection: NatsClient, link: NatsLink) -> None:
     """Drain when connected; otherwise (nats-py refuses to drain while it
     reconnects) close, so a SIGTERM during an outage still ends the process."""
     link.mark_closing()
     try:
-        await asyncio.wait_for(broker.stop(), NATS_DRAIN_TIMEOUT_SECONDS + 1)
+        await asyncio.wait_for(connection.drain(), NATS_DRAIN_TIMEOUT_SECONDS + 1)
     except Exception as exc:
         log.warning("NATS did not drain; closing the connection", extra={"error": repr(exc)})
-        connection = getattr(broker, "_connection", None)
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
+    if not connection.is_closed:
+        with contextlib.suppress(Exception):
+            await connection.close()

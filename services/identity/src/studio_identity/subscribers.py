@@ -22,7 +22,7 @@ from studio_identity.roles import RoleWriter
 
 def register(consumers: EventConsumers, sink: RoleSink, writer: RoleWriter) -> None:
     def js() -> JetStreamContext:
-        return consumers.broker.connection.jetstream()
+        return consumers.js
 
     async def on_role_changed(
         event: UserRoleChangedV1, envelope: Envelope, session: AsyncSession
