@@ -63,6 +63,10 @@ class TranscoderSettings(ServiceSettings):
     segment_seconds: float = Field(default=6.0, gt=0, le=30)
     # Keyframe interval; the segment length must be a multiple of it.
     keyframe_seconds: float = Field(default=2.0, gt=0, le=10)
+    # The first N segments of an episode are one keyframe interval long
+    # (ffmpeg -hls_init_time), so the first playable playlist comes sooner; the
+    # same grid for one-pass and chunked output. 0 = every segment full length.
+    initial_segments: int = Field(default=3, ge=0, le=50)
     audio_kbps: int = Field(default=128, ge=32, le=512)
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
@@ -100,6 +104,14 @@ class TranscoderSettings(ServiceSettings):
     # A font attachment larger than this is refused (said in the job log); a
     # full CJK font is 5-20 MiB.
     font_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+
+    # --- chunked transcoding -------------------------------------------------
+    # A source at least chunk_min_seconds long is encoded as chunks of
+    # chunk_segments whole segments (video only) that any worker may take, plus
+    # one audio, one images and one subtitles job; shorter ones stay one job.
+    chunking: bool = True
+    chunk_min_seconds: float = Field(default=300.0, gt=0)
+    chunk_segments: int = Field(default=10, ge=1, le=1000)
 
     # --- progress -----------------------------------------------------------
     progress_interval_seconds: float = Field(default=2.0, ge=0)

@@ -20,6 +20,9 @@ from studio_transcoder.media.ladder import LadderPlan
 class Segment:
     uri: str
     duration: float
+    # Bytes in storage, when known (a chunk reports its segments' sizes so the
+    # stitched master can measure bandwidth without listing the bucket).
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
