@@ -29,6 +29,7 @@ from studio_common.outbox import MessagingTables, enqueue
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, pack, unpack
 from studio_transcoder.models import EpisodeFingerprint, messaging
+from studio_transcoder.partstate import cancel_episode_jobs
 
 log = logging.getLogger("studio.transcoder.markers")
 
@@ -198,6 +199,7 @@ async def on_episode_deleted(
     event: EpisodeDeletedV1, envelope: Envelope, session: AsyncSession
 ) -> None:
     await forget_episodes(session, [event.episode_id])
+    await cancel_deleted(session, [event.episode_id])
 
 
 async def on_title_deleted(
@@ -205,6 +207,14 @@ async def on_title_deleted(
 ) -> None:
     if event.episode_ids:
         await forget_episodes(session, event.episode_ids)
+        await cancel_deleted(session, event.episode_ids)
+
+
+async def cancel_deleted(session: AsyncSession, episode_ids: list[uuid.UUID]) -> None:
+    """The outstanding parts of a deleted episode's chunked jobs are dropped."""
+    await cancel_episode_jobs(
+        session, episode_ids, code="episode_deleted", reason="The episode was deleted."
+    )
 
 
 def register(consumers: EventConsumers) -> None:
