@@ -63,10 +63,6 @@ class TranscoderSettings(ServiceSettings):
     segment_seconds: float = Field(default=6.0, gt=0, le=30)
     # Keyframe interval; the segment length must be a multiple of it.
     keyframe_seconds: float = Field(default=2.0, gt=0, le=10)
-    # The first N segments of an episode are one keyframe interval long
-    # (ffmpeg -hls_init_time), so the first playable playlist comes sooner; the
-    # same grid for one-pass and chunked output. 0 = every segment full length.
-    initial_segments: int = Field(default=3, ge=0, le=50)
     audio_kbps: int = Field(default=128, ge=32, le=512)
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"

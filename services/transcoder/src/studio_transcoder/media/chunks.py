@@ -9,13 +9,31 @@ timestamps. Stitching them is writing playlists.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from studio_transcoder.config import TranscoderSettings
-from studio_transcoder.media.command import OutputLayout
+from studio_transcoder.media.command import (
+    AUDIO_GROUP,
+    PLAYLIST_NAME,
+    POSTER_NAME,
+    PROGRESS_ARGS,
+    STILL_PATTERN,
+    TILE_PATTERN,
+    TS_OFFSET_SECONDS,
+    OutputLayout,
+    _fmt,
+    _image_output,
+    audio_codec_args,
+    hls_args,
+    thumbnail_filters,
+    video_codec_args,
+    video_filters,
+)
 from studio_transcoder.media.ladder import LadderPlan
-from studio_transcoder.media.playlists import Segment
+from studio_transcoder.media.playlists import Segment, render_media_playlist, target_duration
+from studio_transcoder.media.probe import input_options
 
 # A grid point closer than this to the end of the source starts no segment
 # (no frame lies in it).
@@ -53,27 +71,14 @@ class ChunkSpec:
 def segment_boundaries(duration: float, settings: TranscoderSettings) -> list[float]:
     """Where every segment starts, then the end: ``[0, b1, ..., duration]``.
 
-    The first ``initial_segments`` segments are one keyframe interval long,
-    the rest ``segment_seconds``; the last one ends with the source.
-    """
+    The HLS muxer cuts at the first keyframe at or after each multiple of
+    ``segment_seconds`` and keyframes are forced on the keyframe interval (a
+    divisor of it), so these are the cuts of every rendition; the last segment
+    ends with the source."""
     if duration <= 0:
         return [0.0]
-    out = [0.0]
-    n = 1
-    while True:
-        if n <= settings.initial_segments:
-            point = n * settings.keyframe_seconds
-        else:
-            point = (
-                settings.initial_segments * settings.keyframe_seconds
-                + (n - settings.initial_segments) * settings.segment_seconds
-            )
-        if point >= duration - _END_EPSILON:
-            break
-        out.append(round(point, 6))
-        n += 1
-    out.append(duration)
-    return out
+    count = max(1, math.ceil((duration - _END_EPSILON) / settings.segment_seconds))
+    return [round(n * settings.segment_seconds, 6) for n in range(count)] + [duration]
 
 
 def plan_chunks(duration: float, settings: TranscoderSettings) -> list[ChunkSpec]:
@@ -97,6 +102,21 @@ def plan_chunks(duration: float, settings: TranscoderSettings) -> list[ChunkSpec
     ]
 
 
+def _head(settings: TranscoderSettings) -> list[str]:
+    argv = [settings.ffmpeg_path, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
+    if settings.input_read_rate > 0:
+        argv += ["-readrate", _fmt(settings.input_read_rate)]
+    return argv
+
+
+def chunk_keyframes(settings: TranscoderSettings) -> str:
+    """A keyframe on the first frame and then on the first frame of every new
+    keyframe interval. Unlike counting forced keyframes from zero, this holds
+    whatever time the chunk's frames carry (its own 0, or the episode's)."""
+    k = _fmt(settings.keyframe_seconds)
+    return f"expr:if(isnan(prev_forced_t),1,gte(floor(t/{k}+1e-6)-floor(prev_forced_t/{k}+1e-6),1))"
+
+
 def chunk_command(
     settings: TranscoderSettings,
     plan: LadderPlan,
@@ -105,15 +125,51 @@ def chunk_command(
     chunk: ChunkSpec,
     layout: OutputLayout,
 ) -> list[str]:
-    """Every video rendition of one chunk: its range of the source, decoded once."""
-    raise NotImplementedError
+    """Every video rendition of one chunk: its range of the source, decoded once.
+
+    An accurate input seek decodes from the keyframe before ``start`` and
+    drops the frames before it; ``-t`` stops at ``end``: consecutive chunks
+    take every frame exactly once. Segment numbers continue the episode's
+    (``-start_number``) and timestamps are the episode's (``-output_ts_offset``),
+    so the segments are the ones a one-pass encode writes there."""
+    argv = _head(settings)
+    argv += ["-ss", _fmt(chunk.start), "-t", _fmt(chunk.end - chunk.start)]
+    argv += [*input_options(source), "-i", source]
+    n = len(plan.video)
+    graph = [f"[0:{video_index}]split={n}" + "".join(f"[in_v{i}]" for i in range(n))]
+    graph += video_filters(plan)
+    argv += ["-filter_complex", ";".join(graph)]
+    for i in range(n):
+        argv += ["-map", f"[v{i}]"]
+    argv += video_codec_args(settings, plan, chunk_keyframes(settings))
+    argv += ["-output_ts_offset", _fmt(TS_OFFSET_SECONDS + chunk.start)]
+    argv += hls_args(settings, layout, start_number=chunk.first_segment)
+    stream_map = " ".join(f"v:{i},name:{r.name}" for i, r in enumerate(plan.video))
+    argv += ["-var_stream_map", stream_map, str(layout.hls / "%v" / PLAYLIST_NAME)]
+    argv += PROGRESS_ARGS
+    return argv
 
 
 def audio_command(
     settings: TranscoderSettings, plan: LadderPlan, source: str, layout: OutputLayout
 ) -> list[str]:
-    """Every audio rendition of the whole episode (no chunk boundary in audio)."""
-    raise NotImplementedError
+    """Every audio rendition of the whole episode (no chunk boundary in audio):
+    the same segments and timestamps as the audio of a one-pass encode."""
+    if not plan.audio:
+        raise ValueError("the plan has no audio rendition")
+    argv = _head(settings)
+    argv += [*input_options(source), "-i", source]
+    for a in plan.audio:
+        argv += ["-map", f"0:{a.stream_index}"]
+    argv += audio_codec_args(settings)
+    argv += ["-output_ts_offset", _fmt(TS_OFFSET_SECONDS)]
+    argv += hls_args(settings, layout)
+    stream_map = " ".join(
+        f"a:{i},agroup:{AUDIO_GROUP},name:{a.name}" for i, a in enumerate(plan.audio)
+    )
+    argv += ["-var_stream_map", stream_map, str(layout.hls / "%v" / PLAYLIST_NAME)]
+    argv += PROGRESS_ARGS
+    return argv
 
 
 def images_command(
@@ -123,12 +179,30 @@ def images_command(
     video_index: int,
     layout: OutputLayout,
 ) -> list[str]:
-    """Poster, stills and trickplay tiles from the source's keyframes only."""
-    raise NotImplementedError
+    """Poster, stills and trickplay tiles from the source's keyframes only.
+
+    Decoding only keyframes (``-skip_frame nokey``) costs a small fraction of
+    a full decode; each image is the last keyframe at or before its time,
+    close enough for a thumbnail."""
+    argv = _head(settings)
+    argv += ["-skip_frame", "nokey", *input_options(source), "-i", source]
+    graph = [f"[0:{video_index}]split=3[in_poster][in_stills][in_sprite]"]
+    graph += thumbnail_filters(plan)
+    argv += ["-filter_complex", ";".join(graph)]
+    argv += [*_image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
+    argv += [*_image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
+    argv += [*_image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
+    argv += PROGRESS_ARGS
+    return argv
 
 
 def stitched_media_playlist(
     segments: Sequence[Segment], settings: TranscoderSettings, *, final: bool
 ) -> str:
     """A media playlist of stitched segments: EVENT while growing, VOD + ENDLIST when final."""
-    raise NotImplementedError
+    return render_media_playlist(
+        segments,
+        target=target_duration(settings.segment_seconds, segments),
+        ended=final,
+        playlist_type="VOD" if final else "EVENT",
+    )
