@@ -25,12 +25,11 @@ from studio_transcoder.partstate import ordered_parts
 
 ROOT = Path(__file__).resolve().parents[3]
 SECONDS = 40
-# 1 s keyframes, the first 3 segments 1 s then 2 s each: 22 segments; 4 per
-# chunk: 6 chunks, plus the audio and images parts.
+# 1 s keyframes, 2 s segments: 20 segments; 4 per chunk: 5 chunks, plus the
+# audio, images and subtitles parts.
 CHUNKED: dict[str, Any] = {
     "segment_seconds": 2.0,
     "keyframe_seconds": 1.0,
-    "initial_segments": 3,
     "chunk_segments": 4,
     "chunk_min_seconds": 10.0,
     "still_interval_seconds": 10.0,
@@ -72,10 +71,10 @@ def durations(playlist: str) -> list[float]:
 
 def test_parts_are_queued_chunk_0_and_audio_first(chunked_settings) -> None:
     chunks = plan_chunks(SECONDS, chunked_settings)
-    assert len(chunks) == 6
-    order = [(p.kind, p.index) for p in ordered_parts(chunks, ["images", "audio"])]
+    assert len(chunks) == 5
+    order = [(p.kind, p.index) for p in ordered_parts(chunks, ["images", "subtitles", "audio"])]
     assert order[:2] == [("video", 0), ("audio", 0)]
-    assert [i for kind, i in order if kind == "video"] == list(range(6))
+    assert [i for kind, i in order if kind == "video"] == list(range(5))
     assert ("images", 0) in order
 
 
@@ -91,7 +90,7 @@ async def test_two_workers_stitch_a_long_source_that_ends_ready_once(
 
     parts = await parts_of(db, job.id)
     assert sorted((p.kind, p.index) for p in parts) == sorted(
-        [("video", i) for i in range(6)] + [("audio", 0), ("images", 0)]
+        [("video", i) for i in range(5)] + [("audio", 0), ("images", 0), ("subtitles", 0)]
     )
     assert {(p.state, p.attempts) for p in parts} == {("done", 1)}
 
@@ -102,7 +101,7 @@ async def test_two_workers_stitch_a_long_source_that_ends_ready_once(
     assert segment_numbers(video) == list(range(expected))
     assert video.endswith("#EXT-X-ENDLIST\n")
     assert sum(durations(video)) == pytest.approx(SECONDS, abs=0.2)
-    assert durations(video)[:3] == pytest.approx([1.0, 1.0, 1.0], abs=0.05)
+    assert durations(video) == pytest.approx([2.0] * expected, abs=0.05)
     audio = [k for k in done["playlists"] if "/audio" in k]
     assert audio, done["playlists"].keys()
     for key in audio:
@@ -122,7 +121,8 @@ async def test_two_workers_stitch_a_long_source_that_ends_ready_once(
     percents = [e["data"]["percent"] for e in progress]
     assert percents == sorted(percents)
     assert len(set(percents)) == len(percents)
-    assert 0 < percents[0] and percents[-1] <= 99
+    assert percents[0] > 0
+    assert percents[-1] <= 99
     assert len(await jobs.events("transcoder.transcode.started", job_id=job.id)) == 1
 
 

@@ -35,7 +35,6 @@ from typing import Any
 from studio_common.db import Database
 from studio_common.events import (
     EpisodeUploadedV1,
-    SubtitleTrack,
     TranscodePartRequestedV1,
     TranscodePlayableV1,
     TranscodeProgressV1,
@@ -50,12 +49,12 @@ from studio_transcoder.chunked import (
     plan_from_json,
     plan_to_json,
     publish_stitched,
+    stitched_result,
 )
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import JobFailure, TransientFailure
 from studio_transcoder.jobstate import job_row, retry_delay
 from studio_transcoder.media.chunks import plan_chunks
-from studio_transcoder.media.fingerprint import Fingerprint
 from studio_transcoder.media.ladder import LadderPlan
 from studio_transcoder.media.probe import SourceInfo
 from studio_transcoder.metrics import WorkerMetrics
@@ -112,11 +111,9 @@ class PartRunner:
         chunks = plan_chunks(info.duration, self.settings)
         if not chunks:
             return False
-        sides = ["images"]
-        if plan.audio:
-            sides.append("audio")
-        if plan.subtitles:
-            sides.append("subtitles")
+        # Every side part, even with nothing to encode (no audio, no subtitles):
+        # the stitched master waits for each, and an empty one costs a probe.
+        sides = list(partstate.SIDE_KINDS)
         reporter.note(
             f"split into {len(chunks)} chunks of up to {self.settings.chunk_segments} segments "
             f"and {', '.join(sorted(sides))}"
@@ -316,7 +313,14 @@ class PartRunner:
         if not final:
             await self._progress(session, job, len(done), len(parts))
             return None
-        result = self._result(job, plan, master_key, done, results)
+        cdn = self.settings.cdn_base_url
+        result = stitched_result(
+            plan,
+            results,
+            master_key=master_key,
+            master_url=f"{cdn.rstrip('/')}/{master_key}" if cdn else None,
+            seconds_to_playable=job.chunk_plan.get("secondsToPlayable"),
+        )
         await jobstate.complete(session, job, result, job.log_tail)
         return result
 
@@ -331,36 +335,6 @@ class PartRunner:
             TranscodeProgressV1(
                 episode_id=job.episode_id, job_id=job.id, percent=percent, playable=job.playable
             ),
-        )
-
-    def _result(
-        self,
-        job: Job,
-        plan: LadderPlan,
-        master_key: str,
-        done: Sequence[TranscodePart],
-        results: Sequence[PartResult],
-    ) -> AttemptResult:
-        """What a one-pass attempt would have returned, from the parts."""
-        assert job.chunk_plan is not None
-        extra: dict[str, Any] = {}
-        for r in results:
-            if r.kind != "video":
-                extra.update(r.extra)
-        cdn = self.settings.cdn_base_url
-        return AttemptResult(
-            master_key=master_key,
-            master_url=f"{cdn.rstrip('/')}/{master_key}" if cdn else None,
-            duration=float(job.chunk_plan["duration"]),
-            renditions=[v.name for v in plan.video],
-            audio_languages=[a.language for a in plan.audio],
-            thumbnails=list(extra.get("thumbnails", [])),
-            subtitles=[SubtitleTrack.model_validate(t) for t in extra.get("subtitles", [])],
-            encode_seconds=sum(p.encode_seconds or 0.0 for p in done),
-            seconds_to_playable=job.chunk_plan.get("secondsToPlayable"),
-            log_tail=job.log_tail or "",
-            source_streamed=bool(job.chunk_plan.get("sourceStreamed", True)),
-            fingerprint=_fingerprint(extra.get("fingerprint")),
         )
 
     # --- when a part does not finish ---------------------------------------
@@ -430,19 +404,6 @@ def _extra(part: _Claimed) -> dict[str, str]:
 
 def _note(job: Job, line: str) -> None:
     job.log_tail = clip_log(f"{job.log_tail}\n{line}" if job.log_tail else line)
-
-
-def _fingerprint(data: Any) -> Fingerprint | None:
-    if isinstance(data, Fingerprint):
-        return data
-    if not isinstance(data, dict):
-        return None
-    return Fingerprint(
-        duration=float(data["duration"]),
-        head=tuple(int(i) for i in data["head"]),
-        tail=tuple(int(i) for i in data["tail"]),
-        tail_start=float(data.get("tailStart") or data.get("tail_start") or 0.0),
-    )
 
 
 async def _stop(task: asyncio.Task[Any]) -> None:
