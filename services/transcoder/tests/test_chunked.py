@@ -270,3 +270,47 @@ async def test_deleting_the_episode_cancels_its_parts(start_worker, jobs, db, lo
     parts = await parts_of(db, job.id)
     assert not any(p.state == "processing" for p in parts)
     assert await jobs.events("transcoder.transcode.completed", job_id=job.id) == []
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline and b"ffmpeg" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_failed_part_is_retried_alone(start_worker, jobs, db, long_source, settings):
+    # Four times realtime: a chunk's ffmpeg runs long enough to be killed.
+    await start_worker(**CHUNKED, input_read_rate=4.0)
+    event = await jobs.submit(long_source)
+    job = await jobs.wait_for(event.episode_id, "processing", within=60)
+
+    async def chunk_encoding() -> tuple[TranscodePart, list[int]] | None:
+        for part in await parts_of(db, job.id):
+            if part.kind == "video" and part.state == "processing":
+                # The part's temp folder is named after its id.
+                pids = processes_mentioning(f"-{part.id.hex[:8]}-")
+                if pids:
+                    return part, pids
+        return None
+
+    victim, pids = await wait_until(chunk_encoding, within=60, interval=0.1)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+    job = await jobs.wait_for(event.episode_id, "ready", "failed", within=180)
+    assert job.status == "ready", job.error_reason
+    assert job.attempts == 1
+    parts = {(p.kind, p.index): p for p in await parts_of(db, job.id)}
+    assert parts[(victim.kind, victim.index)].attempts == 2
+    assert sum(p.attempts for p in parts.values()) == len(parts) + 1
+    assert f"chunk {victim.index} failed (attempt 1)" in job.log_tail
+    assert len(await jobs.events("transcoder.transcode.started", job_id=job.id)) == 1
+    assert await jobs.events("transcoder.transcode.failed", job_id=job.id) == []
