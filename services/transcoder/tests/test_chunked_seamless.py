@@ -24,6 +24,7 @@ from studio_transcoder.chunked import (
     landed_chunks,
     plan_from_json,
     plan_to_json,
+    playable,
     publish_stitched,
     stitched_result,
 )
@@ -147,6 +148,10 @@ async def test_chunks_stitch_into_the_one_pass_ladder(
         result = await encode_part(s, store, event, chunked, work, kind, chunk, plan=plan)
         # What a worker hands over survives the trip through the database.
         parts.append(PartResult.from_json(json.loads(json.dumps(result.to_json()))))
+        if not playable(plan, parts):
+            await publish_stitched(s, store, chunked, plan, parts, final=False)
+            # No master naming playlists that are not there yet.
+            assert not jobs.keys(chunked + "master.m3u8")
         if any(p.kind == "video" and p.index == 0 for p in parts):
             await publish_stitched(s, store, chunked, plan, parts, final=False)
             listed = parse_media_playlist(jobs.get_text(f"{chunked}360p/index.m3u8"))
@@ -159,7 +164,7 @@ async def test_chunks_stitch_into_the_one_pass_ladder(
 
     done = stitched_result(plan, parts, master_key=master_key, master_url=None)
     assert done.renditions == ["360p", "240p"]
-    assert done.audio_languages == ["und"] or done.audio_languages
+    assert done.audio_languages == ["und"]
     assert "thumbs/poster.jpg" in done.thumbnails
     assert any(t.startswith("thumbs/sprite_") for t in done.thumbnails)
     assert done.fingerprint is not None
