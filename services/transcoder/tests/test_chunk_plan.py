@@ -136,3 +136,32 @@ def test_stitched_playlist_grows_as_event_and_ends_as_vod():
     parsed = parse_media_playlist(final)
     assert [x.uri for x in parsed.segments] == [x.uri for x in segs]
     assert parsed.ended
+
+
+def test_the_plan_and_part_results_survive_json():
+    import json
+
+    from studio_transcoder.chunked import PartResult, landed_chunks, plan_from_json, plan_to_json
+    from studio_transcoder.media.ladder import SubtitleFile
+    from studio_transcoder.media.probe import SubtitleStream
+
+    info = source_info()
+    info = SourceInfo(
+        info.format_name,
+        info.duration,
+        info.video,
+        info.audio,
+        (SubtitleStream(2, "ass", "en", "Signs", forced=True),),
+    )
+    plan = plan_ladder(info, settings(), [SubtitleFile("subtitles/a.pt-BR.srt", "pt-BR", "srt")])
+    assert plan_from_json(json.loads(json.dumps(plan_to_json(plan)))) == plan
+
+    def video(index: int) -> PartResult:
+        return PartResult("video", index, {"1080p": [Segment(f"seg_{index:05d}.ts", 6.0, 9)]})
+
+    parts = [video(2), PartResult("audio", 0), video(0), video(3)]
+    parts = [PartResult.from_json(json.loads(json.dumps(p.to_json()))) for p in parts]
+    assert parts[0].segments["1080p"] == [Segment("seg_00002.ts", 6.0, 9)]
+    # Chunk 1 has not landed: 2 and 3 wait.
+    assert [p.index for p in landed_chunks(parts)] == [0]
+    assert [p.index for p in landed_chunks([*parts, video(1)])] == [0, 1, 2, 3]

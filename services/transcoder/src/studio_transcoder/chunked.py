@@ -287,6 +287,12 @@ def landed_chunks(parts: Sequence[PartResult]) -> list[PartResult]:
     return out
 
 
+def playable(plan: LadderPlan, parts: Sequence[PartResult]) -> bool:
+    """Chunk 0 and the audio are in storage: a player can start."""
+    has_audio = not plan.audio or any(p.kind == "audio" for p in parts)
+    return has_audio and bool(landed_chunks(parts))
+
+
 async def publish_stitched(
     settings: TranscoderSettings,
     store: ObjectStore,
@@ -302,7 +308,9 @@ async def publish_stitched(
     later chunk that finished early waits); audio playlists appear once the
     audio part is in; the master lists subtitles once that part is in.
     ``final``: every part is in; VOD playlists, and the master with bandwidth
-    measured from the segments' sizes (until then, what the settings promise)."""
+    measured from the segments' sizes (until then, what the settings promise).
+    The master goes up only once :func:`playable`: before that it would name
+    playlists that do not exist yet (the key is returned all the same)."""
     chunks = landed_chunks(parts)
     audio = next((p for p in parts if p.kind == "audio"), None)
     subtitles = next((p for p in parts if p.kind == "subtitles"), None)
@@ -318,6 +326,9 @@ async def publish_stitched(
     for name, segments in tracks.items():
         text = stitched_media_playlist(segments, settings, final=final)
         await store.put_text(f"{prefix}{name}/{PLAYLIST_NAME}", text, cache_control=cache)
+    key = prefix + MASTER_NAME
+    if not playable(plan, parts):
+        return key
     entries = [SubtitleEntry(**e) for e in subtitles.extra.get("entries", [])] if subtitles else []
     video_bw, audio_bw = declared_bandwidth(plan, settings.audio_kbps)
     if final:
@@ -333,7 +344,6 @@ async def publish_stitched(
     text = render_master(
         plan, video_bandwidth=video_bw, audio_bandwidth=audio_bw, subtitles=entries
     )
-    key = prefix + MASTER_NAME
     await store.put_text(key, text, cache_control=cache)
     return key
 

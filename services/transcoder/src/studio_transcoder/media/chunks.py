@@ -23,10 +23,10 @@ from studio_transcoder.media.command import (
     TILE_PATTERN,
     TS_OFFSET_SECONDS,
     OutputLayout,
-    _fmt,
-    _image_output,
     audio_codec_args,
+    fmt_seconds,
     hls_args,
+    image_output,
     thumbnail_filters,
     video_codec_args,
     video_filters,
@@ -105,7 +105,7 @@ def plan_chunks(duration: float, settings: TranscoderSettings) -> list[ChunkSpec
 def _head(settings: TranscoderSettings) -> list[str]:
     argv = [settings.ffmpeg_path, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
     if settings.input_read_rate > 0:
-        argv += ["-readrate", _fmt(settings.input_read_rate)]
+        argv += ["-readrate", fmt_seconds(settings.input_read_rate)]
     return argv
 
 
@@ -113,7 +113,7 @@ def chunk_keyframes(settings: TranscoderSettings) -> str:
     """A keyframe on the first frame and then on the first frame of every new
     keyframe interval. Unlike counting forced keyframes from zero, this holds
     whatever time the chunk's frames carry (its own 0, or the episode's)."""
-    k = _fmt(settings.keyframe_seconds)
+    k = fmt_seconds(settings.keyframe_seconds)
     return f"expr:if(isnan(prev_forced_t),1,gte(floor(t/{k}+1e-6)-floor(prev_forced_t/{k}+1e-6),1))"
 
 
@@ -133,7 +133,7 @@ def chunk_command(
     (``-start_number``) and timestamps are the episode's (``-output_ts_offset``),
     so the segments are the ones a one-pass encode writes there."""
     argv = _head(settings)
-    argv += ["-ss", _fmt(chunk.start), "-t", _fmt(chunk.end - chunk.start)]
+    argv += ["-ss", fmt_seconds(chunk.start), "-t", fmt_seconds(chunk.end - chunk.start)]
     argv += [*input_options(source), "-i", source]
     n = len(plan.video)
     graph = [f"[0:{video_index}]split={n}" + "".join(f"[in_v{i}]" for i in range(n))]
@@ -142,7 +142,7 @@ def chunk_command(
     for i in range(n):
         argv += ["-map", f"[v{i}]"]
     argv += video_codec_args(settings, plan, chunk_keyframes(settings))
-    argv += ["-output_ts_offset", _fmt(TS_OFFSET_SECONDS + chunk.start)]
+    argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS + chunk.start)]
     argv += hls_args(settings, layout, start_number=chunk.first_segment)
     stream_map = " ".join(f"v:{i},name:{r.name}" for i, r in enumerate(plan.video))
     argv += ["-var_stream_map", stream_map, str(layout.hls / "%v" / PLAYLIST_NAME)]
@@ -162,7 +162,7 @@ def audio_command(
     for a in plan.audio:
         argv += ["-map", f"0:{a.stream_index}"]
     argv += audio_codec_args(settings)
-    argv += ["-output_ts_offset", _fmt(TS_OFFSET_SECONDS)]
+    argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS)]
     argv += hls_args(settings, layout)
     stream_map = " ".join(
         f"a:{i},agroup:{AUDIO_GROUP},name:{a.name}" for i, a in enumerate(plan.audio)
@@ -189,9 +189,9 @@ def images_command(
     graph = [f"[0:{video_index}]split=3[in_poster][in_stills][in_sprite]"]
     graph += thumbnail_filters(plan)
     argv += ["-filter_complex", ";".join(graph)]
-    argv += [*_image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
-    argv += [*_image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
-    argv += [*_image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
+    argv += [*image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
+    argv += [*image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
+    argv += [*image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
     argv += PROGRESS_ARGS
     return argv
 

@@ -66,7 +66,7 @@ class OutputLayout:
             path.mkdir(parents=True, exist_ok=True)
 
 
-def _fmt(value: float) -> str:
+def fmt_seconds(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
@@ -92,7 +92,7 @@ def thumbnail_filters(plan: LadderPlan) -> list[str]:
     thumbs = plan.thumbnails
     parts = []
     pw, ph = thumbs.poster_size
-    at = _fmt(thumbs.poster_at)
+    at = fmt_seconds(thumbs.poster_at)
     # Every output must get a frame early: ffmpeg writes no -progress report
     # until each output file has started. So the poster output takes the first
     # frame and then the one at poster_at, which overwrites it (-update 1).
@@ -102,13 +102,13 @@ def thumbnail_filters(plan: LadderPlan) -> list[str]:
     )
     sw, sh = thumbs.still_size
     parts.append(
-        f"[in_stills]fps=fps=1/{_fmt(thumbs.still_interval)},scale=w={sw}:h={sh},setsar=1[stills]"
+        f"[in_stills]fps=fps=1/{fmt_seconds(thumbs.still_interval)},scale=w={sw}:h={sh},setsar=1[stills]"
     )
     # Trickplay tiles come out one by one (a tile filter here would hold the
     # output back for columns x rows intervals); sprite_command puts them on sheets.
     tw, th = thumbs.tile_size
     parts.append(
-        f"[in_sprite]fps=fps=1/{_fmt(thumbs.sprite_interval)},scale=w={tw}:h={th},setsar=1[sprite]"
+        f"[in_sprite]fps=fps=1/{fmt_seconds(thumbs.sprite_interval)},scale=w={tw}:h={th},setsar=1[sprite]"
     )
     return parts
 
@@ -124,7 +124,7 @@ def var_stream_map(plan: LadderPlan) -> str:
     return " ".join(entries)
 
 
-def _image_output(label: str, quality: int) -> list[str]:
+def image_output(label: str, quality: int) -> list[str]:
     # passthrough + a millisecond time base: no duplicated stills, and the
     # outputs do not push -progress's out_time past the real position.
     return [
@@ -152,7 +152,7 @@ def ladder_command(
 ) -> list[str]:
     argv = [settings.ffmpeg_path, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
     if settings.input_read_rate > 0:
-        argv += ["-readrate", _fmt(settings.input_read_rate)]
+        argv += ["-readrate", fmt_seconds(settings.input_read_rate)]
     argv += [*input_options(source), "-i", source]
     argv += ["-filter_complex", filter_graph(plan, video_index)]
     for i in range(len(plan.video)):
@@ -160,20 +160,20 @@ def ladder_command(
     for a in plan.audio:
         argv += ["-map", f"0:{a.stream_index}"]
     argv += video_codec_args(
-        settings, plan, f"expr:gte(t,n_forced*{_fmt(settings.keyframe_seconds)})"
+        settings, plan, f"expr:gte(t,n_forced*{fmt_seconds(settings.keyframe_seconds)})"
     )
     if plan.audio:
         argv += audio_codec_args(settings)
-    argv += ["-output_ts_offset", _fmt(TS_OFFSET_SECONDS)]
+    argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS)]
     argv += hls_args(settings, layout)
     argv += [
         "-var_stream_map",
         var_stream_map(plan),
         str(layout.hls / "%v" / PLAYLIST_NAME),
     ]
-    argv += [*_image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
-    argv += [*_image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
-    argv += [*_image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
+    argv += [*image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
+    argv += [*image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
+    argv += [*image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
     argv += PROGRESS_ARGS
     return argv
 
@@ -227,7 +227,7 @@ def hls_args(
         "-f",
         "hls",
         "-hls_time",
-        _fmt(settings.segment_seconds),
+        fmt_seconds(settings.segment_seconds),
         "-hls_list_size",
         "0",
         # EVENT: ffmpeg lists each segment as soon as it is complete, which is
