@@ -48,6 +48,7 @@ from studio_transcoder.chunked import (
     encode_part,
     plan_from_json,
     plan_to_json,
+    playable,
     publish_stitched,
     stitched_result,
 )
@@ -284,13 +285,11 @@ class PartRunner:
         plan = plan_from_json(job.chunk_plan["ladder"])
         done = [p for p in parts if p.state == "done"]
         final = len(done) == len(parts)
-        video = {p.index for p in done if p.kind == "video"}
-        audio_pending = any(p.kind == "audio" and p.state != "done" for p in parts)
-        playable = 0 in video and not audio_pending
-        if not (playable or final):
+        results = [PartResult.from_json(p.result or {}) for p in done]
+        if not (final or playable(plan, results)):
+            # Nothing a player could start with yet: no playlist to write.
             await self._progress(session, job, len(done), len(parts))
             return None
-        results = [PartResult.from_json(p.result or {}) for p in done]
         master_key = await publish_stitched(
             self.settings, self.store, job.output_prefix, plan, results, final=final
         )
