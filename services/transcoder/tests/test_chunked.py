@@ -83,7 +83,18 @@ async def test_two_workers_stitch_a_long_source_that_ends_ready_once(
 ):
     await start_worker(**CHUNKED)
     await start_worker(**CHUNKED)
-    event = await jobs.submit(long_source)
+    key = f"uploads/{uuid.uuid4().hex}/{long_source.name}"
+    jobs.upload(long_source, key)
+    event = jobs.uploaded_event(key)
+    envelope = await jobs.publish(event)
+
+    async def split():
+        job = await jobs.job(event.episode_id)
+        return job if job is not None and await parts_of(db, job.id) else None
+
+    await wait_until(split, within=60, interval=0.1)
+    # The same event delivered again once the job is split: its parts carry it.
+    await jobs.publish(event, envelope)
     job = await jobs.wait_for(event.episode_id, "ready", "failed", within=120)
     assert job.status == "ready", job.error_reason
     assert job.attempts == 1
