@@ -215,7 +215,7 @@ async def test_a_part_whose_worker_is_killed_is_redone_alone_and_nothing_is_dupl
 
 
 async def test_a_new_upload_cancels_the_outstanding_parts_of_the_old_one(
-    start_worker, jobs, db, long_source, media
+    start_worker, jobs, db, long_source, media, client, auth
 ):
     # Realtime reading keeps the first job's parts outstanding for a while.
     await start_worker(**CHUNKED, input_read_rate=1.0)
@@ -238,6 +238,10 @@ async def test_a_new_upload_cancels_the_outstanding_parts_of_the_old_one(
 
     gone = await wait_until(superseded, within=60, interval=0.2)
     assert gone.error_code == "superseded"
+    # Retrying it would replace the newer upload's output.
+    r = await client.post(f"/api/admin/jobs/{old.id}/retry", headers=auth.editor)
+    assert r.status_code == 409, r.text
+    assert r.json()["type"] == "urn:studio:problem:conflict"
     parts = await parts_of(db, old.id)
     assert all(p.state in ("done", "cancelled") for p in parts)
     assert any(p.state == "cancelled" for p in parts)

@@ -29,7 +29,7 @@ from studio_common.outbox import MessagingTables, enqueue
 from studio_transcoder.media.detection import EpisodePrint, Marker, detect_season
 from studio_transcoder.media.fingerprint import Fingerprint, pack, unpack
 from studio_transcoder.models import EpisodeFingerprint, messaging
-from studio_transcoder.partstate import cancel_episode_jobs
+from studio_transcoder.partstate import EPISODE_DELETED, cancel_episode_jobs
 
 log = logging.getLogger("studio.transcoder.markers")
 
@@ -213,7 +213,7 @@ async def on_title_deleted(
 async def cancel_deleted(session: AsyncSession, episode_ids: list[uuid.UUID]) -> None:
     """The outstanding parts of a deleted episode's chunked jobs are dropped."""
     await cancel_episode_jobs(
-        session, episode_ids, code="episode_deleted", reason="The episode was deleted."
+        session, episode_ids, code=EPISODE_DELETED, reason="The episode was deleted."
     )
 
 

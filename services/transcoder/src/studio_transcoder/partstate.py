@@ -28,6 +28,10 @@ from studio_transcoder.models import Job, TranscodePart, worker_messaging
 from studio_transcoder.repository import clip_log
 
 FINAL_PART_STATES = ("done", "cancelled")
+# Why a chunked job was stopped without failing: never retried, never announced.
+SUPERSEDED = "superseded"
+EPISODE_DELETED = "episode_deleted"
+CANCELLED_CODES = (SUPERSEDED, EPISODE_DELETED)
 # Side jobs come right after chunk 0 in this order: audio makes the episode
 # playable with chunk 0, subtitles belong in the first master, images are last
 # because nothing waits for them until ready.

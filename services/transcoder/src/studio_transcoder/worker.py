@@ -191,7 +191,7 @@ class Worker:
                 await partstate.cancel_episode_jobs(
                     session,
                     [job.episode_id],
-                    code="superseded",
+                    code=partstate.SUPERSEDED,
                     reason="A newer upload or retry of the episode superseded this job.",
                     keep=job.id,
                 )
