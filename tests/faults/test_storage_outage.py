@@ -420,8 +420,9 @@ async def test_an_s3_outage_mid_chunk_uses_no_attempt_of_any_part(
     db: Database,
     tmp_path: Path,
 ) -> None:
-    """A chunked job (ADR 10): the part the outage breaks is handed back
-    uncounted, the parts wait for storage, and the job ends ready once."""
+    """A chunked job (ADR 10) with a chunk in progress when storage goes away
+    and parts queued behind it: nothing fails, no part uses an attempt, the
+    job ends ready once with every segment listed."""
     from studio_transcoder.models import TranscodePart
 
     chunked = settings.model_copy(update={"chunk_min_seconds": 5.0, "chunk_segments": 2})
