@@ -240,8 +240,14 @@ def main() -> None:
     # What the split costs: the chunked job's CPU above one pass, per chunk.
     fixed = (w1_cpu - one.cpu) / max(1, len(video))
     model: dict[str, Any] = {}
+    # The same on CPU seconds: what the wall times would be on idle cores,
+    # where a pinned single-threaded-core run takes about its CPU time.
+    cpu_model: dict[str, Any] = {}
+    cpu_durations = [p.cpu for p in parts]
     for n in (1, 2, 3, 4, 6, 8, 12, 16, 24):
         model[str(n)] = round(schedule(durations, n), 1)
+        cpu_model[str(n)] = round(schedule(cpu_durations, n), 1)
+    idle_scale = schedule(cpu_durations, 2) / schedule(cpu_durations, 1)
     longest = max(durations)
     # Past this many workers the longest part (the audio of the whole episode,
     # or one chunk) is the ready time: more workers wait on it.
@@ -263,6 +269,10 @@ def main() -> None:
         f"fixed CPU per chunk {fixed:.2f} s; predicted ready time by workers {model}; "
         f"stops scaling at {knee} workers (longest part {longest:.1f} s)"
     )
+    print(
+        f"on CPU seconds (idle cores): ready time by workers {cpu_model}; "
+        f"2 workers ÷ 1: {idle_scale:.3f}"
+    )
     print(f"load average before {load_before}, after {load_after}")
     emit(
         {
@@ -280,6 +290,8 @@ def main() -> None:
             "fixed_cpu_per_chunk": round(fixed, 3),
             "parts": {p.name: [round(p.wall, 2), round(p.cpu, 2)] for p in parts},
             "model_ready_seconds": model,
+            "model_ready_cpu_seconds": cpu_model,
+            "model_scaling_ratio_idle": round(idle_scale, 4),
             "stops_scaling_at_workers": knee,
             "load_before": load_before,
             "load_after": load_after,
