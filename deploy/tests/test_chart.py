@@ -684,7 +684,10 @@ def test_the_autoscaler_targets_the_worker_queue(render, values):
     assert spec["stream"] == "STUDIO"
     # The worker's durable names (studio_transcoder.worker.durable_name).
     assert spec["consumer"] == "transcoder-worker-catalog-episode-uploaded"
-    assert spec["additionalConsumers"] == ["transcoder-worker-transcoder-job-retry_requested"]
+    assert spec["additionalConsumers"] == [
+        "transcoder-worker-transcoder-job-retry_requested",
+        "transcoder-worker-transcoder-part-requested",
+    ]
     config = of_kind(manifests, "ConfigMap")[f"{RELEASE}-config"]["data"]
     assert spec["natsUrl"] == config["STUDIO_NATS_URL"]
     worker = container(of_kind(manifests, "Deployment")[spec["targetDeployment"]])

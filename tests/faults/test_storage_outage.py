@@ -411,3 +411,73 @@ async def test_a_worker_stopped_while_storage_is_away_hands_the_job_back_uncount
     finally:
         await again.stop(grace=0)
     assert (job.status, job.attempts) == ("ready", 1), job.error_reason
+
+
+async def test_an_s3_outage_mid_chunk_uses_no_attempt_of_any_part(
+    settings: TranscoderSettings,
+    proxy: CuttableProxy,
+    s3: Any,
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    """A chunked job (ADR 11) with a chunk in progress when storage goes away
+    and parts queued behind it: nothing fails, no part uses an attempt, the
+    job ends ready once with every segment listed."""
+    from studio_transcoder.models import TranscodePart
+
+    chunked = settings.model_copy(update={"chunk_min_seconds": 5.0, "chunk_segments": 2})
+    source = make_source(tmp_path / "episode.mp4")
+    worker = Worker(chunked)
+    await worker.start()
+
+    async def parts(job_id: uuid.UUID) -> list[TranscodePart]:
+        async with db.transaction() as session:
+            rows = await session.scalars(
+                select(TranscodePart)
+                .where(TranscodePart.job_id == job_id)
+                .execution_options(populate_existing=True)
+            )
+            return list(rows)
+
+    try:
+        episode = await submit(chunked, s3, source)
+
+        async def chunk_encoding() -> Job | None:
+            job = (await jobs_of(db, [episode])).get(episode)
+            if job is None:
+                return None
+            found = [p for p in await parts(job.id) if p.kind == "video" and p.index > 0]
+            return job if any(p.state == "processing" for p in found) else None
+
+        job = await wait_until(chunk_encoding, within=90, interval=0.2)
+        await asyncio.sleep(0.5)
+        proxy.cut_off()
+        await asyncio.sleep(OUTAGE_SECONDS)
+        # (A chunk uploads once its ffmpeg ends, so the worker may not have met
+        # the outage yet: its ffmpeg is still trying to read the source.)
+        now = (await jobs_of(db, [episode]))[episode]
+        assert now.status == "processing", now.error_reason
+        proxy.restore()
+
+        async def finished() -> Job | None:
+            found = (await jobs_of(db, [episode]))[episode]
+            return found if found.status in ("ready", "failed") else None
+
+        done = await wait_until(finished, within=180, interval=0.5)
+    finally:
+        await worker.stop(grace=0)
+
+    assert (done.status, done.attempts) == ("ready", 1), done.error_reason
+    assert {(p.kind, p.index, p.state, p.attempts) for p in await parts(job.id)} == {
+        (p.kind, p.index, "done", 1) for p in await parts(job.id)
+    }
+    async with db.transaction() as session:
+        outbox = worker_messaging.outbox
+        rows = await session.execute(select(outbox.c.event_type, outbox.c.envelope))
+        announced = [kind for kind, env in rows if env["data"].get("episodeId") == str(episode)]
+    assert "transcoder.transcode.failed" not in announced
+    assert announced.count("transcoder.transcode.completed") == 1
+    assert announced.count("transcoder.transcode.started") == 1
+    counts = await segments_listed(s3, done.result["hlsMasterKey"])
+    video = [n for key, n in counts.items() if "/240p/" in key]
+    assert video == [SOURCE_SECONDS], counts

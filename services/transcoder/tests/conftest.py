@@ -263,6 +263,23 @@ class Jobs:
                 )
             ).first()
 
+    async def job_by_id(self, job_id: uuid.UUID) -> Job:
+        async with self.db.transaction() as session:
+            found = await session.get(Job, job_id, populate_existing=True)
+            assert found is not None
+            return found
+
+    async def jobs_of(self, episode_id: uuid.UUID) -> list[Job]:
+        """Every job of the episode (one per source), newest first."""
+        async with self.db.transaction() as session:
+            rows = await session.scalars(
+                select(Job)
+                .where(Job.episode_id == episode_id)
+                .order_by(Job.created_at.desc())
+                .execution_options(populate_existing=True)
+            )
+            return list(rows.all())
+
     async def wait_for(self, episode_id: uuid.UUID, *statuses: str, within: float = 60.0) -> Job:
         async def check() -> Job | None:
             job = await self.job(episode_id)

@@ -296,6 +296,24 @@ class TranscodeRetryRequestedV1(EventPayload):
     requested_by: str | None = None
 
 
+@event("transcoder.part.requested")
+class TranscodePartRequestedV1(EventPayload):
+    """One part of a chunked job waits for a worker: a video chunk (``kind``
+    video, ``index`` the chunk) or a side job (audio, images, subtitles).
+
+    The transcoder's worker consumes it from the same work queue as the jobs;
+    ``part_id`` names the part's row, which says whether it still has to run
+    (a re-upload or a deletion cancels it, and it is then acked and dropped)."""
+
+    part_id: uuid.UUID
+    job_id: uuid.UUID
+    episode_id: uuid.UUID
+    kind: Literal["video", "audio", "images", "subtitles"]
+    index: int = Field(default=0, ge=0)
+    # The job attempt's folder the part writes into.
+    hls_prefix: str
+
+
 # --- media -----------------------------------------------------------------
 
 

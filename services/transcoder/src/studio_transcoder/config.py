@@ -101,6 +101,14 @@ class TranscoderSettings(ServiceSettings):
     # full CJK font is 5-20 MiB.
     font_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
+    # --- chunked transcoding -------------------------------------------------
+    # A source at least chunk_min_seconds long is encoded as chunks of
+    # chunk_segments whole segments (video only) that any worker may take, plus
+    # one audio, one images and one subtitles job; shorter ones stay one job.
+    chunking: bool = True
+    chunk_min_seconds: float = Field(default=300.0, gt=0)
+    chunk_segments: int = Field(default=10, ge=1, le=1000)
+
     # --- progress -----------------------------------------------------------
     progress_interval_seconds: float = Field(default=2.0, ge=0)
     progress_step_percent: float = Field(default=5.0, gt=0, le=100)

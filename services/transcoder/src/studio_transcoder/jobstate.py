@@ -29,6 +29,7 @@ from studio_transcoder.failures import JobFailure, TransientFailure
 from studio_transcoder.markers import record_and_detect
 from studio_transcoder.models import Job, worker_messaging
 from studio_transcoder.naming import new_version, output_prefix
+from studio_transcoder.partstate import has_parts
 from studio_transcoder.pipeline import AttemptResult
 from studio_transcoder.repository import JobRepository, clip_log
 
@@ -120,6 +121,9 @@ async def claim(
     job = await admitted(session, message.envelope.id, message.payload)
     if job is None:
         return None, False
+    if job.status == "processing" and await has_parts(session, job):
+        # Redelivered after the job was split: its parts carry it on.
+        return None, False
     delivered = message.num_delivered
     if job.attempts < settings.max_attempts and delivered < settings.worker_max_deliver:
         await begin_attempt(session, job)
@@ -140,6 +144,7 @@ async def begin_attempt(session: AsyncSession, job: Job) -> None:
     job.progress = 0.0
     job.playable = False
     job.error_code = job.error_reason = None
+    job.chunk_plan = None
     await start_in_new_folder(session, job)
 
 

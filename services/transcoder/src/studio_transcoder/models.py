@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -41,6 +42,10 @@ worker_messaging = MessagingTables(
 )
 
 JOB_STATUSES = ("queued", "processing", "ready", "failed")
+PART_KINDS = ("video", "audio", "images", "subtitles")
+# done and cancelled are final; a failed attempt goes back to queued (its
+# message is redelivered) until the part's attempts run out, which fails the job.
+PART_STATES = ("queued", "processing", "done", "cancelled")
 JOB_TYPE_TRANSCODE = "transcode"
 
 
@@ -71,6 +76,9 @@ class Job(Base):
     output_prefix: Mapped[str | None] = mapped_column(String(200))
     media_duration_sec: Mapped[float | None] = mapped_column(Float)
     encode_seconds: Mapped[float | None] = mapped_column(Float)
+    # When the current attempt is split into parts: the ladder they all encode
+    # and the source's duration, decided once when the job was split.
+    chunk_plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
@@ -126,3 +134,52 @@ class EpisodeFingerprint(Base):
     )
 
     __table_args__ = (Index("ix_episode_fingerprints_season_id", "season_id"),)
+
+
+class TranscodePart(Base):
+    """One piece of a chunked job: a video chunk (whole segments of every video
+    rendition) or a side job (audio, images, subtitles) encoded once for the
+    episode. Each is one queue message that any worker takes; the row is its
+    idempotency record, keyed by the attempt's folder so that a part of an
+    earlier attempt (or a superseded upload) is recognised and dropped."""
+
+    __tablename__ = "transcode_parts"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    # The job attempt's folder this part writes into.
+    output_prefix: Mapped[str] = mapped_column(String(200), nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    # The chunk's index for video, 0 for side jobs.
+    index: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The chunk on the source timeline and on the segment grid (video only).
+    start_sec: Mapped[float | None] = mapped_column(Float)
+    end_sec: Mapped[float | None] = mapped_column(Float)
+    first_segment: Mapped[int | None] = mapped_column(Integer)
+    segment_count: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20), nullable=False, server_default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    # What the part put in storage (chunked.PartResult.to_json()), once done.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    encode_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint(
+            "job_id", "output_prefix", "kind", "index", name="uq_transcode_parts_job_part"
+        ),
+        CheckConstraint(f"kind IN {PART_KINDS!r}", name="kind"),
+        CheckConstraint(f"state IN {PART_STATES!r}", name="state"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    )

@@ -14,6 +14,7 @@ import posixpath
 import re
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -62,6 +63,11 @@ POLL_SECONDS = 0.25
 MPEGTS_CLOCK = 90_000
 # ffmpeg's mpegts muxer starts the clock at 1.4 s; used if the first segment cannot be read.
 DEFAULT_MPEGTS_START = 126_000
+
+
+# Called once the source is probed and the ladder planned; True when it split
+# the job into parts that the queue carries on (the attempt then ends here).
+Splitter = Callable[[SourceInfo, LadderPlan], Awaitable[bool]]
 
 
 class Reporter(Protocol):
@@ -138,7 +144,8 @@ class TranscodeAttempt:
 
     # --- the whole attempt --------------------------------------------------
 
-    async def run(self) -> AttemptResult:
+    async def run(self, split: Splitter | None = None) -> AttemptResult | None:
+        """The whole attempt; None when ``split`` took the job over."""
         started = time.monotonic()
         source = await self._source()
         info = await probe(
@@ -164,6 +171,8 @@ class TranscodeAttempt:
             f"subtitles {', '.join(s.language for s in plan.subtitles) or 'none'}; "
             f"{'streamed from storage' if source.streamed else 'read from a local copy'}"
         )
+        if split is not None and await split(info, plan):
+            return None
         self.layout.create()
         clock: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         subtitles = asyncio.create_task(self._subtitles(plan, source, clock))

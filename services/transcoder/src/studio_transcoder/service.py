@@ -11,6 +11,7 @@ from studio_common.events import TranscodeRetryRequestedV1
 from studio_common.outbox import enqueue
 from studio_common.paging import PageParams
 from studio_transcoder.models import Job, messaging
+from studio_transcoder.partstate import CANCELLED_CODES
 from studio_transcoder.repository import JobRepository
 
 
@@ -35,6 +36,10 @@ class JobService:
             raise NotFound(f"No job with id {job_id}.")
         if job.status != "failed":
             raise Conflict(f"Only a failed job can be retried; this one is {job.status}.")
+        if job.error_code in CANCELLED_CODES:
+            # Running it again would replace the newer upload's output, or
+            # transcode an episode that is gone.
+            raise Conflict(f"This job was stopped ({job.error_code}); it cannot be retried.")
         job.requeue()
         await enqueue(
             self.session,

@@ -30,18 +30,26 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
 from studio_common.db import Database
-from studio_common.events import EpisodeUploadedV1, EventPayload, TranscodeRetryRequestedV1
+from studio_common.events import (
+    EpisodeUploadedV1,
+    EventPayload,
+    TranscodePartRequestedV1,
+    TranscodeRetryRequestedV1,
+)
 from studio_common.jobs import JobConsumer, JobMessage
 from studio_common.probes import Liveness, ProbeServer, serve_probes
 from studio_common.runtime import Runtime, ServiceRuntime
 from studio_common.telemetry import report_exception
-from studio_transcoder import jobstate
+from studio_transcoder import jobstate, partstate
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import JobFailure, TransientFailure
 from studio_transcoder.jobstate import advisory_key, job_row, lock_wait, retry_delay
+from studio_transcoder.media.ladder import LadderPlan
+from studio_transcoder.media.probe import SourceInfo
 from studio_transcoder.metrics import WorkerMetrics
 from studio_transcoder.models import Job, worker_messaging
 from studio_transcoder.outage import StorageGate
+from studio_transcoder.parts import PartRunner
 from studio_transcoder.pipeline import TranscodeAttempt
 from studio_transcoder.reporting import JobReporter, ProgressThrottle
 from studio_transcoder.storage import ObjectStore
@@ -52,7 +60,12 @@ __all__ = ["ProgressThrottle", "Worker", "advisory_key", "durable_name", "retry_
 log = logging.getLogger("studio.transcoder.worker")
 
 PROCESS = "transcoder-worker"
-JOB_EVENTS: tuple[type[EventPayload], ...] = (EpisodeUploadedV1, TranscodeRetryRequestedV1)
+# The parts of chunked jobs share the work queue (and the operator's count of it).
+JOB_EVENTS: tuple[type[EventPayload], ...] = (
+    EpisodeUploadedV1,
+    TranscodeRetryRequestedV1,
+    TranscodePartRequestedV1,
+)
 
 
 def durable_name(event_type: str) -> str:
@@ -79,6 +92,9 @@ class Worker:
         self.consumer: JobConsumer | None = None
         self.store = ObjectStore(settings)
         self.gate: StorageGate = self.store.gate_for()
+        self.parts = PartRunner(
+            settings, lambda: self.database, self.store, self.gate, self.metrics
+        )
         self._stack = AsyncExitStack()
         self._stopping = asyncio.Event()
         self._metrics_server: ProbeServer | None = None
@@ -149,6 +165,10 @@ class Worker:
     # --- one message --------------------------------------------------------
 
     async def _handle(self, message: JobMessage) -> None:
+        if isinstance(message.payload, TranscodePartRequestedV1):
+            # Parts of one episode run on many workers at once: no episode lock.
+            await self.parts.handle(message)
+            return
         episode_id: uuid.UUID = message.payload.episode_id  # type: ignore[attr-defined]
         async with jobstate.episode_lock(self.database, episode_id) as locked:
             if not locked:
@@ -166,6 +186,15 @@ class Worker:
         """Decides, under the episode lock, whether this delivery runs an attempt."""
         async with self.database.transaction() as session:
             job, gave_up = await jobstate.claim(session, message, self.settings)
+            if job is not None and not gave_up:
+                # A newer upload (or a retry) supersedes the episode's chunked jobs.
+                await partstate.cancel_episode_jobs(
+                    session,
+                    [job.episode_id],
+                    code=partstate.SUPERSEDED,
+                    reason="A newer upload or retry of the episode superseded this job.",
+                    keep=job.id,
+                )
         if gave_up:
             self.metrics.attempts.labels("failed").inc()
             await message.dead_letter(f"gave up: {job.error_reason if job else ''}")
@@ -205,8 +234,14 @@ class Worker:
         attempt = TranscodeAttempt(
             self.settings, self.store, event, workdir, reporter, job.output_prefix
         )
+
+        async def split(info: SourceInfo, plan: LadderPlan) -> bool:
+            if not self.settings.chunking:
+                return False
+            return await self.parts.split(job, reporter, info, plan)
+
         try:
-            result = await attempt.run()
+            result = await attempt.run(split=split)
         except JobFailure as failure:
             if await self.gate.broke(failure, outages):
                 reporter.note(f"storage unreachable during the attempt: {failure.reason}")
@@ -223,6 +258,10 @@ class Worker:
             unexpected = TransientFailure("internal", f"Unexpected error in the worker: {exc!r}")
             await self._after_failure(message, job, unexpected, reporter)
         else:
+            if result is None:
+                # Split into parts, which are on the queue now.
+                await message.ack()
+                return "done"
             if result.source_streamed and self.gate.outages != outages:
                 # ffmpeg may take a source cut short by the outage for its end.
                 reporter.note("storage was unreachable while the source streamed")

@@ -25,6 +25,15 @@ POSTER_NAME = "poster.jpg"
 STILL_PATTERN = "still_%04d.jpg"
 SPRITE_PATTERN = "sprite_%03d.jpg"
 TILE_PATTERN = "tile_%05d.jpg"
+PROGRESS_ARGS = ["-progress", "pipe:1", "-stats_period", "1", "-nostats"]
+# Every output's timestamps are shifted by this much (on top of the MPEG-TS
+# muxer's own 1.4 s). A chunk's encoder starts mid-episode, where no B-frame
+# reordering or AAC priming makes a timestamp negative, so the muxer shifts
+# nothing; a one-pass encode starting at 0 would be shifted by that delay
+# (it depends on the encoder and the frame rate). Starting everything this far
+# from zero keeps every output unshifted, so a chunk's timestamps are exactly
+# the one-pass ones: offset + its start on the source timeline.
+TS_OFFSET_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +66,33 @@ class OutputLayout:
             path.mkdir(parents=True, exist_ok=True)
 
 
-def _fmt(value: float) -> str:
+def fmt_seconds(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
+def video_filters(plan: LadderPlan) -> list[str]:
+    """``[in_v{i}]`` → ``[v{i}]``: each rung scaled."""
+    # format=yuv420p: 10-bit and 4:2:2 sources become 8-bit 4:2:0 H.264 that every player decodes.
+    return [
+        f"[in_v{i}]scale=w={r.width}:h={r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]"
+        for i, r in enumerate(plan.video)
+    ]
+
+
 def filter_graph(plan: LadderPlan, video_index: int) -> str:
-    thumbs = plan.thumbnails
     branches = [f"v{i}" for i in range(len(plan.video))] + ["poster", "stills", "sprite"]
     parts = [f"[0:{video_index}]split={len(branches)}" + "".join(f"[in_{b}]" for b in branches)]
-    for i, r in enumerate(plan.video):
-        # format=yuv420p: 10-bit and 4:2:2 sources become 8-bit 4:2:0 H.264 that every player decodes.
-        parts.append(
-            f"[in_v{i}]scale=w={r.width}:h={r.height}:flags=bicubic,setsar=1,format=yuv420p[v{i}]"
-        )
+    parts += video_filters(plan)
+    parts += thumbnail_filters(plan)
+    return ";".join(parts)
+
+
+def thumbnail_filters(plan: LadderPlan) -> list[str]:
+    """``[in_poster]``, ``[in_stills]``, ``[in_sprite]`` → ``[poster]``, ``[stills]``, ``[sprite]``."""
+    thumbs = plan.thumbnails
+    parts = []
     pw, ph = thumbs.poster_size
-    at = _fmt(thumbs.poster_at)
+    at = fmt_seconds(thumbs.poster_at)
     # Every output must get a frame early: ffmpeg writes no -progress report
     # until each output file has started. So the poster output takes the first
     # frame and then the one at poster_at, which overwrites it (-update 1).
@@ -81,15 +102,15 @@ def filter_graph(plan: LadderPlan, video_index: int) -> str:
     )
     sw, sh = thumbs.still_size
     parts.append(
-        f"[in_stills]fps=fps=1/{_fmt(thumbs.still_interval)},scale=w={sw}:h={sh},setsar=1[stills]"
+        f"[in_stills]fps=fps=1/{fmt_seconds(thumbs.still_interval)},scale=w={sw}:h={sh},setsar=1[stills]"
     )
     # Trickplay tiles come out one by one (a tile filter here would hold the
     # output back for columns x rows intervals); sprite_command puts them on sheets.
     tw, th = thumbs.tile_size
     parts.append(
-        f"[in_sprite]fps=fps=1/{_fmt(thumbs.sprite_interval)},scale=w={tw}:h={th},setsar=1[sprite]"
+        f"[in_sprite]fps=fps=1/{fmt_seconds(thumbs.sprite_interval)},scale=w={tw}:h={th},setsar=1[sprite]"
     )
-    return ";".join(parts)
+    return parts
 
 
 def var_stream_map(plan: LadderPlan) -> str:
@@ -103,7 +124,7 @@ def var_stream_map(plan: LadderPlan) -> str:
     return " ".join(entries)
 
 
-def _image_output(label: str, quality: int) -> list[str]:
+def image_output(label: str, quality: int) -> list[str]:
     # passthrough + a millisecond time base: no duplicated stills, and the
     # outputs do not push -progress's out_time past the real position.
     return [
@@ -129,17 +150,38 @@ def ladder_command(
     video_index: int,
     layout: OutputLayout,
 ) -> list[str]:
-    gop_frames = max(1, math.ceil(plan.fps * settings.keyframe_seconds))
     argv = [settings.ffmpeg_path, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
     if settings.input_read_rate > 0:
-        argv += ["-readrate", _fmt(settings.input_read_rate)]
+        argv += ["-readrate", fmt_seconds(settings.input_read_rate)]
     argv += [*input_options(source), "-i", source]
     argv += ["-filter_complex", filter_graph(plan, video_index)]
     for i in range(len(plan.video)):
         argv += ["-map", f"[v{i}]"]
     for a in plan.audio:
         argv += ["-map", f"0:{a.stream_index}"]
+    argv += video_codec_args(
+        settings, plan, f"expr:gte(t,n_forced*{fmt_seconds(settings.keyframe_seconds)})"
+    )
+    if plan.audio:
+        argv += audio_codec_args(settings)
+    argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS)]
+    argv += hls_args(settings, layout)
     argv += [
+        "-var_stream_map",
+        var_stream_map(plan),
+        str(layout.hls / "%v" / PLAYLIST_NAME),
+    ]
+    argv += [*image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
+    argv += [*image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
+    argv += [*image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
+    argv += PROGRESS_ARGS
+    return argv
+
+
+def video_codec_args(settings: TranscoderSettings, plan: LadderPlan, keyframes: str) -> list[str]:
+    """libx264 with the rate control of every rung (``-map``ped in ladder order)."""
+    gop_frames = max(1, math.ceil(plan.fps * settings.keyframe_seconds))
+    argv = [
         "-c:v",
         "libx264",
         "-preset",
@@ -149,7 +191,7 @@ def ladder_command(
         # A keyframe on every keyframe interval, in time; no scene-cut keyframes
         # in between, and -g above the interval so x264 adds none of its own.
         "-force_key_frames",
-        f"expr:gte(t,n_forced*{_fmt(settings.keyframe_seconds)})",
+        keyframes,
         "-sc_threshold",
         "0",
         "-g",
@@ -168,15 +210,24 @@ def ladder_command(
             f"-level:v:{i}",
             r.level,
         ]
-    if plan.audio:
-        argv += ["-c:a", "aac", "-b:a", f"{settings.audio_kbps}k", "-ac", "2", "-ar", "48000"]
-    argv += [
+    return argv
+
+
+def audio_codec_args(settings: TranscoderSettings) -> list[str]:
+    return ["-c:a", "aac", "-b:a", f"{settings.audio_kbps}k", "-ac", "2", "-ar", "48000"]
+
+
+def hls_args(
+    settings: TranscoderSettings, layout: OutputLayout, *, start_number: int = 0
+) -> list[str]:
+    """The HLS muxer up to the stream map: segments on the grid, an EVENT playlist."""
+    argv = [
         "-max_muxing_queue_size",
         "4096",
         "-f",
         "hls",
         "-hls_time",
-        _fmt(settings.segment_seconds),
+        fmt_seconds(settings.segment_seconds),
         "-hls_list_size",
         "0",
         # EVENT: ffmpeg lists each segment as soon as it is complete, which is
@@ -190,14 +241,9 @@ def ladder_command(
         "mpegts",
         "-hls_segment_filename",
         str(layout.hls / "%v" / SEGMENT_PATTERN),
-        "-var_stream_map",
-        var_stream_map(plan),
-        str(layout.hls / "%v" / PLAYLIST_NAME),
     ]
-    argv += [*_image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
-    argv += [*_image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
-    argv += [*_image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
-    argv += ["-progress", "pipe:1", "-stats_period", "1", "-nostats"]
+    if start_number:
+        argv += ["-start_number", str(start_number)]
     return argv
 
 

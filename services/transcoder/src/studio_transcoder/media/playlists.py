@@ -20,6 +20,9 @@ from studio_transcoder.media.ladder import LadderPlan
 class Segment:
     uri: str
     duration: float
+    # Bytes in storage, when known (a chunk reports its segments' sizes so the
+    # stitched master can measure bandwidth without listing the bucket).
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +59,19 @@ def target_duration(segment_seconds: float, segments: Sequence[Segment]) -> int:
 
 
 def render_media_playlist(
-    segments: Sequence[Segment], *, target: int, ended: bool, version: int = 6
+    segments: Sequence[Segment],
+    *,
+    target: int,
+    ended: bool,
+    version: int = 6,
+    playlist_type: str = "EVENT",
 ) -> str:
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{version}",
         f"#EXT-X-TARGETDURATION:{target}",
         "#EXT-X-MEDIA-SEQUENCE:0",
-        "#EXT-X-PLAYLIST-TYPE:EVENT",
+        f"#EXT-X-PLAYLIST-TYPE:{playlist_type}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
     for s in segments:

@@ -1,0 +1,435 @@
+"""One part of a chunked job, and the playlists stitched from the parts. No DB, no NATS.
+
+A part is a video chunk (every video rendition of a range of segments), or one
+of the side jobs encoded once for the whole episode: ``audio`` (every audio
+rendition, and the fingerprint), ``images`` (poster, stills, sprite) and
+``subtitles``. Each writes under the episode's prefix at the same keys the
+one-pass encode uses, so a part done again overwrites its own objects and
+nothing is duplicated. What a part put in storage comes back as a
+:class:`PartResult`, which is all the stitching needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio_common.events import EpisodeUploadedV1, SubtitleTrack
+from studio_transcoder.config import TranscoderSettings
+from studio_transcoder.failures import TransientFailure
+from studio_transcoder.media.chunks import (
+    ChunkSpec,
+    audio_command,
+    chunk_command,
+    images_command,
+    stitched_media_playlist,
+)
+from studio_transcoder.media.command import PLAYLIST_NAME, TS_OFFSET_SECONDS, OutputLayout
+from studio_transcoder.media.fingerprint import (
+    Fingerprint,
+    pack,
+    unpack,
+)
+from studio_transcoder.media.ladder import (
+    AudioRendition,
+    LadderPlan,
+    SubtitleFile,
+    SubtitleRendition,
+    ThumbnailPlan,
+    VideoRendition,
+    plan_ladder,
+)
+from studio_transcoder.media.playlists import (
+    Bandwidth,
+    Segment,
+    SubtitleEntry,
+    declared_bandwidth,
+    measure,
+    parse_media_playlist,
+    render_master,
+)
+from studio_transcoder.media.probe import probe
+from studio_transcoder.media.process import FfmpegRun
+from studio_transcoder.pipeline import (
+    MPEGTS_CLOCK,
+    AttemptResult,
+    TranscodeAttempt,
+    classify_ffmpeg_exit,
+)
+from studio_transcoder.publisher import MASTER_NAME
+from studio_transcoder.storage import CACHE_FINAL, CACHE_GROWING, CACHE_IMMUTABLE, ObjectStore
+
+# The MPEG-TS muxer starts its clock this far in (twice ffmpeg's default
+# -muxdelay of 0.7 s), before TS_OFFSET_SECONDS.
+MPEGTS_START_SECONDS = 1.4
+
+
+PART_KINDS = ("video", "audio", "images", "subtitles")
+
+
+@dataclass
+class PartResult:
+    """What a chunk or side job put in storage."""
+
+    kind: str  # "video" | "audio" | "images" | "subtitles"
+    index: int  # chunk index (0 for side jobs)
+    # rendition name -> its segments (name, duration, bytes) in order
+    segments: dict[str, list[Segment]] = field(default_factory=dict)
+    # side job details: thumbnails, subtitle tracks and master entries,
+    # fingerprint, notes for the job log
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "index": self.index,
+            "segments": {
+                name: [[s.uri, s.duration, s.size] for s in segments]
+                for name, segments in self.segments.items()
+            },
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PartResult:
+        return cls(
+            kind=str(data["kind"]),
+            index=int(data["index"]),
+            segments={
+                name: [Segment(str(u), float(d), int(b)) for u, d, b in segments]
+                for name, segments in data.get("segments", {}).items()
+            },
+            extra=dict(data.get("extra", {})),
+        )
+
+
+class _Notes:
+    """The attempt helpers' reporter: a part reports no progress or playable of
+    its own (the orchestration does), only lines for the job log."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    async def progress(self, percent: float) -> None:
+        return None
+
+    async def playable(self, master_key: str, renditions: list[str]) -> None:
+        return None
+
+    def note(self, line: str) -> None:
+        self.lines.append(line)
+
+
+async def encode_part(
+    settings: TranscoderSettings,
+    store: ObjectStore,
+    event: EpisodeUploadedV1,
+    prefix: str,
+    workdir: Path,
+    kind: str,
+    chunk: ChunkSpec | None,
+    on_progress: Callable[[float], Awaitable[None]] | None = None,
+    *,
+    plan: LadderPlan | None = None,
+) -> PartResult:
+    """Encodes one part into storage under ``prefix``; safe to run again.
+
+    ``plan`` is the ladder planned when the job was split (see
+    :func:`plan_to_json`); without it the part plans the source again (the same
+    source and settings give the same plan). ``on_progress`` gets the fraction
+    of this part done, 0..1. Raises a :class:`~studio_transcoder.failures.JobFailure`
+    like a one-pass attempt (transient: retry the part)."""
+    if kind not in PART_KINDS:
+        raise ValueError(f"unknown part kind {kind!r}")
+    if kind == "video" and chunk is None:
+        raise ValueError("a video part needs its chunk")
+    notes = _Notes()
+    attempt = TranscodeAttempt(settings, store, event, workdir, notes, prefix)
+    started = time.monotonic()
+    source = await attempt._source()
+    info = await probe(
+        settings.ffprobe_path, source.input, label=source.label, redactions=source.redactions
+    )
+    if source.streamed:
+        source = attempt._presigned(ttl=attempt._url_ttl(info))
+    if plan is None:
+        plan = plan_ladder(info, settings, await attempt._subtitle_files())
+    layout = attempt.layout
+    layout.create()
+    result = PartResult(kind=kind, index=chunk.index if chunk is not None else 0)
+
+    async def report(fraction: float) -> None:
+        if on_progress is not None:
+            await on_progress(max(0.0, min(1.0, fraction)))
+
+    if kind == "video":
+        assert chunk is not None
+        length = max(chunk.end - chunk.start, 1e-3)
+        argv = chunk_command(settings, plan, source.input, info.video.index, chunk, layout)
+        await _run(argv, source.redactions, lambda seconds: report(seconds / length))
+        for v in plan.video:
+            result.segments[v.name] = await _upload_rendition(
+                settings, store, prefix, layout, v.name
+            )
+        _check_chunk(chunk, result, plan.duration)
+    elif kind == "audio":
+        if plan.audio:
+            argv = audio_command(settings, plan, source.input, layout)
+            duration = max(plan.duration, 1e-3)
+            prints = asyncio.create_task(attempt._fingerprint(plan, source, plan.duration))
+            try:
+                await _run(argv, source.redactions, lambda seconds: report(seconds / duration))
+            except BaseException:
+                prints.cancel()
+                await asyncio.gather(prints, return_exceptions=True)
+                raise
+            for a in plan.audio:
+                result.segments[a.name] = await _upload_rendition(
+                    settings, store, prefix, layout, a.name
+                )
+            episode_print = await prints
+            if episode_print is not None:
+                result.extra["fingerprint"] = fingerprint_to_json(episode_print)
+    elif kind == "images":
+        argv = images_command(settings, plan, source.input, info.video.index, layout)
+        duration = max(plan.duration, 1e-3)
+        await _run(argv, source.redactions, lambda seconds: report(seconds / duration))
+        result.extra["thumbnails"] = await attempt._upload_thumbnails(plan)
+    else:
+        # The clock every output starts on (chunk_command and audio_command
+        # share it), so no segment needs reading first.
+        clock: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        clock.set_result(round((TS_OFFSET_SECONDS + MPEGTS_START_SECONDS) * MPEGTS_CLOCK))
+        entries = await attempt._subtitles(plan, source, clock)
+        result.extra["entries"] = [asdict(e) for e in entries]
+        result.extra["tracks"] = [
+            t.model_dump(mode="json", by_alias=True)
+            for t in attempt._subtitle_tracks(plan, entries)
+        ]
+    await report(1.0)
+    result.extra["encodeSeconds"] = round(time.monotonic() - started, 3)
+    result.extra["sourceStreamed"] = source.streamed
+    if notes.lines:
+        result.extra["notes"] = notes.lines
+    return result
+
+
+async def _run(
+    argv: list[str],
+    redactions: dict[str, str],
+    on_progress: Callable[[float], Awaitable[None]],
+) -> None:
+    ffmpeg = FfmpegRun(argv, on_progress=on_progress, redactions=redactions)
+    try:
+        await ffmpeg.start()
+        code = await ffmpeg.wait()
+    except BaseException:
+        await ffmpeg.stop()
+        raise
+    if code != 0:
+        raise classify_ffmpeg_exit(code, ffmpeg.log_tail())
+
+
+async def _upload_rendition(
+    settings: TranscoderSettings, store: ObjectStore, prefix: str, layout: OutputLayout, name: str
+) -> list[Segment]:
+    """Every segment ffmpeg listed for one rendition, uploaded; in order, with sizes."""
+    folder = layout.rendition(name)
+    try:
+        listed = parse_media_playlist((folder / PLAYLIST_NAME).read_text())
+    except FileNotFoundError:
+        raise TransientFailure(
+            "ffmpeg_incomplete", f"ffmpeg wrote no playlist for {name}."
+        ) from None
+    if not listed.ended:
+        raise TransientFailure("ffmpeg_incomplete", f"ffmpeg did not close the playlist of {name}.")
+    slots = asyncio.Semaphore(settings.upload_concurrency)
+
+    async def upload(segment: Segment) -> Segment:
+        async with slots:
+            path = folder / segment.uri
+            size = await store.upload_file(
+                path, f"{prefix}{name}/{segment.uri}", cache_control=CACHE_IMMUTABLE
+            )
+            path.unlink(missing_ok=True)
+            return Segment(segment.uri, segment.duration, size)
+
+    return list(await asyncio.gather(*(upload(s) for s in listed.segments)))
+
+
+def _check_chunk(chunk: ChunkSpec, result: PartResult, duration: float) -> None:
+    """A chunk must hold exactly its segments: the next chunk's numbers follow them."""
+    last = abs(chunk.end - duration) < 1e-6
+    for name, segments in result.segments.items():
+        count = len(segments)
+        if count == chunk.segment_count or (last and count > 0):
+            continue
+        raise TransientFailure(
+            "chunk_grid",
+            f"chunk {chunk.index} of {name} has {count} segments, not {chunk.segment_count}.",
+        )
+
+
+# --- stitching -------------------------------------------------------------
+
+
+def landed_chunks(parts: Sequence[PartResult]) -> list[PartResult]:
+    """The video chunks from chunk 0 on without a gap: what the playlists may list."""
+    by_index = {p.index: p for p in parts if p.kind == "video"}
+    out: list[PartResult] = []
+    while len(out) in by_index:
+        out.append(by_index[len(out)])
+    return out
+
+
+def playable(plan: LadderPlan, parts: Sequence[PartResult]) -> bool:
+    """Chunk 0 and the audio are in storage: a player can start."""
+    has_audio = not plan.audio or any(p.kind == "audio" for p in parts)
+    return has_audio and bool(landed_chunks(parts))
+
+
+async def publish_stitched(
+    settings: TranscoderSettings,
+    store: ObjectStore,
+    prefix: str,
+    plan: LadderPlan,
+    parts: Sequence[PartResult],
+    *,
+    final: bool,
+) -> str:
+    """Writes every media playlist and the master; returns the master's key.
+
+    Video playlists list the contiguous landed chunks from chunk 0, in order (a
+    later chunk that finished early waits); audio playlists appear once the
+    audio part is in; the master lists subtitles once that part is in.
+    ``final``: every part is in; VOD playlists, and the master with bandwidth
+    measured from the segments' sizes (until then, what the settings promise).
+    The master goes up only once :func:`playable`: before that it would name
+    playlists that do not exist yet (the key is returned all the same)."""
+    chunks = landed_chunks(parts)
+    audio = next((p for p in parts if p.kind == "audio"), None)
+    subtitles = next((p for p in parts if p.kind == "subtitles"), None)
+    if final and (not chunks or (plan.audio and audio is None) or subtitles is None):
+        raise ValueError("the final playlists need chunk 0, the audio and the subtitles")
+    cache = CACHE_FINAL if final else CACHE_GROWING
+    video: dict[str, list[Segment]] = {
+        v.name: [s for c in chunks for s in c.segments.get(v.name, [])] for v in plan.video
+    }
+    tracks: dict[str, list[Segment]] = dict(video)
+    if audio is not None:
+        tracks.update({a.name: audio.segments.get(a.name, []) for a in plan.audio})
+    for name, segments in tracks.items():
+        text = stitched_media_playlist(segments, settings, final=final)
+        await store.put_text(f"{prefix}{name}/{PLAYLIST_NAME}", text, cache_control=cache)
+    key = prefix + MASTER_NAME
+    if not playable(plan, parts):
+        return key
+    entries = [SubtitleEntry(**e) for e in subtitles.extra.get("entries", [])] if subtitles else []
+    video_bw, audio_bw = declared_bandwidth(plan, settings.audio_kbps)
+    if final:
+        video_bw = {
+            name: _measured(segments, settings) or video_bw[name]
+            for name, segments in video.items()
+        }
+        if audio is not None:
+            measured = [_measured(audio.segments.get(a.name, []), settings) for a in plan.audio]
+            found = [m for m in measured if m is not None]
+            if found:
+                audio_bw = Bandwidth(max(m.peak for m in found), max(m.average for m in found))
+    text = render_master(
+        plan, video_bandwidth=video_bw, audio_bandwidth=audio_bw, subtitles=entries
+    )
+    await store.put_text(key, text, cache_control=cache)
+    return key
+
+
+def _measured(segments: Sequence[Segment], settings: TranscoderSettings) -> Bandwidth | None:
+    return measure([(s.duration, s.size) for s in segments], settings.segment_seconds)
+
+
+def stitched_result(
+    plan: LadderPlan,
+    parts: Sequence[PartResult],
+    *,
+    master_key: str,
+    master_url: str | None,
+    seconds_to_playable: float | None = None,
+) -> AttemptResult:
+    """The finished job, as a one-pass attempt reports it (the same completion event)."""
+    images = next((p for p in parts if p.kind == "images"), None)
+    audio = next((p for p in parts if p.kind == "audio"), None)
+    subtitles = next((p for p in parts if p.kind == "subtitles"), None)
+    notes = [line for p in parts for line in p.extra.get("notes", [])]
+    printed = audio.extra.get("fingerprint") if audio is not None else None
+    return AttemptResult(
+        master_key=master_key,
+        master_url=master_url,
+        duration=plan.duration,
+        renditions=[v.name for v in plan.video],
+        audio_languages=[a.language for a in plan.audio],
+        thumbnails=list(images.extra.get("thumbnails", [])) if images else [],
+        subtitles=[
+            SubtitleTrack.model_validate(t)
+            for t in (subtitles.extra.get("tracks", []) if subtitles else [])
+        ],
+        encode_seconds=sum(float(p.extra.get("encodeSeconds", 0.0)) for p in parts),
+        seconds_to_playable=seconds_to_playable,
+        log_tail="\n".join(dict.fromkeys(notes))[-4000:],
+        source_streamed=any(bool(p.extra.get("sourceStreamed")) for p in parts),
+        fingerprint=fingerprint_from_json(printed) if printed else None,
+    )
+
+
+# --- JSON forms --------------------------------------------------------------
+
+
+def fingerprint_to_json(value: Fingerprint) -> dict[str, Any]:
+    return {
+        "duration": value.duration,
+        "head": base64.b64encode(pack(value.head)).decode(),
+        "tail": base64.b64encode(pack(value.tail)).decode(),
+        "tailStart": value.tail_start,
+    }
+
+
+def fingerprint_from_json(data: dict[str, Any]) -> Fingerprint:
+    return Fingerprint(
+        duration=float(data["duration"]),
+        head=unpack(base64.b64decode(data["head"])),
+        tail=unpack(base64.b64decode(data["tail"])),
+        tail_start=float(data["tailStart"]),
+    )
+
+
+def plan_to_json(plan: LadderPlan) -> dict[str, Any]:
+    """The ladder plan as JSON, to keep with the job so every part encodes the same ladder."""
+    return asdict(plan)
+
+
+def plan_from_json(data: dict[str, Any]) -> LadderPlan:
+    def subtitle(s: dict[str, Any]) -> SubtitleRendition:
+        file = s.get("file")
+        return SubtitleRendition(**{**s, "file": SubtitleFile(**file) if file else None})
+
+    t = data["thumbnails"]
+    return LadderPlan(
+        duration=float(data["duration"]),
+        fps=float(data["fps"]),
+        video=tuple(VideoRendition(**v) for v in data["video"]),
+        audio=tuple(AudioRendition(**a) for a in data["audio"]),
+        subtitles=tuple(subtitle(s) for s in data["subtitles"]),
+        thumbnails=ThumbnailPlan(
+            **{
+                **t,
+                "poster_size": tuple(t["poster_size"]),
+                "still_size": tuple(t["still_size"]),
+                "tile_size": tuple(t["tile_size"]),
+            }
+        ),
+        ignored=tuple(data["ignored"]),
+    )
