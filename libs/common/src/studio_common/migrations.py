@@ -7,8 +7,8 @@ A service's ``migrations/env.py`` is two lines::
 
 A migration that adds a service's messaging tables calls
 :func:`create_messaging_tables` (and :func:`drop_messaging_tables` on the way
-down) instead of copying their columns; the first migrations of the five
-services predate it and stay as they were written.
+down) instead of copying their columns, so every service's tables are the
+ones :func:`studio_common.outbox.messaging_tables` declares.
 
 The version table lives inside the service's schema, objects of other schemas
 are invisible to autogenerate, and ``search_path`` is pinned to the schema.

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from studio_common.migrations import create_messaging_tables, drop_messaging_tables
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -20,52 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Trigram search on names; trusted extension, installed once per database in public.
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public")
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(length=120), nullable=False),
-        sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("event_type", sa.String(length=120), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
-        schema="catalog",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.UUID(), nullable=False),
-        sa.Column("event_type", sa.String(length=120), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("envelope", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "headers",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'{}'::jsonb"),
-            nullable=False,
-        ),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="catalog",
-    )
-    op.create_index(
-        "ix_outbox_pending",
-        "outbox",
-        ["created_at"],
-        unique=False,
-        schema="catalog",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
+    create_messaging_tables("catalog")
     op.create_table(
         "titles",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -275,11 +232,4 @@ def downgrade() -> None:
     op.drop_index("ix_titles_name_id", table_name="titles", schema="catalog")
     op.drop_index("ix_titles_genres", table_name="titles", schema="catalog", postgresql_using="gin")
     op.drop_table("titles", schema="catalog")
-    op.drop_index(
-        "ix_outbox_pending",
-        table_name="outbox",
-        schema="catalog",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="catalog")
-    op.drop_table("inbox", schema="catalog")
+    drop_messaging_tables("catalog")
