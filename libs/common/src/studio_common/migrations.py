@@ -8,7 +8,8 @@ A service's ``migrations/env.py`` is two lines::
 A migration that adds a service's messaging tables calls
 :func:`create_messaging_tables` (and :func:`drop_messaging_tables` on the way
 down) instead of copying their columns, so every service's tables are the
-ones :func:`studio_common.outbox.messaging_tables` declares.
+ones :func:`studio_common.outbox.messaging_tables` declares; a timestamp that
+defaults to the time of the insert is a :func:`timestamp_column`.
 
 The version table lives inside the service's schema, objects of other schemas
 are invisible to autogenerate, and ``search_path`` is pinned to the schema.
@@ -22,9 +23,15 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool, text
+from sqlalchemy import Column, DateTime, MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def timestamp_column(name: str) -> Column[Any]:
+    """A ``timestamptz NOT NULL DEFAULT now()`` column: the created_at,
+    updated_at and the like that the models declare with ``server_default=func.now()``."""
+    return Column(name, DateTime(timezone=True), server_default=text("now()"), nullable=False)
 
 
 def create_messaging_tables(

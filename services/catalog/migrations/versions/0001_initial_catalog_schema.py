@@ -11,7 +11,11 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from studio_common.migrations import create_messaging_tables, drop_messaging_tables
+from studio_common.migrations import (
+    create_messaging_tables,
+    drop_messaging_tables,
+    timestamp_column,
+)
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -61,18 +65,8 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
+        timestamp_column("updated_at"),
         sa.CheckConstraint("slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'", name=op.f("ck_titles_slug_format")),
         sa.CheckConstraint(
             "type IN ('series', 'movie', 'ova', 'ona', 'special')", name=op.f("ck_titles_type")
@@ -122,12 +116,7 @@ def upgrade() -> None:
         sa.Column("title_id", sa.UUID(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=300), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
         sa.CheckConstraint("number BETWEEN 0 AND 1000", name=op.f("ck_seasons_number_range")),
         sa.ForeignKeyConstraint(
             ["title_id"],
@@ -180,18 +169,8 @@ def upgrade() -> None:
         sa.Column("transcode_log", sa.Text(), nullable=True),
         sa.Column("transcode_job_id", sa.UUID(), nullable=True),
         sa.Column("transcode_event_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
+        timestamp_column("updated_at"),
         sa.CheckConstraint(
             "transcode_state IN ('pending', 'queued', 'processing', 'ready', 'failed')",
             name=op.f("ck_episodes_transcode_state"),
