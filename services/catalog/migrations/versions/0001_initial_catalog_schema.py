@@ -12,8 +12,10 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from studio_common.migrations import (
+    array_column,
     create_messaging_tables,
     drop_messaging_tables,
+    json_list_column,
     timestamp_column,
 )
 
@@ -37,24 +39,9 @@ def upgrade() -> None:
         sa.Column("synopsis", sa.Text(), nullable=True),
         sa.Column("poster_url", sa.String(length=2048), nullable=True),
         sa.Column("banner_url", sa.String(length=2048), nullable=True),
-        sa.Column(
-            "genres",
-            postgresql.ARRAY(sa.String(length=60)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
-        sa.Column(
-            "languages",
-            postgresql.ARRAY(sa.String(length=20)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
-        sa.Column(
-            "platforms",
-            postgresql.ARRAY(sa.String(length=60)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
+        array_column("genres", sa.String(length=60)),
+        array_column("languages", sa.String(length=20)),
+        array_column("platforms", sa.String(length=60)),
         sa.Column("rating_avg", sa.Float(), nullable=True),
         sa.Column(
             "search",
@@ -141,24 +128,9 @@ def upgrade() -> None:
         sa.Column("duration_sec", sa.Float(), nullable=True),
         sa.Column("hls_master_url", sa.String(length=2048), nullable=True),
         sa.Column("hls_master_key", sa.String(length=1024), nullable=True),
-        sa.Column(
-            "thumbnails",
-            postgresql.ARRAY(sa.String(length=2048)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
-        sa.Column(
-            "subtitles",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'[]'::jsonb"),
-            nullable=False,
-        ),
-        sa.Column(
-            "renditions",
-            postgresql.ARRAY(sa.String(length=40)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
+        array_column("thumbnails", sa.String(length=2048)),
+        json_list_column("subtitles"),
+        array_column("renditions", sa.String(length=40)),
         sa.Column(
             "transcode_state", sa.String(length=20), server_default="pending", nullable=False
         ),

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from studio_common.migrations import json_list_column
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -20,12 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column(
         "episodes",
-        sa.Column(
-            "markers",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'[]'::jsonb"),
-            nullable=False,
-        ),
+        json_list_column("markers"),
         schema="catalog",
     )
     op.add_column(

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
-from studio_common.migrations import timestamp_column
+from studio_common.migrations import array_column, timestamp_column
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -26,12 +25,7 @@ def upgrade() -> None:
         sa.Column("title_id", sa.UUID(), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("hls_master_key", sa.String(length=1024), nullable=True),
-        sa.Column(
-            "renditions",
-            postgresql.ARRAY(sa.String(length=40)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
+        array_column("renditions", sa.String(length=40)),
         sa.Column("public", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("event_at", sa.DateTime(timezone=True), nullable=False),
         timestamp_column("created_at"),

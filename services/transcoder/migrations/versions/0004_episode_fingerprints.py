@@ -9,9 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
-from studio_common.migrations import timestamp_column
+from studio_common.migrations import json_list_column, timestamp_column
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -30,12 +29,7 @@ def upgrade() -> None:
         sa.Column("head", sa.LargeBinary(), nullable=False),
         sa.Column("tail", sa.LargeBinary(), nullable=False),
         sa.Column("tail_start_sec", sa.Float(), nullable=False),
-        sa.Column(
-            "markers",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'[]'::jsonb"),
-            nullable=False,
-        ),
+        json_list_column("markers"),
         timestamp_column("updated_at"),
         sa.PrimaryKeyConstraint("episode_id", name=op.f("pk_episode_fingerprints")),
         schema="transcoder",
