@@ -8,8 +8,6 @@ An episode may reference only a source media has verified. Nothing is deployed:
 no episode is checked or rewritten retroactively.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,8 +15,6 @@ from studio_common.migrations import timestamp_column
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

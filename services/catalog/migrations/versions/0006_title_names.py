@@ -16,8 +16,6 @@ every name instead of the primary one. Existing titles get their own name as
 their document; nothing is deployed yet.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -26,8 +24,6 @@ from studio_common.migrations import array_column, json_list_column
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 SEARCH = (
     "setweight(to_tsvector('simple', coalesce(search_names, '')), 'A') || "

@@ -8,8 +8,6 @@ Nothing is deployed yet, so folders of the old slug-based layout are not
 carried over (ADR 6).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,8 +15,6 @@ from studio_common.migrations import timestamp_column
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: 0001
 Create Date: 2026-11-26 13:29:37.836308
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -15,8 +13,6 @@ from studio_common.migrations import timestamp_column
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
