@@ -386,14 +386,24 @@ class FakeKube:
             status=415,
         )
 
-    async def _patch(self, request: web.Request) -> web.Response:
+    async def _patch_of(
+        self, request: web.Request
+    ) -> tuple[str, dict[str, Any], dict[str, Any]] | web.Response:
+        """The object a PATCH names, and what it would be patched: or the error answer."""
         name = request.match_info["name"]
         obj = self._found(request)
         if obj is None:
             return self._not_found(name)
-        updated = await self._patched(request, obj)
-        if isinstance(updated, web.Response):
-            return updated
+        patched = await self._patched(request, obj)
+        if isinstance(patched, web.Response):
+            return patched
+        return name, obj, patched
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        found = await self._patch_of(request)
+        if isinstance(found, web.Response):
+            return found
+        name, obj, updated = found
         # The status goes through its subresource only.
         updated["status"] = copy.deepcopy(obj.get("status"))
         if updated["status"] is None:
@@ -402,13 +412,10 @@ class FakeKube:
         return web.json_response(self.objects.get(name, updated))
 
     async def _patch_status(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        obj = self._found(request)
-        if obj is None:
-            return self._not_found(name)
-        patched = await self._patched(request, obj)
-        if isinstance(patched, web.Response):
-            return patched
+        found = await self._patch_of(request)
+        if isinstance(found, web.Response):
+            return found
+        name, obj, patched = found
         status = patched.get("status") or {}
         self.status_patches.append((time.monotonic(), name, copy.deepcopy(status)))
         # Only the status changes through this subresource.
