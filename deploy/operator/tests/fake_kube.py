@@ -71,6 +71,32 @@ def json_patch(target: Any, operations: list[dict[str, Any]]) -> Any:
     return doc
 
 
+def _resource(
+    name: str,
+    singular: str,
+    kind: str,
+    verbs: list[str],
+    *,
+    namespaced: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One entry of an APIResourceList, as discovery reads it."""
+    return {
+        "name": name,
+        "singularName": singular,
+        "namespaced": namespaced,
+        "kind": kind,
+        "verbs": verbs,
+        **extra,
+    }
+
+
+def _resource_list(group_version: str, *resources: dict[str, Any]) -> web.Response:
+    return web.json_response(
+        {"kind": "APIResourceList", "groupVersion": group_version, "resources": list(resources)}
+    )
+
+
 @dataclass
 class ScalePatch:
     at: float
@@ -223,35 +249,14 @@ class FakeKube:
         return web.json_response({"kind": "APIVersions", "versions": ["v1"]})
 
     async def _core_resources(self, _: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "kind": "APIResourceList",
-                "groupVersion": "v1",
-                "resources": [
-                    {
-                        "name": "events",
-                        "singularName": "event",
-                        "namespaced": True,
-                        "kind": "Event",
-                        "verbs": ["create"],
-                    },
-                    {
-                        "name": "pods",
-                        "singularName": "pod",
-                        "namespaced": True,
-                        "kind": "Pod",
-                        "verbs": ["list"],
-                    },
-                    # kopf finds its way by these even when it watches neither.
-                    {
-                        "name": "namespaces",
-                        "singularName": "namespace",
-                        "namespaced": False,
-                        "kind": "Namespace",
-                        "verbs": ["get", "list", "watch"],
-                    },
-                ],
-            }
+        return _resource_list(
+            "v1",
+            _resource("events", "event", "Event", ["create"]),
+            _resource("pods", "pod", "Pod", ["list"]),
+            # kopf finds its way by these even when it watches neither.
+            _resource(
+                "namespaces", "namespace", "Namespace", ["get", "list", "watch"], namespaced=False
+            ),
         )
 
     async def _groups(self, _: web.Request) -> web.Response:
@@ -272,71 +277,36 @@ class FakeKube:
 
     async def _studio_resources(self, _: web.Request) -> web.Response:
         verbs = ["delete", "get", "list", "patch", "watch"]
-        return web.json_response(
-            {
-                "kind": "APIResourceList",
-                "groupVersion": f"{GROUP}/{VERSION}",
-                "resources": [
-                    {
-                        "name": PLURAL,
-                        "singularName": "transcoderautoscaler",
-                        "namespaced": True,
-                        "kind": KIND,
-                        "verbs": verbs,
-                        "shortNames": ["tas"],
-                    },
-                    {
-                        "name": f"{PLURAL}/status",
-                        "singularName": "",
-                        "namespaced": True,
-                        "kind": KIND,
-                        "verbs": ["get", "patch"],
-                    },
-                ],
-            }
+        return _resource_list(
+            f"{GROUP}/{VERSION}",
+            _resource(PLURAL, "transcoderautoscaler", KIND, verbs, shortNames=["tas"]),
+            _resource(f"{PLURAL}/status", "", KIND, ["get", "patch"]),
         )
 
     async def _apps_resources(self, _: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "kind": "APIResourceList",
-                "groupVersion": "apps/v1",
-                "resources": [
-                    {
-                        "name": "deployments",
-                        "singularName": "deployment",
-                        "namespaced": True,
-                        "kind": "Deployment",
-                        "verbs": [],
-                    },
-                    {
-                        "name": "deployments/scale",
-                        "singularName": "",
-                        "namespaced": True,
-                        "kind": "Scale",
-                        "group": "autoscaling",
-                        "version": "v1",
-                        "verbs": ["get", "patch"],
-                    },
-                ],
-            }
+        return _resource_list(
+            "apps/v1",
+            _resource("deployments", "deployment", "Deployment", []),
+            _resource(
+                "deployments/scale",
+                "",
+                "Scale",
+                ["get", "patch"],
+                group="autoscaling",
+                version="v1",
+            ),
         )
 
     async def _crd_resources(self, _: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "kind": "APIResourceList",
-                "groupVersion": "apiextensions.k8s.io/v1",
-                "resources": [
-                    {
-                        "name": "customresourcedefinitions",
-                        "singularName": "customresourcedefinition",
-                        "namespaced": False,
-                        "kind": "CustomResourceDefinition",
-                        "verbs": ["get", "list", "watch"],
-                    }
-                ],
-            }
+        return _resource_list(
+            "apiextensions.k8s.io/v1",
+            _resource(
+                "customresourcedefinitions",
+                "customresourcedefinition",
+                "CustomResourceDefinition",
+                ["get", "list", "watch"],
+                namespaced=False,
+            ),
         )
 
     async def _list_or_watch(self, request: web.Request) -> web.StreamResponse:
@@ -416,14 +386,24 @@ class FakeKube:
             status=415,
         )
 
-    async def _patch(self, request: web.Request) -> web.Response:
+    async def _patch_of(
+        self, request: web.Request
+    ) -> tuple[str, dict[str, Any], dict[str, Any]] | web.Response:
+        """The object a PATCH names, and what it would be patched: or the error answer."""
         name = request.match_info["name"]
         obj = self._found(request)
         if obj is None:
             return self._not_found(name)
-        updated = await self._patched(request, obj)
-        if isinstance(updated, web.Response):
-            return updated
+        patched = await self._patched(request, obj)
+        if isinstance(patched, web.Response):
+            return patched
+        return name, obj, patched
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        found = await self._patch_of(request)
+        if isinstance(found, web.Response):
+            return found
+        name, obj, updated = found
         # The status goes through its subresource only.
         updated["status"] = copy.deepcopy(obj.get("status"))
         if updated["status"] is None:
@@ -432,13 +412,10 @@ class FakeKube:
         return web.json_response(self.objects.get(name, updated))
 
     async def _patch_status(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        obj = self._found(request)
-        if obj is None:
-            return self._not_found(name)
-        patched = await self._patched(request, obj)
-        if isinstance(patched, web.Response):
-            return patched
+        found = await self._patch_of(request)
+        if isinstance(found, web.Response):
+            return found
+        name, obj, patched = found
         status = patched.get("status") or {}
         self.status_patches.append((time.monotonic(), name, copy.deepcopy(status)))
         # Only the status changes through this subresource.

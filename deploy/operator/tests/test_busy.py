@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import kopf
 from aiohttp import web
@@ -25,19 +26,11 @@ from studio_operator.busy import (
 from studio_operator.decision import QueueLoad
 from studio_operator.kube import HttpRunningReader
 
+from .specs import autoscaler_spec
+
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 LOG = logging.getLogger("test")
-SPEC = {
-    "targetDeployment": "studio-transcoder-worker",
-    "natsUrl": "nats://nats:4222",
-    "stream": "STUDIO",
-    "consumer": "transcoder-worker-catalog-episode-uploaded",
-    "minReplicas": 0,
-    "maxReplicas": 5,
-    "jobsPerReplica": 1,
-    "scaleDownCooldownSeconds": 0,
-    "metricsPort": 9104,
-}
+SPEC = autoscaler_spec(metricsPort=9104)
 
 
 def apply(current: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
@@ -122,6 +115,24 @@ class Reader:
         return QueueLoad(pending=0, in_flight=1)
 
 
+async def reconcile_once(pods: FakePods, running: Any) -> kopf.Patch:
+    """One tick of the loop over two replicas and an idle-looking queue."""
+    patch = kopf.Patch()
+    await reconcile(
+        spec=SPEC,
+        status={},
+        namespace="studio",
+        patch=patch,
+        reader=Reader(),
+        scaler=Scaler(2),
+        now=NOW,
+        logger=LOG,
+        pods=pods,
+        running=running,
+    )
+    return patch
+
+
 async def test_the_loop_marks_workers_from_their_metrics():
     """Two workers serve /metrics over HTTP (one busy, one idle), a third cannot be
     read, a fourth is terminating: only the first two are marked."""
@@ -156,20 +167,8 @@ async def test_the_loop_marks_workers_from_their_metrics():
         ]
     )
     reader = PortPerPod(timeout_seconds=1)
-    patch = kopf.Patch()
     try:
-        await reconcile(
-            spec=SPEC,
-            status={},
-            namespace="studio",
-            patch=patch,
-            reader=Reader(),
-            scaler=Scaler(2),
-            now=NOW,
-            logger=LOG,
-            pods=pods,
-            running=reader,
-        )
+        patch = await reconcile_once(pods, reader)
     finally:
         await reader.close()
         for runner in runners:
@@ -196,18 +195,6 @@ async def test_a_marking_failure_does_not_stop_scaling():
         async def running(self, ip: str, port: int) -> int | None:
             raise AssertionError("not reached")
 
-    patch = kopf.Patch()
-    await reconcile(
-        spec=SPEC,
-        status={},
-        namespace="studio",
-        patch=patch,
-        reader=Reader(),
-        scaler=Scaler(2),
-        now=NOW,
-        logger=LOG,
-        pods=Broken([]),
-        running=Never(),
-    )
+    patch = await reconcile_once(Broken([]), Never())
     assert patch.status["error"] is None
     assert "busyWorkers" not in patch.status

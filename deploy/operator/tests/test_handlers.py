@@ -20,19 +20,12 @@ from studio_operator.jetstream import JetStreamReader, QueueReadError
 from studio_operator.kube import TargetNotFound
 from studio_operator.settings import GROUP, PLURAL, VERSION
 
+from .specs import autoscaler_spec
+
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LOG = logging.getLogger("test")
 
-SPEC = {
-    "targetDeployment": "studio-transcoder-worker",
-    "natsUrl": "nats://nats:4222",
-    "stream": "STUDIO",
-    "consumer": "transcoder-worker-catalog-episode-uploaded",
-    "minReplicas": 0,
-    "maxReplicas": 5,
-    "jobsPerReplica": 1,
-    "scaleDownCooldownSeconds": 300,
-}
+SPEC = autoscaler_spec(scaleDownCooldownSeconds=300)
 
 
 class FakeScaler:

@@ -34,51 +34,49 @@ async def work_queue(nats_url):
         await nc.close()
 
 
-async def test_pending_and_in_flight_follow_the_queue(nats_url, work_queue):
+@pytest.fixture
+async def reader():
+    reader = JetStreamReader()
+    try:
+        yield reader
+    finally:
+        await reader.close()
+
+
+async def test_pending_and_in_flight_follow_the_queue(nats_url, work_queue, reader):
     js, stream, consumer, subject = work_queue
-    reader = JetStreamReader()
-    try:
-        assert await reader.read(nats_url, stream, consumer) == QueueLoad(0, 0)
+    assert await reader.read(nats_url, stream, consumer) == QueueLoad(0, 0)
 
-        for i in range(7):
-            await js.publish(subject, f"job {i}".encode())
-        assert await reader.read(nats_url, stream, consumer) == QueueLoad(7, 0)
+    for i in range(7):
+        await js.publish(subject, f"job {i}".encode())
+    assert await reader.read(nats_url, stream, consumer) == QueueLoad(7, 0)
 
-        # A worker takes three jobs and is still running them (no ack yet).
-        sub = await js.pull_subscribe_bind(consumer, stream)
-        taken = await sub.fetch(3, timeout=TIMEOUT)
-        assert len(taken) == 3
-        assert await reader.read(nats_url, stream, consumer) == QueueLoad(4, 3)
+    # A worker takes three jobs and is still running them (no ack yet).
+    sub = await js.pull_subscribe_bind(consumer, stream)
+    taken = await sub.fetch(3, timeout=TIMEOUT)
+    assert len(taken) == 3
+    assert await reader.read(nats_url, stream, consumer) == QueueLoad(4, 3)
 
-        # One finishes; another is handed back for later (still in flight until redelivered).
-        await taken[0].ack_sync(timeout=TIMEOUT)
-        await taken[1].nak(delay=60)
-        assert await reader.read(nats_url, stream, consumer) == QueueLoad(4, 2)
-        await sub.unsubscribe()
-    finally:
-        await reader.close()
+    # One finishes; another is handed back for later (still in flight until redelivered).
+    await taken[0].ack_sync(timeout=TIMEOUT)
+    await taken[1].nak(delay=60)
+    assert await reader.read(nats_url, stream, consumer) == QueueLoad(4, 2)
+    await sub.unsubscribe()
 
 
-async def test_a_missing_consumer_or_stream_reads_as_none(nats_url, work_queue):
+async def test_a_missing_consumer_or_stream_reads_as_none(nats_url, work_queue, reader):
     _, stream, _, _ = work_queue
-    reader = JetStreamReader()
-    try:
-        assert await reader.read(nats_url, stream, "nobody") is None
-        assert await reader.read(nats_url, f"NO_SUCH_{uuid.uuid4().hex[:8]}", "x") is None
-    finally:
-        await reader.close()
+    assert await reader.read(nats_url, stream, "nobody") is None
+    assert await reader.read(nats_url, f"NO_SUCH_{uuid.uuid4().hex[:8]}", "x") is None
 
 
-async def test_the_connection_is_reused(nats_url, work_queue):
+async def test_the_connection_is_reused(nats_url, work_queue, reader):
     _, stream, consumer, _ = work_queue
-    reader = JetStreamReader()
-    try:
-        await reader.read(nats_url, stream, consumer)
-        first = reader._connections[nats_url]
-        await reader.read(nats_url, stream, consumer)
-        assert reader._connections[nats_url] is first
-    finally:
-        await reader.close()
+    await reader.read(nats_url, stream, consumer)
+    first = reader._connections[nats_url]
+    await reader.read(nats_url, stream, consumer)
+    assert reader._connections[nats_url] is first
+    await reader.close()
     assert reader._connections == {}
 
 

@@ -22,21 +22,13 @@ from studio_operator.decision import QueueLoad
 from studio_operator.settings import GROUP, PLURAL, VERSION
 
 from .fake_kube import FakeKube
+from .specs import autoscaler_spec
 
 # kopf's default finalizer: what the operator's earlier kopf timer put on every
 # TranscoderAutoscaler.
 KOPF_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
 INTERVAL = 0.2
-SPEC = {
-    "targetDeployment": "studio-transcoder-worker",
-    "natsUrl": "nats://nats:4222",
-    "stream": "STUDIO",
-    "consumer": "transcoder-worker-catalog-episode-uploaded",
-    "minReplicas": 0,
-    "maxReplicas": 8,
-    "jobsPerReplica": 1,
-    "scaleDownCooldownSeconds": 0,
-}
+SPEC = autoscaler_spec(maxReplicas=8)
 
 
 def test_kopf_still_finalizes_what_a_timer_watches():

@@ -7,8 +7,10 @@ A service's ``migrations/env.py`` is two lines::
 
 A migration that adds a service's messaging tables calls
 :func:`create_messaging_tables` (and :func:`drop_messaging_tables` on the way
-down) instead of copying their columns; the first migrations of the five
-services predate it and stay as they were written.
+down) instead of copying their columns, so every service's tables are the
+ones :func:`studio_common.outbox.messaging_tables` declares; a timestamp that
+defaults to the time of the insert is a :func:`timestamp_column`, an array or
+a JSON list that starts empty an :func:`array_column` or a :func:`json_list_column`.
 
 The version table lives inside the service's schema, objects of other schemas
 are invisible to autogenerate, and ``search_path`` is pinned to the schema.
@@ -22,9 +24,26 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool, text
+from sqlalchemy import Column, DateTime, MetaData, pool, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def timestamp_column(name: str) -> Column[Any]:
+    """A ``timestamptz NOT NULL DEFAULT now()`` column: the created_at,
+    updated_at and the like that the models declare with ``server_default=func.now()``."""
+    return Column(name, DateTime(timezone=True), server_default=text("now()"), nullable=False)
+
+
+def array_column(name: str, item_type: Any) -> Column[Any]:
+    """A ``NOT NULL`` array that starts empty (``DEFAULT '{}'``)."""
+    return Column(name, ARRAY(item_type), server_default=text("'{}'"), nullable=False)
+
+
+def json_list_column(name: str) -> Column[Any]:
+    """A ``jsonb NOT NULL`` that starts as an empty list (``DEFAULT '[]'::jsonb``)."""
+    return Column(name, JSONB(), server_default=text("'[]'::jsonb"), nullable=False)
 
 
 def create_messaging_tables(

@@ -5,67 +5,26 @@ Revises:
 Create Date: 2026-11-26 13:05:50.027854
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from studio_common.migrations import (
+    array_column,
+    create_messaging_tables,
+    drop_messaging_tables,
+    json_list_column,
+    timestamp_column,
+)
+
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     # Trigram search on names; trusted extension, installed once per database in public.
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public")
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(length=120), nullable=False),
-        sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("event_type", sa.String(length=120), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
-        schema="catalog",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.UUID(), nullable=False),
-        sa.Column("event_type", sa.String(length=120), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("envelope", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "headers",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'{}'::jsonb"),
-            nullable=False,
-        ),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        schema="catalog",
-    )
-    op.create_index(
-        "ix_outbox_pending",
-        "outbox",
-        ["created_at"],
-        unique=False,
-        schema="catalog",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
+    create_messaging_tables("catalog")
     op.create_table(
         "titles",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -76,24 +35,9 @@ def upgrade() -> None:
         sa.Column("synopsis", sa.Text(), nullable=True),
         sa.Column("poster_url", sa.String(length=2048), nullable=True),
         sa.Column("banner_url", sa.String(length=2048), nullable=True),
-        sa.Column(
-            "genres",
-            postgresql.ARRAY(sa.String(length=60)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
-        sa.Column(
-            "languages",
-            postgresql.ARRAY(sa.String(length=20)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
-        sa.Column(
-            "platforms",
-            postgresql.ARRAY(sa.String(length=60)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
+        array_column("genres", sa.String(length=60)),
+        array_column("languages", sa.String(length=20)),
+        array_column("platforms", sa.String(length=60)),
         sa.Column("rating_avg", sa.Float(), nullable=True),
         sa.Column(
             "search",
@@ -104,18 +48,8 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
+        timestamp_column("updated_at"),
         sa.CheckConstraint("slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'", name=op.f("ck_titles_slug_format")),
         sa.CheckConstraint(
             "type IN ('series', 'movie', 'ova', 'ona', 'special')", name=op.f("ck_titles_type")
@@ -165,12 +99,7 @@ def upgrade() -> None:
         sa.Column("title_id", sa.UUID(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=300), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
         sa.CheckConstraint("number BETWEEN 0 AND 1000", name=op.f("ck_seasons_number_range")),
         sa.ForeignKeyConstraint(
             ["title_id"],
@@ -195,24 +124,9 @@ def upgrade() -> None:
         sa.Column("duration_sec", sa.Float(), nullable=True),
         sa.Column("hls_master_url", sa.String(length=2048), nullable=True),
         sa.Column("hls_master_key", sa.String(length=1024), nullable=True),
-        sa.Column(
-            "thumbnails",
-            postgresql.ARRAY(sa.String(length=2048)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
-        sa.Column(
-            "subtitles",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'[]'::jsonb"),
-            nullable=False,
-        ),
-        sa.Column(
-            "renditions",
-            postgresql.ARRAY(sa.String(length=40)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
+        array_column("thumbnails", sa.String(length=2048)),
+        json_list_column("subtitles"),
+        array_column("renditions", sa.String(length=40)),
         sa.Column(
             "transcode_state", sa.String(length=20), server_default="pending", nullable=False
         ),
@@ -223,18 +137,8 @@ def upgrade() -> None:
         sa.Column("transcode_log", sa.Text(), nullable=True),
         sa.Column("transcode_job_id", sa.UUID(), nullable=True),
         sa.Column("transcode_event_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
+        timestamp_column("updated_at"),
         sa.CheckConstraint(
             "transcode_state IN ('pending', 'queued', 'processing', 'ready', 'failed')",
             name=op.f("ck_episodes_transcode_state"),
@@ -275,11 +179,4 @@ def downgrade() -> None:
     op.drop_index("ix_titles_name_id", table_name="titles", schema="catalog")
     op.drop_index("ix_titles_genres", table_name="titles", schema="catalog", postgresql_using="gin")
     op.drop_table("titles", schema="catalog")
-    op.drop_index(
-        "ix_outbox_pending",
-        table_name="outbox",
-        schema="catalog",
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    op.drop_table("outbox", schema="catalog")
-    op.drop_table("inbox", schema="catalog")
+    drop_messaging_tables("catalog")

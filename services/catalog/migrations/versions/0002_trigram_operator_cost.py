@@ -13,14 +13,10 @@ the migrating role is not that owner, the database keeps the old plans and
 the migration says so instead of failing.
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 FUNCTIONS = ("word_similarity_op(text, text)", "word_similarity_commutator_op(text, text)")
 

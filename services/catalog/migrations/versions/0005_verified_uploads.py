@@ -8,15 +8,13 @@ An episode may reference only a source media has verified. Nothing is deployed:
 no episode is checked or rewritten retroactively.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
+from studio_common.migrations import timestamp_column
+
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -32,12 +30,7 @@ def upgrade() -> None:
         sa.Column("filename", sa.String(length=255), nullable=False),
         sa.Column("attached_to", sa.UUID(), nullable=True),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
         sa.PrimaryKeyConstraint("upload_id", name=op.f("pk_verified_uploads")),
         sa.UniqueConstraint("key", name=op.f("uq_verified_uploads_key")),
         schema="catalog",

@@ -16,16 +16,14 @@ every name instead of the primary one. Existing titles get their own name as
 their document; nothing is deployed yet.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from studio_common.migrations import array_column, json_list_column
+
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 SEARCH = (
     "setweight(to_tsvector('simple', coalesce(search_names, '')), 'A') || "
@@ -40,12 +38,7 @@ OLD_SEARCH = (
 def upgrade() -> None:
     op.add_column(
         "titles",
-        sa.Column(
-            "names",
-            postgresql.JSONB(),
-            server_default=sa.text("'[]'::jsonb"),
-            nullable=False,
-        ),
+        json_list_column("names"),
         schema="catalog",
     )
     op.add_column(
@@ -55,22 +48,12 @@ def upgrade() -> None:
     )
     op.add_column(
         "titles",
-        sa.Column(
-            "name_keys",
-            postgresql.ARRAY(sa.Text()),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
+        array_column("name_keys", sa.Text()),
         schema="catalog",
     )
     op.add_column(
         "titles",
-        sa.Column(
-            "cjk_grams",
-            postgresql.ARRAY(sa.Text()),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
+        array_column("cjk_grams", sa.Text()),
         schema="catalog",
     )
     op.execute(

@@ -5,27 +5,19 @@ Revises: 0006
 Create Date: 2026-12-06 18:45:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from studio_common.migrations import json_list_column
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     op.add_column(
         "episodes",
-        sa.Column(
-            "markers",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'[]'::jsonb"),
-            nullable=False,
-        ),
+        json_list_column("markers"),
         schema="catalog",
     )
     op.add_column(

@@ -20,15 +20,11 @@ to the catalog's words instead of a ``star:*`` prefix, which makes the
 full-text index collect every lexeme it begins.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
 down_revision: str | None = "0007"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 SYNC = """
 CREATE FUNCTION catalog.sync_title_keys() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -17,16 +17,12 @@ generated, so it is dropped and added again (every title's document rebuilt)
 with its index.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
 down_revision: str | None = "0008"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 SEARCH = (
     "setweight(to_tsvector('simple', regexp_replace(coalesce(search_names, ''), "

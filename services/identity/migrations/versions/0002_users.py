@@ -5,15 +5,13 @@ Revises: 0001
 Create Date: 2026-11-26 13:16:30.197820
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
+from studio_common.migrations import timestamp_column
+
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -25,18 +23,8 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), server_default="viewer", nullable=False),
         sa.Column("role_changed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("clerk_updated_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
+        timestamp_column("updated_at"),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("role IN ('viewer', 'editor', 'admin')", name=op.f("ck_users_role")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),

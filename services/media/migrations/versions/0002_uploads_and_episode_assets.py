@@ -5,16 +5,13 @@ Revises: 0001
 Create Date: 2026-11-26 13:16:32.142231
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from studio_common.migrations import array_column, timestamp_column
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -24,26 +21,11 @@ def upgrade() -> None:
         sa.Column("title_id", sa.UUID(), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("hls_master_key", sa.String(length=1024), nullable=True),
-        sa.Column(
-            "renditions",
-            postgresql.ARRAY(sa.String(length=40)),
-            server_default=sa.text("'{}'"),
-            nullable=False,
-        ),
+        array_column("renditions", sa.String(length=40)),
         sa.Column("public", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("event_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
+        timestamp_column("updated_at"),
         sa.CheckConstraint(
             "state IN ('pending', 'playable', 'ready', 'failed', 'deleted')",
             name=op.f("ck_episode_assets_state"),
@@ -67,18 +49,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("created_by", sa.String(length=255), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
+        timestamp_column("updated_at"),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(

@@ -8,15 +8,11 @@ Visibility events are ordered apart from transcode events, so each kind keeps
 its own occurredAt of the last event applied.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -8,15 +8,13 @@ Nothing is deployed yet, so folders of the old slug-based layout are not
 carried over (ADR 6).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
+from studio_common.migrations import timestamp_column
+
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -32,12 +30,7 @@ def upgrade() -> None:
         sa.Column("public", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("retire_after", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("created_at"),
         sa.PrimaryKeyConstraint("prefix", name=op.f("pk_hls_folders")),
         schema="media",
     )

@@ -9,15 +9,11 @@ so a key belongs to exactly one upload. Nothing is deployed: rows from before
 keep their keys (``filename`` NULL) and are not rewritten.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -8,14 +8,10 @@ studio_media.presence moves a ready asset to ``missing`` when its master
 playlist is no longer in storage, and back when it returns.
 """
 
-from collections.abc import Sequence
-
 from alembic import op
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 OLD = "('pending', 'playable', 'ready', 'failed', 'deleted')"
 NEW = "('pending', 'playable', 'ready', 'failed', 'deleted', 'missing')"

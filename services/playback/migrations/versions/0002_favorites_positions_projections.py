@@ -5,15 +5,13 @@ Revises: 0001
 Create Date: 2026-11-26 13:16:50.868288
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
+from studio_common.migrations import timestamp_column
+
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -21,12 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "deleted_users",
         sa.Column("user_id", sa.Text(), nullable=False),
-        sa.Column(
-            "deleted_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("deleted_at"),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_deleted_users")),
         schema="playback",
     )
@@ -65,12 +58,7 @@ def upgrade() -> None:
         "tombstones",
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("id", sa.UUID(), nullable=False),
-        sa.Column(
-            "deleted_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("deleted_at"),
         sa.CheckConstraint("kind IN ('title', 'episode')", name=op.f("ck_tombstones_kind")),
         sa.PrimaryKeyConstraint("kind", "id", name=op.f("pk_tombstones")),
         schema="playback",
@@ -81,18 +69,8 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Text(), nullable=False),
         sa.Column("title_id", sa.UUID(), nullable=False),
         sa.Column("active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
-        sa.Column(
-            "favorited_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("favorited_at"),
+        timestamp_column("updated_at"),
         sa.ForeignKeyConstraint(
             ["title_id"],
             ["playback.titles.id"],
@@ -122,12 +100,7 @@ def upgrade() -> None:
         sa.Column("position_sec", sa.Float(), nullable=False),
         sa.Column("watched", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
+        timestamp_column("updated_at"),
         sa.CheckConstraint("position_sec >= 0", name=op.f("ck_positions_position_non_negative")),
         sa.ForeignKeyConstraint(
             ["episode_id"],

@@ -5,16 +5,14 @@ Revises: 0001
 Create Date: 2026-11-26 13:29:37.836308
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from studio_common.migrations import timestamp_column
+
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -36,21 +34,9 @@ def upgrade() -> None:
         sa.Column("result", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("media_duration_sec", sa.Float(), nullable=True),
         sa.Column("encode_seconds", sa.Float(), nullable=True),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column(
-            "queued_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        timestamp_column("created_at"),
+        timestamp_column("updated_at"),
+        timestamp_column("queued_at"),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(

@@ -5,16 +5,13 @@ Revises: 0003
 Create Date: 2026-12-06 18:40:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from studio_common.migrations import json_list_column, timestamp_column
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -28,15 +25,8 @@ def upgrade() -> None:
         sa.Column("head", sa.LargeBinary(), nullable=False),
         sa.Column("tail", sa.LargeBinary(), nullable=False),
         sa.Column("tail_start_sec", sa.Float(), nullable=False),
-        sa.Column(
-            "markers",
-            postgresql.JSONB(astext_type=sa.Text()),
-            server_default=sa.text("'[]'::jsonb"),
-            nullable=False,
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        json_list_column("markers"),
+        timestamp_column("updated_at"),
         sa.PrimaryKeyConstraint("episode_id", name=op.f("pk_episode_fingerprints")),
         schema="transcoder",
     )

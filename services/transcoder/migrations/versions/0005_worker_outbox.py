@@ -5,14 +5,10 @@ Revises: 0004
 Create Date: 2026-12-06 21:00:00
 """
 
-from collections.abc import Sequence
-
 from studio_common.migrations import create_messaging_tables, drop_messaging_tables
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
