@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -49,6 +49,7 @@ from studio_common.events import (
 from studio_common.natsconn import NatsLink
 from studio_common.observability import MessagingMetrics
 from studio_common.outbox import MessagingTables
+from studio_common.tasks import stop_task
 from studio_common.telemetry import message_span
 
 log = logging.getLogger("studio.consumer")
@@ -92,6 +93,15 @@ def exponential_backoff(num_delivered: int) -> float:
 RetryBackoff = Callable[[int], float]
 # The longest wait between two tries of an event while the database is away.
 DATABASE_RETRY_MAX_SECONDS = 10.0
+
+
+async def unsubscribe_all(subscriptions: Sequence[JetStreamContext.PullSubscription]) -> None:
+    """Unsubscribe stopped pull subscriptions before the connection drains: nats-py
+    waits out its whole drain timeout on a pull subscription left subscribed. A
+    message a cancelled fetch was about to receive is redelivered after ack_wait."""
+    for subscription in subscriptions:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
 
 
 def consumer_config(
@@ -199,6 +209,7 @@ class EventConsumers:
         self.durables: list[str] = []
         self.subscriptions: list[Subscription] = []
         self._loops: list[asyncio.Task[None]] = []
+        self._pulls: list[JetStreamContext.PullSubscription] = []
         # Whether the last attempt found the database away (see _wait_for_database).
         self._database_down = False
         self._database_waits = 0
@@ -246,15 +257,18 @@ class EventConsumers:
             pull = await self.js.pull_subscribe(
                 sub.subject, durable=sub.durable, stream=self.stream, config=sub.config
             )
+            self._pulls.append(pull)
             self._loops.append(asyncio.create_task(self._pull(pull, sub), name=sub.durable))
 
     async def stop(self) -> None:
         """Stop fetching. A batch being handled is cancelled: its transactions
         roll back and its messages, not acked, are redelivered."""
         loops, self._loops = self._loops, []
-        for task in loops:
-            task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        # stop_task, not one cancel(): nats-py's fetch waits in asyncio.wait_for,
+        # which on Python 3.11 can swallow a cancellation and fetch again.
+        await asyncio.gather(*(stop_task(task) for task in loops))
+        pulls, self._pulls = self._pulls, []
+        await unsubscribe_all(pulls)
 
     async def _pull(self, pull: JetStreamContext.PullSubscription, sub: Subscription) -> None:
         failures = 0

@@ -35,7 +35,12 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
-from studio_common.consumer import consume_span, consumer_config, publish_dead_letter
+from studio_common.consumer import (
+    consume_span,
+    consumer_config,
+    publish_dead_letter,
+    unsubscribe_all,
+)
 from studio_common.events import Envelope, EventPayload, subject_for
 from studio_common.natsconn import reconnect_delay
 from studio_common.runtime import Runtime
@@ -106,6 +111,7 @@ class JobConsumer:
         self._slots = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._subscriptions: list[JetStreamContext.PullSubscription] = []
         self._jobs: set[asyncio.Task[None]] = set()
         self._closed = False
         # What liveness reads: when the event loop last ran, when each fetch loop last turned.
@@ -124,6 +130,7 @@ class JobConsumer:
     async def start(self) -> None:
         for event_cls in self.events:
             subscription = await self._subscribe(event_cls.event_type)
+            self._subscriptions.append(subscription)
             self._loops.append(
                 asyncio.create_task(
                     self._fetch_loop(subscription), name=f"fetch-{event_cls.event_type}"
@@ -157,6 +164,7 @@ class JobConsumer:
         self._closed = True
         self._stopping.set()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        await unsubscribe_all(self._subscriptions)
         if self._jobs:
             log.info("waiting for running jobs", extra={"jobs": len(self._jobs), "grace": grace})
             _, pending = await asyncio.wait(set(self._jobs), timeout=grace)
