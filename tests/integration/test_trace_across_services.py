@@ -8,14 +8,12 @@ consumers. Spans are collected in memory by the ``span_exporter`` fixture.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 from opentelemetry.trace import SpanKind
 
 from studio_catalog.config import CatalogSettings
@@ -24,6 +22,7 @@ from studio_catalog.sources import on_upload_verified
 from studio_common.events import Envelope, UploadVerifiedV1
 from studio_common.migrations import upgrade
 from studio_common.testing.plugin import serve_app
+from studio_common.testing.s3 import s3_with_bucket
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.main import create_app as create_transcoder
 from studio_transcoder.worker import Worker
@@ -70,15 +69,7 @@ async def test_one_trace_links_the_request_the_relay_the_job_and_the_state_updat
     }
     for name in ("catalog", "transcoder"):
         upgrade(ROOT / "services" / name, common["database_url"])
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
+    s3 = s3_with_bucket(s3_endpoint_url, BUCKET)
     upload_id = uuid.uuid4()
     key = f"uploads/{upload_id}/source.mp4"
     s3.upload_file(str(make_source(tmp_path / "source.mp4")), BUCKET, key)

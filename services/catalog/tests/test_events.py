@@ -29,7 +29,12 @@ from studio_common.events import (
     subject_for,
 )
 from studio_common.outbox import OutboxRelay
-from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
+from studio_common.testing.jetstream import (
+    envelope_of,
+    publish_envelope,
+    stream_messages,
+    wait_until,
+)
 
 
 async def uploaded_events(nats_url, ns, episode_id: str) -> list:
@@ -200,18 +205,8 @@ async def publish(
     env = envelope or Envelope.wrap(payload)
     if occurred_at is not None:
         env = env.model_copy(update={"occurred_at": occurred_at})
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream(timeout=30).publish(
-            subject_for(ns.subject_root, env.type),
-            env.model_dump_json(by_alias=True).encode(),
-            # A fresh message id: a redelivery as the broker would make it.
-            headers={"Nats-Msg-Id": uuid.uuid4().hex},
-            stream=ns.stream,
-        )
-    finally:
-        await nc.close()
-    return env
+    # A fresh message id: a redelivery as the broker would make it.
+    return await publish_envelope(nats_url, ns.subject_root, ns.stream, env)
 
 
 async def inbox_count(runtime, event_id) -> int:
