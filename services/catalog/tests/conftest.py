@@ -95,6 +95,19 @@ class Factory:
         self.app = app
         self.editor_sub = f"editor_{uuid.uuid4().hex[:8]}"
 
+    @staticmethod
+    def names(
+        romaji: str, english: str | None, native: str | None, *synonyms: str
+    ) -> list[dict[str, str]]:
+        """A title's ``names`` as the admin API takes them."""
+        out = [{"kind": "romaji", "language": "ja", "name": romaji}]
+        if english:
+            out.append({"kind": "english", "language": "en", "name": english})
+        if native:
+            out.append({"kind": "native", "language": "ja", "name": native})
+        out += [{"kind": "synonym", "language": "en", "name": s} for s in synonyms]
+        return out
+
     async def title(self, **over: Any) -> dict[str, Any]:
         body = {"slug": unique_slug(), "name": "Some Show", "type": "series", **over}
         r = await self.client.post("/api/admin/titles", json=body, headers=self.auth.editor)
