@@ -361,37 +361,29 @@ async def test_a_ready_episode_whose_media_is_gone_is_no_longer_ready(
 
         return await wait_until(check)
 
+    async def media_says(playable: bool, state: str, seconds: int) -> None:
+        """Media's word on the episode's playability, ``seconds`` after t0."""
+        changed = EpisodePlayabilityChangedV1(episode_id=eid, playable=playable, state=state)
+        await publish(
+            nats_url, event_namespace, changed, occurred_at=t0 + timedelta(seconds=seconds)
+        )
+
     await publish(
         nats_url,
         event_namespace,
         TranscodeCompletedV1(episode_id=eid, job_id=uuid.uuid4(), hls_master_key=key),
         occurred_at=t0,
     )
-    await publish(
-        nats_url,
-        event_namespace,
-        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
-        occurred_at=t0 + timedelta(seconds=1),
-    )
+    await media_says(True, "ready", seconds=1)
     await becomes("ready", True)
 
-    await publish(
-        nats_url,
-        event_namespace,
-        EpisodePlayabilityChangedV1(episode_id=eid, playable=False, state="missing"),
-        occurred_at=t0 + timedelta(seconds=2),
-    )
+    await media_says(False, "missing", seconds=2)
     gone = await becomes("failed", False)
     assert "no longer in storage" in gone["transcodeLog"]
     public = (await client.get(f"/api/episodes/{ep['id']}")).json()
     assert (public["transcodeState"], public["playable"]) == ("failed", False)
 
-    await publish(
-        nats_url,
-        event_namespace,
-        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
-        occurred_at=t0 + timedelta(seconds=3),
-    )
+    await media_says(True, "ready", seconds=3)
     back = await becomes("ready", True)
     assert back["transcodeLog"] is None
     assert back["hlsMasterKey"] == key

@@ -260,10 +260,7 @@ async def test_a_transcoded_season_gets_markers_through_the_outbox(
 
 
 async def test_deleting_an_episode_detects_its_season_again(db, jobs, season):
-    from sqlalchemy import select
-
     from studio_transcoder.markers import record_and_detect
-    from studio_transcoder.models import EpisodeFingerprint, messaging
     from studio_transcoder.subscribers import on_episode_deleted
 
     season_id = uuid.uuid4()
@@ -275,35 +272,18 @@ async def test_deleting_an_episode_detects_its_season_again(db, jobs, season):
         async with db.transaction() as session:
             await record_and_detect(session, event, fp)
 
-    async def markers() -> dict[uuid.UUID, list[str]]:
-        async with db.transaction() as session:
-            rows = (
-                await session.scalars(
-                    select(EpisodeFingerprint)
-                    .where(EpisodeFingerprint.season_id == season_id)
-                    .execution_options(populate_existing=True)
-                )
-            ).all()
-            return {r.episode_id: [m["kind"] for m in r.markers] for r in rows}
-
     first, second = (e.episode_id for e in uploaded)
-    assert await markers() == {first: ["opening", "ending"], second: ["opening", "ending"]}
+    assert await _markers_of(db, season_id) == {
+        first: ["opening", "ending"],
+        second: ["opening", "ending"],
+    }
 
     deleted = EpisodeDeletedV1(episode_id=second, title_id=uploaded[1].title_id)
     async with db.transaction() as session:
         await on_episode_deleted(deleted, Envelope.wrap(deleted), session)
     # A season of one episode has no markers; the survivor is told so.
-    assert await markers() == {first: []}
-    async with db.transaction() as session:
-        sent = (
-            await session.execute(
-                select(messaging.outbox.c.envelope)
-                .where(messaging.outbox.c.event_type == "transcoder.episode.markers_detected")
-                .order_by(messaging.outbox.c.created_at)
-            )
-        ).all()
-    ours = [e["data"]["markers"] for (e,) in sent if e["data"]["episodeId"] == str(first)]
-    assert ours[-1] == []
+    assert await _markers_of(db, season_id) == {first: []}
+    assert (await _announced(db, first))[-1] == []
 
 
 async def test_a_failed_detection_leaves_the_rest_of_the_transaction_alone(
