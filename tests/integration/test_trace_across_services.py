@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 
 from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app as create_catalog
-from studio_catalog.sources import on_upload_verified
+from studio_catalog.subscribers import on_upload_verified
 from studio_common.events import Envelope, UploadVerifiedV1
 from studio_common.migrations import upgrade
 from studio_common.testing.plugin import serve_app
@@ -49,19 +49,14 @@ def make_source(path: Path) -> Path:
 
 async def test_one_trace_links_the_request_the_relay_the_job_and_the_state_update(
     span_exporter: Any,
-    service_settings: dict[str, Any],
-    event_namespaces: Any,
-    own_database: str,
+    own_settings: dict[str, Any],
     s3_endpoint_url: str,
     auth: Any,
     tmp_path: Path,
 ) -> None:
     # A namespace of our own: the worker takes every episode.uploaded on its stream.
-    ns = event_namespaces.new()
     common = {
-        **service_settings,
-        **event_namespaces.settings(ns),
-        "database_url": own_database,
+        **own_settings,
         "s3_endpoint_url": s3_endpoint_url,
         "s3_bucket": BUCKET,
         "s3_access_key_id": "test",
