@@ -370,3 +370,24 @@ def probe(path: Path | str, *args: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def ffprobe() -> Callable[..., dict[str, Any]]:
     return probe
+
+
+@pytest.fixture
+def processes() -> Callable[..., list[int]]:
+    """``processes(text, program="")``: the pids of live processes whose command line
+    starts with ``program`` and names ``text`` (the worker's ffmpeg, by its folder)."""
+
+    def find(text: str, program: str = "") -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(program.encode()) and text.encode() in cmdline:
+                found.append(int(entry.name))
+        return found
+
+    return find
