@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
@@ -50,6 +50,21 @@ async def stream_messages(nats_url: str, stream: str, subject: str) -> list[Msg]
 def envelope_of(msg: Msg) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(msg.data)
     return body
+
+
+async def published_once(read: Callable[[], Awaitable[list[Msg]]]) -> dict[str, Any]:
+    """The envelope of the one message ``read()`` finds, once it is there and a
+    second, wrongly duplicated publish has had a second to show up; its
+    Nats-Msg-Id is the event id, so the stream's duplicate window can drop a
+    relay's retry."""
+    await wait_until(read)
+    await asyncio.sleep(1.0)
+    msgs = await read()
+    assert len(msgs) == 1, [envelope_of(m) for m in msgs]
+    env = envelope_of(msgs[0])
+    assert msgs[0].headers is not None
+    assert msgs[0].headers["Nats-Msg-Id"] == env["id"]
+    return env
 
 
 async def wait_until(
