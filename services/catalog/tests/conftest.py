@@ -125,6 +125,12 @@ class Factory:
         data: dict[str, Any] = r.json()
         return data
 
+    async def any_episode(self) -> dict[str, Any]:
+        """Episode 1 of season 1 of a new title: for tests about one episode."""
+        title = await self.title()
+        season = await self.season(title["id"])
+        return await self.episode(season["id"])
+
     async def source(self, filename: str = "source.mp4") -> str:
         """The key of a source media verified for this factory's editor."""
         return (await add_verified_upload(self.app, self.editor_sub, filename=filename)).key

@@ -122,9 +122,7 @@ async def test_relay_restarted_between_publish_and_commit_publishes_once(
     runtime = catalog_app.state.runtime
     await runtime.relay.stop()
     try:
-        title = await make.title()
-        season = await make.season(title["id"])
-        ep = await make.episode(season["id"])
+        ep = await make.any_episode()
         await asyncio.sleep(0.5)
         assert await uploaded_events(nats_url, event_namespace, ep["id"]) == []
 
@@ -339,9 +337,7 @@ async def test_a_ready_episode_whose_media_is_gone_is_no_longer_ready(
 ):
     """Media found the master of a ready episode gone from storage: catalog stops
     saying ready (and playable), and says so again if media finds it back."""
-    title = await make.title()
-    season = await make.season(title["id"])
-    ep = await make.episode(season["id"])
+    ep = await make.any_episode()
     eid = uuid.UUID(ep["id"])
     t0 = datetime.now(UTC)
     key = f"hls/{eid}/{uuid.uuid4().hex}/master.m3u8"
@@ -388,9 +384,7 @@ async def test_a_ready_episode_whose_media_is_gone_is_no_longer_ready(
 async def test_media_back_in_storage_never_undoes_a_real_failure(
     client, make, auth, nats_url, event_namespace, catalog_app
 ):
-    title = await make.title()
-    season = await make.season(title["id"])
-    ep = await make.episode(season["id"])
+    ep = await make.any_episode()
     eid = uuid.UUID(ep["id"])
     t0 = datetime.now(UTC)
     await publish(
@@ -412,9 +406,7 @@ async def test_media_back_in_storage_never_undoes_a_real_failure(
 
 
 async def test_failure_keeps_a_readable_reason(client, make, auth, nats_url, event_namespace):
-    title = await make.title()
-    season = await make.season(title["id"])
-    ep = await make.episode(season["id"])
+    ep = await make.any_episode()
     await publish(
         nats_url,
         event_namespace,
@@ -484,9 +476,7 @@ async def test_events_for_unknown_episodes_and_poison_messages_do_not_block(
     await wait_until(skipped)
 
     # The consumer still works after the poison messages.
-    title = await make.title()
-    season = await make.season(title["id"])
-    ep = await make.episode(season["id"])
+    ep = await make.any_episode()
     await publish(
         nats_url,
         event_namespace,
