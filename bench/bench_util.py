@@ -13,10 +13,11 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,35 @@ async def drop_scratch(admin_url: str, nats_url: str, *, database: str, stream: 
         with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_stream(stream)
         await nc.close()
+
+
+@contextlib.contextmanager
+def running(
+    argv: Sequence[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A process under measurement, from the repository root, with ``env`` over ours.
+
+    Its output goes to ``log`` (or nowhere); it is stopped as a deployment stops
+    it, SIGTERM, and killed only if it is still there after 20 s.
+    """
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter, moto, nginx
+            list(argv),
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def process_cpu_seconds(pid: int) -> float:

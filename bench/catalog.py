@@ -38,11 +38,9 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -61,6 +59,7 @@ from bench_util import (
     http_get_load,
     machine,
     process_cpu_seconds,
+    running,
     verdict,
     wait_http_ok,
 )
@@ -186,23 +185,6 @@ async def taking_turns(
     }
 
 
-@contextlib.contextmanager
-def server(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter
-            argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     admin_url = args.database_admin_url
     token = uuid.uuid4().hex[:8]
@@ -259,12 +241,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         logs = Path(args.log_dir)
         route_port = free_port()
-        with contextlib.ExitStack() as running:
-            svc = running.enter_context(
-                server(service_argv, service_env, logs / "bench-catalog-service.log")
+        with contextlib.ExitStack() as servers:
+            svc = servers.enter_context(
+                running(service_argv, service_env, logs / "bench-catalog-service.log")
             )
-            bare = running.enter_context(
-                server(bare_argv, {"BARE_DATABASE_URL": db_url}, logs / "bench-catalog-bare.log")
+            bare = servers.enter_context(
+                running(bare_argv, {"BARE_DATABASE_URL": db_url}, logs / "bench-catalog-bare.log")
             )
             await wait_http_ok(service_port, "/readyz", svc)
             await wait_http_ok(bare_port, "/readyz", bare)
@@ -274,8 +256,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 # The same service answering every request through FastAPI's
                 # routing (its list fast path off): what the fast path saves.
                 route_argv = [*service_argv[:-1], str(route_port)]
-                route = running.enter_context(
-                    server(
+                route = servers.enter_context(
+                    running(
                         route_argv,
                         service_env | {"CATALOG_LIST_FAST_PATH": "false"},
                         logs / "bench-catalog-route.log",

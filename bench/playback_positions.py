@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -43,7 +42,13 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_util import add_server_options, drop_scratch, free_port, process_cpu_seconds
+from bench_util import (
+    add_server_options,
+    drop_scratch,
+    free_port,
+    process_cpu_seconds,
+    running,
+)
 
 from studio_common.migrations import upgrade
 from studio_common.testing.issuer import TestIssuer
@@ -338,19 +343,8 @@ def service_process(env: dict[str, str], port: int, workers: int, log_path: Path
         "--workers",
         str(workers),
     ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with running(cmd, env, log_path) as proc:
+        yield proc
 
 
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes], within: float = 30) -> None:

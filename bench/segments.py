@@ -20,13 +20,10 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ from bench_util import (
     free_port,
     machine,
     process_cpu_seconds,
+    running,
     verdict,
 )
 
@@ -64,28 +62,6 @@ def tree_cpu(pid: int) -> float:
         for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
             total += process_cpu_seconds(int(child))
     return total
-
-
-@contextlib.contextmanager
-def process(
-    argv: list[str], env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter, moto, nginx
-        argv,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def wait_port(port: int, within: float = 60) -> None:
@@ -241,7 +217,7 @@ async def main(args: argparse.Namespace) -> int:
         await register(args.database_admin_url.rsplit("/", 1)[0] + f"/{database}", episode, folder)
         issuer = TestIssuer()
         with (
-            process(
+            running(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)]
             ) as moto,
             issuer.serve(),
@@ -306,8 +282,8 @@ async def main(args: argparse.Namespace) -> int:
                 )
             )
             with (
-                process(media_argv, env) as media,
-                process(nginx_command(nginx, options.runtime_dir)) as gateway,
+                running(media_argv, env) as media,
+                running(nginx_command(nginx, options.runtime_dir)) as gateway,
             ):
                 await wait_port(media_port)
                 await wait_port(gateway_port)

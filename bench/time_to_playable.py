@@ -34,16 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from bench_util import ROOT, emit, machine, verdict
-from e2e_stack import Stack, cleanup, start_stack
+from e2e_stack import CHROMIUM_ARGS, Stack, cleanup, start_stack
 
 TARGET_SECONDS = 15.0
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PLAYER = """
 (url) => new Promise((resolve) => {
   const video = document.getElementById('video');

@@ -18,16 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_stack import ROOT, Stack, cleanup, stack_from_environment
+from e2e_stack import CHROMIUM_ARGS, ROOT, Stack, cleanup, stack_from_environment
 
 CHROMIUM = os.environ.get("STUDIO_E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--autoplay-policy=no-user-gesture-required",
-]
 HLS_JS = ROOT / "web" / "player" / "vendor" / "hls.min.js"
 RESULTS = ROOT / "test-results"
 E2E_DIR = Path(__file__).resolve().parent

@@ -46,6 +46,15 @@ S3_PORT = 9000
 STARTUP_TIMEOUT = float(os.environ.get("STUDIO_E2E_STARTUP_TIMEOUT", "180"))
 STOP_TIMEOUT = 40.0
 ADMIN_DATABASE = "postgresql://postgres@127.0.0.1:5432/postgres"
+# A headless Chromium in a container, playing video without a click: the e2e
+# tests and the time-to-playable benchmark.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 class StackError(RuntimeError):

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import asyncpg
 import httpx
-import nats
 import pytest
 
-from studio_common.events import Envelope, EpisodeUploadedV1, subject_for
+from studio_common.events import Envelope, EpisodeUploadedV1
 from studio_common.testing.infra import free_port, reachable
+from studio_common.testing.jetstream import publish_envelope
 from studio_devstack.backing import PostgresTarget, PrivatePostgres, find_postgres_bindir
 from studio_transcoder.config import TranscoderSettings
 
@@ -217,14 +218,31 @@ async def publish_uploaded(settings: TranscoderSettings, source_key: str) -> uui
         source_key=source_key,
     )
     env = Envelope.wrap(event)
-    nc = await nats.connect(settings.nats_url)
+    await publish_envelope(
+        settings.nats_url,
+        settings.event_subject_root,
+        settings.event_stream,
+        env,
+        msg_id=str(env.id),
+    )
+    return event.episode_id
+
+
+async def seed_playback_episode(dsn: str) -> uuid.UUID:
+    """An episode as playback's projection holds it (normally fed by catalog's events)."""
+    title_id, episode_id = uuid.uuid4(), uuid.uuid4()
+    conn = await asyncpg.connect(dsn)
     try:
-        await nc.jetstream().publish(
-            subject_for(settings.event_subject_root, env.type),
-            env.model_dump_json(by_alias=True).encode(),
-            headers={"Nats-Msg-Id": str(env.id)},
-            stream=settings.event_stream,
+        await conn.execute(
+            "INSERT INTO playback.titles (id, slug, name, event_at) VALUES ($1, 'x', 'X', now())",
+            title_id,
+        )
+        await conn.execute(
+            "INSERT INTO playback.episodes (id, title_id, season_number, episode_number, "
+            "duration_sec, event_at) VALUES ($1, $2, 1, 1, 1400, now())",
+            episode_id,
+            title_id,
         )
     finally:
-        await nc.close()
-    return event.episode_id
+        await conn.close()
+    return episode_id

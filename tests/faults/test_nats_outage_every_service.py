@@ -12,15 +12,12 @@ waits; ``make test`` for 30 s with waits shrunk so that nats-py's old budget of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
-import boto3
 import httpx
 import pytest
 
@@ -30,8 +27,9 @@ from studio_common.testing.infra import scratch_database
 from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
 from studio_common.testing.plugin import Auth
+from studio_common.testing.s3 import s3_with_bucket
 
-from .conftest import ROOT, PrivateNats, ServiceProcess, outage_seconds
+from .conftest import ROOT, PrivateNats, ServiceProcess, outage_seconds, seed_playback_episode
 
 SERVICES = ("catalog", "identity", "media", "playback")
 LONG = outage_seconds(0) >= 120
@@ -54,26 +52,6 @@ async def stack_db(pg_admin_url: str) -> AsyncIterator[str]:
         yield url
 
 
-async def _seed_playback_episode(database_url: str) -> uuid.UUID:
-    """An episode as playback's projection holds it (normally fed by catalog's events)."""
-    title_id, episode_id = uuid.uuid4(), uuid.uuid4()
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await conn.execute(
-            "INSERT INTO playback.titles (id, slug, name, event_at) VALUES ($1, 'x', 'X', now())",
-            title_id,
-        )
-        await conn.execute(
-            "INSERT INTO playback.episodes (id, title_id, season_number, episode_number, "
-            "duration_sec, event_at) VALUES ($1, $2, 1, 1, 1400, now())",
-            episode_id,
-            title_id,
-        )
-    finally:
-        await conn.close()
-    return episode_id
-
-
 def _env(service: str, common: dict[str, str], own: dict[str, str]) -> dict[str, str]:
     return {f"{service.upper()}_{k.upper()}": v for k, v in {**common, **own}.items()}
 
@@ -87,15 +65,7 @@ def services(
     tmp_path: Path,
 ) -> Iterator[dict[str, ServiceProcess]]:
     root = f"every{uuid.uuid4().hex[:8]}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
+    s3_with_bucket(s3_endpoint_url, BUCKET)
     common = {
         "environment": "test",
         "database_url": stack_db,
@@ -206,7 +176,7 @@ async def test_every_service_takes_reads_and_writes_through_a_long_nats_outage(
     services: dict[str, ServiceProcess], private_nats: PrivateNats, auth: Auth, stack_db: str
 ) -> None:
     root: str = services["catalog"].root  # type: ignore[attr-defined]
-    episode = await _seed_playback_episode(stack_db)
+    episode = await seed_playback_episode(stack_db.replace("postgresql+asyncpg", "postgresql"))
     writes = Writes(services, auth, episode)
     async with httpx.AsyncClient(timeout=10) as client:
         await writes.round(client)

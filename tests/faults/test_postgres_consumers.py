@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
 import pytest
 
-from studio_common.events import Envelope, TitleCreatedV1, dead_letter_subject, subject_for
+from studio_common.events import Envelope, TitleCreatedV1, dead_letter_subject
 from studio_common.migrations import upgrade
-from studio_common.testing.jetstream import stream_messages, wait_until
+from studio_common.testing.jetstream import publish_envelope, stream_messages, wait_until
 from studio_common.testing.plugin import EventNamespace, serve_app
 from studio_playback.config import PlaybackSettings
 from studio_playback.main import create_app as create_playback
@@ -37,16 +36,7 @@ pytestmark = pytest.mark.timeout(120 + 2 * OUTAGE_SECONDS)
 
 async def _publish(nats_url: str, ns: EventNamespace, payload: TitleCreatedV1) -> None:
     env = Envelope.wrap(payload)
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream(timeout=30).publish(
-            subject_for(ns.subject_root, env.type),
-            env.model_dump_json(by_alias=True).encode(),
-            headers={"Nats-Msg-Id": str(env.id)},
-            stream=ns.stream,
-        )
-    finally:
-        await nc.close()
+    await publish_envelope(nats_url, ns.subject_root, ns.stream, env, msg_id=str(env.id))
 
 
 def _title(tag: str) -> TitleCreatedV1:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,31 +21,13 @@ from studio_common.testing.plugin import Auth, serve_app
 from studio_playback.config import PlaybackSettings
 from studio_playback.main import create_app as create_playback
 
+from .conftest import seed_playback_episode
+
 ROOT = Path(__file__).resolve().parents[2]
 # A burst first fills the pools, then a steady trickle leaves most of their
 # connections idle when the server goes: a request then meets two dead ones in
 # a row, the case that used to surface as a 500.
 BURST = 12
-
-
-async def _seed_episode(admin_url: str) -> uuid.UUID:
-    """An episode as playback's projection holds it (normally fed by events)."""
-    title_id, episode_id = uuid.uuid4(), uuid.uuid4()
-    conn = await asyncpg.connect(admin_url.rsplit("/", 1)[0] + "/studio")
-    try:
-        await conn.execute(
-            "INSERT INTO playback.titles (id, slug, name, event_at) VALUES ($1, 'x', 'X', now())",
-            title_id,
-        )
-        await conn.execute(
-            "INSERT INTO playback.episodes (id, title_id, season_number, episode_number, "
-            "duration_sec, event_at) VALUES ($1, $2, 1, 1, 1400, now())",
-            episode_id,
-            title_id,
-        )
-    finally:
-        await conn.close()
-    return episode_id
 
 
 # 0: a restart as pg_ctl restart does it; 2: long enough that new connections
@@ -60,7 +41,9 @@ async def test_a_postgres_restart_under_load_gives_no_500(
     await admin.close()
     for service in ("catalog", "playback"):
         await asyncio.to_thread(upgrade, ROOT / "services" / service, private_postgres.url)
-    episode_id = await _seed_episode(private_postgres.admin_url)
+    episode_id = await seed_playback_episode(
+        private_postgres.admin_url.rsplit("/", 1)[0] + "/studio"
+    )
     settings = {**service_settings, "database_url": private_postgres.url, "database_pool_size": 8}
     viewer = auth.headers("viewer")
 

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from sqlalchemy import select
@@ -38,6 +37,7 @@ from studio_common.events import EpisodeUploadedV1
 from studio_common.migrations import upgrade
 from studio_common.testing.infra import free_port, reachable
 from studio_common.testing.jetstream import wait_until
+from studio_common.testing.s3 import s3_with_bucket
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.models import Job, worker_messaging
 from studio_transcoder.worker import Worker, durable_name
@@ -159,15 +159,7 @@ async def proxy(moto_port: int) -> AsyncIterator[CuttableProxy]:
 @pytest.fixture
 def s3(moto_port: int) -> Any:
     """The test's own way to the store, around the proxy."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=f"http://127.0.0.1:{moto_port}",
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket=BUCKET)
+    client = s3_with_bucket(f"http://127.0.0.1:{moto_port}", BUCKET)
     return client
 
 

@@ -8,7 +8,6 @@ again while its liveness (an open port) stayed green.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import subprocess
@@ -19,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 from sqlalchemy import select
@@ -28,6 +26,7 @@ from studio_common.db import Database
 from studio_common.migrations import upgrade
 from studio_common.testing.infra import free_port, scratch_database
 from studio_common.testing.jetstream import wait_until
+from studio_common.testing.s3 import s3_client, s3_with_bucket
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.models import Job
 from studio_transcoder.worker import Worker
@@ -49,15 +48,7 @@ def settings(
     transcoder_db: str, private_nats: PrivateNats, s3_endpoint_url: str, tmp_path: Path
 ) -> TranscoderSettings:
     root = f"wfault{uuid.uuid4().hex[:8]}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
+    s3_with_bucket(s3_endpoint_url, BUCKET)
     (tmp_path / "work").mkdir()
     return TranscoderSettings(
         environment="test",
@@ -105,28 +96,14 @@ def _source(tmp_path: Path) -> Path:
 
 async def _submit(settings: TranscoderSettings, source: Path) -> uuid.UUID:
     key = f"uploads/{uuid.uuid4().hex}/source.mp4"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
+    s3 = s3_client(settings.s3_endpoint_url)
     await asyncio.to_thread(s3.upload_file, str(source), BUCKET, key)
     return await publish_uploaded(settings, key)
 
 
 async def _wait_ready(database: Database, episode_id: uuid.UUID, within: float) -> None:
     async def ready() -> bool:
-        async with database.transaction() as session:
-            job = (
-                await session.scalars(
-                    select(Job)
-                    .where(Job.episode_id == episode_id)
-                    .execution_options(populate_existing=True)
-                )
-            ).first()
-        return job is not None and job.status == "ready"
+        return await _status(database, episode_id) == "ready"
 
     await wait_until(ready, within=within, interval=0.3)
 

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import nats
 import pytest
@@ -55,6 +54,7 @@ from studio_common.settings import ServiceSettings
 from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.jetstream import wait_until
 from studio_common.testing.plugin import serve_app
+from studio_common.testing.s3 import s3_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["catalog", "identity", "media", "transcoder", "playback"]
@@ -285,13 +285,7 @@ class Running:
 @pytest.fixture(scope="module")
 def shared_settings(service_settings: dict[str, Any], s3_endpoint_url: str) -> dict[str, Any]:
     bucket = f"matrix-{uuid.uuid4().hex[:8]}"
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    ).create_bucket(Bucket=bucket)
+    s3_client(s3_endpoint_url).create_bucket(Bucket=bucket)
     return {
         **service_settings,
         "s3_endpoint_url": s3_endpoint_url,

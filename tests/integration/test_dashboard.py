@@ -8,9 +8,9 @@ chance to refresh.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import re
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ async def test_every_dashboard_metric_is_exposed(
     event_namespaces: Any,
     s3_endpoint_url: str,
     tmp_path: Path,
+    create_service_app: Callable[..., Any],
 ) -> None:
     ns = event_namespaces.new()
     common = {
@@ -105,13 +106,6 @@ async def test_every_dashboard_metric_is_exposed(
     async with AsyncExitStack() as stack:
         clients = {}
         for name in SERVICES:
-            config = importlib.import_module(f"studio_{name}.config")
-            main = importlib.import_module(f"studio_{name}.main")
-            settings_cls = next(
-                getattr(config, attr)
-                for attr in dir(config)
-                if attr.endswith("Settings") and attr != "ServiceSettings"
-            )
             extra: dict[str, Any] = {
                 "transcoder": {"jobs_gauge_refresh_seconds": 0.2},
                 # Required outside development.
@@ -120,7 +114,7 @@ async def test_every_dashboard_metric_is_exposed(
                     "public_base_url": "http://media.test",
                 },
             }.get(name, {})
-            app = main.create_app(settings_cls(**common, **extra))
+            app = create_service_app(name, **common, **extra)
             clients[name] = await stack.enter_async_context(serve_app(app))
         await worker.start()
         stack.push_async_callback(worker.stop, 0)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 import uvicorn
 
 from studio_common.migrations import upgrade
 from studio_common.testing.infra import scratch_database
+from studio_common.testing.s3 import s3_client
 from studio_devstack.backing import wait_for_tcp
 from studio_devstack.gateway import GatewayOptions, find_nginx, nginx_command, write_nginx_conf
 from studio_devstack.routes import ROUTES_RELATIVE_PATH, load_route_table
@@ -71,13 +71,7 @@ async def own_db(pg_admin_url: str) -> AsyncIterator[str]:
 def stored(s3_endpoint_url: str) -> tuple[str, uuid.UUID]:
     """A bucket holding one version folder, with the transcoder's Cache-Control."""
     bucket = f"edge-{uuid.uuid4().hex[:8]}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
+    s3 = s3_client(s3_endpoint_url)
     s3.create_bucket(Bucket=bucket)
     episode = uuid.uuid4()
     folder = f"hls/{episode}/{VERSION}/"

@@ -25,20 +25,13 @@ BOUND_SECONDS = 5.0
 
 
 async def test_a_demotion_reaches_another_service_and_sticks(
-    service_settings: dict[str, Any],
-    event_namespaces: Any,
-    own_database: str,
+    own_settings: dict[str, Any],
     auth: Any,
     tmp_path: Path,
 ) -> None:
-    ns = event_namespaces.new()
-    settings = {
-        **service_settings,
-        **event_namespaces.settings(ns),
-        "database_url": own_database,
-    }
+    settings = own_settings
     for name in ("identity", "catalog"):
-        upgrade(ROOT / "services" / name, own_database)
+        upgrade(ROOT / "services" / name, settings["database_url"])
     identity_app = create_identity(
         IdentitySettings(**settings, dev_key_path=tmp_path / "jwt-key.pem")
     )

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import schemathesis
 import uvicorn
@@ -36,6 +35,7 @@ from studio_common.migrations import upgrade
 from studio_common.settings import ServiceSettings
 from studio_common.testing.infra import create_database, drop_database
 from studio_common.testing.issuer import TestIssuer
+from studio_common.testing.s3 import s3_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["catalog", "identity", "media", "transcoder", "playback"]
@@ -115,13 +115,7 @@ def servers(
 ) -> Iterator[dict[str, str]]:
     bucket = f"schemathesis-{uuid.uuid4().hex[:8]}"
     credentials = {"s3_access_key_id": "test", "s3_secret_access_key": "test-secret"}
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    ).create_bucket(Bucket=bucket)
+    s3_client(s3_endpoint_url).create_bucket(Bucket=bucket)
     shared = {
         **service_settings,
         # The documents are under test, not the events: no relay, no consumers.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,22 +57,13 @@ async def test_migrations_go_down_and_up_again(migrated):
 
 
 @pytest.mark.parametrize("name", SERVICES)
-async def test_service_boots_and_is_ready(name, migrated, service_settings):
-    config = importlib.import_module(f"studio_{name}.config")
-    main = importlib.import_module(f"studio_{name}.main")
-    settings_cls = next(
-        getattr(config, attr)
-        for attr in dir(config)
-        if attr.endswith("Settings") and attr != "ServiceSettings"
-    )
+async def test_service_boots_and_is_ready(name, migrated, service_settings, create_service_app):
     # Required of media outside development (other services ignore them).
     required = {
         "playback_signing_key": "boot-test-playback-signing-key-0123456789ab",
         "public_base_url": "http://media.test",
     }
-    app = main.create_app(
-        settings_cls(**{**service_settings, "database_url": migrated}, **required)
-    )
+    app = create_service_app(name, **{**service_settings, "database_url": migrated}, **required)
     async with serve_app(app) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")

@@ -8,22 +8,21 @@ consumers. Spans are collected in memory by the ``span_exporter`` fixture.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 from opentelemetry.trace import SpanKind
 
 from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app as create_catalog
-from studio_catalog.sources import on_upload_verified
+from studio_catalog.subscribers import on_upload_verified
 from studio_common.events import Envelope, UploadVerifiedV1
 from studio_common.migrations import upgrade
 from studio_common.testing.plugin import serve_app
+from studio_common.testing.s3 import s3_with_bucket
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.main import create_app as create_transcoder
 from studio_transcoder.worker import Worker
@@ -50,19 +49,14 @@ def make_source(path: Path) -> Path:
 
 async def test_one_trace_links_the_request_the_relay_the_job_and_the_state_update(
     span_exporter: Any,
-    service_settings: dict[str, Any],
-    event_namespaces: Any,
-    own_database: str,
+    own_settings: dict[str, Any],
     s3_endpoint_url: str,
     auth: Any,
     tmp_path: Path,
 ) -> None:
     # A namespace of our own: the worker takes every episode.uploaded on its stream.
-    ns = event_namespaces.new()
     common = {
-        **service_settings,
-        **event_namespaces.settings(ns),
-        "database_url": own_database,
+        **own_settings,
         "s3_endpoint_url": s3_endpoint_url,
         "s3_bucket": BUCKET,
         "s3_access_key_id": "test",
@@ -70,15 +64,7 @@ async def test_one_trace_links_the_request_the_relay_the_job_and_the_state_updat
     }
     for name in ("catalog", "transcoder"):
         upgrade(ROOT / "services" / name, common["database_url"])
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
+    s3 = s3_with_bucket(s3_endpoint_url, BUCKET)
     upload_id = uuid.uuid4()
     key = f"uploads/{upload_id}/source.mp4"
     s3.upload_file(str(make_source(tmp_path / "source.mp4")), BUCKET, key)

@@ -8,11 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import nats
-
-from studio_common.events import Envelope, TitleCreatedV1, subject_for
+from studio_common.events import Envelope, TitleCreatedV1
 from studio_common.migrations import upgrade
-from studio_common.testing.jetstream import wait_until
+from studio_common.testing.jetstream import publish_envelope, wait_until
 from studio_common.testing.plugin import serve_app
 from studio_identity.config import IdentitySettings
 from studio_identity.main import create_app as create_identity
@@ -23,16 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_the_id_from_api_me_names_the_user_in_playback(
-    service_settings: dict[str, Any],
-    event_namespaces: Any,
-    own_database: str,
+    own_settings: dict[str, Any],
     auth: Any,
     tmp_path: Path,
 ) -> None:
-    ns = event_namespaces.new()
-    settings = {**service_settings, **event_namespaces.settings(ns), "database_url": own_database}
+    settings = own_settings
     for name in ("identity", "playback"):
-        upgrade(ROOT / "services" / name, own_database)
+        upgrade(ROOT / "services" / name, settings["database_url"])
     identity_app = create_identity(
         IdentitySettings(**settings, dev_key_path=tmp_path / "jwt-key.pem")
     )
@@ -54,15 +49,9 @@ async def test_the_id_from_api_me_names_the_user_in_playback(
 
         title_id = uuid.uuid4()
         envelope = Envelope.wrap(TitleCreatedV1(title_id=title_id, slug="one-id", name="One Id"))
-        nc = await nats.connect(settings["nats_url"])
-        try:
-            await nc.jetstream().publish(
-                subject_for(ns.subject_root, envelope.type),
-                envelope.model_dump_json(by_alias=True).encode(),
-                stream=ns.stream,
-            )
-        finally:
-            await nc.close()
+        await publish_envelope(
+            settings["nats_url"], settings["event_subject_root"], settings["event_stream"], envelope
+        )
 
         async def favorited() -> bool:
             r = await playback.post(

@@ -95,6 +95,19 @@ class Factory:
         self.app = app
         self.editor_sub = f"editor_{uuid.uuid4().hex[:8]}"
 
+    @staticmethod
+    def names(
+        romaji: str, english: str | None, native: str | None, *synonyms: str
+    ) -> list[dict[str, str]]:
+        """A title's ``names`` as the admin API takes them."""
+        out = [{"kind": "romaji", "language": "ja", "name": romaji}]
+        if english:
+            out.append({"kind": "english", "language": "en", "name": english})
+        if native:
+            out.append({"kind": "native", "language": "ja", "name": native})
+        out += [{"kind": "synonym", "language": "en", "name": s} for s in synonyms]
+        return out
+
     async def title(self, **over: Any) -> dict[str, Any]:
         body = {"slug": unique_slug(), "name": "Some Show", "type": "series", **over}
         r = await self.client.post("/api/admin/titles", json=body, headers=self.auth.editor)
@@ -111,6 +124,12 @@ class Factory:
         assert r.status_code == 201, r.text
         data: dict[str, Any] = r.json()
         return data
+
+    async def any_episode(self) -> dict[str, Any]:
+        """Episode 1 of season 1 of a new title: for tests about one episode."""
+        title = await self.title()
+        season = await self.season(title["id"])
+        return await self.episode(season["id"])
 
     async def source(self, filename: str = "source.mp4") -> str:
         """The key of a source media verified for this factory's editor."""

@@ -29,7 +29,13 @@ from studio_common.events import (
     subject_for,
 )
 from studio_common.outbox import OutboxRelay
-from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
+from studio_common.testing.jetstream import (
+    envelope_of,
+    publish_envelope,
+    published_once,
+    stream_messages,
+    wait_until,
+)
 
 
 async def uploaded_events(nats_url, ns, episode_id: str) -> list:
@@ -81,12 +87,7 @@ async def test_creating_an_episode_publishes_exactly_one_uploaded_event(
     key = await make.source("ep5.mp4")
     ep = await make.episode(season["id"], 5, sourceKey=key)
 
-    msgs = await wait_until(lambda: uploaded_events(nats_url, event_namespace, ep["id"]))
-    await asyncio.sleep(1.0)  # give a wrongly duplicated publish time to show up
-    msgs = await uploaded_events(nats_url, event_namespace, ep["id"])
-    assert len(msgs) == 1
-    env = envelope_of(msgs[0])
-    assert msgs[0].headers["Nats-Msg-Id"] == env["id"]
+    env = await published_once(lambda: uploaded_events(nats_url, event_namespace, ep["id"]))
     assert env["type"] == "catalog.episode.uploaded"
     assert env["version"] == 1
     assert env["data"] == {
@@ -121,9 +122,7 @@ async def test_relay_restarted_between_publish_and_commit_publishes_once(
     runtime = catalog_app.state.runtime
     await runtime.relay.stop()
     try:
-        title = await make.title()
-        season = await make.season(title["id"])
-        ep = await make.episode(season["id"])
+        ep = await make.any_episode()
         await asyncio.sleep(0.5)
         assert await uploaded_events(nats_url, event_namespace, ep["id"]) == []
 
@@ -200,18 +199,8 @@ async def publish(
     env = envelope or Envelope.wrap(payload)
     if occurred_at is not None:
         env = env.model_copy(update={"occurred_at": occurred_at})
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream(timeout=30).publish(
-            subject_for(ns.subject_root, env.type),
-            env.model_dump_json(by_alias=True).encode(),
-            # A fresh message id: a redelivery as the broker would make it.
-            headers={"Nats-Msg-Id": uuid.uuid4().hex},
-            stream=ns.stream,
-        )
-    finally:
-        await nc.close()
-    return env
+    # A fresh message id: a redelivery as the broker would make it.
+    return await publish_envelope(nats_url, ns.subject_root, ns.stream, env)
 
 
 async def inbox_count(runtime, event_id) -> int:
@@ -348,9 +337,7 @@ async def test_a_ready_episode_whose_media_is_gone_is_no_longer_ready(
 ):
     """Media found the master of a ready episode gone from storage: catalog stops
     saying ready (and playable), and says so again if media finds it back."""
-    title = await make.title()
-    season = await make.season(title["id"])
-    ep = await make.episode(season["id"])
+    ep = await make.any_episode()
     eid = uuid.UUID(ep["id"])
     t0 = datetime.now(UTC)
     key = f"hls/{eid}/{uuid.uuid4().hex}/master.m3u8"
@@ -366,37 +353,29 @@ async def test_a_ready_episode_whose_media_is_gone_is_no_longer_ready(
 
         return await wait_until(check)
 
+    async def media_says(playable: bool, state: str, seconds: int) -> None:
+        """Media's word on the episode's playability, ``seconds`` after t0."""
+        changed = EpisodePlayabilityChangedV1(episode_id=eid, playable=playable, state=state)
+        await publish(
+            nats_url, event_namespace, changed, occurred_at=t0 + timedelta(seconds=seconds)
+        )
+
     await publish(
         nats_url,
         event_namespace,
         TranscodeCompletedV1(episode_id=eid, job_id=uuid.uuid4(), hls_master_key=key),
         occurred_at=t0,
     )
-    await publish(
-        nats_url,
-        event_namespace,
-        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
-        occurred_at=t0 + timedelta(seconds=1),
-    )
+    await media_says(True, "ready", seconds=1)
     await becomes("ready", True)
 
-    await publish(
-        nats_url,
-        event_namespace,
-        EpisodePlayabilityChangedV1(episode_id=eid, playable=False, state="missing"),
-        occurred_at=t0 + timedelta(seconds=2),
-    )
+    await media_says(False, "missing", seconds=2)
     gone = await becomes("failed", False)
     assert "no longer in storage" in gone["transcodeLog"]
     public = (await client.get(f"/api/episodes/{ep['id']}")).json()
     assert (public["transcodeState"], public["playable"]) == ("failed", False)
 
-    await publish(
-        nats_url,
-        event_namespace,
-        EpisodePlayabilityChangedV1(episode_id=eid, playable=True, state="ready"),
-        occurred_at=t0 + timedelta(seconds=3),
-    )
+    await media_says(True, "ready", seconds=3)
     back = await becomes("ready", True)
     assert back["transcodeLog"] is None
     assert back["hlsMasterKey"] == key
@@ -405,9 +384,7 @@ async def test_a_ready_episode_whose_media_is_gone_is_no_longer_ready(
 async def test_media_back_in_storage_never_undoes_a_real_failure(
     client, make, auth, nats_url, event_namespace, catalog_app
 ):
-    title = await make.title()
-    season = await make.season(title["id"])
-    ep = await make.episode(season["id"])
+    ep = await make.any_episode()
     eid = uuid.UUID(ep["id"])
     t0 = datetime.now(UTC)
     await publish(
@@ -429,9 +406,7 @@ async def test_media_back_in_storage_never_undoes_a_real_failure(
 
 
 async def test_failure_keeps_a_readable_reason(client, make, auth, nats_url, event_namespace):
-    title = await make.title()
-    season = await make.season(title["id"])
-    ep = await make.episode(season["id"])
+    ep = await make.any_episode()
     await publish(
         nats_url,
         event_namespace,
@@ -501,9 +476,7 @@ async def test_events_for_unknown_episodes_and_poison_messages_do_not_block(
     await wait_until(skipped)
 
     # The consumer still works after the poison messages.
-    title = await make.title()
-    season = await make.season(title["id"])
-    ep = await make.episode(season["id"])
+    ep = await make.any_episode()
     await publish(
         nats_url,
         event_namespace,

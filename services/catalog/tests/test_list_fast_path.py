@@ -43,16 +43,6 @@ def answered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def _names(romaji: str, english: str | None, native: str | None, *synonyms: str) -> list[dict]:
-    out = [{"kind": "romaji", "language": "ja", "name": romaji}]
-    if english:
-        out.append({"kind": "english", "language": "en", "name": english})
-    if native:
-        out.append({"kind": "native", "language": "ja", "name": native})
-    out += [{"kind": "synonym", "language": "en", "name": s} for s in synonyms]
-    return out
-
-
 @pytest.fixture
 async def shelf(make: Any) -> None:
     specs = [
@@ -80,7 +70,7 @@ async def shelf(make: Any) -> None:
             genres=genres,
             languages=["ja", "en"],
             posterUrl="https://img.example/p.jpg" if rating else None,
-            names=_names(romaji, english, native, *synonyms),
+            names=make.names(romaji, english, native, *synonyms),
         )
 
 

@@ -10,16 +10,6 @@ from studio_catalog import repository
 from studio_catalog.repository import SearchPlan
 
 
-def names(romaji: str, english: str | None, native: str | None, *synonyms: str) -> list[dict]:
-    out = [{"kind": "romaji", "language": "ja", "name": romaji}]
-    if english:
-        out.append({"kind": "english", "language": "en", "name": english})
-    if native:
-        out.append({"kind": "native", "language": "ja", "name": native})
-    out += [{"kind": "synonym", "language": "en", "name": s} for s in synonyms]
-    return out
-
-
 @pytest.fixture
 async def shelf(make) -> dict[str, str]:
     """A few titles with real naming patterns; returns name → slug."""
@@ -39,7 +29,7 @@ async def shelf(make) -> dict[str, str]:
     }
     out = {}
     for key, (romaji, english, native, *syn) in specs.items():
-        title = await make.title(name=romaji, names=names(romaji, english, native, *syn))
+        title = await make.title(name=romaji, names=make.names(romaji, english, native, *syn))
         out[key] = title["slug"]
     return out
 
@@ -182,13 +172,15 @@ async def _title_keys(catalog_settings, title_id: str) -> tuple[set[str], set[st
 
 
 async def test_title_keys_follow_every_write_of_the_names(client, make, auth, catalog_settings):
-    title = await make.title(name="Kaze no Uta", names=names("Kaze no Uta", "Song of Wind", None))
+    title = await make.title(
+        name="Kaze no Uta", names=make.names("Kaze no Uta", "Song of Wind", None)
+    )
     keyed, name_keys = await _title_keys(catalog_settings, title["id"])
     assert keyed == name_keys
     assert {"kaze no uta", "song of wind", "songofwind"} <= keyed
     url = f"/api/admin/titles/{title['id']}"
     r = await client.patch(
-        url, json={"names": names("Kaze no Uta", None, None, "KnU")}, headers=auth.editor
+        url, json={"names": make.names("Kaze no Uta", None, None, "KnU")}, headers=auth.editor
     )
     assert r.status_code == 200, r.text
     keyed, name_keys = await _title_keys(catalog_settings, title["id"])

@@ -12,7 +12,12 @@ from sqlalchemy import text
 from studio_common.auth import Principal, Role
 from studio_common.db import Database
 from studio_common.events import subject_for
-from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
+from studio_common.testing.jetstream import (
+    envelope_of,
+    published_once,
+    stream_messages,
+    wait_until,
+)
 from studio_identity.service import IdentityService, LastAdmin
 
 from .conftest import CLERK_SECRET_KEY, create_user, new_subject
@@ -137,12 +142,7 @@ async def test_change_role_emits_exactly_one_event_and_writes_back_to_clerk(
     me = await client.get("/api/me", headers=auth.headers("viewer", sub=user["clerkId"]))
     assert me.json()["role"] == "editor"
 
-    msgs = await wait_until(lambda: role_events(nats_url, event_namespace, user["id"]))
-    await asyncio.sleep(1.0)  # time for a wrongly duplicated publish to show up
-    msgs = await role_events(nats_url, event_namespace, user["id"])
-    assert len(msgs) == 1
-    env = envelope_of(msgs[0])
-    assert msgs[0].headers["Nats-Msg-Id"] == env["id"]
+    env = await published_once(lambda: role_events(nats_url, event_namespace, user["id"]))
     assert env["type"] == "identity.user.role_changed"
     assert env["data"] == {
         "userId": user["id"],

@@ -8,16 +8,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
-import nats
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from studio_common.events import Envelope, EventPayload, subject_for
+from studio_common.events import Envelope, EventPayload
 from studio_common.migrations import upgrade
+from studio_common.testing.jetstream import publish_envelope
 from studio_common.testing.plugin import EventNamespace
+from studio_common.testing.s3 import s3_client
 from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 from studio_media.config import MediaSettings
 from studio_media.main import create_app
@@ -37,13 +37,7 @@ def bucket(s3_endpoint_url: str) -> str:
 
 
 def s3(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
+    return s3_client(endpoint)
 
 
 @pytest.fixture(scope="session")
@@ -146,17 +140,7 @@ async def publish(
     env = Envelope.wrap(payload)
     if update:
         env = env.model_copy(update=update)
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream().publish(
-            subject_for(ns.subject_root, env.type),
-            env.model_dump_json(by_alias=True).encode(),
-            headers={"Nats-Msg-Id": uuid.uuid4().hex},
-            stream=ns.stream,
-        )
-    finally:
-        await nc.close()
-    return env
+    return await publish_envelope(nats_url, ns.subject_root, ns.stream, env)
 
 
 # Test modules cannot import conftest (importlib import mode): helpers are fixtures.

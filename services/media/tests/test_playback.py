@@ -12,6 +12,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 import httpx
@@ -114,6 +115,16 @@ def upload_ladder(s3c, bucket: str, ladder: Path, prefix: str) -> None:
         s3c.put_object(Bucket=bucket, Key=prefix + rel, Body=data, ContentType=ctype)
 
 
+def completed(episode_id: uuid.UUID, prefix: str) -> TranscodeCompletedV1:
+    """The transcoder's word that the ladder under ``prefix`` is complete."""
+    return TranscodeCompletedV1(
+        episode_id=episode_id,
+        job_id=uuid.uuid4(),
+        hls_master_key=prefix + "master.m3u8",
+        hls_master_url="https://cdn.example/x",
+    )
+
+
 async def asset_state(app, episode_id) -> str | None:
     async with app.state.runtime.database.transaction() as s:
         return await s.scalar(
@@ -141,9 +152,8 @@ class Episodes:
 
         await wait_until(reached, within=15)
 
-    async def known(self, episode_id: uuid.UUID | None = None) -> uuid.UUID:
-        """An episode catalog announced (uploaded): media takes transcode events for it."""
-        episode_id = episode_id or uuid.uuid4()
+    async def announce(self, episode_id: uuid.UUID) -> None:
+        """Catalog's word that the episode was uploaded, from before any transcode event."""
         await self.publish(
             EpisodeUploadedV1(
                 episode_id=episode_id,
@@ -156,6 +166,11 @@ class Episodes:
             ),
             occurred_at=datetime.now(UTC) - timedelta(minutes=10),
         )
+
+    async def known(self, episode_id: uuid.UUID | None = None) -> uuid.UUID:
+        """An episode catalog announced (uploaded): media takes transcode events for it."""
+        episode_id = episode_id or uuid.uuid4()
+        await self.announce(episode_id)
         await self.wait_state(episode_id, "pending")
         return episode_id
 
@@ -447,19 +462,7 @@ async def test_unknown_not_ready_and_failed_episodes(client, auth, episodes):
     assert r.status_code == 404
     assert r.json()["type"] == PROBLEM + "not-found"
 
-    episode_id = uuid.uuid4()
-    await episodes.publish(
-        EpisodeUploadedV1(
-            episode_id=episode_id,
-            title_id=uuid.uuid4(),
-            title_slug="some-show",
-            season_id=uuid.uuid4(),
-            season_number=1,
-            episode_number=1,
-            source_key="uploads/x/source.mp4",
-        )
-    )
-    await episodes.wait_state(episode_id, "pending")
+    episode_id = await episodes.known()
     r = await hls_url(client, auth, episode_id)
     assert r.status_code == 409
     assert r.json()["type"] == PROBLEM + "episode-not-ready"
@@ -533,15 +536,7 @@ async def test_visibility_and_transcode_events_are_ordered_apart(episodes):
     # ...an older transcode event still applies, and keeps the visibility...
     prefix = version_prefix(episode_id)
     upload_ladder(episodes.s3c, episodes.bucket, episodes.ladder, prefix)
-    await episodes.publish(
-        TranscodeCompletedV1(
-            episode_id=episode_id,
-            job_id=uuid.uuid4(),
-            hls_master_key=prefix + "master.m3u8",
-            hls_master_url="https://cdn.example/x",
-        ),
-        occurred_at=now - timedelta(minutes=1),
-    )
+    await episodes.publish(completed(episode_id, prefix), occurred_at=now - timedelta(minutes=1))
     await episodes.wait_state(episode_id, "ready")
     assert await asset_public(episodes.app, episode_id) is True
     # ...and a stale visibility event changes nothing.
@@ -565,13 +560,7 @@ async def test_deleted_episodes_and_titles_drop_their_assets(client, auth, episo
 
     # A "completed" that happened before the deletion cannot bring it back.
     await episodes.publish(
-        TranscodeCompletedV1(
-            episode_id=episode_id,
-            job_id=uuid.uuid4(),
-            hls_master_key=prefix + "master.m3u8",
-            hls_master_url="https://cdn.example/x",
-        ),
-        occurred_at=datetime.now(UTC) - timedelta(minutes=5),
+        completed(episode_id, prefix), occurred_at=datetime.now(UTC) - timedelta(minutes=5)
     )
     await asyncio.sleep(1.0)
     assert await asset_state(episodes.app, episode_id) == "deleted"
@@ -656,18 +645,7 @@ async def test_a_transcode_event_ahead_of_catalogs_applies_once_the_episode_is_k
     )
     await asyncio.sleep(0.5)
     assert await asset_state(episodes.app, episode_id) is None
-    await episodes.publish(
-        EpisodeUploadedV1(
-            episode_id=episode_id,
-            title_id=uuid.uuid4(),
-            title_slug="some-show",
-            season_id=uuid.uuid4(),
-            season_number=1,
-            episode_number=1,
-            source_key=f"uploads/{uuid.uuid4()}/source.mp4",
-        ),
-        occurred_at=datetime.now(UTC) - timedelta(minutes=10),
-    )
+    await episodes.announce(episode_id)
     # The retried "completed" applies: the episode plays.
     await episodes.wait_state(episode_id, "ready")
     assert (await hls_url(client, auth, episode_id)).status_code == 200
@@ -727,16 +705,16 @@ def cdn_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
-    media_settings, media_app, episodes, auth, cdn_key, s3c, bucket
-):
-    episode_id, prefix = await episodes.ready()
+def cdn_settings(
+    media_settings: dict[str, Any], cdn_key: rsa.RSAPrivateKey, **extra: Any
+) -> MediaSettings:
+    """A second app's settings: CloudFront signing with ``cdn_key``, no consumers or relay."""
     pem = cdn_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    settings = MediaSettings(
+    return MediaSettings(
         **{
             **media_settings,
             "run_consumers": False,
@@ -745,9 +723,16 @@ async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
             "cdn_base_url": "https://cdn.studio.test",
             "cdn_key_pair_id": "K2JCJMDEHXQW5F",
             "cdn_private_key": pem,
-            "cdn_cookie_domain": "studio.test",
+            **extra,
         }
     )
+
+
+async def test_cdn_mode_signs_a_wildcard_policy_for_the_episode_folder(
+    media_settings, media_app, episodes, auth, cdn_key, s3c, bucket
+):
+    episode_id, prefix = await episodes.ready()
+    settings = cdn_settings(media_settings, cdn_key, cdn_cookie_domain="studio.test")
     async with serve_app(create_app(settings)) as c:
         r = await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)
         assert r.status_code == 200, r.text
@@ -1263,22 +1248,7 @@ async def test_cdn_mode_signs_the_subtitle_and_font_urls_like_the_master(
         Key=prefix + "subs/subtitles.json",
         Body=json.dumps(styled_manifest(font_path, 10)).encode(),
     )
-    pem = cdn_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    settings = MediaSettings(
-        **{
-            **media_settings,
-            "run_consumers": False,
-            "run_outbox_relay": False,
-            "playback_mode": "cdn",
-            "cdn_base_url": "https://cdn.studio.test",
-            "cdn_key_pair_id": "K2JCJMDEHXQW5F",
-            "cdn_private_key": pem,
-        }
-    )
+    settings = cdn_settings(media_settings, cdn_key)
     async with serve_app(create_app(settings)) as c:
         out = (await c.get(f"/api/episodes/{episode_id}/hls", headers=auth.viewer)).json()
     query = urlsplit(out["url"]).query

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from sqlalchemy import text
 
@@ -17,11 +16,10 @@ from studio_common.events import (
     TitleCreatedV1,
     TranscodeCompletedV1,
     UserCreatedV1,
-    subject_for,
 )
 from studio_common.migrations import upgrade
 from studio_common.testing.issuer import TestIssuer
-from studio_common.testing.jetstream import wait_until
+from studio_common.testing.jetstream import publish_envelope, wait_until
 from studio_common.testing.plugin import EventNamespace, serve_app
 from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 from studio_playback.config import PlaybackSettings
@@ -93,18 +91,7 @@ async def publish(
 ) -> Envelope:
     """Put an event on the stream as the producing service's relay would."""
     env = envelope or Envelope.wrap(payload)
-    nc = await nats.connect(nats_url)
-    try:
-        await nc.jetstream().publish(
-            subject_for(ns.subject_root, env.type),
-            env.model_dump_json(by_alias=True).encode(),
-            # A fresh message id, so a re-published envelope is a redelivery.
-            headers={"Nats-Msg-Id": uuid.uuid4().hex},
-            stream=ns.stream,
-        )
-    finally:
-        await nc.close()
-    return env
+    return await publish_envelope(nats_url, ns.subject_root, ns.stream, env)
 
 
 class Catalog:
@@ -117,6 +104,38 @@ class Catalog:
 
     async def publish(self, payload: EventPayload, **kw: Any) -> Envelope:
         return await publish(self.nats_url, self.ns, payload, **kw)
+
+    @staticmethod
+    def uploaded(
+        episode_id: uuid.UUID,
+        title_id: uuid.UUID,
+        slug: str = "x",
+        *,
+        season: int = 1,
+        number: int = 1,
+        source_key: str = "uploads/x.mp4",
+    ) -> EpisodeUploadedV1:
+        """catalog's ``episode.uploaded``: the episode as playback first learns of it."""
+        return EpisodeUploadedV1(
+            episode_id=episode_id,
+            title_id=title_id,
+            title_slug=slug,
+            season_id=uuid.uuid4(),
+            season_number=season,
+            episode_number=number,
+            source_key=source_key,
+        )
+
+    @staticmethod
+    def completed(episode_id: uuid.UUID, duration: float) -> TranscodeCompletedV1:
+        """The transcoder's ``transcode.completed``, which carries the episode's duration."""
+        return TranscodeCompletedV1(
+            episode_id=episode_id,
+            job_id=uuid.uuid4(),
+            hls_master_key="k",
+            hls_master_url="u",
+            duration_sec=duration,
+        )
 
     async def announce(self, user: User) -> uuid.UUID:
         """identity's ``user.created`` for ``user``: its identity id, once playback knows it."""
@@ -145,26 +164,16 @@ class Catalog:
     ) -> uuid.UUID:
         episode_id = uuid.uuid4()
         await self.publish(
-            EpisodeUploadedV1(
-                episode_id=episode_id,
-                title_id=title_id,
-                title_slug="x",
-                season_id=uuid.uuid4(),
-                season_number=season,
-                episode_number=number,
+            self.uploaded(
+                episode_id,
+                title_id,
+                season=season,
+                number=number,
                 source_key=f"uploads/{episode_id}/source.mp4",
             )
         )
         if duration is not None:
-            await self.publish(
-                TranscodeCompletedV1(
-                    episode_id=episode_id,
-                    job_id=uuid.uuid4(),
-                    hls_master_key="k",
-                    hls_master_url="u",
-                    duration_sec=duration,
-                )
-            )
+            await self.publish(self.completed(episode_id, duration))
 
         async def ready() -> bool:
             rows = await fetch(

@@ -16,11 +16,9 @@ from sqlalchemy import func, select
 from studio_common.events import (
     Envelope,
     EpisodeDeletedV1,
-    EpisodeUploadedV1,
     TitleCreatedV1,
     TitleDeletedV1,
     TitleUpdatedV1,
-    TranscodeCompletedV1,
     UserDeletedV1,
     dead_letter_subject,
 )
@@ -102,17 +100,7 @@ async def test_title_deletion_erases_favorites_positions_and_projection(
 
     # A created/uploaded delivered late (its own consumer lagged) stays deleted.
     late = await catalog.publish(TitleCreatedV1(title_id=doomed, slug="doomed", name="Doomed"))
-    late_ep = await catalog.publish(
-        EpisodeUploadedV1(
-            episode_id=e1,
-            title_id=doomed,
-            title_slug="doomed",
-            season_id=uuid.uuid4(),
-            season_number=1,
-            episode_number=1,
-            source_key="uploads/x.mp4",
-        )
-    )
+    late_ep = await catalog.publish(catalog.uploaded(e1, doomed, "doomed"))
     await wait_until(lambda: inbox_count(runtime, late.id))
     await wait_until(lambda: inbox_count(runtime, late_ep.id))
     assert await sql("SELECT id FROM playback.titles WHERE id = :t", t=doomed) == []
@@ -137,15 +125,7 @@ async def test_episode_deletion_erases_positions(client, catalog, users, runtime
     r = await client.get(f"/api/playback/{e1}", headers=user.headers)
     assert r.status_code == 404
     # A late duration for the deleted episode does not bring it back.
-    late = await catalog.publish(
-        TranscodeCompletedV1(
-            episode_id=e1,
-            job_id=uuid.uuid4(),
-            hls_master_key="k",
-            hls_master_url="u",
-            duration_sec=99.0,
-        )
-    )
+    late = await catalog.publish(catalog.completed(e1, 99.0))
     await wait_until(lambda: inbox_count(runtime, late.id))
     assert await sql("SELECT id FROM playback.episodes WHERE id = :e", e=e1) == []
 
@@ -200,30 +180,12 @@ async def test_a_duration_may_arrive_before_the_episode(client, catalog, users, 
     user = users()
     show = await catalog.title()
     ep = uuid.uuid4()
-    await catalog.publish(
-        TranscodeCompletedV1(
-            episode_id=ep,
-            job_id=uuid.uuid4(),
-            hls_master_key="k",
-            hls_master_url="u",
-            duration_sec=600.0,
-        )
-    )
+    await catalog.publish(catalog.completed(ep, 600.0))
     await asyncio.sleep(0.5)
     # Not projected while catalog's event is still on its way: no row of its own.
     assert await sql("SELECT id FROM playback.episodes WHERE id = :e", e=ep) == []
 
-    up = await catalog.publish(
-        EpisodeUploadedV1(
-            episode_id=ep,
-            title_id=show,
-            title_slug="s",
-            season_id=uuid.uuid4(),
-            season_number=1,
-            episode_number=1,
-            source_key="uploads/x.mp4",
-        )
-    )
+    up = await catalog.publish(catalog.uploaded(ep, show, "s"))
     await wait_until(lambda: inbox_count(runtime, up.id))
 
     # The duration, retried, applies once the episode is known.
@@ -243,15 +205,7 @@ async def test_a_duration_for_an_episode_never_announced_is_dead_lettered(
     catalog, runtime, sql, nats_url, event_namespace
 ):
     ghost = uuid.uuid4()
-    event = await catalog.publish(
-        TranscodeCompletedV1(
-            episode_id=ghost,
-            job_id=uuid.uuid4(),
-            hls_master_key="k",
-            hls_master_url="u",
-            duration_sec=600.0,
-        )
-    )
+    event = await catalog.publish(catalog.completed(ghost, 600.0))
     subject = dead_letter_subject(
         event_namespace.subject_root,
         "playback-transcoder-transcode-completed",

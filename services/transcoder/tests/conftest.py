@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import nats
 import pytest
@@ -30,8 +29,14 @@ from sqlalchemy import select
 from studio_common.db import Database
 from studio_common.events import Envelope, EpisodeUploadedV1, EventPayload, subject_for
 from studio_common.migrations import upgrade
-from studio_common.testing.jetstream import envelope_of, stream_messages, wait_until
+from studio_common.testing.jetstream import (
+    envelope_of,
+    publish_envelope,
+    stream_messages,
+    wait_until,
+)
 from studio_common.testing.plugin import EventNamespace, serve_app
+from studio_common.testing.s3 import s3_client, s3_with_bucket
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.main import create_app
 from studio_transcoder.models import Job
@@ -88,27 +93,13 @@ def settings(
         "work_dir": str(tmp_path_factory.mktemp("work")),
     }
     s = TranscoderSettings(**values)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
+    s3_with_bucket(s3_endpoint_url, BUCKET)
     return s
 
 
 @pytest.fixture(scope="session")
 def s3(settings: TranscoderSettings) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test-secret",
-    )
+    return s3_client(settings.s3_endpoint_url)
 
 
 @pytest.fixture(scope="session")
@@ -232,17 +223,9 @@ class Jobs:
 
     async def publish(self, payload: EventPayload, envelope: Envelope | None = None) -> Envelope:
         env = envelope or Envelope.wrap(payload)
-        nc = await nats.connect(self.nats_url)
-        try:
-            await nc.jetstream().publish(
-                subject_for(self.settings.event_subject_root, env.type),
-                env.model_dump_json(by_alias=True).encode(),
-                headers={"Nats-Msg-Id": uuid.uuid4().hex},
-                stream=self.settings.event_stream,
-            )
-        finally:
-            await nc.close()
-        return env
+        return await publish_envelope(
+            self.nats_url, self.settings.event_subject_root, self.settings.event_stream, env
+        )
 
     async def submit(
         self, path: Path | None, *, body: bytes | None = None, **over: Any
@@ -404,3 +387,24 @@ def probe(path: Path | str, *args: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def ffprobe() -> Callable[..., dict[str, Any]]:
     return probe
+
+
+@pytest.fixture
+def processes() -> Callable[..., list[int]]:
+    """``processes(text, program="")``: the pids of live processes whose command line
+    starts with ``program`` and names ``text`` (the worker's ffmpeg, by its folder)."""
+
+    def find(text: str, program: str = "") -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(program.encode()) and text.encode() in cmdline:
+                found.append(int(entry.name))
+        return found
+
+    return find

@@ -9,23 +9,9 @@ from pathlib import Path
 from studio_common.testing.jetstream import wait_until
 
 
-def ffmpeg_of(work_dir: str, job_id) -> list[int]:
-    """The encode's ffmpeg: the process whose arguments name the job's temp folder."""
-    marker = f"{Path(work_dir).name}/studio-transcode-{os.getpid()}-{job_id.hex[:8]}-".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if cmdline.startswith(b"ffmpeg") and marker in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-async def test_a_failed_attempt_leaves_no_partial_hls(start_worker, jobs, media, settings):
+async def test_a_failed_attempt_leaves_no_partial_hls(
+    start_worker, jobs, media, settings, processes
+):
     source = media.video("six-seconds.mp4", size="640x360", seconds=6)
     await start_worker(input_read_rate=1.0, max_attempts=1)
     event = await jobs.submit(source)
@@ -34,7 +20,9 @@ async def test_a_failed_attempt_leaves_no_partial_hls(start_worker, jobs, media,
     playable = await wait_until(lambda: _playable(jobs, event.episode_id), within=30, interval=0.1)
     prefix = playable.output_prefix
     assert jobs.keys(prefix)
-    pids = ffmpeg_of(settings.work_dir, playable.id)
+    # The encode's ffmpeg: the one whose arguments name the job's temp folder.
+    marker = f"{Path(settings.work_dir).name}/studio-transcode-{os.getpid()}-{playable.id.hex[:8]}-"
+    pids = processes(marker, program="ffmpeg")
     assert pids
     for pid in pids:
         os.kill(pid, signal.SIGKILL)

@@ -139,22 +139,8 @@ def workdirs(settings, pattern: str) -> list[Path]:
     return sorted(Path(settings.work_dir).glob(pattern))
 
 
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if text.encode() in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 async def test_a_worker_killed_mid_job_leaves_a_job_that_completes_once(
-    start_worker, jobs, four_seconds, settings
+    start_worker, jobs, four_seconds, settings, processes
 ):
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -175,7 +161,7 @@ async def test_a_worker_killed_mid_job_leaves_a_job_that_completes_once(
 
         await wait_until(uploading, within=40)
         [workdir] = workdirs(settings, f"studio-transcode-{proc.pid}-*")
-        assert processes_mentioning(str(workdir)), "ffmpeg should be running"
+        assert processes(str(workdir)), "ffmpeg should be running"
         os.kill(proc.pid, signal.SIGKILL)
         await asyncio.wait_for(proc.wait(), 10)
     finally:
@@ -184,7 +170,7 @@ async def test_a_worker_killed_mid_job_leaves_a_job_that_completes_once(
             await proc.wait()
     # Its ffmpeg died with it, and nothing acked the message.
     await asyncio.sleep(0.2)
-    assert processes_mentioning(str(workdir)) == []
+    assert processes(str(workdir)) == []
     job = await jobs.job(event.episode_id)
     assert (job.status, job.attempts) == ("processing", 1)
 

@@ -260,50 +260,22 @@ async def test_a_transcoded_season_gets_markers_through_the_outbox(
 
 
 async def test_deleting_an_episode_detects_its_season_again(db, jobs, season):
-    from sqlalchemy import select
-
-    from studio_transcoder.markers import record_and_detect
-    from studio_transcoder.models import EpisodeFingerprint, messaging
     from studio_transcoder.subscribers import on_episode_deleted
 
     season_id = uuid.uuid4()
-    uploaded = [
-        jobs.uploaded_event("uploads/x/ep.mp4", season_id=season_id, episode_number=n + 1)
-        for n in range(2)
-    ]
-    for event, (_, fp) in zip(uploaded, season[:2], strict=True):
-        async with db.transaction() as session:
-            await record_and_detect(session, event, fp)
-
-    async def markers() -> dict[uuid.UUID, list[str]]:
-        async with db.transaction() as session:
-            rows = (
-                await session.scalars(
-                    select(EpisodeFingerprint)
-                    .where(EpisodeFingerprint.season_id == season_id)
-                    .execution_options(populate_existing=True)
-                )
-            ).all()
-            return {r.episode_id: [m["kind"] for m in r.markers] for r in rows}
-
+    uploaded = await _two_episodes(db, jobs, season, season_id)
     first, second = (e.episode_id for e in uploaded)
-    assert await markers() == {first: ["opening", "ending"], second: ["opening", "ending"]}
+    assert await _markers_of(db, season_id) == {
+        first: ["opening", "ending"],
+        second: ["opening", "ending"],
+    }
 
     deleted = EpisodeDeletedV1(episode_id=second, title_id=uploaded[1].title_id)
     async with db.transaction() as session:
         await on_episode_deleted(deleted, Envelope.wrap(deleted), session)
     # A season of one episode has no markers; the survivor is told so.
-    assert await markers() == {first: []}
-    async with db.transaction() as session:
-        sent = (
-            await session.execute(
-                select(messaging.outbox.c.envelope)
-                .where(messaging.outbox.c.event_type == "transcoder.episode.markers_detected")
-                .order_by(messaging.outbox.c.created_at)
-            )
-        ).all()
-    ours = [e["data"]["markers"] for (e,) in sent if e["data"]["episodeId"] == str(first)]
-    assert ours[-1] == []
+    assert await _markers_of(db, season_id) == {first: []}
+    assert (await _announced(db, first))[-1] == []
 
 
 async def test_a_failed_detection_leaves_the_rest_of_the_transaction_alone(
@@ -327,6 +299,21 @@ async def test_a_failed_detection_leaves_the_rest_of_the_transaction_alone(
         assert await session.scalar(text("SELECT x FROM earlier")) == 1
     async with db.transaction() as session:
         assert await session.get(EpisodeFingerprint, event.episode_id) is None
+
+
+async def _two_episodes(db, jobs, season, season_id: uuid.UUID) -> list[Any]:
+    """Episodes 1 and 2 of a season, transcoded with the first two fingerprints of
+    ``season`` (an opening and an ending in common)."""
+    from studio_transcoder.markers import record_and_detect
+
+    uploaded = [
+        jobs.uploaded_event("uploads/x/ep.mp4", season_id=season_id, episode_number=n + 1)
+        for n in range(2)
+    ]
+    for event, (_, fp) in zip(uploaded, season[:2], strict=True):
+        async with db.transaction() as session:
+            await record_and_detect(session, event, fp)
+    return uploaded
 
 
 async def _markers_of(db, season_id: uuid.UUID) -> dict[uuid.UUID, list[str]]:
@@ -370,13 +357,7 @@ async def test_re_transcoding_an_episode_detects_its_season_again(db, jobs, seas
     from studio_transcoder.markers import record_and_detect
 
     season_id = uuid.uuid4()
-    first, second = (
-        jobs.uploaded_event("uploads/x/ep.mp4", season_id=season_id, episode_number=n + 1)
-        for n in range(2)
-    )
-    for event, fp in ((first, season[0][1]), (second, season[1][1])):
-        async with db.transaction() as session:
-            await record_and_detect(session, event, fp)
+    first, second = await _two_episodes(db, jobs, season, season_id)
     both = ["opening", "ending"]
     assert await _markers_of(db, season_id) == {first.episode_id: both, second.episode_id: both}
 
@@ -404,13 +385,7 @@ async def test_an_episode_moved_to_another_season_leaves_the_old_one(db, jobs, s
     from studio_transcoder.markers import record_and_detect
 
     old, new = uuid.uuid4(), uuid.uuid4()
-    stays, moves = (
-        jobs.uploaded_event("uploads/x/ep.mp4", season_id=old, episode_number=n + 1)
-        for n in range(2)
-    )
-    for event, fp in ((stays, season[0][1]), (moves, season[1][1])):
-        async with db.transaction() as session:
-            await record_and_detect(session, event, fp)
+    stays, moves = await _two_episodes(db, jobs, season, old)
     moved = moves.model_copy(update={"season_id": new})
     async with db.transaction() as session:
         await record_and_detect(session, moved, season[1][1])

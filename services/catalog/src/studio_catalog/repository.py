@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -520,10 +520,27 @@ async def list_title_page(
     return rows, min(counted, count_cap), counted > count_cap
 
 
-class TitleRepository:
+RowT = TypeVar("RowT", Title, Episode)
+
+
+class _EditedRows(Generic[RowT]):
+    """A repository of rows edited as objects: an added or changed row is flushed
+    and read back, so the caller sees what the database filled in."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def add(self, row: RowT) -> RowT:
+        self.session.add(row)
+        return await self.save(row)
+
+    async def save(self, row: RowT) -> RowT:
+        await self.session.flush()
+        await self.session.refresh(row)
+        return row
+
+
+class TitleRepository(_EditedRows[Title]):
     async def get(self, title_id: uuid.UUID) -> Title | None:
         return await self.session.get(Title, title_id)
 
@@ -536,17 +553,6 @@ class TitleRepository:
             .execution_options(populate_existing=True)
         )
         return (await self.session.scalars(stmt)).first()
-
-    async def add(self, title: Title) -> Title:
-        self.session.add(title)
-        await self.session.flush()
-        await self.session.refresh(title)
-        return title
-
-    async def save(self, title: Title) -> Title:
-        await self.session.flush()
-        await self.session.refresh(title)
-        return title
 
     async def delete(self, title_id: uuid.UUID) -> list[uuid.UUID]:
         """Delete a title; returns the ids of the episodes that went with it."""
@@ -600,10 +606,7 @@ class SeasonRepository:
         return [(r[0], r[1]) for r in rows]
 
 
-class EpisodeRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class EpisodeRepository(_EditedRows[Episode]):
     async def get(self, episode_id: uuid.UUID, *, for_update: bool = False) -> Episode | None:
         stmt = select(Episode).where(Episode.id == episode_id)
         if for_update:
@@ -629,17 +632,6 @@ class EpisodeRepository:
             .limit(1)
         )
         return (await self.session.scalars(stmt)).first()
-
-    async def add(self, episode: Episode) -> Episode:
-        self.session.add(episode)
-        await self.session.flush()
-        await self.session.refresh(episode)
-        return episode
-
-    async def save(self, episode: Episode) -> Episode:
-        await self.session.flush()
-        await self.session.refresh(episode)
-        return episode
 
     async def delete(self, episode_id: uuid.UUID) -> None:
         await self.session.execute(delete(Episode).where(Episode.id == episode_id))
