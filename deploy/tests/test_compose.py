@@ -54,7 +54,8 @@ def test_every_route_table_service_is_built_migrated_and_served(services, route_
     for name, spec in route_table["services"].items():
         service = services[name]
         dockerfile = service["build"]["dockerfile"]
-        assert dockerfile == f"services/{name}/Dockerfile"
+        assert dockerfile == "services/Dockerfile"
+        assert service["build"]["args"] == {"SERVICE": name}
         assert (ROOT / dockerfile).is_file()
         # The image alone runs as production; compose asks for development.
         assert "STUDIO_ENVIRONMENT=production" in (ROOT / dockerfile).read_text()
@@ -89,7 +90,7 @@ def test_backing_servers(services):
 def test_the_worker_drains_before_compose_kills_it(services):
     worker = services["transcoder-worker"]
     assert worker["command"] == ["python", "-m", "studio_transcoder", "worker"]
-    assert worker["build"]["dockerfile"] == "services/transcoder/Dockerfile"
+    assert worker["build"] == services["transcoder"]["build"]
     grace = float(worker["environment"]["TRANSCODER_SHUTDOWN_GRACE_SECONDS"])
     stop = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
     assert stop is not None

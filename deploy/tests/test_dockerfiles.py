@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON_DOCKERFILES = [
-    *(
-        f"services/{name}/Dockerfile"
-        for name in ("catalog", "identity", "media", "transcoder", "playback")
-    ),
-    "deploy/operator/Dockerfile",
-]
+SERVICE_DOCKERFILE = "services/Dockerfile"
+PYTHON_DOCKERFILES = [SERVICE_DOCKERFILE, "deploy/operator/Dockerfile"]
 UPSTREAM = {
     "PYTHON_IMAGE": "python:3.11-slim",
     "UV_IMAGE": "ghcr.io/astral-sh/uv:0.13",
@@ -79,3 +74,27 @@ def test_every_python_image_shares_one_dependency_layer() -> None:
     copied = " ".join(expected)
     for member in members:
         assert f"COPY {member}/pyproject.toml {member}/" in copied, member
+
+
+def test_one_dockerfile_builds_every_service() -> None:
+    """No service keeps a Dockerfile of its own; services/Dockerfile takes the
+    service as a build argument, declared after the shared dependency layer (an
+    ARG before it would make that layer's cache differ per service)."""
+    services = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
+    assert services
+    assert not list((ROOT / "services").glob("*/Dockerfile"))
+    lines = instructions(SERVICE_DOCKERFILE)
+    declared = lines.index("ARG SERVICE")
+    assert declared > lines.index(dependency_layer(SERVICE_DOCKERFILE)[-1])
+    assert "USER 10001" in lines
+    text = " ".join(lines)
+    expected = [
+        "COPY services/${SERVICE} services/${SERVICE}",
+        '--package "studio-$SERVICE"',
+        # Production unless the deployment says otherwise.
+        "STUDIO_ENVIRONMENT=production",
+        # The transcoder's image alone carries FFmpeg.
+        '[ "$SERVICE" = transcoder ]',
+        "install -y --no-install-recommends ffmpeg",
+    ]
+    assert [fragment for fragment in expected if fragment not in text] == []

@@ -27,13 +27,18 @@ def run_text(job: dict[str, Any]) -> str:
 
 def test_every_image_is_built(jobs, route_table):
     matrix = jobs["images"]["strategy"]["matrix"]["include"]
-    built = {entry["name"]: entry["dockerfile"] for entry in matrix}
-    expected = {name: f"services/{name}/Dockerfile" for name in route_table["services"]}
-    expected["operator"] = "deploy/operator/Dockerfile"
-    expected["player"] = "deploy/player/Dockerfile"
+    built = {entry["name"]: (entry["dockerfile"], entry["build-args"]) for entry in matrix}
+    expected = {
+        name: ("services/Dockerfile", f"SERVICE={name}") for name in route_table["services"]
+    }
+    expected["operator"] = ("deploy/operator/Dockerfile", "")
+    expected["player"] = ("deploy/player/Dockerfile", "")
     assert built == expected
-    for dockerfile in built.values():
+    for dockerfile, _ in built.values():
         assert (ROOT / dockerfile).is_file()
+    build = next(s for s in jobs["images"]["steps"] if "build-push-action" in s.get("uses", ""))
+    assert build["with"]["file"] == "${{ matrix.dockerfile }}"
+    assert build["with"]["build-args"] == "${{ matrix.build-args }}"
 
 
 def test_the_chart_is_linted_and_validated_with_helm(jobs):
@@ -78,6 +83,7 @@ def test_the_kind_job_installs_the_chart_and_runs_e2e(jobs):
     for image in images:
         build = builds[f"studio/studio-{image['name']}:dev"]
         assert build["file"] == image["dockerfile"]
+        assert build.get("build-args", "") == image["build-args"]
         assert build["load"] is True
         assert build["cache-from"] == f"type=gha,scope={image['name']}"
     assert "--cache-from" not in text
@@ -112,6 +118,8 @@ def test_a_tag_publishes_every_image_with_sbom_and_provenance(jobs):
     ]
     options = build["with"]
     assert options["push"] is True
+    assert options["file"] == "${{ matrix.dockerfile }}"
+    assert options["build-args"] == "${{ matrix.build-args }}"
     assert options["sbom"] is True
     assert options["provenance"].startswith("mode=")
     assert "linux/arm64" in options["platforms"]

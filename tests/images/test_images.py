@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import subprocess
 import time
@@ -158,6 +159,12 @@ def test_service_image_migrates_and_is_ready(
 ) -> None:
     image = built[service]
     package = f"studio_{service}"
+    # The default command (services/Dockerfile) is this service's own, not another's.
+    cmd = _run(["docker", "image", "inspect", "-f", "{{json .Config.Cmd}}", image])
+    assert json.loads(cmd.stdout) == ["studio-service", "serve", "--host", "0.0.0.0"]
+    usage = _run(_docker_run(image, ["studio-service", "--help"], user=SERVICE_UID))
+    assert usage.returncode == 0, usage.stderr
+    assert usage.stdout.startswith(f"usage: studio-{service} "), usage.stdout
     migrate = _run(
         _docker_run(image, ["python", "-m", package, "migrate"], user=SERVICE_UID, env=environment)
     )

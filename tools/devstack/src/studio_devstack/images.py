@@ -52,6 +52,8 @@ class Image:
     dockerfile: str
     # Build arguments naming base images this Dockerfile uses.
     bases: tuple[str, ...]
+    # Other build arguments: which service services/Dockerfile builds.
+    args: tuple[tuple[str, str], ...] = ()
 
     @property
     def tag(self) -> str:
@@ -59,8 +61,13 @@ class Image:
 
 
 SERVICES = ("catalog", "identity", "media", "transcoder", "playback")
+# One Dockerfile for every service, which one chosen by `--build-arg SERVICE=`.
+SERVICE_DOCKERFILE = "services/Dockerfile"
 IMAGES: tuple[Image, ...] = (
-    *(Image(s, f"services/{s}/Dockerfile", ("PYTHON_IMAGE", "UV_IMAGE")) for s in SERVICES),
+    *(
+        Image(s, SERVICE_DOCKERFILE, ("PYTHON_IMAGE", "UV_IMAGE"), (("SERVICE", s),))
+        for s in SERVICES
+    ),
     Image("operator", "deploy/operator/Dockerfile", ("PYTHON_IMAGE", "UV_IMAGE")),
     Image("player", "deploy/player/Dockerfile", ("NGINX_IMAGE",)),
 )
@@ -276,6 +283,8 @@ def build(root: Path, names: Sequence[str] = (), pull: bool = True) -> list[str]
         argv = ["docker", "build", "--network", "host", "-f", image.dockerfile, "-t", image.tag]
         for arg in image.bases:
             argv += ["--build-arg", f"{arg}={bases[arg]}"]
+        for arg, value in image.args:
+            argv += ["--build-arg", f"{arg}={value}"]
         _run([*argv, "."], cwd=root)
         log(f"{image.tag} built in {time.monotonic() - started:.0f}s")
     return [image.tag for image in selected]
