@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import httpx
 import nats
 import pytest
 from e2e_stack import Stack, cleanup, start_stack
-from test_flow import multipart_upload, ok, play, watch_episode
+from test_flow import make_clip, new_episode, ok, play, watch_episode
 
 pytestmark = pytest.mark.e2e
 
@@ -59,23 +58,7 @@ def chunked_stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def long_source(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("chunked") / "long.mp4"
-    subprocess.run(
-        [
-            ffmpeg,
-            *("-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=24:duration={SECONDS}"),
-            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={SECONDS}"),
-            *("-map", "0:v", "-map", "1:a"),
-            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
-            *("-c:a", "aac", "-ac", "2", "-b:a", "128k"),
-            *("-movflags", "+faststart"),
-            str(path),
-        ],
-        check=True,
-        timeout=180,
-    )
-    return path
+    return make_clip(ffmpeg, tmp_path_factory.mktemp("chunked") / "long.mp4", "1280x720", SECONDS)
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -155,32 +138,7 @@ def test_a_long_source_survives_a_killed_worker_and_plays_across_every_chunk(
     viewer = stack.headers("viewer", f"viewer-{uuid.uuid4().hex[:6]}@e2e.studio.test")
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as http:
         slug = f"e2e-chunked-{uuid.uuid4().hex[:8]}"
-        title = ok(
-            http.post(
-                "/api/admin/titles",
-                json={"slug": slug, "name": f"E2E {slug}", "type": "series", "genres": ["test"]},
-                headers=admin,
-            ),
-            201,
-        )
-        season = ok(
-            http.post(
-                "/api/admin/seasons",
-                json={"titleId": title["id"], "number": 1, "name": "Season 1"},
-                headers=admin,
-            ),
-            201,
-        )
-        _, done = multipart_upload(http, admin, "long.mp4", long_source.read_bytes(), "video/mp4")
-        key = ok(done)["key"]
-        episode = ok(
-            http.post(
-                "/api/admin/episodes",
-                json={"seasonId": season["id"], "number": 1, "name": "Long", "sourceKey": key},
-                headers=admin,
-            ),
-            201,
-        )
+        episode = new_episode(http, admin, long_source, slug=slug, name="Long")
 
         # kill -9 of the worker while it encodes a chunk (not chunk 0).
         deadline = time.monotonic() + 180

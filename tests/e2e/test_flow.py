@@ -90,21 +90,28 @@ def viewer(stack: Stack) -> dict[str, str]:
 def source(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 s of 1080p24 with stereo AAC, at a bitrate that makes it span two 5 MiB parts."""
     path = tmp_path_factory.mktemp("source") / "source.mp4"
+    return make_clip(
+        ffmpeg, path, "1920x1080", 3, "-b:v", "24M", "-maxrate", "24M", "-bufsize", "24M"
+    )
+
+
+def make_clip(ffmpeg: str, path: Path, size: str, seconds: int, *video: str) -> Path:
+    """``seconds`` of ffmpeg's test pattern at ``size``, 24 fps H.264 (with the
+    ``video`` options) and a stereo AAC tone, written to ``path``."""
     subprocess.run(
         [
             ffmpeg,
             *("-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=24:duration=3"),
-            *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3"),
+            *("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=24:duration={seconds}"),
+            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"),
             *("-map", "0:v", "-map", "1:a"),
-            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
-            *("-b:v", "24M", "-maxrate", "24M", "-bufsize", "24M"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *video),
             *("-c:a", "aac", "-ac", "2", "-b:a", "128k"),
             *("-movflags", "+faststart"),
             str(path),
         ],
         check=True,
-        timeout=120,
+        timeout=180,
     )
     return path
 
@@ -191,6 +198,87 @@ def play(page: Any, stack: Stack, hls_js: Path, url: str) -> None:
     page.evaluate(START_PLAYER, url)
 
 
+def play_past(page: Any, stack: Stack, hls_js: Path, url: str, seconds: float) -> dict[str, Any]:
+    """Plays ``url`` until the video is past ``seconds`` or hls.js has a fatal
+    error; what the page recorded on ``window.__hls``."""
+    play(page, stack, hls_js, url)
+    page.wait_for_function(
+        f"() => document.getElementById('video').currentTime > {seconds}"
+        " || (window.__hls && window.__hls.errors.some(e => e.fatal))",
+        timeout=60_000,
+    )
+    state: dict[str, Any] = page.evaluate("() => window.__hls")
+    return state
+
+
+def new_episode(
+    http: httpx.Client, admin: dict[str, str], source: Path, *, slug: str, name: str
+) -> dict[str, Any]:
+    """Episode 1 of season 1 of a new title ``slug``, made of ``source`` uploaded
+    in parts, as an editor makes one."""
+    title = ok(
+        http.post(
+            "/api/admin/titles",
+            json={"slug": slug, "name": f"E2E {slug}", "type": "series", "genres": ["test"]},
+            headers=admin,
+        ),
+        201,
+    )
+    season = ok(
+        http.post(
+            "/api/admin/seasons",
+            json={"titleId": title["id"], "number": 1, "name": "Season 1"},
+            headers=admin,
+        ),
+        201,
+    )
+    _, done = multipart_upload(http, admin, source.name, source.read_bytes(), "video/mp4")
+    key = ok(done)["key"]
+    return create_episode(http, admin, season["id"], key, number=1, name=name)
+
+
+def create_episode(
+    http: httpx.Client,
+    admin: dict[str, str],
+    season_id: str,
+    key: str,
+    *,
+    number: int,
+    name: str,
+) -> dict[str, Any]:
+    """An episode of ``season_id`` made of the verified source ``key``."""
+    episode: dict[str, Any] = ok(
+        http.post(
+            "/api/admin/episodes",
+            json={"seasonId": season_id, "number": number, "name": name, "sourceKey": key},
+            headers=admin,
+        ),
+        201,
+    )
+    return episode
+
+
+def presign_and_put(http: httpx.Client, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """A source upload presigned for the caller of ``headers`` and ``body`` put to it."""
+    presigned = ok(
+        http.post(
+            "/api/admin/presign",
+            json={
+                "kind": "source",
+                "filename": "ep.mp4",
+                "contentType": "video/mp4",
+                "size": len(body),
+            },
+            headers=headers,
+        )
+    )
+    with httpx.Client(timeout=30) as s3:
+        assert (
+            s3.put(presigned["url"], content=body, headers=presigned["headers"]).status_code == 200
+        )
+    return presigned
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -226,20 +314,7 @@ def test_an_editor_can_neither_overwrite_nor_destroy_another_editors_upload(
     a = stack.headers("editor", "editor-a@e2e.studio.test")
     b = stack.headers("editor", "editor-b@e2e.studio.test")
     body = MP4_HEAD + b"\x00" * 4000
-    mine = ok(
-        http.post(
-            "/api/admin/presign",
-            json={
-                "kind": "source",
-                "filename": "ep.mp4",
-                "contentType": "video/mp4",
-                "size": len(body),
-            },
-            headers=a,
-        )
-    )
-    with httpx.Client(timeout=30) as s3:
-        assert s3.put(mine["url"], content=body, headers=mine["headers"]).status_code == 200
+    mine = presign_and_put(http, a, body)
     ok(http.post("/api/admin/uploads/verify", json={"uploadId": mine["uploadId"]}, headers=a))
 
     # B cannot name A's key, and the same file name is another object.
@@ -294,20 +369,7 @@ def test_only_a_verified_source_of_ones_own_makes_an_episode(
     # A presigned but never verified upload is no source either; once verified it is
     # A's alone.
     body = MP4_HEAD + b"\x00" * 4000
-    mine = ok(
-        http.post(
-            "/api/admin/presign",
-            json={
-                "kind": "source",
-                "filename": "ep.mp4",
-                "contentType": "video/mp4",
-                "size": len(body),
-            },
-            headers=a,
-        )
-    )
-    with httpx.Client(timeout=30) as s3:
-        assert s3.put(mine["url"], content=body, headers=mine["headers"]).status_code == 200
+    mine = presign_and_put(http, a, body)
     r = create(mine["key"], a)
     assert r.json()["type"] == "urn:studio:problem:source-not-verified", r.text
     ok(http.post("/api/admin/uploads/verify", json={"uploadId": mine["uploadId"]}, headers=a))
@@ -337,14 +399,7 @@ def test_an_upload_that_is_not_a_video_fails_with_a_readable_reason(
     )
     _, done = multipart_upload(http, admin, "noise.mp4", noise, "video/mp4")
     key = ok(done)["key"]
-    episode = ok(
-        http.post(
-            "/api/admin/episodes",
-            json={"seasonId": flow.season["id"], "number": 99, "name": "Noise", "sourceKey": key},
-            headers=admin,
-        ),
-        201,
-    )
+    episode = create_episode(http, admin, flow.season["id"], key, number=99, name="Noise")
     failed, seen = watch_episode(http, admin, episode["id"], {"failed", "ready"}, within=90)
     assert failed["transcodeState"] == "failed", seen
     assert failed["playable"] is False
@@ -377,14 +432,7 @@ def test_a_real_source_goes_queued_processing_ready(
     assert checked["size"] == len(body)
 
     started = time.monotonic()
-    episode = ok(
-        http.post(
-            "/api/admin/episodes",
-            json={"seasonId": flow.season["id"], "number": 1, "name": "Pilot", "sourceKey": key},
-            headers=admin,
-        ),
-        201,
-    )
+    episode = create_episode(http, admin, flow.season["id"], key, number=1, name="Pilot")
     assert episode["transcodeState"] == "queued"
     flow.states.append(("queued", episode["transcodeProgress"], episode["playable"]))
     done_episode, seen = watch_episode(http, admin, episode["id"], {"ready", "failed"}, within=150)
@@ -413,13 +461,7 @@ def test_a_viewer_plays_it_with_hls_js_in_chromium(
     flow.hls_url = issued["url"]
     assert issued["url"].startswith(f"{stack.gateway_url}/hls/")
     started = time.monotonic()
-    play(page, stack, hls_js, issued["url"])
-    page.wait_for_function(
-        "() => document.getElementById('video').currentTime > 2.0"
-        " || (window.__hls && window.__hls.errors.some(e => e.fatal))",
-        timeout=60_000,
-    )
-    state = page.evaluate("() => window.__hls")
+    state = play_past(page, stack, hls_js, issued["url"], 2.0)
     current = page.evaluate("() => document.getElementById('video').currentTime")
     flow.timings["play_to_2s"] = time.monotonic() - started
     assert not [e for e in state["errors"] if e.get("fatal")], state["errors"]

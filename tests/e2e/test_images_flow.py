@@ -22,9 +22,9 @@ from e2e_stack import ROOT, Stack, cleanup, start_stack
 from test_flow import (  # the same steps and checks as the flow on the local processes
     admin,
     http,
-    multipart_upload,
+    new_episode,
     ok,
-    play,
+    play_past,
     source,
     viewer,
     watch_episode,
@@ -86,45 +86,14 @@ def test_upload_transcode_and_play_in_chromium(
     hls_js: Path,
 ) -> None:
     slug = f"e2e-img-{uuid.uuid4().hex[:8]}"
-    title = ok(
-        http.post(
-            "/api/admin/titles",
-            json={"slug": slug, "name": f"E2E {slug}", "type": "series", "genres": ["test"]},
-            headers=admin,
-        ),
-        201,
-    )
-    season = ok(
-        http.post(
-            "/api/admin/seasons",
-            json={"titleId": title["id"], "number": 1, "name": "Season 1"},
-            headers=admin,
-        ),
-        201,
-    )
-    _, done = multipart_upload(http, admin, "source.mp4", source.read_bytes(), "video/mp4")
-    key = ok(done)["key"]
-    episode = ok(
-        http.post(
-            "/api/admin/episodes",
-            json={"seasonId": season["id"], "number": 1, "name": "Pilot", "sourceKey": key},
-            headers=admin,
-        ),
-        201,
-    )
+    episode = new_episode(http, admin, source, slug=slug, name="Pilot")
     ready, seen = watch_episode(http, admin, episode["id"], {"ready", "failed"}, within=180)
     assert ready["transcodeState"] == "ready", (ready["transcodeLog"], seen)
     assert set(ready["renditions"]) >= {"1080p", "720p", "480p"}
 
     issued = ok(http.get(f"/api/episodes/{episode['id']}/hls", headers=viewer))
     started = time.monotonic()
-    play(page, stack, hls_js, issued["url"])
-    page.wait_for_function(
-        "() => document.getElementById('video').currentTime > 2.0"
-        " || (window.__hls && window.__hls.errors.some(e => e.fatal))",
-        timeout=60_000,
-    )
-    state = page.evaluate("() => window.__hls")
+    state = play_past(page, stack, hls_js, issued["url"], 2.0)
     assert not [e for e in state["errors"] if e.get("fatal")], state["errors"]
     assert page.evaluate("() => document.getElementById('video').currentTime") > 2.0
     assert time.monotonic() - started < 60

@@ -15,8 +15,8 @@ from studio_catalog.config import CatalogSettings
 from studio_catalog.main import create_app
 from studio_catalog.subscribers import on_upload_verified
 from studio_common.events import Envelope, UploadVerifiedV1
-from studio_common.migrations import upgrade
-from studio_common.testing.plugin import Auth, serve_app
+from studio_common.testing.plugin import Auth
+from studio_common.testing.served import migrated_settings, served_app_fixtures
 from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -24,22 +24,14 @@ SERVICE_DIR = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def catalog_settings(service_settings: dict[str, Any]) -> CatalogSettings:
-    upgrade(SERVICE_DIR, service_settings["database_url"])
-    return CatalogSettings(**service_settings, consumer_max_deliver=3, source_wait_seconds=5.0)
+    return CatalogSettings(
+        **migrated_settings(SERVICE_DIR, service_settings),
+        consumer_max_deliver=3,
+        source_wait_seconds=5.0,
+    )
 
 
-@pytest.fixture(scope="session")
-async def catalog_app(catalog_settings: CatalogSettings) -> AsyncIterator[Any]:
-    app = create_app(catalog_settings)
-    async with serve_app(app) as client:
-        app.state.test_client = client
-        yield app
-
-
-@pytest.fixture
-async def client(catalog_app: Any) -> httpx.AsyncClient:
-    c: httpx.AsyncClient = catalog_app.state.test_client
-    return c
+catalog_app, client = served_app_fixtures("catalog_app", create_app, settings="catalog_settings")
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,9 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from studio_common.migrations import upgrade
 from studio_common.testing.infra import QuietHandler, free_port, http_server
-from studio_common.testing.plugin import Auth, serve_app
+from studio_common.testing.plugin import Auth
+from studio_common.testing.served import migrated_settings, served_app_fixtures
 from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 from studio_identity.config import IdentitySettings
 from studio_identity.keys import DevKeyStore
@@ -94,8 +94,7 @@ def fake_clerk() -> Iterator[FakeClerk]:
 
 @pytest.fixture(scope="session")
 def migrated(service_settings: dict[str, Any]) -> str:
-    upgrade(SERVICE_DIR, service_settings["database_url"])
-    url: str = service_settings["database_url"]
+    url: str = migrated_settings(SERVICE_DIR, service_settings)["database_url"]
     return url
 
 
@@ -116,18 +115,7 @@ def identity_settings(
     )
 
 
-@pytest.fixture(scope="session")
-async def identity_app(identity_settings: IdentitySettings) -> AsyncIterator[Any]:
-    app = create_app(identity_settings)
-    async with serve_app(app) as client:
-        app.state.test_client = client
-        yield app
-
-
-@pytest.fixture
-async def client(identity_app: Any) -> httpx.AsyncClient:
-    c: httpx.AsyncClient = identity_app.state.test_client
-    return c
+identity_app, client = served_app_fixtures("identity_app", create_app, settings="identity_settings")
 
 
 @pytest.fixture(scope="session")

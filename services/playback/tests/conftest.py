@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
@@ -17,10 +16,10 @@ from studio_common.events import (
     TranscodeCompletedV1,
     UserCreatedV1,
 )
-from studio_common.migrations import upgrade
 from studio_common.testing.issuer import TestIssuer
 from studio_common.testing.jetstream import publish_envelope, wait_until
-from studio_common.testing.plugin import EventNamespace, serve_app
+from studio_common.testing.plugin import EventNamespace
+from studio_common.testing.served import migrated_settings, served_app_fixtures
 from studio_common.testing.suite import own_event_namespace, own_service_settings  # noqa: F401
 from studio_playback.config import PlaybackSettings
 from studio_playback.main import create_app
@@ -30,22 +29,12 @@ SERVICE_DIR = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def playback_settings(service_settings: dict[str, Any]) -> PlaybackSettings:
-    upgrade(SERVICE_DIR, service_settings["database_url"])
-    return PlaybackSettings(**service_settings, consumer_max_deliver=3, max_page_size=50)
+    return PlaybackSettings(
+        **migrated_settings(SERVICE_DIR, service_settings), consumer_max_deliver=3, max_page_size=50
+    )
 
 
-@pytest.fixture(scope="session")
-async def playback_app(playback_settings: PlaybackSettings) -> AsyncIterator[Any]:
-    app = create_app(playback_settings)
-    async with serve_app(app) as client:
-        app.state.test_client = client
-        yield app
-
-
-@pytest.fixture
-async def client(playback_app: Any) -> httpx.AsyncClient:
-    c: httpx.AsyncClient = playback_app.state.test_client
-    return c
+playback_app, client = served_app_fixtures("playback_app", create_app, settings="playback_settings")
 
 
 @pytest.fixture

@@ -28,15 +28,15 @@ from sqlalchemy import select
 
 from studio_common.db import Database
 from studio_common.events import Envelope, EpisodeUploadedV1, EventPayload, subject_for
-from studio_common.migrations import upgrade
 from studio_common.testing.jetstream import (
     envelope_of,
     publish_envelope,
     stream_messages,
     wait_until,
 )
-from studio_common.testing.plugin import EventNamespace, serve_app
+from studio_common.testing.plugin import EventNamespace
 from studio_common.testing.s3 import s3_client, s3_with_bucket
+from studio_common.testing.served import migrated_settings, served_app_fixtures
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.main import create_app
 from studio_transcoder.models import Job
@@ -68,9 +68,8 @@ def settings(
     s3_endpoint_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> TranscoderSettings:
-    upgrade(SERVICE_DIR, service_settings["database_url"])
     values = {
-        **service_settings,
+        **migrated_settings(SERVICE_DIR, service_settings),
         "event_subject_root": transcoder_namespace.subject_root,
         "event_stream": transcoder_namespace.stream,
         "s3_endpoint_url": s3_endpoint_url,
@@ -102,19 +101,8 @@ def s3(settings: TranscoderSettings) -> Any:
     return s3_client(settings.s3_endpoint_url)
 
 
-@pytest.fixture(scope="session")
-async def transcoder_app(settings: TranscoderSettings) -> AsyncIterator[Any]:
-    """The API process: the jobs endpoints (the worker publishes its own events)."""
-    app = create_app(settings)
-    async with serve_app(app) as client:
-        app.state.test_client = client
-        yield app
-
-
-@pytest.fixture
-async def client(transcoder_app: Any) -> httpx.AsyncClient:
-    c: httpx.AsyncClient = transcoder_app.state.test_client
-    return c
+# The API process: the jobs endpoints (the worker publishes its own events).
+transcoder_app, client = served_app_fixtures("transcoder_app", create_app, settings="settings")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@ A service's ``migrations/env.py`` is two lines::
 A migration that adds a service's messaging tables calls
 :func:`create_messaging_tables` (and :func:`drop_messaging_tables` on the way
 down) instead of copying their columns, so every service's tables are the
-ones :func:`studio_common.outbox.messaging_tables` declares; a timestamp that
+ones :func:`studio_common.outbox.messaging_tables` declares. A service's first
+migration, which holds only those tables, takes both steps from
+:func:`messaging_migration`. A timestamp that
 defaults to the time of the insert is a :func:`timestamp_column`, an array or
 a JSON list that starts empty an :func:`array_column` or a :func:`json_list_column`.
 
@@ -19,6 +21,7 @@ are invisible to autogenerate, and ``search_path`` is pinned to the schema.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,20 @@ def drop_messaging_tables(
         op.drop_table(outbox, schema=schema)
     if inbox is not None:
         op.drop_table(inbox, schema=schema)
+
+
+def messaging_migration(schema: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """A migration's ``upgrade`` and ``downgrade`` that add and remove the
+    schema's messaging tables: a service's first migration, the same in every
+    service but for the schema."""
+
+    def upgrade() -> None:
+        create_messaging_tables(schema)
+
+    def downgrade() -> None:
+        drop_messaging_tables(schema)
+
+    return upgrade, downgrade
 
 
 def _named(items: list[Any], table: str) -> list[Any]:

@@ -1,19 +1,7 @@
-"""transcoder schema
+"""transcoder schema: its outbox and inbox (revision 0001, created 2026-11-26)."""
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-26 13:10:04.281195
-"""
-
-from studio_common.migrations import create_messaging_tables, drop_messaging_tables
+from studio_common.migrations import messaging_migration
 
 revision: str = "0001"
 down_revision: str | None = None
-
-
-def upgrade() -> None:
-    create_messaging_tables("transcoder")
-
-
-def downgrade() -> None:
-    drop_messaging_tables("transcoder")
+upgrade, downgrade = messaging_migration("transcoder")
