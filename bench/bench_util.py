@@ -55,6 +55,14 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def create_scratch(admin_url: str, database: str) -> str:
+    """Create a run's scratch database on the admin URL's server; its URL."""
+    conn = await asyncpg.connect(admin_url)
+    await conn.execute(f'CREATE DATABASE "{database}"')
+    await conn.close()
+    return f"{admin_url.rsplit('/', 1)[0]}/{database}"
+
+
 async def drop_scratch(admin_url: str, nats_url: str, *, database: str, stream: str) -> None:
     """Remove a run's scratch database and JetStream stream, whatever state they are in."""
     conn = await asyncpg.connect(admin_url)

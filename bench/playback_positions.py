@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import uuid
@@ -49,6 +48,7 @@ from bench_util import (
     process_cpu_seconds,
     read_response,
     running,
+    wait_http_ok,
 )
 
 from studio_common.migrations import upgrade
@@ -341,22 +341,6 @@ def service_process(env: dict[str, str], port: int, workers: int, log_path: Path
         yield proc
 
 
-async def wait_healthy(port: int, proc: subprocess.Popen[bytes], within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with {proc.returncode}")
-        with contextlib.suppress(OSError):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = await reader.read()
-            writer.close()
-            if data.startswith(b"HTTP/1.1 200"):
-                return
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the service did not become ready")
-
-
 def machine() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
@@ -378,7 +362,7 @@ async def run_service(
 ) -> Result:
     port = free_port()
     with service_process(env, port, args.workers, Path(args.service_log)) as proc:
-        await wait_healthy(port, proc)
+        await wait_http_ok(port, "/readyz", proc, within=30)
         service_pids = [proc.pid, *children_of(proc.pid)]
         return await drive(
             name,
