@@ -74,14 +74,9 @@ async def on_progress(
 async def on_playable(
     event: TranscodePlayableV1, envelope: Envelope, session: AsyncSession
 ) -> None:
-    await _apply(
-        session,
-        envelope,
-        event,
-        "processing",
-        hls_master_key=event.hls_master_key,
-        renditions=event.renditions,
-    )
+    # Still processing: the growing playlists play before the job completes.
+    served = {"hls_master_key": event.hls_master_key, "renditions": event.renditions}
+    await _apply(session, envelope, event, "processing", **served)
 
 
 async def on_completed(
