@@ -55,6 +55,14 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def create_scratch(admin_url: str, database: str) -> str:
+    """Create a run's scratch database on the admin URL's server; its URL."""
+    conn = await asyncpg.connect(admin_url)
+    await conn.execute(f'CREATE DATABASE "{database}"')
+    await conn.close()
+    return f"{admin_url.rsplit('/', 1)[0]}/{database}"
+
+
 async def drop_scratch(admin_url: str, nats_url: str, *, database: str, stream: str) -> None:
     """Remove a run's scratch database and JetStream stream, whatever state they are in."""
     conn = await asyncpg.connect(admin_url)
@@ -182,6 +190,17 @@ class LoadResult:
         }
 
 
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The status and body of the next HTTP/1.1 response on a keep-alive
+    connection; the services frame every body with Content-Length."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (int(line[15:]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:"),
+        0,
+    )
+    return int(head[9:12]), await reader.readexactly(length)
+
+
 async def http_get_load(
     port: int,
     paths: Callable[[int], bytes],
@@ -207,15 +226,7 @@ async def http_get_load(
                 if t0 >= stop_at:
                     return
                 writer.write(b"GET " + paths(i) + b" HTTP/1.1\r\nHost: bench\r\n\r\n")
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head[9:12])
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                        break
-                if length:
-                    await reader.readexactly(length)
+                status, _ = await read_response(reader)
                 t1 = time.monotonic()
                 result.sent += 1
                 if t0 >= measure_from:

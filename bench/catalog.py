@@ -53,6 +53,7 @@ from bench_util import (
     ROOT,
     LoadResult,
     add_server_options,
+    create_scratch,
     drop_scratch,
     emit,
     free_port,
@@ -190,10 +191,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     token = uuid.uuid4().hex[:8]
     db_name = f"bench_catalog_{token}"
     stream = f"BENCHCAT{token.upper()}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'CREATE DATABASE "{db_name}"')
-    await conn.close()
-    db_url = f"{admin_url.rsplit('/', 1)[0]}/{db_name}"
+    db_url = await create_scratch(admin_url, db_name)
     sa_url = db_url.replace("postgresql://", "postgresql+asyncpg://", 1)
     report: dict[str, Any] = {
         "machine": machine(),

@@ -43,7 +43,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import asyncpg
 import nats
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
@@ -57,7 +56,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_util import add_server_options, drop_scratch, emit, machine, percentile, verdict
+from bench_util import (
+    add_server_options,
+    create_scratch,
+    drop_scratch,
+    emit,
+    machine,
+    percentile,
+    verdict,
+)
 
 from studio_common.app import create_service_app, running
 from studio_common.consumer import PULL_BATCH, PULL_TIMEOUT_SECONDS, EventConsumers, consumer_config
@@ -95,10 +102,7 @@ async def run_outbox(args: argparse.Namespace) -> dict[str, Any]:
     token = uuid.uuid4().hex[:8]
     db_name = f"bench_events_{token}"
     stream = f"BENCHEV{token.upper()}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'CREATE DATABASE "{db_name}"')
-    await conn.close()
-    db_url = f"{admin_url.rsplit('/', 1)[0]}/{db_name}".replace(
+    db_url = (await create_scratch(admin_url, db_name)).replace(
         "postgresql://", "postgresql+asyncpg://", 1
     )
     committed: dict[uuid.UUID, float] = {}

@@ -136,22 +136,34 @@ def detection_time(season: list[tuple[Episode, Fingerprint]], rounds: int = 7) -
     }
 
 
+def synthesize(path: Path, video: str, seconds: int, *, still: bool = False) -> None:
+    """A lavfi video with 48 kHz stereo AAC, as a master has; ``still`` tunes x264
+    for a still picture."""
+    tune = ["-tune", "stillimage"] if still else []
+    run(
+        [
+            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", video,
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-filter_complex", "[1]aformat=channel_layouts=stereo[a]",
+            "-map", "0:v", "-map", "[a]",
+            "-c:v", "libx264", "-preset", "ultrafast", *tune, "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "128k", str(path),
+        ]
+    )  # fmt: skip
+
+
 def fingerprint_cost(work: Path, clip_seconds: int) -> dict[str, Any]:
     # A 24-minute source: 1080p video (a still picture at 1 fps, cheap to make;
     # the fingerprint demuxes video packets but never decodes them, so what a
     # real master adds is I/O, not CPU) and 48 kHz stereo AAC, as a master has.
     source = work / "episode.mp4"
-    run(
-        [
-            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"color=c=navy:size=1920x1080:rate=1:duration={EPISODE_SECONDS}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={EPISODE_SECONDS}",
-            "-filter_complex", "[1]aformat=channel_layouts=stereo[a]",
-            "-map", "0:v", "-map", "[a]",
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "stillimage", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "128k", str(source),
-        ]
-    )  # fmt: skip
+    synthesize(
+        source,
+        f"color=c=navy:size=1920x1080:rate=1:duration={EPISODE_SECONDS}",
+        EPISODE_SECONDS,
+        still=True,
+    )
     fp_cpu, fp_wall = [], []
     for _ in range(3):
         c, w = children_cpu(), time.perf_counter()
@@ -161,17 +173,7 @@ def fingerprint_cost(work: Path, clip_seconds: int) -> dict[str, Any]:
         fp_wall.append(time.perf_counter() - w)
     # The ladder on a clip of the kind bench/transcode.py uses (testsrc2, stereo AAC).
     clip = work / "clip.mp4"
-    run(
-        [
-            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=24:duration={clip_seconds}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={clip_seconds}",
-            "-filter_complex", "[1]aformat=channel_layouts=stereo[a]",
-            "-map", "0:v", "-map", "[a]",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "128k", str(clip),
-        ]
-    )  # fmt: skip
+    synthesize(clip, f"testsrc2=size=1920x1080:rate=24:duration={clip_seconds}", clip_seconds)
     out = work / "ladder"
     for name in ("1080p", "720p", "480p"):
         (out / name).mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import uuid
@@ -47,7 +46,9 @@ from bench_util import (
     drop_scratch,
     free_port,
     process_cpu_seconds,
+    read_response,
     running,
+    wait_http_ok,
 )
 
 from studio_common.migrations import upgrade
@@ -149,14 +150,13 @@ async def drive(
     name: str,
     loads: list[UserLoad],
     make_sender: Callable[[UserLoad], Awaitable[tuple[Send, Callable[[], Awaitable[None]]]]],
-    *,
-    warmup: float,
-    seconds: float,
-    max_requests: int,
-    stale_every: int,
+    args: argparse.Namespace,
     probes: dict[str, CpuProbe] | None = None,
 ) -> Result:
-    """One coroutine per user, each with one request in flight at a time."""
+    """One coroutine per user, each with one request in flight at a time, for
+    the command line's warmup, seconds, request cap and stale share."""
+    warmup, seconds = args.warmup, args.seconds
+    max_requests, stale_every = args.max_requests, args.stale_every
     result = Result(name)
     start_measuring = time.perf_counter() + warmup
     stop = start_measuring + seconds
@@ -227,13 +227,7 @@ def http_sender_factory(port: int) -> Callable[[UserLoad], Awaitable[tuple[Send,
                 f'{{"episodeId":"{episode}","positionSec":{position},"sequence":{seq}}}'
             ).encode()
             writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-            status_and_headers = await reader.readuntil(b"\r\n\r\n")
-            status = int(status_and_headers[9:12])
-            length = 0
-            for line in status_and_headers.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            payload = await reader.readexactly(length)
+            status, payload = await read_response(reader)
             if status != 200:
                 raise RuntimeError(f"HTTP {status}: {payload[:200]!r}")
             data = json.loads(payload)
@@ -347,22 +341,6 @@ def service_process(env: dict[str, str], port: int, workers: int, log_path: Path
         yield proc
 
 
-async def wait_healthy(port: int, proc: subprocess.Popen[bytes], within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with {proc.returncode}")
-        with contextlib.suppress(OSError):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = await reader.read()
-            writer.close()
-            if data.startswith(b"HTTP/1.1 200"):
-                return
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the service did not become ready")
-
-
 def machine() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
@@ -384,16 +362,13 @@ async def run_service(
 ) -> Result:
     port = free_port()
     with service_process(env, port, args.workers, Path(args.service_log)) as proc:
-        await wait_healthy(port, proc)
+        await wait_http_ok(port, "/readyz", proc, within=30)
         service_pids = [proc.pid, *children_of(proc.pid)]
         return await drive(
             name,
             loads,
             http_sender_factory(port),
-            warmup=args.warmup,
-            seconds=args.seconds,
-            max_requests=args.max_requests,
-            stale_every=args.stale_every,
+            args,
             probes={
                 "service": lambda: processes_cpu_seconds(service_pids),
                 "postgres": lambda: processes_cpu_seconds(postgres_pids()),
@@ -412,10 +387,7 @@ async def run_bare(args: argparse.Namespace, db_url: str, loads: list[UserLoad])
             "bare asyncpg",
             loads,
             sql_sender_factory(pool),
-            warmup=args.warmup,
-            seconds=args.seconds,
-            max_requests=args.max_requests,
-            stale_every=args.stale_every,
+            args,
             probes={
                 "postgres": lambda: processes_cpu_seconds(postgres_pids()),
                 "load_generator": lambda: process_cpu_seconds(os.getpid()),

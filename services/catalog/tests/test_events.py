@@ -241,7 +241,7 @@ async def test_transcode_events_drive_the_episode_state(
     await publish(
         nats_url, event_namespace, TranscodeStartedV1(episode_id=eid, job_id=job), occurred_at=t0
     )
-    await state_is("processing", transcodeProgress=0.0)
+    await state_is("processing", transcodeProgress=0.0, transcodeJobId=str(job))
 
     progress = await publish(
         nats_url,

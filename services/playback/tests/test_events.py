@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 from studio_common.events import (
     Envelope,
     EpisodeDeletedV1,
+    EpisodeMarker,
+    EpisodeMarkersChangedV1,
     TitleCreatedV1,
     TitleDeletedV1,
     TitleUpdatedV1,
@@ -219,3 +221,30 @@ async def test_a_duration_for_an_episode_never_announced_is_dead_lettered(
     await wait_until(parked, within=30)
     assert await sql("SELECT id FROM playback.episodes WHERE id = :e", e=ghost) == []
     assert await inbox_count(runtime, event.id) == 0
+
+
+async def test_an_older_duration_or_ending_never_replaces_a_newer_one(catalog, runtime, sql):
+    show = await catalog.title()
+    ep = await catalog.episode(show, duration=None)
+    now = datetime.now(UTC)
+
+    async def deliver(payload, at) -> None:
+        env = Envelope.wrap(payload)
+        await catalog.publish(payload, envelope=env.model_copy(update={"occurred_at": at}))
+        await wait_until(lambda: inbox_count(runtime, env.id))
+
+    def ending(start: float) -> EpisodeMarkersChangedV1:
+        return EpisodeMarkersChangedV1(
+            episode_id=ep,
+            markers=[EpisodeMarker(kind="ending", start_sec=start, end_sec=start + 60)],
+        )
+
+    await deliver(catalog.completed(ep, 600.0), now)
+    await deliver(ending(500.0), now)
+    # Each column keeps its own event time: older events of either kind lose.
+    await deliver(catalog.completed(ep, 300.0), now - timedelta(seconds=5))
+    await deliver(ending(200.0), now - timedelta(seconds=5))
+    rows = await sql(
+        "SELECT duration_sec, watched_from_sec FROM playback.episodes WHERE id = :e", e=ep
+    )
+    assert rows == [{"duration_sec": 600.0, "watched_from_sec": 500.0}]

@@ -122,19 +122,23 @@ class CatalogService:
             raise NotFound(f"No title with slug '{slug}'.")
         return title
 
-    async def create_title(self, data: TitleIn) -> Title:
-        title = Title(**_title_values(data, exclude_unset=False))
-        _index_names(title)
-        title = await self.titles.add(title)
+    async def _announce(
+        self, title: Title, event: type[TitleCreatedV1] | type[TitleUpdatedV1]
+    ) -> Title:
+        """A saved title's words go into the search lexicon and its state into an event."""
         await self.titles.index_words(lexicon_words(title.name, title.names))
         await enqueue(
             self.session,
             messaging,
-            TitleCreatedV1(
-                title_id=title.id, slug=title.slug, name=title.name, names=_event_names(title)
-            ),
+            event(title_id=title.id, slug=title.slug, name=title.name, names=_event_names(title)),
         )
         return title
+
+    async def create_title(self, data: TitleIn) -> Title:
+        title = Title(**_title_values(data, exclude_unset=False))
+        _index_names(title)
+        title = await self.titles.add(title)
+        return await self._announce(title, TitleCreatedV1)
 
     async def update_title(
         self, title_id: uuid.UUID, data: TitleIn | TitlePatch, *, partial: bool
@@ -149,15 +153,7 @@ class CatalogService:
             setattr(title, key, value)
         _index_names(title)
         title = await self.titles.save(title)
-        await self.titles.index_words(lexicon_words(title.name, title.names))
-        await enqueue(
-            self.session,
-            messaging,
-            TitleUpdatedV1(
-                title_id=title.id, slug=title.slug, name=title.name, names=_event_names(title)
-            ),
-        )
-        return title
+        return await self._announce(title, TitleUpdatedV1)
 
     async def delete_title(self, title_id: uuid.UUID) -> None:
         title = await self.titles.get(title_id)

@@ -43,55 +43,40 @@ MEDIA_GONE_LOG = (
 
 
 async def _apply(
-    session: AsyncSession, envelope: Envelope, episode_id: Any, values: dict[str, Any]
+    session: AsyncSession,
+    envelope: Envelope,
+    event: TranscodeStartedV1
+    | TranscodeProgressV1
+    | TranscodePlayableV1
+    | TranscodeCompletedV1
+    | TranscodeFailedV1,
+    state: str,
+    **values: Any,
 ) -> None:
+    # Every transcode event names its job and the state it puts the episode in.
     await EpisodeRepository(session).apply_transcode_update(
-        episode_id, envelope.occurred_at, values
+        event.episode_id,
+        envelope.occurred_at,
+        {"transcode_state": state, "transcode_job_id": event.job_id, **values},
     )
 
 
 async def on_started(event: TranscodeStartedV1, envelope: Envelope, session: AsyncSession) -> None:
-    await _apply(
-        session,
-        envelope,
-        event.episode_id,
-        {
-            "transcode_state": "processing",
-            "transcode_job_id": event.job_id,
-            "transcode_progress": 0.0,
-        },
-    )
+    await _apply(session, envelope, event, "processing", transcode_progress=0.0)
 
 
 async def on_progress(
     event: TranscodeProgressV1, envelope: Envelope, session: AsyncSession
 ) -> None:
-    await _apply(
-        session,
-        envelope,
-        event.episode_id,
-        {
-            "transcode_state": "processing",
-            "transcode_job_id": event.job_id,
-            "transcode_progress": round(event.percent, 2),
-        },
-    )
+    await _apply(session, envelope, event, "processing", transcode_progress=round(event.percent, 2))
 
 
 async def on_playable(
     event: TranscodePlayableV1, envelope: Envelope, session: AsyncSession
 ) -> None:
-    await _apply(
-        session,
-        envelope,
-        event.episode_id,
-        {
-            "transcode_state": "processing",
-            "transcode_job_id": event.job_id,
-            "hls_master_key": event.hls_master_key,
-            "renditions": event.renditions,
-        },
-    )
+    # Still processing: the growing playlists play before the job completes.
+    served = {"hls_master_key": event.hls_master_key, "renditions": event.renditions}
+    await _apply(session, envelope, event, "processing", **served)
 
 
 async def on_completed(
@@ -100,33 +85,21 @@ async def on_completed(
     await _apply(
         session,
         envelope,
-        event.episode_id,
-        {
-            "transcode_state": "ready",
-            "transcode_job_id": event.job_id,
-            "transcode_progress": 100.0,
-            "hls_master_url": event.hls_master_url,
-            "hls_master_key": event.hls_master_key,
-            "duration_sec": event.duration_sec,
-            "thumbnails": event.thumbnails,
-            "renditions": event.renditions,
-            "subtitles": [s.model_dump(mode="json", by_alias=True) for s in event.subtitles],
-        },
+        event,
+        "ready",
+        transcode_progress=100.0,
+        hls_master_url=event.hls_master_url,
+        hls_master_key=event.hls_master_key,
+        duration_sec=event.duration_sec,
+        thumbnails=event.thumbnails,
+        renditions=event.renditions,
+        subtitles=[s.model_dump(mode="json", by_alias=True) for s in event.subtitles],
     )
 
 
 async def on_failed(event: TranscodeFailedV1, envelope: Envelope, session: AsyncSession) -> None:
     log = event.reason if not event.log_tail else f"{event.reason}\n\n{event.log_tail}"
-    await _apply(
-        session,
-        envelope,
-        event.episode_id,
-        {
-            "transcode_state": "failed",
-            "transcode_job_id": event.job_id,
-            "transcode_log": log[-LOG_LIMIT:],
-        },
-    )
+    await _apply(session, envelope, event, "failed", transcode_log=log[-LOG_LIMIT:])
 
 
 async def on_playability(

@@ -128,17 +128,20 @@ class AssetHandlers:
         self,
         session: AsyncSession,
         envelope: Envelope,
-        episode_id: uuid.UUID,
-        master_key: str,
-        values: dict[str, Any],
+        event: TranscodePlayableV1 | TranscodeCompletedV1,
+        state: str,
     ) -> None:
+        episode_id, master_key = event.episode_id, event.hls_master_key
         folder = self._folder_of(master_key, episode_id, envelope)
         if folder is None:
             return
         await self._known(session, episode_id)
         await FolderRepository(session).register(episode_id, folder)
         asset = await self._apply(
-            session, envelope, episode_id, {**values, "hls_master_key": master_key}
+            session,
+            envelope,
+            episode_id,
+            {"state": state, "renditions": event.renditions, "hls_master_key": master_key},
         )
         folders = self._folders(session)
         if asset is None:
@@ -155,24 +158,12 @@ class AssetHandlers:
     async def on_playable(
         self, event: TranscodePlayableV1, envelope: Envelope, session: AsyncSession
     ) -> None:
-        await self._serve(
-            session,
-            envelope,
-            event.episode_id,
-            event.hls_master_key,
-            {"state": "playable", "renditions": event.renditions},
-        )
+        await self._serve(session, envelope, event, "playable")
 
     async def on_completed(
         self, event: TranscodeCompletedV1, envelope: Envelope, session: AsyncSession
     ) -> None:
-        await self._serve(
-            session,
-            envelope,
-            event.episode_id,
-            event.hls_master_key,
-            {"state": "ready", "renditions": event.renditions},
-        )
+        await self._serve(session, envelope, event, "ready")
 
     async def on_failed(
         self, event: TranscodeFailedV1, envelope: Envelope, session: AsyncSession

@@ -229,27 +229,20 @@ class PositionWriter:
             raise NotFound(f"No episode with id {episode_id}.")
         if row["erased"]:
             raise Forbidden("This user was deleted.")
-        if row["seq"] is not None:
-            return PositionOut(
-                episode_id=episode_id,
-                title_id=row["title_id"],
-                position_sec=row["position_sec"],
-                duration_sec=row["duration_sec"],
-                watched=row["watched"],
-                sequence=row["seq"],
-                updated_at=row["updated_at"],
-            )
-        # A write with a greater key is stored: report that one (the rare path).
-        current = await self.pool.fetchrow(CURRENT_POSITION_SQL, user_id, episode_id)
-        if current is None:  # deleted in between
-            raise NotFound(f"No episode with id {episode_id}.")
+        applied = row["seq"] is not None
+        stored = row
+        if not applied:
+            # A write with a greater key is stored: report that one (the rare path).
+            stored = await self.pool.fetchrow(CURRENT_POSITION_SQL, user_id, episode_id)
+            if stored is None:  # deleted in between
+                raise NotFound(f"No episode with id {episode_id}.")
         return PositionOut(
             episode_id=episode_id,
             title_id=row["title_id"],
-            position_sec=current["position_sec"],
+            position_sec=stored["position_sec"],
             duration_sec=row["duration_sec"],
-            watched=current["watched"],
-            applied=False,
-            sequence=current["seq"],
-            updated_at=current["updated_at"],
+            watched=stored["watched"],
+            applied=applied,
+            sequence=stored["seq"],
+            updated_at=stored["updated_at"],
         )

@@ -390,43 +390,43 @@ class PlaybackRepository:
         )
         return bool(found)
 
-    async def set_duration(
-        self, episode_id: uuid.UUID, duration_sec: float, event_at: datetime
+    async def _set_newer(
+        self,
+        episode_id: uuid.UUID,
+        column: str,
+        at_column: str,
+        value: float | None,
+        event_at: datetime,
     ) -> None:
+        """One projected column of the episode, kept unless an older event than the one
+        it holds; each column has its own event time, as its events arrive apart."""
+        # The column names are the constants below, never input.
         await self.session.execute(
             text(
-                """
-                INSERT INTO playback.episodes AS e (id, duration_sec, duration_at)
-                SELECT :id, :duration, :at
+                f"""
+                INSERT INTO playback.episodes AS e (id, {column}, {at_column})
+                SELECT :id, :value, :at
                 WHERE NOT EXISTS (
                     SELECT 1 FROM playback.tombstones WHERE kind = 'episode' AND id = :id
                 )
                 ON CONFLICT (id) DO UPDATE
-                    SET duration_sec = excluded.duration_sec, duration_at = excluded.duration_at
-                    WHERE e.duration_at IS NULL OR e.duration_at < excluded.duration_at
-                """
+                    SET {column} = excluded.{column}, {at_column} = excluded.{at_column}
+                    WHERE e.{at_column} IS NULL OR e.{at_column} < excluded.{at_column}
+                """  # noqa: S608
             ),
-            {"id": episode_id, "duration": duration_sec, "at": event_at},
+            {"id": episode_id, "value": value, "at": event_at},
         )
+
+    async def set_duration(
+        self, episode_id: uuid.UUID, duration_sec: float, event_at: datetime
+    ) -> None:
+        await self._set_newer(episode_id, "duration_sec", "duration_at", duration_sec, event_at)
 
     async def set_watched_from(
         self, episode_id: uuid.UUID, watched_from_sec: float | None, event_at: datetime
     ) -> None:
-        await self.session.execute(
-            text(
-                """
-                INSERT INTO playback.episodes AS e (id, watched_from_sec, markers_at)
-                SELECT :id, :watched_from, :at
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM playback.tombstones WHERE kind = 'episode' AND id = :id
-                )
-                ON CONFLICT (id) DO UPDATE
-                    SET watched_from_sec = excluded.watched_from_sec,
-                        markers_at = excluded.markers_at
-                    WHERE e.markers_at IS NULL OR e.markers_at < excluded.markers_at
-                """
-            ),
-            {"id": episode_id, "watched_from": watched_from_sec, "at": event_at},
+        await self._set_newer(
+            episode_id, "watched_from_sec", "markers_at", watched_from_sec, event_at
         )
 
     async def delete_episode(self, episode_id: uuid.UUID) -> None:

@@ -29,17 +29,10 @@ from studio_common.events import (
 from studio_playback.repository import PlaybackRepository
 
 
-async def on_title_created(
-    event: TitleCreatedV1, envelope: Envelope, session: AsyncSession
+async def on_title_upserted(
+    event: TitleCreatedV1 | TitleUpdatedV1, envelope: Envelope, session: AsyncSession
 ) -> None:
-    repo = PlaybackRepository(session)
-    await repo.lock("title", event.title_id)
-    await repo.upsert_title(event.title_id, event.slug, event.name, envelope.occurred_at)
-
-
-async def on_title_updated(
-    event: TitleUpdatedV1, envelope: Envelope, session: AsyncSession
-) -> None:
+    # Both carry the whole projected title; the newer occurredAt wins either way.
     repo = PlaybackRepository(session)
     await repo.lock("title", event.title_id)
     await repo.upsert_title(event.title_id, event.slug, event.name, envelope.occurred_at)
@@ -113,8 +106,8 @@ async def on_markers_changed(
 
 
 def register(consumers: EventConsumers) -> None:
-    consumers.add(TitleCreatedV1, on_title_created)
-    consumers.add(TitleUpdatedV1, on_title_updated)
+    consumers.add(TitleCreatedV1, on_title_upserted)
+    consumers.add(TitleUpdatedV1, on_title_upserted)
     consumers.add(TitleDeletedV1, on_title_deleted)
     consumers.add(EpisodeUploadedV1, on_episode_uploaded)
     consumers.add(TranscodeCompletedV1, on_transcode_completed)

@@ -27,10 +27,12 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from studio_common.db import Database
 from studio_common.events import (
@@ -254,17 +256,31 @@ class PartRunner:
                 # The database away is not a cancellation; the landing step will know.
                 log.warning("could not look at the part's state", exc_info=True)
 
-    async def _land(
-        self, message: JobMessage, claimed: _Claimed, result: PartResult, seconds: float
-    ) -> None:
-        """Marks the part done and stitches, in one transaction under the job's lock."""
+    @contextlib.asynccontextmanager
+    async def _current_part(
+        self, message: JobMessage, claimed: _Claimed
+    ) -> AsyncIterator[tuple[AsyncSession, Job, TranscodePart] | None]:
+        """The claimed part and its job, locked in one transaction; None, with the
+        message acked, when the part no longer has to run (final, or of an older
+        attempt of the job)."""
         async with job_row(self.database, claimed.job_id) as (session, job):
             part = await partstate.get_part(session, claimed.part_id, lock=True)
             if not partstate.current(part, job):
                 await message.ack()
+                yield None
                 return
             assert part is not None
             assert job is not None
+            yield session, job, part
+
+    async def _land(
+        self, message: JobMessage, claimed: _Claimed, result: PartResult, seconds: float
+    ) -> None:
+        """Marks the part done and stitches, in one transaction under the job's lock."""
+        async with self._current_part(message, claimed) as locked:
+            if locked is None:
+                return
+            session, job, part = locked
             partstate.part_done(part, result.to_json(), seconds)
             _note(job, f"{_name(part)} done in {seconds:.1f} s (attempt {part.attempts})")
             await session.flush()
@@ -344,13 +360,10 @@ class PartRunner:
             "part failed", extra={**_extra(claimed), "code": failure.code, "reason": failure.reason}
         )
         retry = not failure.permanent and claimed.attempts < self.settings.max_attempts
-        async with job_row(self.database, claimed.job_id) as (session, job):
-            part = await partstate.get_part(session, claimed.part_id, lock=True)
-            if not partstate.current(part, job):
-                await message.ack()
+        async with self._current_part(message, claimed) as locked:
+            if locked is None:
                 return
-            assert part is not None
-            assert job is not None
+            session, job, part = locked
             partstate.part_failed(part, failure)
             _note(job, f"{_name(part)} failed (attempt {part.attempts}): {failure.reason}")
             if not retry:

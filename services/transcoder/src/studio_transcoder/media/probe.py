@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio_transcoder.failures import PermanentFailure, TransientFailure
-from studio_transcoder.media.process import run_tool
+from studio_transcoder.media.process import ToolResult, run_tool
 from studio_transcoder.naming import UNDETERMINED, language_tag
 
 TEXT_SUBTITLE_CODECS = frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"})
@@ -101,6 +101,24 @@ def _network_problem(stderr: str) -> bool:
 def _last_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     return lines[-1][-300:] if lines else "no output"
+
+
+async def _run_probe(
+    argv: list[str], time_limit: float, redactions: dict[str, str], too_slow: str
+) -> ToolResult:
+    """ffprobe or a decode check; not answering in time is transient."""
+    try:
+        return await run_tool(argv, time_limit=time_limit, redactions=redactions)
+    except TimeoutError as exc:
+        raise TransientFailure("probe_timeout", too_slow) from exc
+
+
+def _raise_if_unreachable(stderr: str, what: str) -> None:
+    """A tool that failed on the network, not on the file: worth another try."""
+    if _network_problem(stderr):
+        raise TransientFailure(
+            "source_unreachable", f"{what}: {_last_line(stderr)}", log_tail=stderr[-4000:]
+        )
 
 
 def _rate(value: Any) -> float:
@@ -248,19 +266,11 @@ async def probe(
         "json",
         url,
     ]
-    try:
-        result = await run_tool(argv, time_limit=time_limit, redactions=redactions)
-    except TimeoutError as exc:
-        raise TransientFailure(
-            "probe_timeout", f"ffprobe did not answer within {time_limit:.0f} s."
-        ) from exc
+    result = await _run_probe(
+        argv, time_limit, redactions, f"ffprobe did not answer within {time_limit:.0f} s."
+    )
     if result.returncode != 0:
-        if _network_problem(result.stderr):
-            raise TransientFailure(
-                "source_unreachable",
-                f"The source {label} could not be read: {_last_line(result.stderr)}",
-                log_tail=result.stderr[-4000:],
-            )
+        _raise_if_unreachable(result.stderr, f"The source {label} could not be read")
         raise PermanentFailure(
             "not_video",
             f"The file is not a video ffmpeg can read ({_last_line(result.stderr)}).",
@@ -301,12 +311,9 @@ async def check_decodes(
         "framemd5",
         "-",
     ]
-    try:
-        result = await run_tool(argv, time_limit=time_limit, redactions=redactions)
-    except TimeoutError as exc:
-        raise TransientFailure(
-            "probe_timeout", f"Decoding the first frame took over {time_limit:.0f} s."
-        ) from exc
+    result = await _run_probe(
+        argv, time_limit, redactions, f"Decoding the first frame took over {time_limit:.0f} s."
+    )
     frames = [
         line
         for line in result.stdout.decode("ascii", "replace").splitlines()
@@ -314,12 +321,7 @@ async def check_decodes(
     ]
     if result.returncode == 0 and frames:
         return
-    if _network_problem(result.stderr):
-        raise TransientFailure(
-            "source_unreachable",
-            f"The source could not be read while decoding: {_last_line(result.stderr)}",
-            log_tail=result.stderr[-4000:],
-        )
+    _raise_if_unreachable(result.stderr, "The source could not be read while decoding")
     raise PermanentFailure(
         "undecodable",
         f"The video stream ({info.video.codec}) could not be decoded: {_last_line(result.stderr)}",
