@@ -137,7 +137,7 @@ async def test_chunks_stitch_into_the_one_pass_ladder(
     info = await probe(s.ffprobe_path, str(source), label="source", redactions={})
     plan = plan_from_json(json.loads(json.dumps(plan_to_json(plan_ladder(info, s)))))
     chunks = plan_chunks(info.duration, s)
-    assert len(chunks) == 5  # 50 s in chunks of 5 × 2 s segments
+    assert len(chunks) == 5  # 50 s in chunks of five 2 s segments
     todo: list[tuple[str, Any]] = [("video", c) for c in chunks]
     todo += [("audio", None), ("images", None), ("subtitles", None)]
     random.Random(16).shuffle(todo)
