@@ -188,7 +188,10 @@ def main() -> None:
     m = machine()
     print(describe(m))
     settings = TranscoderSettings(
-        preset=args.preset, chunk_segments=args.chunk_segments, chunk_min_seconds=1
+        chunking=True,
+        preset=args.preset,
+        chunk_segments=args.chunk_segments,
+        chunk_min_seconds=1,
     )
     with tempfile.TemporaryDirectory(prefix="bench-chunked-", dir=args.work) as tmp:
         root = Path(tmp)

@@ -417,7 +417,9 @@ async def test_an_s3_outage_mid_chunk_uses_no_attempt_of_any_part(
     job ends ready once with every segment listed."""
     from studio_transcoder.models import TranscodePart
 
-    chunked = settings.model_copy(update={"chunk_min_seconds": 5.0, "chunk_segments": 2})
+    chunked = settings.model_copy(
+        update={"chunking": True, "chunk_min_seconds": 5.0, "chunk_segments": 2}
+    )
     source = make_source(tmp_path / "episode.mp4")
     worker = Worker(chunked)
     await worker.start()

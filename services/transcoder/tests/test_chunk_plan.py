@@ -25,7 +25,7 @@ from studio_transcoder.media.probe import AudioStream, SourceInfo, VideoStream
 
 
 def settings(**over: object) -> TranscoderSettings:
-    return TranscoderSettings(**over)  # type: ignore[arg-type]
+    return TranscoderSettings(**{"chunking": True, **over})  # type: ignore[arg-type]
 
 
 def source_info(duration: float = 900.0) -> SourceInfo:

@@ -31,6 +31,7 @@ CHUNKED: dict[str, Any] = {
     "segment_seconds": 2.0,
     "keyframe_seconds": 1.0,
     "chunk_segments": 4,
+    "chunking": True,
     "chunk_min_seconds": 10.0,
     "still_interval_seconds": 10.0,
     "sprite_interval_seconds": 2.0,

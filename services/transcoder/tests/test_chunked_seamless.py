@@ -86,6 +86,7 @@ def chunk_settings(settings: TranscoderSettings) -> TranscoderSettings:
             "segment_seconds": 2.0,
             "keyframe_seconds": 1.0,
             "chunk_segments": 5,
+            "chunking": True,
             "chunk_min_seconds": 10.0,
             "sprite_interval_seconds": 5.0,
             "still_interval_seconds": 10.0,

@@ -105,7 +105,9 @@ class TranscoderSettings(ServiceSettings):
     # A source at least chunk_min_seconds long is encoded as chunks of
     # chunk_segments whole segments (video only) that any worker may take, plus
     # one audio, one images and one subtitles job; shorter ones stay one job.
-    chunking: bool = True
+    # Off by default: chunk 0 lands whole, so a lone worker's first playable
+    # playlist comes later than one pass's streamed segments (bench/README.md).
+    chunking: bool = False
     chunk_min_seconds: float = Field(default=300.0, gt=0)
     chunk_segments: int = Field(default=10, ge=1, le=1000)
 
