@@ -288,21 +288,9 @@ async def test_deleting_the_episode_cancels_its_parts(start_worker, jobs, db, lo
     assert await jobs.events("transcoder.transcode.completed", job_id=job.id) == []
 
 
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if text.encode() in cmdline and b"ffmpeg" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-async def test_a_failed_part_is_retried_alone(start_worker, jobs, db, long_source, settings):
+async def test_a_failed_part_is_retried_alone(
+    start_worker, jobs, db, long_source, settings, processes
+):
     # Four times realtime: a chunk's ffmpeg runs long enough to be killed.
     await start_worker(**CHUNKED, input_read_rate=4.0)
     event = await jobs.submit(long_source)
@@ -312,7 +300,7 @@ async def test_a_failed_part_is_retried_alone(start_worker, jobs, db, long_sourc
         for part in await parts_of(db, job.id):
             if part.kind == "video" and part.state == "processing":
                 # The part's temp folder is named after its id.
-                pids = processes_mentioning(f"-{part.id.hex[:8]}-")
+                pids = processes(f"-{part.id.hex[:8]}-", program="ffmpeg")
                 if pids:
                     return part, pids
         return None

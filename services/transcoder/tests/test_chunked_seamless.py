@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from studio_transcoder.chunked import (
+    NoteReporter,
     PartResult,
     encode_part,
     landed_chunks,
@@ -40,20 +41,6 @@ from studio_transcoder.storage import ObjectStore
 SECONDS = 50
 FPS = 25
 FRAME = 1 / FPS
-
-
-class _Reporter:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    async def progress(self, percent: float) -> None:
-        return None
-
-    async def playable(self, master_key: str, renditions: list[str]) -> None:
-        return None
-
-    def note(self, line: str) -> None:
-        self.lines.append(line)
 
 
 def _video_packets(path: Path) -> list[tuple[float, float]]:
@@ -132,7 +119,7 @@ async def test_chunks_stitch_into_the_one_pass_ladder(
     one_pass = output_prefix(event.episode_id, new_version())
     work = tmp_path / "one-pass"
     work.mkdir()
-    await TranscodeAttempt(s, store, event, work, _Reporter(), one_pass).run()
+    await TranscodeAttempt(s, store, event, work, NoteReporter(), one_pass).run()
 
     chunked = output_prefix(event.episode_id, new_version())
     info = await probe(s.ffprobe_path, str(source), label="source", redactions={})

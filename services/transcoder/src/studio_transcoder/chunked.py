@@ -108,9 +108,9 @@ class PartResult:
         )
 
 
-class _Notes:
-    """The attempt helpers' reporter: a part reports no progress or playable of
-    its own (the orchestration does), only lines for the job log."""
+class NoteReporter:
+    """A reporter that keeps only the job-log lines: a part reports no progress
+    or playable of its own (the orchestration does)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -148,7 +148,7 @@ async def encode_part(
         raise ValueError(f"unknown part kind {kind!r}")
     if kind == "video" and chunk is None:
         raise ValueError("a video part needs its chunk")
-    notes = _Notes()
+    notes = NoteReporter()
     attempt = TranscodeAttempt(settings, store, event, workdir, notes, prefix)
     started = time.monotonic()
     source = await attempt._source()
