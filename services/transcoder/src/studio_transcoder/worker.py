@@ -236,8 +236,7 @@ class Worker:
         )
 
         async def split(info: SourceInfo, plan: LadderPlan) -> bool:
-            if not self.settings.chunking:
-                return False
+            # plan_chunks answers no chunks when chunking is off or the source short.
             return await self.parts.split(job, reporter, info, plan)
 
         try:
