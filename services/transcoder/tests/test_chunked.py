@@ -11,6 +11,7 @@ import re
 import signal
 import sys
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ from studio_transcoder.partstate import ordered_parts
 
 ROOT = Path(__file__).resolve().parents[3]
 SECONDS = 40
-# 1 s keyframes, 2 s segments: 20 segments; 4 per chunk: 5 chunks, plus the
-# audio, images and subtitles parts.
+# 1 s keyframes, 2 s segments: 20 segments; 4 per chunk: 5 chunks (chunk 0 with
+# the audio as the head), plus the images and subtitles parts.
 CHUNKED: dict[str, Any] = {
     "segment_seconds": 2.0,
     "keyframe_seconds": 1.0,
@@ -70,13 +71,16 @@ def durations(playlist: str) -> list[float]:
     return [float(d) for d in re.findall(r"#EXTINF:([0-9.]+),", playlist)]
 
 
-def test_parts_are_queued_chunk_0_and_audio_first(chunked_settings) -> None:
+def test_the_head_is_queued_first_then_the_side_parts_then_the_chunks(chunked_settings) -> None:
     chunks = plan_chunks(SECONDS, chunked_settings)
     assert len(chunks) == 5
-    order = [(p.kind, p.index) for p in ordered_parts(chunks, ["images", "subtitles", "audio"])]
-    assert order[:2] == [("video", 0), ("audio", 0)]
-    assert [i for kind, i in order if kind == "video"] == list(range(5))
-    assert ("images", 0) in order
+    order = [(p.kind, p.index) for p in ordered_parts(chunks, ["images", "subtitles"])]
+    assert order == [
+        ("head", 0),
+        ("subtitles", 0),
+        ("images", 0),
+        *[("video", i) for i in range(1, 5)],
+    ]
 
 
 async def test_two_workers_stitch_a_long_source_that_ends_ready_once(
@@ -102,7 +106,7 @@ async def test_two_workers_stitch_a_long_source_that_ends_ready_once(
 
     parts = await parts_of(db, job.id)
     assert sorted((p.kind, p.index) for p in parts) == sorted(
-        [("video", i) for i in range(5)] + [("audio", 0), ("images", 0), ("subtitles", 0)]
+        [("head", 0)] + [("video", i) for i in range(1, 5)] + [("images", 0), ("subtitles", 0)]
     )
     assert {(p.state, p.attempts) for p in parts} == {("done", 1)}
 
@@ -129,6 +133,9 @@ async def test_two_workers_stitch_a_long_source_that_ends_ready_once(
     assert completed["data"]["renditions"] == ["360p"]
     [playable] = await jobs.events("transcoder.transcode.playable", job_id=job.id)
     assert playable["occurredAt"] < completed["occurredAt"]
+    # From the head's first segments, before the head itself was done.
+    [head] = [p for p in parts if p.kind == "head"]
+    assert datetime.fromisoformat(playable["occurredAt"]) < head.finished_at
     progress = await jobs.events("transcoder.transcode.progress", job_id=job.id)
     percents = [e["data"]["percent"] for e in progress]
     assert percents == sorted(percents)

@@ -126,21 +126,32 @@ async def test_chunks_stitch_into_the_one_pass_ladder(
     plan = plan_from_json(json.loads(json.dumps(plan_to_json(plan_ladder(info, s)))))
     chunks = plan_chunks(info.duration, s)
     assert len(chunks) == 5  # 50 s in chunks of five 2 s segments
-    todo: list[tuple[str, Any]] = [("video", c) for c in chunks]
-    todo += [("audio", None), ("images", None), ("subtitles", None)]
+    # As the job queues them: chunk 0 and the audio as the head, then the rest.
+    todo: list[tuple[str, Any]] = [("head", chunks[0])] + [("video", c) for c in chunks[1:]]
+    todo += [("images", None), ("subtitles", None)]
     random.Random(16).shuffle(todo)
     parts: list[PartResult] = []
+    announced: list[str] = []
+
+    async def on_playable(master: str) -> None:
+        # The head announces while it still encodes, with the master in storage.
+        assert jobs.keys(master) == [master]
+        announced.append(master)
+
     for n, (kind, chunk) in enumerate(todo):
         work = tmp_path / f"part-{n}"
         work.mkdir()
-        result = await encode_part(s, store, event, chunked, work, kind, chunk, plan=plan)
+        result = await encode_part(
+            s, store, event, chunked, work, kind, chunk,
+            plan=plan, video_index=info.video.index, on_playable=on_playable,
+        )  # fmt: skip
         # What a worker hands over survives the trip through the database.
         parts.append(PartResult.from_json(json.loads(json.dumps(result.to_json()))))
         if not playable(plan, parts):
             await publish_stitched(s, store, chunked, plan, parts, final=False)
             # No master naming playlists that are not there yet.
             assert not jobs.keys(chunked + "master.m3u8")
-        if any(p.kind == "video" and p.index == 0 for p in parts):
+        if any(p.kind == "head" for p in parts):
             await publish_stitched(s, store, chunked, plan, parts, final=False)
             listed = parse_media_playlist(jobs.get_text(f"{chunked}360p/index.m3u8"))
             # Only the chunks from 0 on without a gap, however early a later one finished.
@@ -149,6 +160,7 @@ async def test_chunks_stitch_into_the_one_pass_ladder(
             assert not listed.ended
     master_key = await publish_stitched(s, store, chunked, plan, parts, final=True)
     assert master_key == chunked + "master.m3u8"
+    assert announced == [master_key]
 
     done = stitched_result(plan, parts, master_key=master_key, master_url=None)
     assert done.renditions == ["360p", "240p"]

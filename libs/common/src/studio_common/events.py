@@ -299,7 +299,8 @@ class TranscodeRetryRequestedV1(EventPayload):
 @event("transcoder.part.requested")
 class TranscodePartRequestedV1(EventPayload):
     """One part of a chunked job waits for a worker: a video chunk (``kind``
-    video, ``index`` the chunk) or a side job (audio, images, subtitles).
+    video, ``index`` the chunk), the head (chunk 0 and the audio together) or
+    a side job (audio, images, subtitles).
 
     The transcoder's worker consumes it from the same work queue as the jobs;
     ``part_id`` names the part's row, which says whether it still has to run
@@ -308,7 +309,7 @@ class TranscodePartRequestedV1(EventPayload):
     part_id: uuid.UUID
     job_id: uuid.UUID
     episode_id: uuid.UUID
-    kind: Literal["video", "audio", "images", "subtitles"]
+    kind: Literal["head", "video", "audio", "images", "subtitles"]
     index: int = Field(default=0, ge=0)
     # The job attempt's folder the part writes into.
     hls_prefix: str

@@ -3,7 +3,9 @@
 A part is a video chunk (every video rendition of a range of segments), or one
 of the side jobs encoded once for the whole episode: ``audio`` (every audio
 rendition, and the fingerprint), ``images`` (poster, stills, sprite) and
-``subtitles``. Each writes under the episode's prefix at the same keys the
+``subtitles``. The ``head`` is chunk 0 and the audio in one part, two ffmpeg
+runs side by side whose segments go to storage as they are written, so the
+episode is playable after its first segments, as a one-pass job is. Each writes under the episode's prefix at the same keys the
 one-pass encode uses, so a part done again overwrites its own objects and
 nothing is duplicated. What a part put in storage comes back as a
 :class:`PartResult`, which is all the stitching needs.
@@ -55,21 +57,21 @@ from studio_transcoder.media.playlists import (
 )
 from studio_transcoder.media.probe import probe
 from studio_transcoder.media.process import FfmpegRun
+from studio_transcoder.models import AUDIO_KINDS, CHUNK_KINDS, PART_KINDS
 from studio_transcoder.pipeline import (
     MPEGTS_CLOCK,
+    POLL_SECONDS,
     AttemptResult,
     TranscodeAttempt,
     classify_ffmpeg_exit,
+    source_url_ttl,
 )
-from studio_transcoder.publisher import MASTER_NAME
+from studio_transcoder.publisher import MASTER_NAME, HlsPublisher
 from studio_transcoder.storage import CACHE_FINAL, CACHE_GROWING, CACHE_IMMUTABLE, ObjectStore
 
 # The MPEG-TS muxer starts its clock this far in (twice ffmpeg's default
 # -muxdelay of 0.7 s), before TS_OFFSET_SECONDS.
 MPEGTS_START_SECONDS = 1.4
-
-
-PART_KINDS = ("video", "audio", "images", "subtitles")
 
 
 @dataclass
@@ -136,29 +138,42 @@ async def encode_part(
     on_progress: Callable[[float], Awaitable[None]] | None = None,
     *,
     plan: LadderPlan | None = None,
+    video_index: int | None = None,
+    on_playable: Callable[[str], Awaitable[None]] | None = None,
 ) -> PartResult:
     """Encodes one part into storage under ``prefix``; safe to run again.
 
-    ``plan`` is the ladder planned when the job was split (see
-    :func:`plan_to_json`); without it the part plans the source again (the same
-    source and settings give the same plan). ``on_progress`` gets the fraction
-    of this part done, 0..1. Raises a :class:`~studio_transcoder.failures.JobFailure`
-    like a one-pass attempt (transient: retry the part)."""
+    ``plan`` and ``video_index`` are the ladder and the source's video stream
+    planned when the job was split (see :func:`plan_to_json`); with both the
+    part does not probe the source again, without them it plans it again (the
+    same source and settings give the same plan). ``on_progress`` gets the
+    fraction of this part done, 0..1; ``on_playable`` the master's key once the
+    head's first segments and the master are in storage. Raises a
+    :class:`~studio_transcoder.failures.JobFailure` like a one-pass attempt
+    (transient: retry the part)."""
     if kind not in PART_KINDS:
         raise ValueError(f"unknown part kind {kind!r}")
-    if kind == "video" and chunk is None:
-        raise ValueError("a video part needs its chunk")
+    if kind in CHUNK_KINDS and chunk is None:
+        raise ValueError(f"a {kind} part needs its chunk")
+    if kind == "head" and chunk is not None and chunk.index != 0:
+        raise ValueError("the head is chunk 0")
     notes = NoteReporter()
     attempt = TranscodeAttempt(settings, store, event, workdir, notes, prefix)
     started = time.monotonic()
     source = await attempt._source()
-    info = await probe(
-        settings.ffprobe_path, source.input, label=source.label, redactions=source.redactions
-    )
+    if plan is None or video_index is None:
+        info = await probe(
+            settings.ffprobe_path, source.input, label=source.label, redactions=source.redactions
+        )
+        duration, video_index = info.duration, info.video.index
+        if plan is None:
+            plan = plan_ladder(info, settings, await attempt._subtitle_files())
+    else:
+        # Every part but the first would probe the same source again: a round
+        # trip to storage and ffprobe's start before the encode.
+        duration = plan.duration
     if source.streamed:
-        source = attempt._presigned(ttl=attempt._url_ttl(info))
-    if plan is None:
-        plan = plan_ladder(info, settings, await attempt._subtitle_files())
+        source = attempt._presigned(ttl=source_url_ttl(settings, duration))
     layout = attempt.layout
     layout.create()
     result = PartResult(kind=kind, index=chunk.index if chunk is not None else 0)
@@ -167,16 +182,32 @@ async def encode_part(
         if on_progress is not None:
             await on_progress(max(0.0, min(1.0, fraction)))
 
-    if kind == "video":
+    if kind == "head":
+        assert chunk is not None
+        prints = asyncio.create_task(attempt._fingerprint(plan, source, plan.duration))
+        try:
+            result.segments = await _encode_head(
+                settings, store, prefix, plan, source.input, source.redactions,
+                video_index, chunk, layout, report, on_playable,
+            )  # fmt: skip
+        except BaseException:
+            prints.cancel()
+            await asyncio.gather(prints, return_exceptions=True)
+            raise
+        _check_chunk(chunk, result, plan.duration, [v.name for v in plan.video])
+        episode_print = await prints
+        if episode_print is not None:
+            result.extra["fingerprint"] = fingerprint_to_json(episode_print)
+    elif kind == "video":
         assert chunk is not None
         length = max(chunk.end - chunk.start, 1e-3)
-        argv = chunk_command(settings, plan, source.input, info.video.index, chunk, layout)
+        argv = chunk_command(settings, plan, source.input, video_index, chunk, layout)
         await _run(argv, source.redactions, lambda seconds: report(seconds / length))
         for v in plan.video:
             result.segments[v.name] = await _upload_rendition(
                 settings, store, prefix, layout, v.name
             )
-        _check_chunk(chunk, result, plan.duration)
+        _check_chunk(chunk, result, plan.duration, [v.name for v in plan.video])
     elif kind == "audio":
         if plan.audio:
             argv = audio_command(settings, plan, source.input, layout)
@@ -196,7 +227,7 @@ async def encode_part(
             if episode_print is not None:
                 result.extra["fingerprint"] = fingerprint_to_json(episode_print)
     elif kind == "images":
-        argv = images_command(settings, plan, source.input, info.video.index, layout)
+        argv = images_command(settings, plan, source.input, video_index, layout)
         duration = max(plan.duration, 1e-3)
         await _run(argv, source.redactions, lambda seconds: report(seconds / duration))
         result.extra["thumbnails"] = await attempt._upload_thumbnails(plan)
@@ -217,6 +248,97 @@ async def encode_part(
     if notes.lines:
         result.extra["notes"] = notes.lines
     return result
+
+
+async def _encode_head(
+    settings: TranscoderSettings,
+    store: ObjectStore,
+    prefix: str,
+    plan: LadderPlan,
+    source: str,
+    redactions: dict[str, str],
+    video_index: int,
+    chunk: ChunkSpec,
+    layout: OutputLayout,
+    report: Callable[[float], Awaitable[None]],
+    on_playable: Callable[[str], Awaitable[None]] | None,
+) -> dict[str, list[Segment]]:
+    """Chunk 0 and the audio, two ffmpeg runs side by side, their segments
+    uploaded as ffmpeg writes them (:class:`HlsPublisher`, as a one-pass job):
+    the growing playlists and the master go up once every rendition has its
+    first segments, so the episode is playable long before chunk 0 is whole.
+
+    Nothing else writes playlists before the head has landed (see
+    :func:`playable`), so the growing ones are this part's alone; from its
+    landing on, the stitched playlists take over with the same segments."""
+    done: asyncio.Future[list[SubtitleEntry]] = asyncio.get_running_loop().create_future()
+    # Subtitles are a part of their own: the first master goes up without
+    # them, the stitched master lists them once they are in.
+    done.set_result([])
+
+    async def playable() -> None:
+        if on_playable is not None:
+            await on_playable(publisher.master_key)
+
+    async def nothing(_: Path) -> None:
+        return None
+
+    publisher = HlsPublisher(
+        store, settings, plan, layout, prefix,
+        subtitles=done, on_first_segment=nothing, on_playable=playable,
+    )  # fmt: skip
+    video_length = max(chunk.end - chunk.start, 1e-3)
+    audio_length = max(plan.duration, 1e-3)
+    # Progress: video and audio weighed by what they cost (the audio's share is small).
+    shares = {"video": 0.0, "audio": 0.0 if plan.audio else 1.0}
+
+    def follow(name: str, length: float) -> Callable[[float], Awaitable[None]]:
+        async def progress(seconds: float) -> None:
+            shares[name] = min(1.0, seconds / length)
+            await report(0.9 * shares["video"] + 0.1 * shares["audio"])
+
+        return progress
+
+    runs = [
+        FfmpegRun(
+            chunk_command(settings, plan, source, video_index, chunk, layout),
+            on_progress=follow("video", video_length),
+            redactions=redactions,
+        )
+    ]
+    if plan.audio:
+        runs.append(
+            FfmpegRun(
+                audio_command(settings, plan, source, layout),
+                on_progress=follow("audio", audio_length),
+                redactions=redactions,
+            )
+        )
+    try:
+        for run in runs:
+            await run.start()
+        exits = [asyncio.create_task(run.wait()) for run in runs]
+        while not all(e.done() for e in exits):
+            await asyncio.wait(exits, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            for run, code in zip(runs, exits, strict=True):
+                if code.done() and code.result() != 0:
+                    raise classify_ffmpeg_exit(code.result(), run.log_tail())
+            await publisher.step()
+        await publisher.drain()
+        if not publisher.playable:
+            await publisher.publish_media(final=False)
+            await publisher.publish_master(final=False)
+            publisher.playable = True
+            await playable()
+    except BaseException:
+        for run in runs:
+            await run.stop()
+        await publisher.abort()
+        raise
+    return {
+        track.name: [Segment(s.uri, s.duration, track.sizes[s.uri]) for s in track.known]
+        for track in publisher.tracks
+    }
 
 
 async def _run(
@@ -262,11 +384,13 @@ async def _upload_rendition(
     return list(await asyncio.gather(*(upload(s) for s in listed.segments)))
 
 
-def _check_chunk(chunk: ChunkSpec, result: PartResult, duration: float) -> None:
+def _check_chunk(
+    chunk: ChunkSpec, result: PartResult, duration: float, names: Sequence[str]
+) -> None:
     """A chunk must hold exactly its segments: the next chunk's numbers follow them."""
     last = abs(chunk.end - duration) < 1e-6
-    for name, segments in result.segments.items():
-        count = len(segments)
+    for name in names:
+        count = len(result.segments.get(name, []))
         if count == chunk.segment_count or (last and count > 0):
             continue
         raise TransientFailure(
@@ -280,7 +404,7 @@ def _check_chunk(chunk: ChunkSpec, result: PartResult, duration: float) -> None:
 
 def landed_chunks(parts: Sequence[PartResult]) -> list[PartResult]:
     """The video chunks from chunk 0 on without a gap: what the playlists may list."""
-    by_index = {p.index: p for p in parts if p.kind == "video"}
+    by_index = {p.index: p for p in parts if p.kind in CHUNK_KINDS}
     out: list[PartResult] = []
     while len(out) in by_index:
         out.append(by_index[len(out)])
@@ -289,7 +413,7 @@ def landed_chunks(parts: Sequence[PartResult]) -> list[PartResult]:
 
 def playable(plan: LadderPlan, parts: Sequence[PartResult]) -> bool:
     """Chunk 0 and the audio are in storage: a player can start."""
-    has_audio = not plan.audio or any(p.kind == "audio" for p in parts)
+    has_audio = not plan.audio or any(p.kind in AUDIO_KINDS for p in parts)
     return has_audio and bool(landed_chunks(parts))
 
 
@@ -312,7 +436,7 @@ async def publish_stitched(
     The master goes up only once :func:`playable`: before that it would name
     playlists that do not exist yet (the key is returned all the same)."""
     chunks = landed_chunks(parts)
-    audio = next((p for p in parts if p.kind == "audio"), None)
+    audio = next((p for p in parts if p.kind in AUDIO_KINDS), None)
     subtitles = next((p for p in parts if p.kind == "subtitles"), None)
     if final and (not chunks or (plan.audio and audio is None) or subtitles is None):
         raise ValueError("the final playlists need chunk 0, the audio and the subtitles")
@@ -362,7 +486,7 @@ def stitched_result(
 ) -> AttemptResult:
     """The finished job, as a one-pass attempt reports it (the same completion event)."""
     images = next((p for p in parts if p.kind == "images"), None)
-    audio = next((p for p in parts if p.kind == "audio"), None)
+    audio = next((p for p in parts if p.kind in AUDIO_KINDS), None)
     subtitles = next((p for p in parts if p.kind == "subtitles"), None)
     notes = [line for p in parts for line in p.extra.get("notes", [])]
     printed = audio.extra.get("fingerprint") if audio is not None else None

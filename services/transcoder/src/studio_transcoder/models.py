@@ -42,7 +42,11 @@ worker_messaging = MessagingTables(
 )
 
 JOB_STATUSES = ("queued", "processing", "ready", "failed")
-PART_KINDS = ("video", "audio", "images", "subtitles")
+# head: chunk 0 and the audio in one part (the episode is playable from it).
+PART_KINDS = ("head", "video", "audio", "images", "subtitles")
+# Kinds whose result holds chunk 0's video segments, and the audio segments.
+CHUNK_KINDS = ("head", "video")
+AUDIO_KINDS = ("head", "audio")
 # done and cancelled are final; a failed attempt goes back to queued (its
 # message is redelivered) until the part's attempts run out, which fails the job.
 PART_STATES = ("queued", "processing", "done", "cancelled")

@@ -82,6 +82,8 @@ class _Claimed:
     prefix: str
     event: EpisodeUploadedV1
     plan: LadderPlan
+    # Plans from before the video stream was kept: the part probes again.
+    video_index: int | None
     chunk: Any
 
 
@@ -127,6 +129,7 @@ class PartRunner:
             row.media_duration_sec = info.duration
             row.chunk_plan = {
                 "ladder": plan_to_json(plan),
+                "videoIndex": info.video.index,
                 "duration": info.duration,
                 "chunks": len(chunks),
                 "sourceStreamed": self.settings.source_access != "download",
@@ -184,6 +187,7 @@ class PartRunner:
                     prefix=part.output_prefix,
                     event=EpisodeUploadedV1.model_validate(job.payload),
                     plan=plan_from_json(job.chunk_plan["ladder"]),
+                    video_index=job.chunk_plan.get("videoIndex"),
                     chunk=partstate.chunk_of(part),
                 )
         if failure is not None:
@@ -207,6 +211,8 @@ class PartRunner:
                 part.kind,
                 part.chunk,
                 plan=part.plan,
+                video_index=part.video_index,
+                on_playable=lambda key: self._playable(part, key),
             ),
             name=f"part-{part.kind}-{part.index}",
         )
@@ -309,22 +315,7 @@ class PartRunner:
         master_key = await publish_stitched(
             self.settings, self.store, job.output_prefix, plan, results, final=final
         )
-        if not job.playable:
-            job.playable = True
-            waited = (
-                (datetime.now(UTC) - job.started_at).total_seconds() if job.started_at else None
-            )
-            job.chunk_plan = {**job.chunk_plan, "secondsToPlayable": waited}
-            await enqueue(
-                session,
-                worker_messaging,
-                TranscodePlayableV1(
-                    episode_id=job.episode_id,
-                    job_id=job.id,
-                    hls_master_key=master_key,
-                    renditions=[v.name for v in plan.video],
-                ),
-            )
+        await self._announce_playable(session, job, master_key, plan)
         if not final:
             await self._progress(session, job, len(done), len(parts))
             return None
@@ -338,6 +329,36 @@ class PartRunner:
         )
         await jobstate.complete(session, job, result, job.log_tail)
         return result
+
+    async def _playable(self, claimed: _Claimed, master_key: str) -> None:
+        """The head's first segments and the master are in storage: the episode
+        is playable while the head still encodes (announced once per job)."""
+        async with job_row(self.database, claimed.job_id) as (session, job):
+            part = await partstate.get_part(session, claimed.part_id)
+            if not partstate.current(part, job):
+                return
+            assert job is not None
+            await self._announce_playable(session, job, master_key, claimed.plan)
+
+    async def _announce_playable(
+        self, session: Any, job: Job, master_key: str, plan: LadderPlan
+    ) -> None:
+        if job.playable:
+            return
+        assert job.chunk_plan is not None
+        job.playable = True
+        waited = (datetime.now(UTC) - job.started_at).total_seconds() if job.started_at else None
+        job.chunk_plan = {**job.chunk_plan, "secondsToPlayable": waited}
+        await enqueue(
+            session,
+            worker_messaging,
+            TranscodePlayableV1(
+                episode_id=job.episode_id,
+                job_id=job.id,
+                hls_master_key=master_key,
+                renditions=[v.name for v in plan.video],
+            ),
+        )
 
     async def _progress(self, session: Any, job: Job, done: int, total: int) -> None:
         percent = round(min(99.0, 100.0 * done / total), 2)
@@ -407,6 +428,8 @@ class PartRunner:
 
 
 def _name(part: TranscodePart) -> str:
+    if part.kind == "head":
+        return "chunk 0 and the audio"
     return f"chunk {part.index}" if part.kind == "video" else f"{part.kind} part"
 
 

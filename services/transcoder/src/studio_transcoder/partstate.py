@@ -24,7 +24,7 @@ from studio_common.events import TranscodePartRequestedV1
 from studio_common.outbox import enqueue
 from studio_transcoder.failures import JobFailure
 from studio_transcoder.media.chunks import ChunkSpec
-from studio_transcoder.models import Job, TranscodePart, worker_messaging
+from studio_transcoder.models import CHUNK_KINDS, Job, TranscodePart, worker_messaging
 from studio_transcoder.repository import clip_log
 
 FINAL_PART_STATES = ("done", "cancelled")
@@ -32,10 +32,10 @@ FINAL_PART_STATES = ("done", "cancelled")
 SUPERSEDED = "superseded"
 EPISODE_DELETED = "episode_deleted"
 CANCELLED_CODES = (SUPERSEDED, EPISODE_DELETED)
-# Side jobs come right after chunk 0 in this order: audio makes the episode
-# playable with chunk 0, subtitles belong in the first master, images are last
-# because nothing waits for them until ready.
-SIDE_KINDS = ("audio", "subtitles", "images")
+# Side jobs come right after the head (chunk 0 and the audio, which make the
+# episode playable) in this order: subtitles belong in the master, images are
+# last because nothing waits for them until ready.
+SIDE_KINDS = ("subtitles", "images")
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,17 @@ class PartPlan:
 
 def ordered_parts(chunks: Sequence[ChunkSpec], side_kinds: Sequence[str]) -> list[PartPlan]:
     """The order the messages go on the queue, which is the order workers take
-    them: chunk 0 first, then the side jobs, then the other chunks in order (so
-    the growing playlists grow without gaps when workers keep up)."""
-    video = [PartPlan("video", c.index, c) for c in sorted(chunks, key=lambda c: c.index)]
+    them: the head (chunk 0 and the audio) first, then the side jobs, then the
+    other chunks in order (so the growing playlists grow without gaps when
+    workers keep up)."""
+    ordered = sorted(chunks, key=lambda c: c.index)
+    video = [PartPlan("head" if c.index == 0 else "video", c.index, c) for c in ordered]
     sides = [PartPlan(kind) for kind in SIDE_KINDS if kind in side_kinds]
     return video[:1] + sides + video[1:]
 
 
 def chunk_of(part: TranscodePart) -> ChunkSpec | None:
-    if part.kind != "video":
+    if part.kind not in CHUNK_KINDS:
         return None
     assert part.start_sec is not None
     assert part.end_sec is not None

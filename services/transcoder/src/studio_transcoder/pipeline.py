@@ -112,6 +112,12 @@ def subtitle_language(key: str) -> str:
     return UNDETERMINED
 
 
+def source_url_ttl(settings: TranscoderSettings, duration: float) -> int:
+    """How long a presigned source URL lives: long enough for a slow encode to
+    still seek (range requests) near the end."""
+    return int(max(settings.source_url_ttl_seconds, 600 + 4 * duration))
+
+
 def classify_ffmpeg_exit(code: int, tail: str) -> JobFailure:
     last = next((line for line in reversed(tail.splitlines()) if line.strip()), "no output")
     if code < 0:
@@ -274,8 +280,7 @@ class TranscodeAttempt:
         return _Source(input=url, label=label, streamed=True, redactions={url: label})
 
     def _url_ttl(self, info: SourceInfo) -> int:
-        # Long enough for a slow encode to still seek (range requests) near the end.
-        return int(max(self.settings.source_url_ttl_seconds, 600 + 4 * info.duration))
+        return source_url_ttl(self.settings, info.duration)
 
     async def _source(self) -> _Source:
         key = self.event.source_key
