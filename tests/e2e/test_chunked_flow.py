@@ -85,13 +85,13 @@ def chunk_encoders(stack: Stack) -> list[tuple[int, int]]:
         if not entry.name.isdigit():
             continue
         argv = _cmdline(int(entry.name))
-        if not argv or not argv[0].endswith("ffmpeg") or "-start_number" not in argv:
+        if not argv or not argv[0].endswith("ffmpeg") or "-segment_start_number" not in argv:
             continue
         if work is None or not any(work in a for a in argv):
             continue
         if "-output_ts_offset" not in argv:
             continue
-        start = argv[argv.index("-start_number") + 1]
+        start = argv[argv.index("-segment_start_number") + 1]
         if start == "0":
             continue  # chunk 0: the part everything waits for; kill a later one
         parent = _parent(int(entry.name))
@@ -158,7 +158,8 @@ def test_a_long_source_survives_a_killed_worker_and_plays_across_every_chunk(
         issued = ok(http.get(f"/api/episodes/{episode['id']}/hls", headers=viewer))
         url = issued["url"]
         master = ok_text(http.get(url))
-        expected = [f"seg_{n:05d}.ts" for n in range(int(SECONDS / SEGMENT))]
+        # The first 6 s in three 2 s segments (short start), then 6 s ones.
+        expected = [f"seg_{n:05d}.ts" for n in range(int(SECONDS / SEGMENT) + 2)]
         for rendition in ("720p", "480p"):
             assert f"{rendition}/index.m3u8" in master
             playlist = ok_text(http.get(url.replace("master.m3u8", f"{rendition}/index.m3u8")))
@@ -169,7 +170,7 @@ def test_a_long_source_survives_a_killed_worker_and_plays_across_every_chunk(
     assert len(completed) == 1, completed
     assert len(events(stack, "transcoder.transcode.playable", episode["id"])) == 1
 
-    # Played through at 4x: every chunk boundary (every 12 s) passed without a
+    # Played through at 4x: every chunk boundary (4, 12 and 24 s) passed without a
     # stall, and once at the top rendition it never dropped to the lowest.
     play(page, stack, hls_js, url)
     page.evaluate(

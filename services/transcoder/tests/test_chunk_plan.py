@@ -39,7 +39,7 @@ def source_info(duration: float = 900.0) -> SourceInfo:
 
 
 def test_boundaries_follow_the_segment_length_and_end_with_the_source():
-    s = settings(segment_seconds=6, keyframe_seconds=2)
+    s = settings(segment_seconds=6, keyframe_seconds=2, short_start=False)
     assert segment_boundaries(20.0, s) == [0.0, 6.0, 12.0, 18.0, 20.0]
     # A whole number of segments: no empty segment at the end.
     assert segment_boundaries(18.0, s) == [0.0, 6.0, 12.0, 18.0]
@@ -48,12 +48,23 @@ def test_boundaries_follow_the_segment_length_and_end_with_the_source():
     assert segment_boundaries(0.5, s) == [0.0, 0.5]
 
 
+def test_the_first_segment_length_is_cut_on_every_keyframe():
+    s = settings(segment_seconds=6, keyframe_seconds=2)
+    assert s.short_start
+    assert segment_boundaries(20.0, s) == [0.0, 2.0, 4.0, 6.0, 12.0, 18.0, 20.0]
+    assert segment_boundaries(5.0, s) == [0.0, 2.0, 4.0, 5.0]
+    assert segment_boundaries(0.5, s) == [0.0, 0.5]
+    # Segments as long as a keyframe interval: nothing to shorten.
+    same = settings(segment_seconds=2, keyframe_seconds=2)
+    assert segment_boundaries(7.0, same) == [0.0, 2.0, 4.0, 6.0, 7.0]
+
+
 def test_short_or_switched_off_sources_stay_one_job():
     s = settings(chunk_min_seconds=300, chunk_segments=10)
     assert plan_chunks(299.9, s) == []
     assert plan_chunks(3600.0, settings(chunking=False)) == []
     # Long enough, but no more segments than one chunk holds.
-    assert plan_chunks(50.0, settings(chunk_min_seconds=10, chunk_segments=10)) == []
+    assert plan_chunks(40.0, settings(chunk_min_seconds=10, chunk_segments=10)) == []
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -66,6 +77,7 @@ def test_chunks_tile_the_grid_without_gaps(seed: int):
         chunk_segments=rng.randint(1, 15),
         chunk_min_seconds=10,
     )
+    s = s.model_copy(update={"short_start": rng.random() < 0.5})
     duration = rng.uniform(10, 4000)
     chunks = plan_chunks(duration, s)
     bounds = segment_boundaries(duration, s)
@@ -100,13 +112,16 @@ def test_a_chunk_decodes_only_its_range_and_continues_the_episode():
     assert argv.index("-ss") < argv.index("-i")
     assert argv[argv.index("-ss") + 1] == "120"
     assert argv[argv.index("-t") + 1] == "60"
-    assert argv[argv.index("-start_number") + 1] == "20"
+    assert argv[argv.index("-segment_start_number") + 1] == "20"
     assert argv[argv.index("-output_ts_offset") + 1] == "121"
+    # Cut on the episode's grid, in the episode's timestamps (1 s in).
+    assert argv[argv.index("-segment_times") + 1] == "127,133,139,145,151,157,163,169,175"
     # Video only: no audio mapped, no images.
     assert "-c:a" not in argv
     assert "0:1" not in argv
     assert ".jpg" not in joined
-    assert argv[argv.index("-var_stream_map") + 1] == "v:0,name:1080p v:1,name:720p v:2,name:480p"
+    lists = [argv[i + 1] for i, a in enumerate(argv) if a == "-segment_list"]
+    assert lists == [f"/w/out/hls/{n}/index.m3u8" for n in ("1080p", "720p", "480p")]
 
 
 def test_side_jobs_are_audio_only_and_keyframes_only():
@@ -121,7 +136,7 @@ def test_side_jobs_are_audio_only_and_keyframes_only():
     images = images_command(s, plan, "/w/source.mkv", 0, layout)
     assert images[images.index("-skip_frame") + 1] == "nokey"
     assert images.index("-skip_frame") < images.index("-i")
-    assert "hls" not in images
+    assert "segment" not in images
 
 
 def test_stitched_playlist_grows_as_event_and_ends_as_vod():

@@ -6,6 +6,7 @@ the outstanding parts. Real ffmpeg, Postgres, NATS and the S3 stand-in."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import signal
@@ -26,8 +27,9 @@ from studio_transcoder.partstate import ordered_parts
 
 ROOT = Path(__file__).resolve().parents[3]
 SECONDS = 40
-# 1 s keyframes, 2 s segments: 20 segments; 4 per chunk: 5 chunks (chunk 0 with
-# the audio as the head), plus the images and subtitles parts.
+# 1 s keyframes, 2 s segments (the first two seconds in 1 s ones): 21 segments;
+# 4 per chunk: 6 chunks (chunk 0 with the audio as the head), plus the images
+# and subtitles parts.
 CHUNKED: dict[str, Any] = {
     "segment_seconds": 2.0,
     "keyframe_seconds": 1.0,
@@ -73,13 +75,13 @@ def durations(playlist: str) -> list[float]:
 
 def test_the_head_is_queued_first_then_the_side_parts_then_the_chunks(chunked_settings) -> None:
     chunks = plan_chunks(SECONDS, chunked_settings)
-    assert len(chunks) == 5
+    assert len(chunks) == 6
     order = [(p.kind, p.index) for p in ordered_parts(chunks, ["images", "subtitles"])]
     assert order == [
         ("head", 0),
         ("subtitles", 0),
         ("images", 0),
-        *[("video", i) for i in range(1, 5)],
+        *[("video", i) for i in range(1, 6)],
     ]
 
 
@@ -106,18 +108,19 @@ async def test_two_workers_stitch_a_long_source_that_ends_ready_once(
 
     parts = await parts_of(db, job.id)
     assert sorted((p.kind, p.index) for p in parts) == sorted(
-        [("head", 0)] + [("video", i) for i in range(1, 5)] + [("images", 0), ("subtitles", 0)]
+        [("head", 0)] + [("video", i) for i in range(1, 6)] + [("images", 0), ("subtitles", 0)]
     )
     assert {(p.state, p.attempts) for p in parts} == {("done", 1)}
 
     done = await jobs.follow(job.result["hlsMasterKey"])
     prefix = prefix_of(job)
     video = done["playlists"][prefix + "360p/index.m3u8"]
-    expected = len(segment_boundaries(SECONDS, chunked_settings)) - 1
-    assert segment_numbers(video) == list(range(expected))
+    grid = segment_boundaries(SECONDS, chunked_settings)
+    assert segment_numbers(video) == list(range(len(grid) - 1))
     assert video.endswith("#EXT-X-ENDLIST\n")
     assert sum(durations(video)) == pytest.approx(SECONDS, abs=0.2)
-    assert durations(video) == pytest.approx([2.0] * expected, abs=0.05)
+    assert durations(video) == pytest.approx([b - a for a, b in itertools.pairwise(grid)], abs=0.05)
+    assert durations(video)[:3] == pytest.approx([1.0, 1.0, 2.0], abs=0.05)
     audio = [k for k in done["playlists"] if "/audio" in k]
     assert audio, done["playlists"].keys()
     for key in audio:

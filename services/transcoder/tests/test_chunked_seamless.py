@@ -125,7 +125,8 @@ async def test_chunks_stitch_into_the_one_pass_ladder(
     info = await probe(s.ffprobe_path, str(source), label="source", redactions={})
     plan = plan_from_json(json.loads(json.dumps(plan_to_json(plan_ladder(info, s)))))
     chunks = plan_chunks(info.duration, s)
-    assert len(chunks) == 5  # 50 s in chunks of five 2 s segments
+    # 50 s in chunks of five segments: 1 s ones for the first 2 s, then 2 s ones.
+    assert len(chunks) == 6
     # As the job queues them: chunk 0 and the audio as the head, then the rest.
     todo: list[tuple[str, Any]] = [("head", chunks[0])] + [("video", c) for c in chunks[1:]]
     todo += [("images", None), ("subtitles", None)]

@@ -12,13 +12,13 @@ from studio_transcoder.media.command import (
     OutputLayout,
     filter_graph,
     ladder_command,
-    var_stream_map,
 )
 from studio_transcoder.media.ladder import h264_level, plan_ladder, scaled_size
 from studio_transcoder.media.playlists import (
     Segment,
     measure,
     parse_media_playlist,
+    parse_segment_list,
     render_media_playlist,
     sprite_vtt,
     target_duration,
@@ -140,9 +140,7 @@ def test_every_tagged_audio_language_is_a_rendition_and_the_original_is_default(
         ("en-2", False, True),
     ]
     assert len(plan.ignored) == 2  # the untagged audio and the bitmap subtitles
-    assert var_stream_map(plan).endswith(
-        "a:0,agroup:aud,language:en,name:audio-en a:1,agroup:aud,language:ja,name:audio-ja,default:yes"
-    )
+    assert plan.track_names == ["1080p", "720p", "480p", "audio-en", "audio-ja"]
 
 
 def test_an_untagged_single_audio_stream_is_kept():
@@ -158,7 +156,15 @@ def test_one_ffmpeg_command_decodes_once_for_ladder_and_thumbnails(tmp_path):
     assert graph.startswith("[0:0]split=6")
     assert graph.count("format=yuv420p") == 3
     assert "expr:gte(t,n_forced*2)" in argv
-    assert argv[argv.index("-hls_time") + 1] == "6"
+    # One segment muxer per rendition, each with its own list, cutting on the
+    # grid: three 2 s segments, then 6 s ones (timestamps start at 1 s).
+    lists = [argv[i + 1] for i, a in enumerate(argv) if a == "-segment_list"]
+    assert lists == [str(tmp_path / "hls" / n / "index.m3u8") for n in plan.track_names]
+    cuts = {argv[i + 1] for i, a in enumerate(argv) if a == "-segment_times"}
+    assert len(cuts) == 1
+    assert cuts.pop().startswith("3,5,7,13,19,")
+    assert argv.count("libx264") == 3
+    assert argv[argv.index("-b:v") + 1] == "5000k"
     assert argv[argv.index("-preset") + 1] == "veryfast"
     assert "-rw_timeout" in argv  # reading over HTTP times out instead of hanging
     assert argv[-5:] == ["-progress", "pipe:1", "-stats_period", "1", "-nostats"]
@@ -175,6 +181,19 @@ def test_ffmpeg_playlists_are_read_and_ours_written():
     assert "#EXT-X-ENDLIST" not in growing
     assert render_media_playlist(playlist.segments, target=6, ended=True).endswith(
         "#EXT-X-ENDLIST\n"
+    )
+    # The segment muxer's list: rewritten in place (a read may end mid-line),
+    # and its first duration counted from timestamp 0, not the output's start.
+    listed = (
+        "#EXTM3U\n#EXTINF:3.000000,\nseg_00000.ts\n#EXTINF:2.000000,\nseg_00001.ts\n#EXTINF:2.0"
+    )
+    assert parse_segment_list(listed, 1.0).segments == (
+        Segment("seg_00000.ts", 2.0),
+        Segment("seg_00001.ts", 2.0),
+    )
+    assert parse_segment_list(listed + "00000,\nseg_0", 1.0).segments[-1].uri == "seg_00001.ts"
+    assert parse_segment_list("#EXTM3U\n#EXTINF:67.0,\nseg_00010.ts\n", 61.0).segments == (
+        Segment("seg_00010.ts", 6.0),
     )
     assert target_duration(6, [Segment("a", 6.4)]) == 6
     assert target_duration(6, [Segment("a", 6.6)]) == 7

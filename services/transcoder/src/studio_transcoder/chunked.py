@@ -52,7 +52,7 @@ from studio_transcoder.media.playlists import (
     SubtitleEntry,
     declared_bandwidth,
     measure,
-    parse_media_playlist,
+    parse_segment_list,
     render_master,
 )
 from studio_transcoder.media.probe import probe
@@ -175,7 +175,7 @@ async def encode_part(
     if source.streamed:
         source = attempt._presigned(ttl=source_url_ttl(settings, duration))
     layout = attempt.layout
-    layout.create()
+    layout.create(plan.track_names)
     result = PartResult(kind=kind, index=chunk.index if chunk is not None else 0)
 
     async def report(fraction: float) -> None:
@@ -205,7 +205,7 @@ async def encode_part(
         await _run(argv, source.redactions, lambda seconds: report(seconds / length))
         for v in plan.video:
             result.segments[v.name] = await _upload_rendition(
-                settings, store, prefix, layout, v.name
+                settings, store, prefix, layout, v.name, chunk.start
             )
         _check_chunk(chunk, result, plan.duration, [v.name for v in plan.video])
     elif kind == "audio":
@@ -221,7 +221,7 @@ async def encode_part(
                 raise
             for a in plan.audio:
                 result.segments[a.name] = await _upload_rendition(
-                    settings, store, prefix, layout, a.name
+                    settings, store, prefix, layout, a.name, 0.0
                 )
             episode_print = await prints
             if episode_print is not None:
@@ -358,12 +358,18 @@ async def _run(
 
 
 async def _upload_rendition(
-    settings: TranscoderSettings, store: ObjectStore, prefix: str, layout: OutputLayout, name: str
+    settings: TranscoderSettings,
+    store: ObjectStore,
+    prefix: str,
+    layout: OutputLayout,
+    name: str,
+    start: float,
 ) -> list[Segment]:
-    """Every segment ffmpeg listed for one rendition, uploaded; in order, with sizes."""
+    """Every segment ffmpeg listed for one rendition (an output that begins at
+    ``start`` on the source), uploaded; in order, with sizes."""
     folder = layout.rendition(name)
     try:
-        listed = parse_media_playlist((folder / PLAYLIST_NAME).read_text())
+        listed = parse_segment_list((folder / PLAYLIST_NAME).read_text(), TS_OFFSET_SECONDS + start)
     except FileNotFoundError:
         raise TransientFailure(
             "ffmpeg_incomplete", f"ffmpeg wrote no playlist for {name}."

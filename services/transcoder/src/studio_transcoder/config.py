@@ -63,6 +63,10 @@ class TranscoderSettings(ServiceSettings):
     segment_seconds: float = Field(default=6.0, gt=0, le=30)
     # Keyframe interval; the segment length must be a multiple of it.
     keyframe_seconds: float = Field(default=2.0, gt=0, le=10)
+    # The first segment_seconds are cut on every keyframe (three 2 s segments
+    # by default): a player can start after one keyframe interval of every
+    # rendition is encoded instead of a whole segment.
+    short_start: bool = True
     audio_kbps: int = Field(default=128, ge=32, le=512)
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"

@@ -179,7 +179,7 @@ class TranscodeAttempt:
         )
         if split is not None and await split(info, plan):
             return None
-        self.layout.create()
+        self.layout.create(plan.track_names)
         clock: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         subtitles = asyncio.create_task(self._subtitles(plan, source, clock))
         publisher = HlsPublisher(

@@ -1,8 +1,8 @@
 """Uploads segments while ffmpeg still runs, and publishes playlists that grow.
 
-A segment is complete once ffmpeg's own (EVENT) playlist lists it: ffmpeg
-rewrites that playlist atomically (``temp_file``) right after closing the
-segment. Complete segments upload with bounded concurrency and leave the temp
+A segment is complete once ffmpeg's segment list names it: the segment muxer
+rewrites that list right after closing the segment (every output here starts
+at the episode's beginning). Complete segments upload with bounded concurrency and leave the temp
 folder. A published media playlist lists only the segments already in storage,
 in order. Once every rendition has its first segments in storage the master
 goes up too and the episode is playable; at the end the playlists are closed
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.failures import TransientFailure
-from studio_transcoder.media.command import PLAYLIST_NAME, OutputLayout
+from studio_transcoder.media.command import PLAYLIST_NAME, TS_OFFSET_SECONDS, OutputLayout
 from studio_transcoder.media.ladder import LadderPlan
 from studio_transcoder.media.playlists import (
     Bandwidth,
@@ -27,7 +27,7 @@ from studio_transcoder.media.playlists import (
     SubtitleEntry,
     declared_bandwidth,
     measure,
-    parse_media_playlist,
+    parse_segment_list,
     render_master,
     render_media_playlist,
     target_duration,
@@ -107,7 +107,7 @@ class HlsPublisher:
                 text = path.read_text()
             except FileNotFoundError:
                 continue
-            playlist = parse_media_playlist(text)
+            playlist = parse_segment_list(text, TS_OFFSET_SECONDS)
             for segment in playlist.segments[len(track.known) :]:
                 track.known.append(segment)
                 if track is self.tracks[0] and not self._first_segment_seen:

@@ -9,24 +9,23 @@ timestamps. Stitching them is writing playlists.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.media.command import (
-    AUDIO_GROUP,
-    PLAYLIST_NAME,
     POSTER_NAME,
     PROGRESS_ARGS,
     STILL_PATTERN,
     TILE_PATTERN,
     TS_OFFSET_SECONDS,
     OutputLayout,
-    audio_codec_args,
+    audio_outputs,
+    cut_times,
     fmt_seconds,
-    hls_args,
     image_output,
+    segment_args,
+    segment_boundaries,
     thumbnail_filters,
     video_codec_args,
     video_filters,
@@ -34,10 +33,6 @@ from studio_transcoder.media.command import (
 from studio_transcoder.media.ladder import LadderPlan
 from studio_transcoder.media.playlists import Segment, render_media_playlist, target_duration
 from studio_transcoder.media.probe import input_options
-
-# A grid point closer than this to the end of the source starts no segment
-# (no frame lies in it).
-_END_EPSILON = 1e-3
 
 
 @dataclass(frozen=True)
@@ -66,19 +61,6 @@ class ChunkSpec:
             first_segment=int(data["firstSegment"]),
             segment_count=int(data["segmentCount"]),
         )
-
-
-def segment_boundaries(duration: float, settings: TranscoderSettings) -> list[float]:
-    """Where every segment starts, then the end: ``[0, b1, ..., duration]``.
-
-    The HLS muxer cuts at the first keyframe at or after each multiple of
-    ``segment_seconds`` and keyframes are forced on the keyframe interval (a
-    divisor of it), so these are the cuts of every rendition; the last segment
-    ends with the source."""
-    if duration <= 0:
-        return [0.0]
-    count = max(1, math.ceil((duration - _END_EPSILON) / settings.segment_seconds))
-    return [round(n * settings.segment_seconds, 6) for n in range(count)] + [duration]
 
 
 def plan_chunks(duration: float, settings: TranscoderSettings) -> list[ChunkSpec]:
@@ -139,13 +121,13 @@ def chunk_command(
     graph = [f"[0:{video_index}]split={n}" + "".join(f"[in_v{i}]" for i in range(n))]
     graph += video_filters(plan)
     argv += ["-filter_complex", ";".join(graph)]
-    for i in range(n):
-        argv += ["-map", f"[v{i}]"]
-    argv += video_codec_args(settings, plan, chunk_keyframes(settings))
-    argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS + chunk.start)]
-    argv += hls_args(settings, layout, start_number=chunk.first_segment)
-    stream_map = " ".join(f"v:{i},name:{r.name}" for i, r in enumerate(plan.video))
-    argv += ["-var_stream_map", stream_map, str(layout.hls / "%v" / PLAYLIST_NAME)]
+    times = cut_times(
+        segment_boundaries(plan.duration, settings), chunk.start, chunk.end, TS_OFFSET_SECONDS
+    )
+    for i, r in enumerate(plan.video):
+        argv += ["-map", f"[v{i}]", *video_codec_args(settings, plan, i, chunk_keyframes(settings))]
+        argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS + chunk.start)]
+        argv += segment_args(layout.rendition(r.name), times, start_number=chunk.first_segment)
     argv += PROGRESS_ARGS
     return argv
 
@@ -159,15 +141,10 @@ def audio_command(
         raise ValueError("the plan has no audio rendition")
     argv = _head(settings)
     argv += [*input_options(source), "-i", source]
-    for a in plan.audio:
-        argv += ["-map", f"0:{a.stream_index}"]
-    argv += audio_codec_args(settings)
-    argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS)]
-    argv += hls_args(settings, layout)
-    stream_map = " ".join(
-        f"a:{i},agroup:{AUDIO_GROUP},name:{a.name}" for i, a in enumerate(plan.audio)
+    times = cut_times(
+        segment_boundaries(plan.duration, settings), 0.0, plan.duration, TS_OFFSET_SECONDS
     )
-    argv += ["-var_stream_map", stream_map, str(layout.hls / "%v" / PLAYLIST_NAME)]
+    argv += audio_outputs(settings, plan, layout, times)
     argv += PROGRESS_ARGS
     return argv
 

@@ -1,16 +1,19 @@
 """The ffmpeg command lines. Pure: a plan in, argv out.
 
 One process decodes the source once. ``split`` feeds every ladder rung and the
-three thumbnail outputs (poster, stills, trickplay sprite); the HLS muxer writes
-every rendition with ``-var_stream_map`` (video renditions in one audio group,
-each audio language its own rendition). Keyframes are forced on the keyframe
-interval in time, not frames, so every rendition cuts its segments at the same
-instants whatever the source's frame rate.
+three thumbnail outputs (poster, stills, trickplay sprite). Each rendition (a
+video rung, an audio language) is an output of its own, cut into MPEG-TS
+segments by the segment muxer at the times of the segment grid
+(:func:`segment_boundaries`), which also lists each segment once it is
+complete. Keyframes are forced on the keyframe interval in time, not frames,
+so every rendition cuts its segments at the same instants whatever the
+source's frame rate.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +21,6 @@ from studio_transcoder.config import TranscoderSettings
 from studio_transcoder.media.ladder import LadderPlan, SubtitleRendition
 from studio_transcoder.media.probe import input_options
 
-AUDIO_GROUP = "aud"
 SEGMENT_PATTERN = "seg_%05d.ts"
 PLAYLIST_NAME = "index.m3u8"
 POSTER_NAME = "poster.jpg"
@@ -61,9 +63,52 @@ class OutputLayout:
     def rendition(self, name: str) -> Path:
         return self.hls / name
 
-    def create(self) -> None:
+    def create(self, renditions: Iterable[str] = ()) -> None:
+        """The attempt's folders, and one per rendition (ffmpeg makes none)."""
         for path in (self.hls, self.thumbs, self.tiles, self.subs):
             path.mkdir(parents=True, exist_ok=True)
+        for name in renditions:
+            self.rendition(name).mkdir(parents=True, exist_ok=True)
+
+
+# A grid point closer than this to the end of the source starts no segment
+# (no frame lies in it).
+_END_EPSILON = 1e-3
+
+
+def segment_boundaries(duration: float, settings: TranscoderSettings) -> list[float]:
+    """Where every segment starts, then the end: ``[0, b1, ..., duration]``.
+
+    Segments are ``segment_seconds`` long, except that with ``short_start`` the
+    first ``segment_seconds`` are cut on every keyframe (2 s segments by
+    default): the first playlist then waits for one keyframe interval of every
+    rendition instead of a whole segment. Every boundary is a keyframe
+    (keyframes are forced on the keyframe interval, a divisor of the segment
+    length), and the last segment ends with the source."""
+    if duration <= 0:
+        return [0.0]
+    step, key = settings.segment_seconds, settings.keyframe_seconds
+    starts: list[float] = []
+    if settings.short_start:
+        count = round(step / key)
+        starts += [round(n * key, 6) for n in range(count)]
+    first = step if starts else 0.0
+    n = 0
+    while (point := round(first + n * step, 6)) < duration - _END_EPSILON:
+        starts.append(point)
+        n += 1
+    starts = [b for b in starts if b < duration - _END_EPSILON] or [0.0]
+    return [*starts, duration]
+
+
+def cut_times(
+    boundaries: Sequence[float], start: float, end: float, ts_offset: float
+) -> list[float]:
+    """The output timestamps at which an output covering ``[start, end)`` of the
+    source cuts a new segment: the grid's boundaries strictly inside it."""
+    return [
+        round(ts_offset + b, 6) for b in boundaries if start + _END_EPSILON < b < end - _END_EPSILON
+    ]
 
 
 def fmt_seconds(value: float) -> str:
@@ -113,17 +158,6 @@ def thumbnail_filters(plan: LadderPlan) -> list[str]:
     return parts
 
 
-def var_stream_map(plan: LadderPlan) -> str:
-    group = f",agroup:{AUDIO_GROUP}" if plan.audio else ""
-    entries = [f"v:{i}{group},name:{r.name}" for i, r in enumerate(plan.video)]
-    entries += [
-        f"a:{i},agroup:{AUDIO_GROUP},language:{a.language},name:{a.name}"
-        + (",default:yes" if a.default else "")
-        for i, a in enumerate(plan.audio)
-    ]
-    return " ".join(entries)
-
-
 def image_output(label: str, quality: int) -> list[str]:
     # passthrough + a millisecond time base: no duplicated stills, and the
     # outputs do not push -progress's out_time past the real position.
@@ -155,22 +189,15 @@ def ladder_command(
         argv += ["-readrate", fmt_seconds(settings.input_read_rate)]
     argv += [*input_options(source), "-i", source]
     argv += ["-filter_complex", filter_graph(plan, video_index)]
-    for i in range(len(plan.video)):
-        argv += ["-map", f"[v{i}]"]
-    for a in plan.audio:
-        argv += ["-map", f"0:{a.stream_index}"]
-    argv += video_codec_args(
-        settings, plan, f"expr:gte(t,n_forced*{fmt_seconds(settings.keyframe_seconds)})"
+    times = cut_times(
+        segment_boundaries(plan.duration, settings), 0.0, plan.duration, TS_OFFSET_SECONDS
     )
-    if plan.audio:
-        argv += audio_codec_args(settings)
-    argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS)]
-    argv += hls_args(settings, layout)
-    argv += [
-        "-var_stream_map",
-        var_stream_map(plan),
-        str(layout.hls / "%v" / PLAYLIST_NAME),
-    ]
+    keyframes = f"expr:gte(t,n_forced*{fmt_seconds(settings.keyframe_seconds)})"
+    for i, r in enumerate(plan.video):
+        argv += ["-map", f"[v{i}]", *video_codec_args(settings, plan, i, keyframes)]
+        argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS)]
+        argv += segment_args(layout.rendition(r.name), times)
+    argv += audio_outputs(settings, plan, layout, times)
     argv += [*image_output("poster", 3), "-update", "1", str(layout.thumbs / POSTER_NAME)]
     argv += [*image_output("stills", 4), str(layout.thumbs / STILL_PATTERN)]
     argv += [*image_output("sprite", 5), str(layout.tiles / TILE_PATTERN)]
@@ -178,10 +205,25 @@ def ladder_command(
     return argv
 
 
-def video_codec_args(settings: TranscoderSettings, plan: LadderPlan, keyframes: str) -> list[str]:
-    """libx264 with the rate control of every rung (``-map``ped in ladder order)."""
+def audio_outputs(
+    settings: TranscoderSettings, plan: LadderPlan, layout: OutputLayout, times: Sequence[float]
+) -> list[str]:
+    """Every audio rendition of the whole episode, each an output of its own."""
+    argv: list[str] = []
+    for a in plan.audio:
+        argv += ["-map", f"0:{a.stream_index}", *audio_codec_args(settings)]
+        argv += ["-output_ts_offset", fmt_seconds(TS_OFFSET_SECONDS)]
+        argv += segment_args(layout.rendition(a.name), times)
+    return argv
+
+
+def video_codec_args(
+    settings: TranscoderSettings, plan: LadderPlan, rung: int, keyframes: str
+) -> list[str]:
+    """libx264 with the rate control of one rung, for an output of its own."""
+    r = plan.video[rung]
     gop_frames = max(1, math.ceil(plan.fps * settings.keyframe_seconds))
-    argv = [
+    return [
         "-c:v",
         "libx264",
         "-preset",
@@ -198,52 +240,40 @@ def video_codec_args(settings: TranscoderSettings, plan: LadderPlan, keyframes: 
         str(gop_frames * 2),
         "-keyint_min",
         str(gop_frames),
+        "-b:v",
+        f"{r.video_kbps}k",
+        "-maxrate:v",
+        f"{r.maxrate_kbps}k",
+        "-bufsize:v",
+        f"{r.bufsize_kbps}k",
+        "-level:v",
+        r.level,
     ]
-    for i, r in enumerate(plan.video):
-        argv += [
-            f"-b:v:{i}",
-            f"{r.video_kbps}k",
-            f"-maxrate:v:{i}",
-            f"{r.maxrate_kbps}k",
-            f"-bufsize:v:{i}",
-            f"{r.bufsize_kbps}k",
-            f"-level:v:{i}",
-            r.level,
-        ]
-    return argv
 
 
 def audio_codec_args(settings: TranscoderSettings) -> list[str]:
     return ["-c:a", "aac", "-b:a", f"{settings.audio_kbps}k", "-ac", "2", "-ar", "48000"]
 
 
-def hls_args(
-    settings: TranscoderSettings, layout: OutputLayout, *, start_number: int = 0
-) -> list[str]:
-    """The HLS muxer up to the stream map: segments on the grid, an EVENT playlist."""
-    argv = [
-        "-max_muxing_queue_size",
-        "4096",
-        "-f",
-        "hls",
-        "-hls_time",
-        fmt_seconds(settings.segment_seconds),
-        "-hls_list_size",
-        "0",
-        # EVENT: ffmpeg lists each segment as soon as it is complete, which is
-        # how the publisher knows a segment may be uploaded. temp_file makes the
-        # playlist rewrite atomic, so it is never read half-written.
-        "-hls_playlist_type",
-        "event",
-        "-hls_flags",
-        "independent_segments+temp_file",
-        "-hls_segment_type",
-        "mpegts",
-        "-hls_segment_filename",
-        str(layout.hls / "%v" / SEGMENT_PATTERN),
-    ]
+def segment_args(folder: Path, times: Sequence[float], *, start_number: int = 0) -> list[str]:
+    """The segment muxer for one rendition, up to and including its output path.
+
+    Segments are cut at the first keyframe at or after each of ``times``
+    (output timestamps; a keyframe sits on each) and numbered from
+    ``start_number``. The muxer adds a segment to its list (``index.m3u8``)
+    only once the segment is complete, which is how the publisher knows it may
+    be uploaded; :func:`~studio_transcoder.media.playlists.parse_segment_list`
+    reads that list."""
+    argv = ["-max_muxing_queue_size", "4096", "-f", "segment", "-segment_format", "mpegts"]
+    if times:
+        argv += ["-segment_times", ",".join(fmt_seconds(t) for t in times)]
+    else:
+        # One segment: no cut before the end.
+        argv += ["-segment_time", "86400"]
     if start_number:
-        argv += ["-start_number", str(start_number)]
+        argv += ["-segment_start_number", str(start_number)]
+    argv += ["-segment_list", str(folder / PLAYLIST_NAME), "-segment_list_type", "m3u8"]
+    argv.append(str(folder / SEGMENT_PATTERN))
     return argv
 
 

@@ -121,6 +121,11 @@ class LadderPlan:
     ignored: tuple[str, ...]  # streams left out, said in the job log
 
     @property
+    def track_names(self) -> list[str]:
+        """Every video and audio rendition: one folder of segments each."""
+        return [v.name for v in self.video] + [a.name for a in self.audio]
+
+    @property
     def codecs(self) -> dict[str, str]:
         audio = f",{AAC_CODEC}" if self.audio else ""
         return {v.name: f"{v.codecs}{audio}" for v in self.video}

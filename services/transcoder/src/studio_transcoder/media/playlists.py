@@ -1,6 +1,6 @@
 """HLS playlists: reading ffmpeg's, writing the ones players get. Pure.
 
-ffmpeg's media playlists say which segments are complete; the published media
+ffmpeg's segment lists say which segments are complete; the published media
 playlists list only segments already in storage (an EVENT playlist that grows
 and is closed with ``#EXT-X-ENDLIST``). The master is always written here: it
 carries every audio language and subtitle rendition, and BANDWIDTH measured
@@ -48,6 +48,26 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
             segments.append(Segment(line, duration))
             duration = None
     return MediaPlaylist(tuple(segments), ended)
+
+
+def parse_segment_list(text: str, output_start: float) -> MediaPlaylist:
+    """The segment muxer's list of one output's complete segments.
+
+    The muxer rewrites the list in place after each segment, so a read may end
+    mid-line: an unfinished last line is left for the next read. It also counts
+    the first segment from timestamp 0 rather than from where the output
+    starts (``output_start``: the output's ``-output_ts_offset``), so the first
+    duration is corrected by that much."""
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    listed = parse_media_playlist(text)
+    if not listed.segments:
+        return listed
+    first = listed.segments[0]
+    duration = round(max(0.0, first.duration - output_start), 6)
+    return MediaPlaylist(
+        (Segment(first.uri, duration, first.size), *listed.segments[1:]), listed.ended
+    )
 
 
 def target_duration(segment_seconds: float, segments: Sequence[Segment]) -> int:
