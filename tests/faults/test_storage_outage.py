@@ -475,3 +475,182 @@ async def test_an_s3_outage_mid_chunk_uses_no_attempt_of_any_part(
     counts = await segments_listed(s3, done.result["hlsMasterKey"])
     video = [n for key, n in counts.items() if "/240p/" in key]
     assert video == [SOURCE_SECONDS], counts
+
+
+async def test_a_part_whose_outage_outlasts_the_tolerance_is_handed_back_uncounted(
+    settings: TranscoderSettings,
+    proxy: CuttableProxy,
+    s3: Any,
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    """A part (ADR 11) whose storage stays away longer than the tolerance is
+    handed back to the queue: queued again, its attempt not counted, its
+    message redelivered. Once storage is back the job ends ready and the
+    outage used no attempt of any part."""
+    from studio_common.events import TranscodePartRequestedV1
+    from studio_transcoder.models import TranscodePart
+
+    tolerance = 2.0
+    chunked = settings.model_copy(
+        update={
+            "chunking": True,
+            "chunk_min_seconds": 5.0,
+            "chunk_segments": 2,
+            "storage_outage_tolerance_seconds": tolerance,
+            # A downloaded source: the part meets the outage in storage calls
+            # (the gate and its tolerance), not in ffmpeg's own reconnects.
+            "source_access": "download",
+        }
+    )
+    source = make_source(tmp_path / "episode.mp4")
+    worker = Worker(chunked)
+    await worker.start()
+
+    async def parts(job_id: uuid.UUID) -> dict[uuid.UUID, TranscodePart]:
+        async with db.transaction() as session:
+            rows = await session.scalars(
+                select(TranscodePart)
+                .where(TranscodePart.job_id == job_id)
+                .execution_options(populate_existing=True)
+            )
+            return {p.id: p for p in rows}
+
+    try:
+        episode = await submit(chunked, s3, source)
+
+        async def part_running() -> Job | None:
+            job = (await jobs_of(db, [episode])).get(episode)
+            if job is None:
+                return None
+            found = (await parts(job.id)).values()
+            return job if any(p.state == "processing" for p in found) else None
+
+        job = await wait_until(part_running, within=90, interval=0.2)
+        proxy.cut_off()
+        cut_at = time.monotonic()
+        # Every part seen running while storage is away; one of them must come back.
+        running: set[uuid.UUID] = set()
+
+        async def handed_back() -> TranscodePart | None:
+            found = await parts(job.id)
+            running.update(i for i, p in found.items() if p.state == "processing")
+            back = [
+                found[i] for i in running if (found[i].state, found[i].attempts) == ("queued", 0)
+            ]
+            return back[0] if back else None
+
+        victim = await wait_until(handed_back, within=60, interval=0.2)
+        assert time.monotonic() - cut_at >= tolerance
+        assert not worker.gate.is_up
+        # Handed back while storage is still away, and not taken again meanwhile.
+        await asyncio.sleep(3)
+        again = (await parts(job.id))[victim.id]
+        assert (again.state, again.attempts) == ("queued", 0)
+        now = (await jobs_of(db, [episode]))[episode]
+        assert (now.status, now.attempts) == ("processing", 1), now.error_reason
+        proxy.restore()
+
+        async def finished() -> Job | None:
+            found = (await jobs_of(db, [episode]))[episode]
+            return found if found.status in ("ready", "failed") else None
+
+        done = await wait_until(finished, within=180, interval=0.5)
+        # The handed-back message was delivered again: more deliveries than parts.
+        info = await worker.js.consumer_info(
+            chunked.event_stream, durable_name(TranscodePartRequestedV1.event_type)
+        )
+        after = await parts(job.id)
+        assert info.delivered.consumer_seq > len(after)
+        # Counted as handed back only: storage did not answer within the tolerance.
+        outcomes = {
+            outcome: worker.registry.get_sample_value(
+                "transcoder_job_attempts_total", {"outcome": outcome}
+            )
+            for outcome in ("handed_back", "redone_after_outage")
+        }
+        assert (outcomes["handed_back"] or 0) >= 1, outcomes
+        assert not outcomes["redone_after_outage"], outcomes
+    finally:
+        await worker.stop(grace=0)
+
+    assert (done.status, done.attempts) == ("ready", 1), done.error_reason
+    assert {(p.kind, p.index, p.state, p.attempts) for p in after.values()} == {
+        (p.kind, p.index, "done", 1) for p in after.values()
+    }
+    async with db.transaction() as session:
+        outbox = worker_messaging.outbox
+        rows = await session.execute(select(outbox.c.event_type, outbox.c.envelope))
+        announced = [kind for kind, env in rows if env["data"].get("episodeId") == str(episode)]
+    assert "transcoder.transcode.failed" not in announced
+    assert announced.count("transcoder.transcode.completed") == 1
+    counts = await segments_listed(s3, done.result["hlsMasterKey"])
+    video = [n for key, n in counts.items() if "/240p/" in key]
+    assert video == [SOURCE_SECONDS], counts
+
+
+async def test_a_worker_stopped_while_storage_is_away_hands_its_part_back_uncounted(
+    settings: TranscoderSettings,
+    proxy: CuttableProxy,
+    s3: Any,
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    """A worker stopped (SIGTERM's grace run out) while its part waits for
+    storage hands the part back as it does a job: queued, not counted."""
+    from studio_transcoder.models import TranscodePart
+
+    chunked = settings.model_copy(
+        update={"chunking": True, "chunk_min_seconds": 5.0, "chunk_segments": 2}
+    )
+    source = make_source(tmp_path / "episode.mp4")
+
+    async def parts(job_id: uuid.UUID) -> list[TranscodePart]:
+        async with db.transaction() as session:
+            rows = await session.scalars(
+                select(TranscodePart)
+                .where(TranscodePart.job_id == job_id)
+                .execution_options(populate_existing=True)
+            )
+            return list(rows)
+
+    worker = Worker(chunked)
+    await worker.start()
+    try:
+        episode = await submit(chunked, s3, source)
+
+        async def chunk_encoding() -> Job | None:
+            job = (await jobs_of(db, [episode])).get(episode)
+            if job is None:
+                return None
+            found = [p for p in await parts(job.id) if p.kind == "video" and p.index > 0]
+            return job if any(p.state == "processing" for p in found) else None
+
+        job = await wait_until(chunk_encoding, within=90, interval=0.2)
+        await asyncio.sleep(0.5)
+        proxy.cut_off()
+        # The part waits for storage (a step to retry, or the part to hand back).
+        await wait_until(lambda: not worker.gate.is_up, within=60)
+        await asyncio.sleep(2)
+    finally:
+        await worker.stop(grace=0.5)
+    stopped = await parts(job.id)
+    assert not [p for p in stopped if p.state == "processing"]
+    assert {(p.state, p.attempts) for p in stopped} <= {("done", 1), ("queued", 0)}, [
+        (p.kind, p.index, p.state, p.attempts) for p in stopped
+    ]
+
+    proxy.restore()
+    again = Worker(chunked)
+    await again.start()
+    try:
+
+        async def finished() -> Job | None:
+            found = (await jobs_of(db, [episode]))[episode]
+            return found if found.status in ("ready", "failed") else None
+
+        done = await wait_until(finished, within=180, interval=0.5)
+    finally:
+        await again.stop(grace=0)
+    assert (done.status, done.attempts) == ("ready", 1), done.error_reason
+    assert {(p.state, p.attempts) for p in await parts(job.id)} == {("done", 1)}

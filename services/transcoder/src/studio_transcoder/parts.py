@@ -412,11 +412,20 @@ class PartRunner:
         """Storage, not the part, broke it: uncounted, and back on the queue once
         storage answers (or at once, for another worker, past the tolerance)."""
         remaining = self.gate.remaining(self.settings.storage_outage_tolerance_seconds)
-        await self.gate.wait_up(remaining)
-        await self._hand_back(message, claimed)
-        self.metrics.attempts.labels("redone_after_outage").inc()
+        try:
+            answered = await self.gate.wait_up(remaining)
+        except asyncio.CancelledError:
+            # Stopped while waiting: outside _run's own hand-back, so here.
+            await self._hand_back(message, claimed)
+            raise
+        # One outcome per attempt: redone once storage answered, else handed back.
+        await self._hand_back(
+            message, claimed, "redone_after_outage" if answered else "handed_back"
+        )
 
-    async def _hand_back(self, message: JobMessage, claimed: _Claimed) -> None:
+    async def _hand_back(
+        self, message: JobMessage, claimed: _Claimed, outcome: str = "handed_back"
+    ) -> None:
         with contextlib.suppress(Exception):
             async with job_row(self.database, claimed.job_id) as (session, _):
                 part = await partstate.get_part(session, claimed.part_id, lock=True)
@@ -424,7 +433,7 @@ class PartRunner:
                     partstate.hand_back_part(part)
         with contextlib.suppress(Exception):
             await message.nak()
-        self.metrics.attempts.labels("handed_back").inc()
+        self.metrics.attempts.labels(outcome).inc()
 
 
 def _name(part: TranscodePart) -> str:

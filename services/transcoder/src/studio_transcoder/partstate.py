@@ -56,6 +56,15 @@ def ordered_parts(chunks: Sequence[ChunkSpec], side_kinds: Sequence[str]) -> lis
     return video[:1] + sides + video[1:]
 
 
+def queue_order(parts: Sequence[TranscodePart]) -> list[TranscodePart]:
+    """Parts in the order :func:`record_plan` queued them (:func:`ordered_parts`);
+    a kind that order does not know goes last, by kind and index."""
+    chunks = [c for p in parts if (c := chunk_of(p)) is not None]
+    plans = ordered_parts(chunks, [p.kind for p in parts if p.kind != "video"])
+    rank = {(p.kind, p.index): i for i, p in enumerate(plans)}
+    return sorted(parts, key=lambda p: (rank.get((p.kind, p.index), len(rank)), p.kind, p.index))
+
+
 def chunk_of(part: TranscodePart) -> ChunkSpec | None:
     if part.kind not in CHUNK_KINDS:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -38,7 +39,31 @@ class JobOut(Schema):
     finished_at: datetime | None
 
 
+class PartOut(Schema):
+    """One part of a chunked job; the chunk fields are set for video chunks only."""
+
+    kind: str
+    index: int
+    state: str
+    attempts: int
+    start_sec: float | None
+    end_sec: float | None
+    first_segment: int | None
+    segment_count: int | None
+    encode_seconds: float | None
+    error_code: str | None
+    error_reason: str | None
+
+
 class JobDetail(JobOut):
     payload: dict[str, Any]
     result: dict[str, Any] | None
     log_tail: str | None
+    # The parts of the current attempt, in queue order; empty for a one-pass job.
+    parts: list[PartOut] = []
+
+    @classmethod
+    def of(cls, job: Any, parts: Sequence[Any]) -> JobDetail:
+        detail = cls.model_validate(job)
+        detail.parts = [PartOut.model_validate(p) for p in parts]
+        return detail

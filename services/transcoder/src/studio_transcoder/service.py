@@ -10,8 +10,8 @@ from studio_common.errors import Conflict, NotFound
 from studio_common.events import TranscodeRetryRequestedV1
 from studio_common.outbox import enqueue
 from studio_common.paging import PageParams
-from studio_transcoder.models import Job, messaging
-from studio_transcoder.partstate import CANCELLED_CODES
+from studio_transcoder.models import Job, TranscodePart, messaging
+from studio_transcoder.partstate import CANCELLED_CODES, parts_of, queue_order
 from studio_transcoder.repository import JobRepository
 
 
@@ -25,6 +25,12 @@ class JobService:
         if job is None:
             raise NotFound(f"No job with id {job_id}.")
         return job
+
+    async def parts(self, job: Job) -> list[TranscodePart]:
+        """The parts of the job's current attempt, in queue order ([] for a one-pass job)."""
+        if not job.output_prefix:
+            return []
+        return queue_order(await parts_of(self.session, job))
 
     async def list_page(self, status: str | None, paging: PageParams) -> tuple[list[Job], int]:
         return await self.jobs.list_page(status=status, offset=paging.offset, limit=paging.size)

@@ -31,8 +31,11 @@ async def list_jobs(
 
 @router.get("/{job_id}", response_model=JobDetail, **EDITOR)
 async def get_job(job_id: uuid.UUID, session: SessionDep) -> JobDetail:
-    """One job with its event payload, result and the tail of its log."""
-    return JobDetail.model_validate(await JobService(session).get(job_id))
+    """One job with its event payload, result, the tail of its log and, when it
+    was split, the parts of its current attempt."""
+    service = JobService(session)
+    job = await service.get(job_id)
+    return JobDetail.of(job, await service.parts(job))
 
 
 @router.post(
@@ -44,5 +47,6 @@ async def get_job(job_id: uuid.UUID, session: SessionDep) -> JobDetail:
 )
 async def retry_job(job_id: uuid.UUID, session: SessionDep, principal: CurrentUser) -> JobDetail:
     """Queues a failed job again (fresh attempts) through `transcoder.job.retry_requested`."""
-    job = await JobService(session).retry(job_id, requested_by=principal.subject)
-    return JobDetail.model_validate(job)
+    service = JobService(session)
+    job = await service.retry(job_id, requested_by=principal.subject)
+    return JobDetail.of(job, await service.parts(job))
