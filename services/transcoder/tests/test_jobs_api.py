@@ -120,7 +120,7 @@ async def test_a_split_job_shows_its_parts_in_queue_order(client, auth, db, sett
     assert [(p["kind"], p["index"]) for p in shown] == queued
     assert len(shown) == len(chunks) + len(partstate.SIDE_KINDS)
     assert shown[0] == {
-        "kind": "video",
+        "kind": "head",
         "index": 0,
         "state": "done",
         "attempts": 1,
@@ -135,7 +135,7 @@ async def test_a_split_job_shows_its_parts_in_queue_order(client, auth, db, sett
     assert (shown[1]["state"], shown[1]["attempts"]) == ("cancelled", 1)
     assert (shown[1]["errorCode"], shown[1]["errorReason"]) == ("ffmpeg", "the encoder stopped")
     assert {(p["state"], p["attempts"]) for p in shown[2:]} == {("cancelled", 0)}
-    video = [p for p in shown if p["kind"] == "video"]
+    video = [p for p in shown if p["kind"] in ("head", "video")]
     assert [p["firstSegment"] for p in video] == [c.first_segment for c in chunks]
 
 
