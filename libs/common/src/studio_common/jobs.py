@@ -46,6 +46,9 @@ from studio_common.natsconn import reconnect_delay
 from studio_common.runtime import Runtime
 
 log = logging.getLogger("studio.jobs")
+# How long a fetch waits when fetch loops share too few slots: a message for
+# another loop waits at most this long (a fetch request is cheap for NATS).
+SHARED_FETCH_SECONDS = 0.1
 
 
 @dataclass
@@ -109,6 +112,7 @@ class JobConsumer:
         self.intake_wait = intake_wait
         self.on_dead_letter = on_dead_letter
         self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._subscriptions: list[JetStreamContext.PullSubscription] = []
@@ -234,7 +238,7 @@ class JobConsumer:
                 self._slots.release()
                 continue
             try:
-                msgs = await subscription.fetch(1, timeout=self.fetch_timeout)
+                msgs = await subscription.fetch(1, timeout=self._loop_fetch_timeout())
             except (NatsTimeout, TimeoutError):
                 self._slots.release()
                 failures = 0
@@ -250,6 +254,14 @@ class JobConsumer:
             task = asyncio.create_task(self._handle(msgs[0]))
             self._jobs.add(task)
             task.add_done_callback(self._job_done)
+
+    def _loop_fetch_timeout(self) -> float:
+        """A fetch holds a slot while it waits. With more fetch loops than slots
+        (a worker of one slot taking jobs and their parts) a message for another
+        loop would wait out the whole fetch: the loops then take turns quickly."""
+        if len(self.events) > self._concurrency:
+            return min(self.fetch_timeout, SHARED_FETCH_SECONDS)
+        return self.fetch_timeout
 
     async def _until(self, waiting: Awaitable[bool]) -> bool:
         """``waiting``'s answer, or False as soon as the consumer stops."""
