@@ -118,20 +118,21 @@ def parts_for(
     chunks: list[ChunkSpec],
     root: Path,
 ) -> list[Part]:
-    """In the order the job enqueues them: chunk 0 and the audio first."""
+    """In the order the job enqueues them: the head (chunk 0 and the audio, run
+    one after the other here: the same CPU as side by side) first."""
     parts = []
     for chunk in chunks:
         layout = fresh(root, f"chunk-{chunk.index}", plan)
         argv = chunk_command(settings, plan, source, info.video.index, chunk, layout)
         parts.append(Part(f"chunk {chunk.index}", [argv], layout))
-    layout = fresh(root, "audio", plan)
-    parts.insert(1, Part("audio", [audio_command(settings, plan, source, layout)], layout))
+    parts[0].name = "head"
+    parts[0].commands.append(audio_command(settings, plan, source, parts[0].layout))
     layout = fresh(root, "images", plan)
     images = [
         images_command(settings, plan, source, info.video.index, layout),
         sprite_command(settings, plan, layout),
     ]
-    parts.insert(2, Part("images", images, layout))
+    parts.insert(1, Part("images", images, layout))
     return parts
 
 
@@ -183,6 +184,9 @@ def main() -> None:
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--chunk-segments", type=int, default=10)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--source", type=Path, default=None, help="a source made by an earlier run (kept)"
+    )
     args = parser.parse_args()
 
     m = machine()
@@ -195,10 +199,11 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="bench-chunked-", dir=args.work) as tmp:
         root = Path(tmp)
-        source = root / "source.mp4"
-        t0 = time.perf_counter()
-        make_source(source, args.seconds)
-        print(f"source: {args.seconds} s 1080p24 made in {time.perf_counter() - t0:.1f} s")
+        source = args.source or root / "source.mp4"
+        if args.source is None:
+            t0 = time.perf_counter()
+            make_source(source, args.seconds)
+            print(f"source: {args.seconds} s 1080p24 made in {time.perf_counter() - t0:.1f} s")
         info = asyncio.run(probe(settings.ffprobe_path, str(source), label="source", redactions={}))
         plan = plan_ladder(info, settings)
         chunks = plan_chunks(info.duration, settings)
@@ -238,8 +243,8 @@ def main() -> None:
 
     cpu_ratio = w1_cpu / one.cpu
     scale_ratio = w2_wall / w1_wall
-    video = [p for p in parts if p.name.startswith("chunk")]
-    side = [p for p in parts if not p.name.startswith("chunk")]
+    video = [p for p in parts if p.name.startswith("chunk") or p.name == "head"]
+    side = [p for p in parts if p not in video]
     # What the split costs: the chunked job's CPU above one pass, per chunk.
     fixed = (w1_cpu - one.cpu) / max(1, len(video))
     model: dict[str, Any] = {}

@@ -178,11 +178,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lengths", default="60,600", help="source lengths in seconds")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the stack's services (repeatable), e.g. TRANSCODER_CHUNKING=false",
+    )
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.env)
     lengths = [int(x) for x in args.lengths.split(",")]
     from playwright.sync_api import sync_playwright
 
-    report: dict[str, Any] = {"machine": machine(), "runs": {}}
+    report: dict[str, Any] = {"machine": machine(), "settings": overrides, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="bench-playable-") as work:
         sources = {}
         for seconds in lengths:
@@ -191,7 +199,7 @@ def main() -> None:
             size = sources[seconds].stat().st_size / 1e6
             print(f"source {seconds} s: {size:.0f} MB in {time.monotonic() - t:.0f} s", flush=True)
         # Playback URLs are polled: lift the per-user limit for the benchmark.
-        stack = start_stack({"MEDIA_PLAYBACK_RATE_LIMIT": "100000"})
+        stack = start_stack({"MEDIA_PLAYBACK_RATE_LIMIT": "100000", **overrides})
         try:
             admin = stack.headers("admin")
             with httpx.Client(base_url=stack.gateway_url, timeout=60) as http:

@@ -866,3 +866,13 @@ def test_live_update_is_tilt_only(render, route_table):
         assert c["securityContext"]["readOnlyRootFilesystem"] is False
     worker = container(deployments[f"{RELEASE}-transcoder-worker"])
     assert worker["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_workers_split_long_sources_in_the_cluster_unless_told_not_to(render):
+    name = f"{RELEASE}-transcoder-worker"
+    worker = container(of_kind(render("default"), "Deployment")[name])
+    assert env_of(worker)["TRANSCODER_CHUNKING"]["value"] == "true"
+    off = render({"transcoderWorker": {"chunking": False}})
+    assert env_of(container(of_kind(off, "Deployment")[name]))["TRANSCODER_CHUNKING"]["value"] == (
+        "false"
+    )

@@ -69,6 +69,8 @@ from studio_transcoder.pipeline import (
 from studio_transcoder.publisher import MASTER_NAME, HlsPublisher
 from studio_transcoder.storage import CACHE_FINAL, CACHE_GROWING, CACHE_IMMUTABLE, ObjectStore
 
+# The head's audio run yields the CPU to its video run.
+AUDIO_NICENESS = 10
 # The MPEG-TS muxer starts its clock this far in (twice ffmpeg's default
 # -muxdelay of 0.7 s), before TS_OFFSET_SECONDS.
 MPEGTS_START_SECONDS = 1.4
@@ -184,18 +186,13 @@ async def encode_part(
 
     if kind == "head":
         assert chunk is not None
-        prints = asyncio.create_task(attempt._fingerprint(plan, source, plan.duration))
-        try:
-            result.segments = await _encode_head(
-                settings, store, prefix, plan, source.input, source.redactions,
-                video_index, chunk, layout, report, on_playable,
-            )  # fmt: skip
-        except BaseException:
-            prints.cancel()
-            await asyncio.gather(prints, return_exceptions=True)
-            raise
+        result.segments = await _encode_head(
+            settings, store, prefix, plan, source.input, source.redactions,
+            video_index, chunk, layout, report, on_playable,
+        )  # fmt: skip
         _check_chunk(chunk, result, plan.duration, [v.name for v in plan.video])
-        episode_print = await prints
+        # After the encode, not beside it: it would slow the first segments.
+        episode_print = await attempt._fingerprint(plan, source, plan.duration)
         if episode_print is not None:
             result.extra["fingerprint"] = fingerprint_to_json(episode_print)
     elif kind == "video":
@@ -312,6 +309,10 @@ async def _encode_head(
                 audio_command(settings, plan, source, layout),
                 on_progress=follow("audio", audio_length),
                 redactions=redactions,
+                # The whole episode's audio runs ahead of the video at tens of
+                # times realtime; its first segments need little CPU, and the
+                # video's first segments are what the player waits for.
+                niceness=AUDIO_NICENESS,
             )
         )
     try:

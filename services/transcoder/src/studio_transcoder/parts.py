@@ -149,6 +149,7 @@ class PartRunner:
                 await message.ack()
             return
         self.metrics.running.inc()
+        log.info("part started", extra={**_extra(claimed), "attempt": claimed.attempts})
         try:
             await self._run(message, claimed)
         finally:
@@ -339,6 +340,7 @@ class PartRunner:
                 return
             assert job is not None
             await self._announce_playable(session, job, master_key, claimed.plan)
+        log.info("playable while the part encodes", extra=_extra(claimed))
 
     async def _announce_playable(
         self, session: Any, job: Job, master_key: str, plan: LadderPlan

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 import re
 import signal
 import sys
@@ -35,8 +36,17 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _preexec() -> Callable[[], None] | None:
-    return _die_with_parent if sys.platform.startswith("linux") else None
+def _preexec(niceness: int = 0) -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    if not niceness:
+        return _die_with_parent
+
+    def setup() -> None:  # pragma: no cover - runs in the child
+        _die_with_parent()
+        os.nice(niceness)
+
+    return setup
 
 
 def redact(line: str, redactions: dict[str, str]) -> str:
@@ -88,8 +98,12 @@ class FfmpegRun:
         on_progress: ProgressCallback,
         redactions: dict[str, str] | None = None,
         tail_lines: int = 60,
+        niceness: int = 0,
     ) -> None:
         self.argv = list(argv)
+        # Above 0: the run yields the CPU to the others (a side job that must
+        # not slow down the segments a player waits for).
+        self.niceness = niceness
         self.on_progress = on_progress
         self.redactions = redactions or {}
         self.tail: deque[str] = deque(maxlen=tail_lines)
@@ -102,7 +116,7 @@ class FfmpegRun:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_preexec(),
+            preexec_fn=_preexec(self.niceness),
         )
         assert self.proc.stdout is not None
         assert self.proc.stderr is not None
