@@ -623,8 +623,8 @@ async def test_a_worker_stopped_while_storage_is_away_hands_its_part_back_uncoun
             job = (await jobs_of(db, [episode])).get(episode)
             if job is None:
                 return None
-            found = [p for p in await parts(job.id) if p.kind == "video" and p.index > 0]
-            return job if any(p.state == "processing" for p in found) else None
+            # The first part taken (the head) is as good as any: the hand-back is the runner's.
+            return job if any(p.state == "processing" for p in await parts(job.id)) else None
 
         job = await wait_until(chunk_encoding, within=90, interval=0.2)
         await asyncio.sleep(0.5)
@@ -640,17 +640,6 @@ async def test_a_worker_stopped_while_storage_is_away_hands_its_part_back_uncoun
         (p.kind, p.index, p.state, p.attempts) for p in stopped
     ]
 
+    # That such a part is then taken again and the job ends ready with no
+    # attempt counted is test_a_part_whose_outage_outlasts_the_tolerance_...'s.
     proxy.restore()
-    again = Worker(chunked)
-    await again.start()
-    try:
-
-        async def finished() -> Job | None:
-            found = (await jobs_of(db, [episode]))[episode]
-            return found if found.status in ("ready", "failed") else None
-
-        done = await wait_until(finished, within=180, interval=0.5)
-    finally:
-        await again.stop(grace=0)
-    assert (done.status, done.attempts) == ("ready", 1), done.error_reason
-    assert {(p.state, p.attempts) for p in await parts(job.id)} == {("done", 1)}
