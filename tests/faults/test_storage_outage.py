@@ -405,6 +405,19 @@ async def test_a_worker_stopped_while_storage_is_away_hands_the_job_back_uncount
     assert (job.status, job.attempts) == ("ready", 1), job.error_reason
 
 
+async def parts_of(db: Database, job_id: uuid.UUID) -> list[Any]:
+    """A chunked job's parts, read afresh."""
+    from studio_transcoder.models import TranscodePart
+
+    async with db.transaction() as session:
+        rows = await session.scalars(
+            select(TranscodePart)
+            .where(TranscodePart.job_id == job_id)
+            .execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+
 async def test_an_s3_outage_mid_chunk_uses_no_attempt_of_any_part(
     settings: TranscoderSettings,
     proxy: CuttableProxy,
@@ -425,13 +438,7 @@ async def test_an_s3_outage_mid_chunk_uses_no_attempt_of_any_part(
     await worker.start()
 
     async def parts(job_id: uuid.UUID) -> list[TranscodePart]:
-        async with db.transaction() as session:
-            rows = await session.scalars(
-                select(TranscodePart)
-                .where(TranscodePart.job_id == job_id)
-                .execution_options(populate_existing=True)
-            )
-            return list(rows)
+        return await parts_of(db, job_id)
 
     try:
         episode = await submit(chunked, s3, source)
@@ -508,13 +515,7 @@ async def test_a_part_whose_outage_outlasts_the_tolerance_is_handed_back_uncount
     await worker.start()
 
     async def parts(job_id: uuid.UUID) -> dict[uuid.UUID, TranscodePart]:
-        async with db.transaction() as session:
-            rows = await session.scalars(
-                select(TranscodePart)
-                .where(TranscodePart.job_id == job_id)
-                .execution_options(populate_existing=True)
-            )
-            return {p.id: p for p in rows}
+        return {p.id: p for p in await parts_of(db, job_id)}
 
     try:
         episode = await submit(chunked, s3, source)
@@ -606,13 +607,7 @@ async def test_a_worker_stopped_while_storage_is_away_hands_its_part_back_uncoun
     source = make_source(tmp_path / "episode.mp4")
 
     async def parts(job_id: uuid.UUID) -> list[TranscodePart]:
-        async with db.transaction() as session:
-            rows = await session.scalars(
-                select(TranscodePart)
-                .where(TranscodePart.job_id == job_id)
-                .execution_options(populate_existing=True)
-            )
-            return list(rows)
+        return await parts_of(db, job_id)
 
     worker = Worker(chunked)
     await worker.start()
