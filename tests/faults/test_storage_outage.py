@@ -405,6 +405,24 @@ async def test_a_worker_stopped_while_storage_is_away_hands_the_job_back_uncount
     assert (job.status, job.attempts) == ("ready", 1), job.error_reason
 
 
+async def announced_for(db: Database, episode: uuid.UUID) -> list[str]:
+    """The event types the worker's outbox holds for an episode."""
+    async with db.transaction() as session:
+        outbox = worker_messaging.outbox
+        rows = await session.execute(select(outbox.c.event_type, outbox.c.envelope))
+        return [kind for kind, env in rows if env["data"].get("episodeId") == str(episode)]
+
+
+async def assert_completed_once(db: Database, s3: Any, episode: uuid.UUID, done: Job) -> None:
+    """Completed once, never failed, every segment of the 240p rendition listed."""
+    announced = await announced_for(db, episode)
+    assert "transcoder.transcode.failed" not in announced
+    assert announced.count("transcoder.transcode.completed") == 1
+    counts = await segments_listed(s3, done.result["hlsMasterKey"])
+    video = [n for key, n in counts.items() if "/240p/" in key]
+    assert video == [SOURCE_SECONDS], counts
+
+
 async def parts_of(db: Database, job_id: uuid.UUID) -> list[Any]:
     """A chunked job's parts, read afresh."""
     from studio_transcoder.models import TranscodePart
@@ -472,16 +490,9 @@ async def test_an_s3_outage_mid_chunk_uses_no_attempt_of_any_part(
     assert {(p.kind, p.index, p.state, p.attempts) for p in await parts(job.id)} == {
         (p.kind, p.index, "done", 1) for p in await parts(job.id)
     }
-    async with db.transaction() as session:
-        outbox = worker_messaging.outbox
-        rows = await session.execute(select(outbox.c.event_type, outbox.c.envelope))
-        announced = [kind for kind, env in rows if env["data"].get("episodeId") == str(episode)]
-    assert "transcoder.transcode.failed" not in announced
-    assert announced.count("transcoder.transcode.completed") == 1
+    await assert_completed_once(db, s3, episode, done)
+    announced = await announced_for(db, episode)
     assert announced.count("transcoder.transcode.started") == 1
-    counts = await segments_listed(s3, done.result["hlsMasterKey"])
-    video = [n for key, n in counts.items() if "/240p/" in key]
-    assert video == [SOURCE_SECONDS], counts
 
 
 async def test_a_part_whose_outage_outlasts_the_tolerance_is_handed_back_uncounted(
@@ -579,15 +590,7 @@ async def test_a_part_whose_outage_outlasts_the_tolerance_is_handed_back_uncount
     assert {(p.kind, p.index, p.state, p.attempts) for p in after.values()} == {
         (p.kind, p.index, "done", 1) for p in after.values()
     }
-    async with db.transaction() as session:
-        outbox = worker_messaging.outbox
-        rows = await session.execute(select(outbox.c.event_type, outbox.c.envelope))
-        announced = [kind for kind, env in rows if env["data"].get("episodeId") == str(episode)]
-    assert "transcoder.transcode.failed" not in announced
-    assert announced.count("transcoder.transcode.completed") == 1
-    counts = await segments_listed(s3, done.result["hlsMasterKey"])
-    video = [n for key, n in counts.items() if "/240p/" in key]
-    assert video == [SOURCE_SECONDS], counts
+    await assert_completed_once(db, s3, episode, done)
 
 
 async def test_a_worker_stopped_while_storage_is_away_hands_its_part_back_uncounted(
