@@ -42,7 +42,7 @@ from studio_transcoder.media.playlists import (
     sprite_vtt,
     with_timestamp_map,
 )
-from studio_transcoder.media.probe import SourceInfo, check_decodes, probe
+from studio_transcoder.media.probe import SourceInfo, probe_decodable
 from studio_transcoder.media.process import FfmpegRun, run_tool
 from studio_transcoder.naming import UNDETERMINED, is_language, language_tag
 from studio_transcoder.publisher import HlsPublisher
@@ -154,14 +154,12 @@ class TranscodeAttempt:
         """The whole attempt; None when ``split`` took the job over."""
         started = time.monotonic()
         source = await self._source()
-        info = await probe(
+        info = await probe_decodable(
             self.settings.ffprobe_path,
+            self.settings.ffmpeg_path,
             source.input,
             label=source.label,
             redactions=source.redactions,
-        )
-        await check_decodes(
-            self.settings.ffmpeg_path, source.input, info, redactions=source.redactions
         )
         if source.streamed:
             # The probe used a short-lived URL; ffmpeg gets one that outlives the encode.

@@ -7,6 +7,7 @@ errors, timeouts) is transient and retried.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from dataclasses import dataclass
@@ -285,42 +286,60 @@ async def probe(
     return parse_probe(data)
 
 
-async def check_decodes(
+async def probe_decodable(
+    ffprobe: str,
     ffmpeg: str,
     url: str,
-    info: SourceInfo,
     *,
+    label: str,
     redactions: dict[str, str],
     time_limit: float = 60,
-) -> None:
-    """Decodes the first video frame: a stream ffprobe names but nothing decodes fails here."""
-    argv = [
-        ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        *input_options(url),
-        "-i",
-        url,
-        "-map",
-        f"0:{info.video.index}",
-        "-frames:v",
-        "1",
-        "-f",
-        "framemd5",
-        "-",
-    ]
-    result = await _run_probe(
-        argv, time_limit, redactions, f"Decoding the first frame took over {time_limit:.0f} s."
+) -> SourceInfo:
+    """:func:`probe`, and the first video frame decoded: a stream ffprobe names
+    but nothing decodes fails here.
+
+    The two run side by side (each waits on storage and its own start-up): the
+    decode takes ``0:V:0``, the first video stream that is not an attached
+    picture, which is the stream :func:`parse_probe` chooses."""
+    decoding = asyncio.create_task(
+        _run_probe(
+            [
+                ffmpeg,
+                "-hide_banner",
+                "-nostdin",
+                "-v",
+                "error",
+                *input_options(url),
+                "-i",
+                url,
+                "-map",
+                "0:V:0",
+                "-frames:v",
+                "1",
+                "-f",
+                "framemd5",
+                "-",
+            ],
+            time_limit,
+            redactions,
+            f"Decoding the first frame took over {time_limit:.0f} s.",
+        )
     )
+    try:
+        info = await probe(ffprobe, url, label=label, redactions=redactions, time_limit=time_limit)
+        result = await decoding
+    except BaseException:
+        # The probe's answer (not a video, no video stream) comes first.
+        decoding.cancel()
+        await asyncio.gather(decoding, return_exceptions=True)
+        raise
     frames = [
         line
         for line in result.stdout.decode("ascii", "replace").splitlines()
         if line and not line.startswith("#")
     ]
     if result.returncode == 0 and frames:
-        return
+        return info
     _raise_if_unreachable(result.stderr, "The source could not be read while decoding")
     raise PermanentFailure(
         "undecodable",
