@@ -1,13 +1,13 @@
 """One part of a chunked job, and the playlists stitched from the parts. No DB, no NATS.
 
 A part is a video chunk (every video rendition of a range of segments), or one
-of the side jobs encoded once for the whole episode: ``audio`` (every audio
-rendition, and the fingerprint), ``images`` (poster, stills, sprite) and
-``subtitles``. The ``head`` is chunk 0 and the audio in one part, two ffmpeg
-runs side by side whose segments go to storage as they are written, so the
-episode is playable after its first segments, as a one-pass job is. Each writes under the episode's prefix at the same keys the
-one-pass encode uses, so a part done again overwrites its own objects and
-nothing is duplicated. What a part put in storage comes back as a
+of the side jobs encoded once for the whole episode: ``images`` (poster,
+stills, sprite) and ``subtitles``. The ``head`` is chunk 0 and the whole
+episode's audio (every audio rendition, and the fingerprint): two ffmpeg runs
+whose segments go to storage as they are written, so the episode is playable
+after its first segments, as a one-pass job is. Each writes under the
+episode's prefix at the same keys the one-pass encode uses, so a part done
+again overwrites its own objects and nothing is duplicated. What a part put in storage comes back as a
 :class:`PartResult`, which is all the stitching needs.
 """
 
@@ -57,8 +57,9 @@ from studio_transcoder.media.playlists import (
 )
 from studio_transcoder.media.probe import probe
 from studio_transcoder.media.process import FfmpegRun
-from studio_transcoder.models import AUDIO_KINDS, CHUNK_KINDS, PART_KINDS
+from studio_transcoder.models import AUDIO_KINDS, CHUNK_KINDS, QUEUED_KINDS
 from studio_transcoder.pipeline import (
+    FIRST_POLL_SECONDS,
     MPEGTS_CLOCK,
     POLL_SECONDS,
     AttemptResult,
@@ -80,7 +81,7 @@ MPEGTS_START_SECONDS = 1.4
 class PartResult:
     """What a chunk or side job put in storage."""
 
-    kind: str  # "video" | "audio" | "images" | "subtitles"
+    kind: str  # "head" | "video" | "images" | "subtitles"
     index: int  # chunk index (0 for side jobs)
     # rendition name -> its segments (name, duration, bytes) in order
     segments: dict[str, list[Segment]] = field(default_factory=dict)
@@ -153,8 +154,8 @@ async def encode_part(
     head's first segments and the master are in storage. Raises a
     :class:`~studio_transcoder.failures.JobFailure` like a one-pass attempt
     (transient: retry the part)."""
-    if kind not in PART_KINDS:
-        raise ValueError(f"unknown part kind {kind!r}")
+    if kind not in QUEUED_KINDS:
+        raise ValueError(f"no part of kind {kind!r} is encoded")
     if kind in CHUNK_KINDS and chunk is None:
         raise ValueError(f"a {kind} part needs its chunk")
     if kind == "head" and chunk is not None and chunk.index != 0:
@@ -205,24 +206,6 @@ async def encode_part(
                 settings, store, prefix, layout, v.name, chunk.start
             )
         _check_chunk(chunk, result, plan.duration, [v.name for v in plan.video])
-    elif kind == "audio":
-        if plan.audio:
-            argv = audio_command(settings, plan, source.input, layout)
-            duration = max(plan.duration, 1e-3)
-            prints = asyncio.create_task(attempt._fingerprint(plan, source, plan.duration))
-            try:
-                await _run(argv, source.redactions, lambda seconds: report(seconds / duration))
-            except BaseException:
-                prints.cancel()
-                await asyncio.gather(prints, return_exceptions=True)
-                raise
-            for a in plan.audio:
-                result.segments[a.name] = await _upload_rendition(
-                    settings, store, prefix, layout, a.name, 0.0
-                )
-            episode_print = await prints
-            if episode_print is not None:
-                result.extra["fingerprint"] = fingerprint_to_json(episode_print)
     elif kind == "images":
         argv = images_command(settings, plan, source.input, video_index, layout)
         duration = max(plan.duration, 1e-3)
@@ -260,8 +243,9 @@ async def _encode_head(
     report: Callable[[float], Awaitable[None]],
     on_playable: Callable[[str], Awaitable[None]] | None,
 ) -> dict[str, list[Segment]]:
-    """Chunk 0 and the audio, two ffmpeg runs side by side, their segments
-    uploaded as ffmpeg writes them (:class:`HlsPublisher`, as a one-pass job):
+    """Chunk 0 and the audio, two ffmpeg runs (the audio's from the video's
+    first segment on), their segments uploaded as ffmpeg writes them
+    (:class:`HlsPublisher`, as a one-pass job):
     the growing playlists and the master go up once every rendition has its
     first segments, so the episode is playable long before chunk 0 is whole.
 
@@ -296,41 +280,50 @@ async def _encode_head(
 
         return progress
 
-    runs = [
+    video = FfmpegRun(
+        chunk_command(settings, plan, source, video_index, chunk, layout),
+        on_progress=follow("video", video_length),
+        redactions=redactions,
+    )
+    # The whole episode's audio, read and encoded at tens of times realtime,
+    # starts once the video has its first segment: started beside it, it took
+    # the CPU (and storage's answers) the first video segments wait for, and
+    # its own first segment takes a fraction of a second.
+    audio = (
         FfmpegRun(
-            chunk_command(settings, plan, source, video_index, chunk, layout),
-            on_progress=follow("video", video_length),
+            audio_command(settings, plan, source, layout),
+            on_progress=follow("audio", audio_length),
             redactions=redactions,
+            niceness=AUDIO_NICENESS,
         )
-    ]
-    if plan.audio:
-        runs.append(
-            FfmpegRun(
-                audio_command(settings, plan, source, layout),
-                on_progress=follow("audio", audio_length),
-                redactions=redactions,
-                # The whole episode's audio runs ahead of the video at tens of
-                # times realtime; its first segments need little CPU, and the
-                # video's first segments are what the player waits for.
-                niceness=AUDIO_NICENESS,
-            )
-        )
+        if plan.audio
+        else None
+    )
+    runs: list[FfmpegRun] = []
+    exits: list[asyncio.Task[int]] = []
+
+    async def start(run: FfmpegRun) -> None:
+        runs.append(run)
+        await run.start()
+        exits.append(asyncio.create_task(run.wait()))
+
+    video_tracks = [t for t in publisher.tracks if t.kind == "video"]
     try:
-        for run in runs:
-            await run.start()
-        exits = [asyncio.create_task(run.wait()) for run in runs]
-        while not all(e.done() for e in exits):
-            await asyncio.wait(exits, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        await start(video)
+        while not all(e.done() for e in exits) or (audio is not None and audio not in runs):
+            # Before the episode is playable every poll counts towards the wait.
+            poll = POLL_SECONDS if publisher.playable else FIRST_POLL_SECONDS
+            await asyncio.wait(exits, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
             for run, code in zip(runs, exits, strict=True):
                 if code.done() and code.result() != 0:
                     raise classify_ffmpeg_exit(code.result(), run.log_tail())
             await publisher.step()
+            first_segments = exits[0].done() or all(t.known for t in video_tracks)
+            if audio is not None and audio not in runs and first_segments:
+                await start(audio)
         await publisher.drain()
         if not publisher.playable:
-            await publisher.publish_media(final=False)
-            await publisher.publish_master(final=False)
-            publisher.playable = True
-            await playable()
+            await publisher.become_playable()
     except BaseException:
         for run in runs:
             await run.stop()

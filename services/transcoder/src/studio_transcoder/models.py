@@ -43,7 +43,10 @@ worker_messaging = MessagingTables(
 
 JOB_STATUSES = ("queued", "processing", "ready", "failed")
 # head: chunk 0 and the audio in one part (the episode is playable from it).
+# "audio" (the audio as a part of its own) is no longer queued; the column
+# and the event still accept it.
 PART_KINDS = ("head", "video", "audio", "images", "subtitles")
+QUEUED_KINDS = ("head", "video", "images", "subtitles")
 # Kinds whose result holds chunk 0's video segments, and the audio segments.
 CHUNK_KINDS = ("head", "video")
 AUDIO_KINDS = ("head", "audio")

@@ -60,6 +60,8 @@ from studio_transcoder.subtitles import (
 SUBTITLE_EXTENSIONS = ("srt", "ass", "ssa", "vtt")
 MAX_SUBTITLE_FILES = 20
 POLL_SECONDS = 0.25
+# Until the episode is playable: each poll's wait adds to the time to playable.
+FIRST_POLL_SECONDS = 0.05
 MPEGTS_CLOCK = 90_000
 # ffmpeg's mpegts muxer starts the clock at 1.4 s; used if the first segment cannot be read.
 DEFAULT_MPEGTS_START = 126_000
@@ -207,7 +209,8 @@ class TranscodeAttempt:
             await ffmpeg.start()
             exit_code = asyncio.create_task(ffmpeg.wait())
             while not exit_code.done():
-                await asyncio.wait({exit_code}, timeout=POLL_SECONDS)
+                poll = POLL_SECONDS if publisher.playable else FIRST_POLL_SECONDS
+                await asyncio.wait({exit_code}, timeout=poll)
                 await publisher.step()
             code = exit_code.result()
             if code != 0:

@@ -153,13 +153,17 @@ class HlsPublisher:
             if self._segments_ready_at and (
                 self.subtitles.done() or waited >= self.settings.playable_subtitle_wait_seconds
             ):
-                await self.publish_media(final=False)
-                await self.publish_master(final=False)
-                self.playable = True
-                self.playable_at = time.monotonic()
-                await self.on_playable()
+                await self.become_playable()
         elif time.monotonic() - self._last_publish >= self.settings.playlist_publish_seconds:
             await self.publish_media(final=False)
+
+    async def become_playable(self) -> None:
+        """The growing playlists and the master go up; the episode can be played."""
+        await self.publish_media(final=False)
+        await self.publish_master(final=False)
+        self.playable = True
+        self.playable_at = time.monotonic()
+        await self.on_playable()
 
     def _ready_to_play(self, track: Track) -> bool:
         uploaded = track.in_storage()
