@@ -20,9 +20,11 @@ the queue behind another. Target (issue 8): ≤ 15 s for both lengths.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -112,9 +114,56 @@ def upload(http: httpx.Client, admin: dict[str, str], path: Path) -> str:
     return str(done.json()["key"])
 
 
-def measure(stack: Stack, page: Any, season_id: str, number: int, key: str) -> dict[str, Any]:
+class EventTrace:
+    """Every event the stack publishes, with its arrival time (``--trace``):
+    where between the POST and ``transcode.playable`` the seconds go."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.url = stack.env.get("STUDIO_NATS_URL", "nats://127.0.0.1:4222")
+        self.subjects = stack.env["STUDIO_EVENT_SUBJECT_ROOT"] + ".>"
+        self.seen: list[tuple[float, str]] = []
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._subscribe(), self._loop).result(10)
+
+    async def _subscribe(self) -> None:
+        import nats
+
+        self.nc = await nats.connect(self.url)
+
+        async def seen(msg: Any) -> None:
+            self.seen.append((time.monotonic(), msg.subject.split(".", 1)[1]))
+
+        await self.nc.subscribe(self.subjects, cb=seen)
+
+    def since(self, t0: float) -> list[tuple[float, str]]:
+        """The events after ``t0``, as seconds after it (progress left out)."""
+        return [
+            (round(t - t0, 3), subject)
+            for t, subject in self.seen
+            if t >= t0 and "progress" not in subject
+        ]
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.nc.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def measure(
+    stack: Stack,
+    page: Any,
+    season_id: str,
+    number: int,
+    key: str,
+    trace: EventTrace | None = None,
+) -> dict[str, Any]:
     admin = stack.headers("admin")
     viewer = stack.headers("viewer", f"bench-{number}@bench.studio.test")
+    # The viewer's page and hls.js are loaded before the clock starts: a player
+    # already open, as a viewer's would be.
+    page.goto(f"{stack.gateway_url}/api/titles")
+    page.set_content('<video id="video" muted autoplay></video>')
+    page.add_script_tag(path=str(ROOT / "web" / "player" / "vendor" / "hls.min.js"))
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as http:
         t0 = time.monotonic()
         created = http.post(
@@ -130,7 +179,7 @@ def measure(stack: Stack, page: Any, season_id: str, number: int, key: str) -> d
                 break
             if time.monotonic() - t0 > 600:
                 raise RuntimeError("not playable after 10 minutes")
-            time.sleep(0.1)
+            time.sleep(0.05)
         if ep["transcodeState"] == "failed":
             raise RuntimeError(ep["transcodeLog"])
         t_playable = time.monotonic() - t0
@@ -140,16 +189,13 @@ def measure(stack: Stack, page: Any, season_id: str, number: int, key: str) -> d
                 break
             if r.status_code != 409 or time.monotonic() - t0 > 600:
                 raise RuntimeError(f"hls: {r.status_code} {r.text[:200]}")
-            time.sleep(0.1)
+            time.sleep(0.05)
         t_url = time.monotonic() - t0
-        page.goto(f"{stack.gateway_url}/api/titles")
-        page.set_content('<video id="video" muted autoplay></video>')
-        page.add_script_tag(path=str(ROOT / "web" / "player" / "vendor" / "hls.min.js"))
         outcome = page.evaluate(PLAYER, r.json()["url"])
         t_play = time.monotonic() - t0
         if "error" in outcome:
             raise RuntimeError(f"hls.js: {outcome['error']}")
-        return {
+        run = {
             "episode_id": episode_id,
             "catalog_playable_s": round(t_playable, 2),
             "url_issued_s": round(t_url, 2),
@@ -158,6 +204,9 @@ def measure(stack: Stack, page: Any, season_id: str, number: int, key: str) -> d
             "ratio_to_limit": round(t_play / TARGET_SECONDS, 2),
             "verdict": verdict(t_play, TARGET_SECONDS, higher_is_better=False),
         }
+        if trace is not None:
+            run["events"] = trace.since(t0)
+        return run
 
 
 def wait_ready(stack: Stack, episode_id: str, within: float) -> float | None:
@@ -184,6 +233,9 @@ def main() -> None:
         default=[],
         metavar="NAME=VALUE",
         help="a setting for the stack's services (repeatable), e.g. TRANSCODER_CHUNKING=false",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="list the stack's events with their times"
     )
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.env)
@@ -218,14 +270,17 @@ def main() -> None:
                     executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
                 )
                 page = browser.new_context(bypass_csp=True).new_page()
+                trace = EventTrace(stack) if args.trace else None
                 for n, seconds in enumerate(lengths, start=1):
-                    run = measure(stack, page, season["id"], n, keys[seconds])
+                    run = measure(stack, page, season["id"], n, keys[seconds], trace)
                     print(f"{seconds} s source: {run}", flush=True)
                     if n < len(lengths):
                         # The next job must not wait in the queue behind this one.
                         run["then_ready_after_s"] = wait_ready(stack, run["episode_id"], 1800)
                     report["runs"][f"{seconds}s"] = run
                 browser.close()
+                if trace is not None:
+                    trace.close()
         finally:
             stack.stop()
             cleanup(stack)
