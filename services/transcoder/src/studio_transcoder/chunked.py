@@ -243,9 +243,8 @@ async def _encode_head(
     report: Callable[[float], Awaitable[None]],
     on_playable: Callable[[str], Awaitable[None]] | None,
 ) -> dict[str, list[Segment]]:
-    """Chunk 0 and the audio, two ffmpeg runs (the audio's from the video's
-    first segment on), their segments uploaded as ffmpeg writes them
-    (:class:`HlsPublisher`, as a one-pass job):
+    """Chunk 0 and the audio, two ffmpeg runs side by side, their segments
+    uploaded as ffmpeg writes them (:class:`HlsPublisher`, as a one-pass job):
     the growing playlists and the master go up once every rendition has its
     first segments, so the episode is playable long before chunk 0 is whole.
 
@@ -280,47 +279,49 @@ async def _encode_head(
 
         return progress
 
-    video = FfmpegRun(
-        chunk_command(settings, plan, source, video_index, chunk, layout),
-        on_progress=follow("video", video_length),
-        redactions=redactions,
-    )
-    # The whole episode's audio, read and encoded at tens of times realtime,
-    # starts once the video has its first segment: started beside it, it took
-    # the CPU (and storage's answers) the first video segments wait for, and
-    # its own first segment takes a fraction of a second.
-    audio = (
+    runs = [
         FfmpegRun(
-            audio_command(settings, plan, source, layout),
-            on_progress=follow("audio", audio_length),
+            chunk_command(settings, plan, source, video_index, chunk, layout),
+            on_progress=follow("video", video_length),
             redactions=redactions,
-            niceness=AUDIO_NICENESS,
         )
-        if plan.audio
-        else None
-    )
-    runs: list[FfmpegRun] = []
-    exits: list[asyncio.Task[int]] = []
-
-    async def start(run: FfmpegRun) -> None:
-        runs.append(run)
-        await run.start()
-        exits.append(asyncio.create_task(run.wait()))
-
-    video_tracks = [t for t in publisher.tracks if t.kind == "video"]
+    ]
+    if plan.audio:
+        runs.append(
+            FfmpegRun(
+                audio_command(settings, plan, source, layout),
+                on_progress=follow("audio", audio_length),
+                redactions=redactions,
+            )
+        )
+    audio = runs[1] if plan.audio else None
+    audio_tracks = [t for t in publisher.tracks if t.kind == "audio"]
+    resumed = False
     try:
-        await start(video)
-        while not all(e.done() for e in exits) or (audio is not None and audio not in runs):
-            # Before the episode is playable every poll counts towards the wait.
+        for run in runs:
+            await run.start()
+        exits = [asyncio.create_task(run.wait()) for run in runs]
+        while not all(e.done() for e in exits):
+            # Before the episode is playable every poll adds to the wait.
             poll = POLL_SECONDS if publisher.playable else FIRST_POLL_SECONDS
             await asyncio.wait(exits, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
             for run, code in zip(runs, exits, strict=True):
                 if code.done() and code.result() != 0:
                     raise classify_ffmpeg_exit(code.result(), run.log_tail())
             await publisher.step()
-            first_segments = exits[0].done() or all(t.known for t in video_tracks)
-            if audio is not None and audio not in runs and first_segments:
-                await start(audio)
+            if audio is not None and not resumed:
+                # The whole episode's audio, read and encoded at tens of times
+                # realtime, has its first segment in a fraction of a second;
+                # then it waits until the episode is playable, so the video's
+                # first segments (what the player waits for) have the CPU,
+                # storage and the uploads to themselves, and goes on niced.
+                # Niced from the start, its own first segment came last.
+                if publisher.playable or exits[0].done():
+                    audio.renice(AUDIO_NICENESS)
+                    audio.resume()
+                    resumed = True
+                elif all(t.known for t in audio_tracks):
+                    audio.pause()
         await publisher.drain()
         if not publisher.playable:
             await publisher.become_playable()

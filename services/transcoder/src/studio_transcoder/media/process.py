@@ -36,17 +36,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _preexec(niceness: int = 0) -> Callable[[], None] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    if not niceness:
-        return _die_with_parent
-
-    def setup() -> None:  # pragma: no cover - runs in the child
-        _die_with_parent()
-        os.nice(niceness)
-
-    return setup
+def _preexec() -> Callable[[], None] | None:
+    return _die_with_parent if sys.platform.startswith("linux") else None
 
 
 def redact(line: str, redactions: dict[str, str]) -> str:
@@ -98,16 +89,13 @@ class FfmpegRun:
         on_progress: ProgressCallback,
         redactions: dict[str, str] | None = None,
         tail_lines: int = 60,
-        niceness: int = 0,
     ) -> None:
         self.argv = list(argv)
-        # Above 0: the run yields the CPU to the others (a side job that must
-        # not slow down the segments a player waits for).
-        self.niceness = niceness
         self.on_progress = on_progress
         self.redactions = redactions or {}
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self.proc: asyncio.subprocess.Process | None = None
+        self.paused = False
         self._readers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -116,7 +104,7 @@ class FfmpegRun:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=_preexec(self.niceness),
+            preexec_fn=_preexec(),
         )
         assert self.proc.stdout is not None
         assert self.proc.stderr is not None
@@ -158,6 +146,8 @@ class FfmpegRun:
         """SIGTERM (ffmpeg finishes the current segment and exits), then SIGKILL."""
         if self.proc is None or self.proc.returncode is not None:
             return
+        # A stopped process would not act on SIGTERM.
+        self.resume()
         with contextlib.suppress(ProcessLookupError):
             self.proc.terminate()
         try:
@@ -169,6 +159,34 @@ class FfmpegRun:
         for task in self._readers:
             task.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
+
+    def pause(self) -> None:
+        """Stops the run where it is (SIGSTOP) until :meth:`resume`."""
+        if self.proc is not None and self.proc.returncode is None and not self.paused:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.proc is not None and self.paused:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
+    def renice(self, niceness: int) -> None:
+        """From now on the run yields the CPU: ``niceness`` above the worker's
+        own, on every thread of it (a thread's nice value is its own on Linux)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        pid = self.proc.pid
+        target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        try:
+            threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            threads = [pid]
+        for tid in threads:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.setpriority(os.PRIO_PROCESS, tid, target)
 
     def log_tail(self) -> str:
         return "\n".join(self.tail)
