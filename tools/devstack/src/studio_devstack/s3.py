@@ -1,4 +1,5 @@
-"""The local S3 stand-in: moto's server with the stack's bucket in it.
+"""The local S3 stand-in: moto's server (as the tests run it,
+`studio_common.testing.moto_s3`) with the stack's bucket in it.
 
 moto keeps everything in memory. So that uploads and HLS outlive a restart of
 `make up` (or a crash of this process), `ObjectStore` mirrors the bucket into
@@ -30,8 +31,8 @@ from typing import Any
 import asyncpg
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from moto.server import ThreadedMotoServer
 
+from studio_common.testing.moto_s3 import MotoS3Server
 from studio_devstack.backing import PostgresTarget
 
 
@@ -245,7 +246,8 @@ def serve(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    # The tests' stand-in too: ffmpeg's range reads of a source cost it only what they send.
+    server = MotoS3Server(host, port)
     server.start()
     saver: threading.Thread | None = None
     store: ObjectStore | None = None

@@ -4,7 +4,8 @@ Postgres, NATS and S3 are taken from the environment when given
 (``STUDIO_TEST_DATABASE_URL``, ``STUDIO_TEST_NATS_URL``,
 ``STUDIO_TEST_S3_ENDPOINT_URL``), else from the default local ports when
 something answers there, else started with testcontainers where a Docker
-engine runs. S3 falls back to moto's real HTTP server in-process.
+engine runs. S3 falls back to moto's real HTTP server in-process
+(:mod:`studio_common.testing.moto_s3`).
 """
 
 from __future__ import annotations
@@ -98,15 +99,11 @@ def s3_server() -> Iterator[str]:
     if given:
         yield given
         return
-    from moto.server import ThreadedMotoServer
+    # moto is a development dependency, not one of libs/common's.
+    from studio_common.testing.moto_s3 import MotoS3Server
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with MotoS3Server("127.0.0.1") as server:
+        yield server.endpoint_url
 
 
 async def _admin(admin_url: str, sql: str) -> None:
