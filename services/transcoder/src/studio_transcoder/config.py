@@ -108,10 +108,11 @@ class TranscoderSettings(ServiceSettings):
     # --- chunked transcoding -------------------------------------------------
     # A source at least chunk_min_seconds long is encoded as chunks of
     # chunk_segments whole segments (video only) that any worker may take, plus
-    # one audio, one images and one subtitles job; shorter ones stay one job.
-    # Off by default: chunk 0 lands whole, so a lone worker's first playable
-    # playlist comes later than one pass's streamed segments (bench/README.md).
-    chunking: bool = False
+    # the head (chunk 0 and the audio, streamed), an images and a subtitles
+    # job; shorter ones stay one job. On: a 10-minute source plays sooner
+    # than one pass's (3.4 s against 5.4 s) and costs no more CPU
+    # (bench/README.md); several workers make it ready sooner.
+    chunking: bool = True
     chunk_min_seconds: float = Field(default=300.0, gt=0)
     chunk_segments: int = Field(default=10, ge=1, le=1000)
 
