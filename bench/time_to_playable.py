@@ -15,7 +15,8 @@ multipart flow before the clock starts. Then, per source:
    plays it; the clock stops at the video element's first ``playing`` event.
 
 Each job is left to finish before the next source starts, so no job waits in
-the queue behind another. Target (issue 8): ≤ 15 s for both lengths.
+the queue behind another. Targets: ≤ 15 s for both lengths (issue 8); ≤ 4 s for
+the 10-minute source (issue 16, chunked: the services' default).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from bench_util import ROOT, emit, machine, verdict
 from e2e_stack import CHROMIUM_ARGS, Stack, cleanup, start_stack
 
 TARGET_SECONDS = 15.0
+# Issue 16: the 10-minute source.
+LONG_TARGET_SECONDS = 4.0
 PLAYER = """
 (url) => new Promise((resolve) => {
   const video = document.getElementById('video');
@@ -152,6 +155,7 @@ def measure(
     season_id: str,
     number: int,
     key: str,
+    seconds: int,
     trace: EventTrace | None = None,
 ) -> dict[str, Any]:
     admin = stack.headers("admin")
@@ -199,6 +203,8 @@ def measure(
             "ratio_to_limit": round(t_play / TARGET_SECONDS, 2),
             "verdict": verdict(t_play, TARGET_SECONDS, higher_is_better=False),
         }
+        if seconds >= 600:
+            run["verdict_4s"] = verdict(t_play, LONG_TARGET_SECONDS, higher_is_better=False)
         if trace is not None:
             run["events"] = trace.since(t0)
         return run
@@ -268,7 +274,7 @@ def main() -> None:
                 page = browser.new_context(bypass_csp=True).new_page()
                 trace = EventTrace(stack) if args.trace else None
                 for n, seconds in enumerate(lengths, start=1):
-                    run = measure(stack, page, season["id"], n, keys[seconds], trace)
+                    run = measure(stack, page, season["id"], n, keys[seconds], seconds, trace)
                     print(f"{seconds} s source: {run}", flush=True)
                     if n < len(lengths):
                         # The next job must not wait in the queue behind this one.
