@@ -59,12 +59,11 @@ from studio_transcoder.media.probe import probe
 from studio_transcoder.media.process import FfmpegRun
 from studio_transcoder.models import AUDIO_KINDS, CHUNK_KINDS, QUEUED_KINDS
 from studio_transcoder.pipeline import (
-    FIRST_POLL_SECONDS,
     MPEGTS_CLOCK,
-    POLL_SECONDS,
     AttemptResult,
     TranscodeAttempt,
     classify_ffmpeg_exit,
+    publish_while_running,
     source_url_ttl,
 )
 from studio_transcoder.publisher import MASTER_NAME, HlsPublisher
@@ -296,40 +295,25 @@ async def _encode_head(
         )
     audio = runs[1] if plan.audio else None
     audio_tracks = [t for t in publisher.tracks if t.kind == "audio"]
-    resumed = False
-    try:
-        for run in runs:
-            await run.start()
-        exits = [asyncio.create_task(run.wait()) for run in runs]
-        while not all(e.done() for e in exits):
-            # Before the episode is playable every poll adds to the wait.
-            poll = POLL_SECONDS if publisher.playable else FIRST_POLL_SECONDS
-            await asyncio.wait(exits, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
-            for run, code in zip(runs, exits, strict=True):
-                if code.done() and code.result() != 0:
-                    raise classify_ffmpeg_exit(code.result(), run.log_tail())
-            await publisher.step()
-            if audio is not None and not resumed:
-                # The whole episode's audio, read and encoded at tens of times
-                # realtime, has its first segment in a fraction of a second;
-                # then it waits until the episode is playable, so the video's
-                # first segments (what the player waits for) have the CPU,
-                # storage and the uploads to themselves, and goes on niced.
-                # Niced from the start, its own first segment came last.
-                if publisher.playable or exits[0].done():
-                    audio.renice(AUDIO_NICENESS)
-                    audio.resume()
-                    resumed = True
-                elif all(t.known for t in audio_tracks):
-                    audio.pause()
-        await publisher.drain()
-        if not publisher.playable:
-            await publisher.become_playable()
-    except BaseException:
-        for run in runs:
-            await run.stop()
-        await publisher.abort()
-        raise
+
+    def audio_waits(exits: Sequence[asyncio.Task[int]]) -> None:
+        # The whole episode's audio, read and encoded at tens of times
+        # realtime, has its first segment in a fraction of a second; then it
+        # waits until the episode is playable, so the video's first segments
+        # (what the player waits for) have the CPU, storage and the uploads to
+        # themselves, and goes on niced. Niced from the start, its own first
+        # segment came last.
+        if audio is None or audio.niced:
+            return
+        if publisher.playable or exits[0].done():
+            audio.renice(AUDIO_NICENESS)
+            audio.resume()
+        elif all(t.known for t in audio_tracks):
+            audio.pause()
+
+    await publish_while_running(runs, publisher, audio_waits)
+    if not publisher.playable:
+        await publisher.become_playable()
     return {
         track.name: [Segment(s.uri, s.duration, track.sizes[s.uri]) for s in track.known]
         for track in publisher.tracks

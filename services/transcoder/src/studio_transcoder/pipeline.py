@@ -14,7 +14,7 @@ import posixpath
 import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -131,6 +131,39 @@ def classify_ffmpeg_exit(code: int, tail: str) -> JobFailure:
     )
 
 
+async def publish_while_running(
+    runs: Sequence[FfmpegRun],
+    publisher: HlsPublisher,
+    on_step: Callable[[Sequence[asyncio.Task[int]]], None] | None = None,
+) -> None:
+    """Starts ``runs`` and has ``publisher`` upload and publish their segments
+    until every run has exited, then drains it. A run that fails raises its
+    classified failure; on any error every run is stopped and the uploads in
+    flight are cancelled. ``on_step`` sees the runs' exits after each step."""
+    started: list[FfmpegRun] = []
+    try:
+        for run in runs:
+            started.append(run)
+            await run.start()
+        exits = [asyncio.create_task(run.wait()) for run in runs]
+        while not all(e.done() for e in exits):
+            # Until the episode is playable every poll adds to the wait.
+            poll = POLL_SECONDS if publisher.playable else FIRST_POLL_SECONDS
+            await asyncio.wait(exits, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+            for run, code in zip(runs, exits, strict=True):
+                if code.done() and code.result() != 0:
+                    raise classify_ffmpeg_exit(code.result(), run.log_tail())
+            await publisher.step()
+            if on_step is not None:
+                on_step(exits)
+        await publisher.drain()
+    except BaseException:
+        for run in started:
+            await run.stop()
+        await publisher.abort()
+        raise
+
+
 class TranscodeAttempt:
     def __init__(
         self,
@@ -206,16 +239,7 @@ class TranscodeAttempt:
         encode_started = time.monotonic()
         prints = asyncio.create_task(self._fingerprint(plan, source, info.duration))
         try:
-            await ffmpeg.start()
-            exit_code = asyncio.create_task(ffmpeg.wait())
-            while not exit_code.done():
-                poll = POLL_SECONDS if publisher.playable else FIRST_POLL_SECONDS
-                await asyncio.wait({exit_code}, timeout=poll)
-                await publisher.step()
-            code = exit_code.result()
-            if code != 0:
-                raise classify_ffmpeg_exit(code, ffmpeg.log_tail())
-            await publisher.drain()
+            await publish_while_running([ffmpeg], publisher)
             encode_seconds = time.monotonic() - encode_started
             if not clock.done():
                 clock.set_result(DEFAULT_MPEGTS_START)

@@ -96,6 +96,7 @@ class FfmpegRun:
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self.proc: asyncio.subprocess.Process | None = None
         self.paused = False
+        self.niced = False
         self._readers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -178,6 +179,7 @@ class FfmpegRun:
         own, on every thread of it (a thread's nice value is its own on Linux)."""
         if self.proc is None or self.proc.returncode is not None:
             return
+        self.niced = True
         pid = self.proc.pid
         target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
         try:
